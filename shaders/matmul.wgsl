@@ -1,0 +1,200 @@
+// matmul.wgsl — C[m, n] = op(A) · op(B), with an optional fused epilogue.
+//
+// op(A) is A [m, k] or, with TRANSPOSE_A, the transpose of A stored as [k, m]; likewise op(B) is
+// B [k, n] or, with TRANSPOSE_B, B stored as [n, k]. The three products backprop needs are then
+// index variants of one kernel and no transpose is ever copied:
+//   forward   z  = a_prev · Wᵀ         (TRANSPOSE_B)   epilogue: + bias, then g
+//   backward  δp = δ · W               (plain)         epilogue: ⊙ g'(a_prev)
+//   gradient  dW = δᵀ · a_prev         (TRANSPOSE_A)
+//
+// Two strategies, picked per adapter by KernelConfig (src/gpu/kernels/mod.rs):
+//   matmul_tiled     shared-memory tiles and barriers; for GPUs.
+//   matmul_register  register blocks read straight from memory, no barrier; for CPU adapters,
+//                    where a barrier costs a context switch of every invocation.
+// Both give each invocation an MM_BLOCK × MM_BLOCK block of C; MM_WG × MM_WG invocations per
+// workgroup. MM_WG, MM_BLOCK and MM_TILE_K come from the generated header.
+
+const EPILOGUE_NONE: u32 = 0u;
+const EPILOGUE_BIAS_ACTIVATION: u32 = 1u;   // c = g(c + bias[col])
+const EPILOGUE_TIMES_DERIVATIVE: u32 = 2u;  // c = c * g'(aux[row, col])
+
+override TRANSPOSE_A: bool = false;
+override TRANSPOSE_B: bool = false;
+override EPILOGUE: u32 = EPILOGUE_NONE;
+override ACTIVATION: u32 = ACT_IDENTITY;
+
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: MatmulParams;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> aux: array<f32>;
+@group(0) @binding(5) var<storage, read_write> c: array<f32>;
+
+// op(A)[row, i], for row < m and i < k.
+fn load_a(row: u32, i: u32) -> f32 {
+    if TRANSPOSE_A {
+        return a[i * params.m + row];
+    }
+    return a[row * params.k + i];
+}
+
+// op(B)[i, col], for i < k and col < n.
+fn load_b(i: u32, col: u32) -> f32 {
+    if TRANSPOSE_B {
+        return b[col * params.k + i];
+    }
+    return b[i * params.n + col];
+}
+
+fn store_c(row: u32, col: u32, value: f32) {
+    let index = row * params.n + col;
+    var result = value;
+    if EPILOGUE == EPILOGUE_BIAS_ACTIVATION {
+        result = activate(ACTIVATION, value + bias[col]);
+    } else if EPILOGUE == EPILOGUE_TIMES_DERIVATIVE {
+        result = value * activation_derivative(ACTIVATION, aux[index]);
+    }
+    c[index] = result;
+}
+
+// ---- register-blocked, barrier-free ----------------------------------------------------------
+//
+// Invocation (x, y) owns rows y*B … y*B+B-1 and columns x*B … x*B+B-1. Out-of-range rows and
+// columns are clamped for loading (so the inner loop has no branch) and skipped when storing.
+
+@compute @workgroup_size(MM_WG, MM_WG)
+fn matmul_register(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * MM_BLOCK;
+    let col0 = gid.x * MM_BLOCK;
+    if row0 >= params.m || col0 >= params.n {
+        return;
+    }
+    var rows: array<u32, MM_BLOCK>;
+    var cols: array<u32, MM_BLOCK>;
+    for (var i = 0u; i < MM_BLOCK; i++) {
+        rows[i] = min(row0 + i, params.m - 1u);
+        cols[i] = min(col0 + i, params.n - 1u);
+    }
+    var acc: array<array<f32, MM_BLOCK>, MM_BLOCK>;
+    var a_reg: array<f32, MM_BLOCK>;
+    var b_reg: array<f32, MM_BLOCK>;
+    for (var i = 0u; i < params.k; i++) {
+        for (var r = 0u; r < MM_BLOCK; r++) {
+            a_reg[r] = load_a(rows[r], i);
+        }
+        for (var s = 0u; s < MM_BLOCK; s++) {
+            b_reg[s] = load_b(i, cols[s]);
+        }
+        for (var r = 0u; r < MM_BLOCK; r++) {
+            for (var s = 0u; s < MM_BLOCK; s++) {
+                acc[r][s] = fma(a_reg[r], b_reg[s], acc[r][s]);
+            }
+        }
+    }
+    for (var r = 0u; r < MM_BLOCK; r++) {
+        for (var s = 0u; s < MM_BLOCK; s++) {
+            if row0 + r < params.m && col0 + s < params.n {
+                store_c(row0 + r, col0 + s, acc[r][s]);
+            }
+        }
+    }
+}
+
+// ---- shared-memory tiles ---------------------------------------------------------------------
+//
+// A workgroup computes a TILE × TILE block of C (TILE = MM_WG · MM_BLOCK), walking k in steps of
+// MM_TILE_K. Invocation (tx, ty) owns rows ty + r·MM_WG and columns tx + s·MM_WG, so that
+// neighbouring invocations read neighbouring shared-memory words and write neighbouring columns.
+
+const TILE: u32 = MM_WG * MM_BLOCK;
+const THREADS: u32 = MM_WG * MM_WG;
+
+var<workgroup> tile_a: array<f32, MM_TILE_K * TILE>; // [kk][row]
+var<workgroup> tile_b: array<f32, MM_TILE_K * TILE>; // [kk][col]
+
+@compute @workgroup_size(MM_WG, MM_WG)
+fn matmul_tiled(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(local_invocation_id) local: vec3<u32>,
+) {
+    let row_base = group.y * TILE;
+    let col_base = group.x * TILE;
+    let thread = local.y * MM_WG + local.x;
+    var acc: array<array<f32, MM_BLOCK>, MM_BLOCK>;
+    var a_reg: array<f32, MM_BLOCK>;
+    var b_reg: array<f32, MM_BLOCK>;
+
+    for (var k0 = 0u; k0 < params.k; k0 += MM_TILE_K) {
+        // Cooperative loads; the index order follows the operand's memory layout so that
+        // neighbouring invocations read neighbouring addresses.
+        for (var e = thread; e < MM_TILE_K * TILE; e += THREADS) {
+            var kk: u32;
+            var r: u32;
+            if TRANSPOSE_A {
+                kk = e / TILE;
+                r = e % TILE;
+            } else {
+                kk = e % MM_TILE_K;
+                r = e / MM_TILE_K;
+            }
+            let row = row_base + r;
+            let i = k0 + kk;
+            var value = 0.0;
+            if row < params.m && i < params.k {
+                value = load_a(row, i);
+            }
+            tile_a[kk * TILE + r] = value;
+        }
+        for (var e = thread; e < MM_TILE_K * TILE; e += THREADS) {
+            var kk: u32;
+            var s: u32;
+            if TRANSPOSE_B {
+                kk = e % MM_TILE_K;
+                s = e / MM_TILE_K;
+            } else {
+                kk = e / TILE;
+                s = e % TILE;
+            }
+            let col = col_base + s;
+            let i = k0 + kk;
+            var value = 0.0;
+            if col < params.n && i < params.k {
+                value = load_b(i, col);
+            }
+            tile_b[kk * TILE + s] = value;
+        }
+        workgroupBarrier();
+
+        for (var kk = 0u; kk < MM_TILE_K; kk++) {
+            for (var r = 0u; r < MM_BLOCK; r++) {
+                a_reg[r] = tile_a[kk * TILE + local.y + r * MM_WG];
+            }
+            for (var s = 0u; s < MM_BLOCK; s++) {
+                b_reg[s] = tile_b[kk * TILE + local.x + s * MM_WG];
+            }
+            for (var r = 0u; r < MM_BLOCK; r++) {
+                for (var s = 0u; s < MM_BLOCK; s++) {
+                    acc[r][s] = fma(a_reg[r], b_reg[s], acc[r][s]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var r = 0u; r < MM_BLOCK; r++) {
+        for (var s = 0u; s < MM_BLOCK; s++) {
+            let row = row_base + local.y + r * MM_WG;
+            let col = col_base + local.x + s * MM_WG;
+            if row < params.m && col < params.n {
+                store_c(row, col, acc[r][s]);
+            }
+        }
+    }
+}

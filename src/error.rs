@@ -1,0 +1,107 @@
+//! The crate's one error type and its `Result` alias.
+//!
+//! Variants are grouped by where the failure comes from: the caller's input, the model, the GPU.
+//! Every message names what was wrong, so that a user can fix it without reading the source.
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `wgpu-mlp`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ---- the caller's input ------------------------------------------------------------------
+    /// An array does not have the shape an operation needs.
+    #[error("shape mismatch: {what} is {actual:?} but must be {expected}")]
+    Shape {
+        /// Which array, e.g. "x" or "layer 1 weight".
+        what: String,
+        /// The shape that was passed.
+        actual: Vec<usize>,
+        /// The shape (or rule) it must follow, in words.
+        expected: String,
+    },
+    /// A value is outside the range an operation accepts (a learning rate of NaN, batch 0, …).
+    #[error("invalid {what}: {why}")]
+    Invalid {
+        /// The offending argument.
+        what: String,
+        /// Why it was refused.
+        why: String,
+    },
+
+    // ---- the model ---------------------------------------------------------------------------
+    /// The model is inconsistent (no layers, sizes that do not chain, softmax in a hidden layer…).
+    #[error("invalid model: {0}")]
+    Model(String),
+
+    // ---- the GPU -----------------------------------------------------------------------------
+    /// No adapter matched the request.
+    #[error("{0}")]
+    NoAdapter(String),
+    /// The adapter refused to create a device.
+    #[error("could not open a device on adapter {adapter:?}: {source}")]
+    RequestDevice {
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's reason.
+        source: wgpu::RequestDeviceError,
+    },
+    /// A model or batch needs more than the device allows.
+    #[error(
+        "{what} needs {needed} bytes but the adapter {adapter:?} allows at most {limit} ({limit_name})"
+    )]
+    DeviceLimit {
+        /// What was being allocated, e.g. "layer 2 weight".
+        what: String,
+        /// Bytes it needs.
+        needed: u64,
+        /// The adapter's limit in bytes.
+        limit: u64,
+        /// The name of the wgpu limit, e.g. `max_storage_buffer_binding_size`.
+        limit_name: &'static str,
+        /// The adapter's name.
+        adapter: String,
+    },
+    /// wgpu reported an error (validation, out of memory, internal) for a named operation.
+    #[error("GPU error during {during}: {message}")]
+    Gpu {
+        /// The operation that failed, e.g. "creating buffer layer1.weight".
+        during: String,
+        /// wgpu's description.
+        message: String,
+    },
+    /// Reading results back from the GPU failed or did not finish in time.
+    #[error("reading {what} back from the GPU failed: {why}")]
+    Readback {
+        /// What was being read.
+        what: String,
+        /// Why it failed (timeout, device lost, map error).
+        why: String,
+    },
+    /// The device was lost (driver reset, GPU removed, out of memory on some backends).
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
+}
+
+impl Error {
+    /// Shorthand for [`Error::Shape`].
+    pub(crate) fn shape(
+        what: impl Into<String>,
+        actual: &[usize],
+        expected: impl Into<String>,
+    ) -> Self {
+        Error::Shape {
+            what: what.into(),
+            actual: actual.to_vec(),
+            expected: expected.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Invalid`].
+    pub(crate) fn invalid(what: impl Into<String>, why: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: what.into(),
+            why: why.into(),
+        }
+    }
+}

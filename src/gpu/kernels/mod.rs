@@ -1,0 +1,242 @@
+//! One Rust file per WGSL file, with the same stem: each wraps its shader's entry points as
+//! [`Dispatch`]es, built once and recorded many times.
+//!
+//! The shaders are embedded at compile time through the one table in [`Shader::source`]; each
+//! is prefixed with `shaders/common.wgsl`, which holds the activation functions every family
+//! shares. Workgroup sizes and tile shapes are WGSL `override` constants set from
+//! [`KernelConfig`], so they are written in one place only.
+
+pub mod activation;
+pub mod elementwise;
+pub mod loss;
+pub mod matmul;
+pub mod optim;
+pub mod reduce;
+pub mod transpose;
+
+use crate::error::Result;
+use crate::gpu::context::{Access, Gpu, PipelineSpec};
+
+/// The WGSL files in `shaders/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Shader {
+    Activation,
+    Elementwise,
+    Loss,
+    Matmul,
+    Optim,
+    Reduce,
+    Transpose,
+}
+
+const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+
+impl Shader {
+    /// The file stem in `shaders/`.
+    pub(crate) fn stem(self) -> &'static str {
+        match self {
+            Shader::Activation => "activation",
+            Shader::Elementwise => "elementwise",
+            Shader::Loss => "loss",
+            Shader::Matmul => "matmul",
+            Shader::Optim => "optim",
+            Shader::Reduce => "reduce",
+            Shader::Transpose => "transpose",
+        }
+    }
+
+    /// The full WGSL source: the constants of `config`, `common.wgsl`, then the family's own file.
+    pub(crate) fn source(self, config: &KernelConfig) -> String {
+        let own = match self {
+            Shader::Activation => include_str!("../../../shaders/activation.wgsl"),
+            Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
+            Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
+            Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
+            Shader::Optim => include_str!("../../../shaders/optim.wgsl"),
+            Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
+            Shader::Transpose => include_str!("../../../shaders/transpose.wgsl"),
+        };
+        format!("{}\n{COMMON}\n{own}", config.wgsl_header())
+    }
+}
+
+/// How matrix products are computed on this adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulStrategy {
+    /// Shared-memory tiles with workgroup barriers: what discrete and integrated GPUs want.
+    Tiled,
+    /// Each thread accumulates a register block straight from global memory, with no barrier:
+    /// what CPU-based software adapters (lavapipe, WARP) want.
+    RegisterBlocked,
+}
+
+/// Kernel shapes for one adapter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelConfig {
+    /// The matmul kernel.
+    pub matmul: MatmulStrategy,
+    /// Matmul workgroups are `matmul_workgroup_side²` invocations.
+    pub matmul_workgroup_side: u32,
+    /// Each matmul invocation computes a `matmul_block × matmul_block` block of the output.
+    pub matmul_block: u32,
+    /// Depth of the shared-memory tiles of [`MatmulStrategy::Tiled`].
+    pub matmul_tile_k: u32,
+    /// Threads per workgroup of the one-dimensional (element-wise) kernels.
+    pub workgroup_size: u32,
+    /// Largest workgroup count per dispatch dimension.
+    pub max_workgroups_per_dimension: u32,
+}
+
+impl KernelConfig {
+    /// The shapes that suit `info`'s kind of adapter, within `limits`.
+    pub fn for_adapter(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> KernelConfig {
+        let matmul = match info.device_type {
+            wgpu::DeviceType::Cpu => MatmulStrategy::RegisterBlocked,
+            _ => MatmulStrategy::Tiled,
+        };
+        KernelConfig {
+            matmul,
+            matmul_workgroup_side: 16,
+            matmul_block: 4,
+            matmul_tile_k: 16,
+            workgroup_size: 256
+                .min(limits.max_compute_invocations_per_workgroup)
+                .min(limits.max_compute_workgroup_size_x),
+            max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        }
+    }
+
+    /// The WGSL `const` header every shader starts with: the one place these numbers are written.
+    pub(crate) fn wgsl_header(&self) -> String {
+        format!(
+            "// Generated from KernelConfig (src/gpu/kernels/mod.rs).\n\
+             const WORKGROUP_SIZE: u32 = {}u;\n\
+             const MM_WG: u32 = {}u;\n\
+             const MM_BLOCK: u32 = {}u;\n\
+             const MM_TILE_K: u32 = {}u;\n",
+            self.workgroup_size, self.matmul_workgroup_side, self.matmul_block, self.matmul_tile_k
+        )
+    }
+
+    /// Workgroup counts to cover `items` threads with `threads_per_group` each, folding into a
+    /// second dimension past the per-dimension limit. Kernels recover the flat index as
+    /// `gid.x + gid.y * num_workgroups.x * WORKGROUP_SIZE`.
+    pub fn grid_1d(&self, items: usize, threads_per_group: u32) -> [u32; 3] {
+        let groups = items.div_ceil(threads_per_group as usize).max(1);
+        let max = self.max_workgroups_per_dimension as usize;
+        if groups <= max {
+            [groups as u32, 1, 1]
+        } else {
+            let y = groups.div_ceil(max);
+            [groups.div_ceil(y) as u32, y as u32, 1]
+        }
+    }
+}
+
+/// One kernel invocation with its buffers bound: a pipeline, a bind group made once, the uniform
+/// parameter block (rewritten only when a shape changes) and the workgroup counts.
+#[derive(Debug)]
+pub struct Dispatch {
+    label: String,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    params: wgpu::Buffer,
+    workgroups: [u32; 3],
+}
+
+impl Dispatch {
+    /// Binds `params` (binding 0) and `buffers` (bindings 1…, matching `spec.storage`) to the
+    /// pipeline `spec` describes.
+    pub(crate) fn new<P: bytemuck::Pod>(
+        gpu: &Gpu,
+        label: &str,
+        spec: &PipelineSpec,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch> {
+        debug_assert_eq!(
+            buffers.len(),
+            spec.storage.len(),
+            "{label}: one buffer per storage binding"
+        );
+        let pipeline = gpu.pipeline(spec)?;
+        let (bind_group_layout, _) = gpu.layouts(spec.storage)?;
+        let params_buffer = gpu.uniform_buffer(&format!("{label}.params"), params)?;
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params_buffer.as_entire_binding(),
+        }];
+        entries.extend(
+            buffers
+                .iter()
+                .enumerate()
+                .map(|(i, buffer)| wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: buffer.as_entire_binding(),
+                }),
+        );
+        let bind_group = gpu.checked(&format!("binding {label}"), |device| {
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &bind_group_layout,
+                entries: &entries,
+            })
+        })?;
+        Ok(Dispatch {
+            label: label.to_string(),
+            pipeline,
+            bind_group,
+            params: params_buffer,
+            workgroups,
+        })
+    }
+
+    /// Rewrites the parameter block and workgroup counts (when the batch size changes).
+    pub(crate) fn update<P: bytemuck::Pod>(&mut self, gpu: &Gpu, params: &P, workgroups: [u32; 3]) {
+        gpu.queue()
+            .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
+        self.workgroups = workgroups;
+    }
+
+    /// Records the dispatch into `pass`.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// The label given at creation.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Records `dispatches` in one compute pass, submits and waits (for tests and benchmarks).
+    pub fn run_all(gpu: &Gpu, dispatches: &[&Dispatch]) -> Result<()> {
+        let mut encoder = gpu.encoder("kernel run");
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("kernel run"),
+                timestamp_writes: None,
+            });
+            for dispatch in dispatches {
+                dispatch.record(&mut pass);
+            }
+        }
+        gpu.submit_and_wait(encoder)
+    }
+}
+
+/// Storage access lists shared by several kernels.
+pub(crate) mod bindings {
+    use super::Access::{Read, ReadWrite};
+    use crate::gpu::context::Access;
+
+    /// `in → out`.
+    pub const UNARY: &[Access] = &[Read, ReadWrite];
+    /// `a, b → out`.
+    pub const BINARY: &[Access] = &[Read, Read, ReadWrite];
+    /// In-place update of one buffer.
+    pub const IN_PLACE: &[Access] = &[ReadWrite];
+}

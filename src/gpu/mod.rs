@@ -1,0 +1,7 @@
+//! The GPU path: the device context, one kernel wrapper per shader, and the network.
+pub mod context;
+pub mod kernels;
+pub mod network;
+
+pub use context::{AdapterChoice, Gpu};
+pub use network::GpuMlp;

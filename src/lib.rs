@@ -1,0 +1,46 @@
+//! # wgpu-mlp
+//!
+//! Train multi-layer perceptrons with backpropagation on any GPU — Vulkan, Metal, DX12 — through
+//! [wgpu], with a CPU reference written in [ndarray] that computes the same math and cross-checks
+//! every gradient.
+//!
+//! Conventions are PyTorch's: a batch is `x: (batch, in)` row-major, a layer holds
+//! `weight: (out, in)` and `bias: (out)`, `z = x · weightᵀ + bias`, `a = g(z)`, and losses are
+//! reduced by the mean.
+//!
+//! ```no_run
+//! use wgpu_mlp::ndarray::Array2;
+//! use wgpu_mlp::{Activation, AdapterChoice, Gpu, GpuMlp, Loss, Mlp};
+//!
+//! # fn main() -> wgpu_mlp::Result<()> {
+//! let x = Array2::from_shape_vec((4, 2), vec![0., 0., 0., 1., 1., 0., 1., 1.]).unwrap();
+//! let y = Array2::from_shape_vec((4, 1), vec![0., 1., 1., 0.]).unwrap();
+//! let mlp = Mlp::new(&[2, 8, 1], Activation::Tanh, Activation::Sigmoid, Loss::BinaryCrossEntropy, 42);
+//!
+//! // The CPU reference: the loss and the gradient of every layer.
+//! let (cpu_loss, cpu_grads) = mlp.loss_and_gradients(x.view(), y.view())?;
+//!
+//! // The same on the GPU, then training there.
+//! let gpu = Gpu::new(AdapterChoice::Auto)?;
+//! let mut net = GpuMlp::new(&gpu, &mlp)?;
+//! let (gpu_loss, gpu_grads) = net.loss_and_gradients(x.view(), y.view())?;
+//! assert!((cpu_loss - gpu_loss).abs() < 1e-5);
+//! for _ in 0..500 {
+//!     net.train_step(x.view(), y.view(), 0.5)?;
+//! }
+//! let trained: Mlp = net.to_mlp()?;
+//! # let _ = (cpu_grads, gpu_grads, trained);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod error;
+pub mod gpu;
+pub mod model;
+pub mod reference;
+pub mod rng;
+
+pub use error::{Error, Result};
+pub use gpu::{AdapterChoice, Gpu, GpuMlp};
+pub use model::{Activation, Dense, DenseGradients, Gradients, Loss, Mlp};
+pub use ndarray;

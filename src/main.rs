@@ -1,0 +1,2 @@
+//! The `wgpu-mlp` command line (placeholder until the trainer lands).
+fn main() {}

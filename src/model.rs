@@ -1,0 +1,348 @@
+//! The host-side model: [`Mlp`], its [`Dense`] layers, their [`Activation`]s and the [`Loss`].
+//!
+//! Conventions follow PyTorch so that numbers and weights are comparable: a batch is
+//! `x: (batch, in)` row-major, a layer holds `weight: (out, in)` and `bias: (out)`, and
+//! `z = x · weightᵀ + bias`, `a = g(z)`. The CPU math lives in [`crate::reference`]; the GPU
+//! math in [`crate::gpu`]. This module only describes and checks the model.
+
+use ndarray::{Array1, Array2};
+use num_traits::Float;
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+
+/// The nonlinearity `g` applied after a layer's affine map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// `g(z) = z`.
+    Identity,
+    /// `g(z) = 1 / (1 + e^{-z})`.
+    Sigmoid,
+    /// `g(z) = max(z, 0)`.
+    Relu,
+    /// `g(z) = tanh(z)`.
+    Tanh,
+    /// Row-wise `g(z)_j = e^{z_j} / Σ_k e^{z_k}`; only allowed on the output layer.
+    Softmax,
+}
+
+impl Activation {
+    /// Every activation, in a fixed order (useful for tests and the command line).
+    pub const ALL: [Activation; 5] = [
+        Activation::Identity,
+        Activation::Sigmoid,
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Softmax,
+    ];
+
+    /// The lower-case name used in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+            Activation::Softmax => "softmax",
+        }
+    }
+
+    /// Parses [`Activation::name`].
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name).ok_or_else(|| {
+            Error::invalid("activation", format!("unknown activation {name:?}; expected one of identity, sigmoid, relu, tanh, softmax"))
+        })
+    }
+
+    /// The code that selects this activation in the WGSL kernels (`ACT_*` in the shaders).
+    pub(crate) fn wgsl_code(self) -> u32 {
+        match self {
+            Activation::Identity => 0,
+            Activation::Sigmoid => 1,
+            Activation::Relu => 2,
+            Activation::Tanh => 3,
+            Activation::Softmax => 4,
+        }
+    }
+
+    /// `g(z)` for the element-wise activations. Softmax is row-wise and handled by the caller.
+    pub fn apply<F: Float>(self, z: F) -> F {
+        match self {
+            Activation::Identity | Activation::Softmax => z,
+            Activation::Sigmoid => F::one() / (F::one() + (-z).exp()),
+            Activation::Relu => z.max(F::zero()),
+            Activation::Tanh => z.tanh(),
+        }
+    }
+
+    /// `g′(z)` written in terms of the output `a = g(z)`, which is what both paths keep in memory.
+    /// (ReLU′ at 0 is taken as 0, as PyTorch does.) Softmax's Jacobian is not diagonal; the caller
+    /// handles it.
+    pub fn derivative_from_output<F: Float>(self, a: F) -> F {
+        match self {
+            Activation::Identity | Activation::Softmax => F::one(),
+            Activation::Sigmoid => a * (F::one() - a),
+            Activation::Relu => {
+                if a > F::zero() {
+                    F::one()
+                } else {
+                    F::zero()
+                }
+            }
+            Activation::Tanh => F::one() - a * a,
+        }
+    }
+}
+
+/// The training objective, reduced by the mean as PyTorch's default `reduction='mean'` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Loss {
+    /// Mean over batch × outputs of `(a − y)²` (`nn.MSELoss`).
+    Mse,
+    /// Mean over the batch of `−Σ_j y_j log softmax(z)_j`; needs a softmax output layer
+    /// (`nn.CrossEntropyLoss` with probability targets).
+    CrossEntropy,
+    /// Mean over batch × outputs of `−(y log a + (1−y) log(1−a))`; needs a sigmoid output layer
+    /// (`nn.BCEWithLogitsLoss`, computed from the logits for stability).
+    BinaryCrossEntropy,
+}
+
+impl Loss {
+    /// Every loss, in a fixed order.
+    pub const ALL: [Loss; 3] = [Loss::Mse, Loss::CrossEntropy, Loss::BinaryCrossEntropy];
+
+    /// The name used in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::Mse => "mse",
+            Loss::CrossEntropy => "cross-entropy",
+            Loss::BinaryCrossEntropy => "binary-cross-entropy",
+        }
+    }
+
+    /// Parses [`Loss::name`].
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|l| l.name() == name).ok_or_else(|| {
+            Error::invalid("loss", format!("unknown loss {name:?}; expected one of mse, cross-entropy, binary-cross-entropy"))
+        })
+    }
+
+    /// The output activation this loss requires, if it requires one.
+    pub fn required_output(self) -> Option<Activation> {
+        match self {
+            Loss::Mse => None,
+            Loss::CrossEntropy => Some(Activation::Softmax),
+            Loss::BinaryCrossEntropy => Some(Activation::Sigmoid),
+        }
+    }
+
+    /// The code that selects this loss in `shaders/loss.wgsl` (`LOSS_*`).
+    pub(crate) fn wgsl_code(self) -> u32 {
+        match self {
+            Loss::Mse => 0,
+            Loss::CrossEntropy => 1,
+            Loss::BinaryCrossEntropy => 2,
+        }
+    }
+}
+
+/// One fully connected layer: `a = g(x · weightᵀ + bias)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense {
+    /// `(out, in)`, as `torch.nn.Linear.weight`.
+    pub weight: Array2<f32>,
+    /// `(out)`.
+    pub bias: Array1<f32>,
+    /// The nonlinearity applied to `z`.
+    pub activation: Activation,
+}
+
+impl Dense {
+    /// Number of inputs.
+    pub fn inputs(&self) -> usize {
+        self.weight.ncols()
+    }
+
+    /// Number of outputs.
+    pub fn outputs(&self) -> usize {
+        self.weight.nrows()
+    }
+}
+
+/// A multi-layer perceptron: dense layers applied in order, and the loss it is trained on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    /// The layers, input side first.
+    pub layers: Vec<Dense>,
+    /// The training objective.
+    pub loss: Loss,
+}
+
+/// The gradient of the loss with respect to one layer's parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseGradients {
+    /// `∂L/∂weight`, `(out, in)`.
+    pub dweight: Array2<f32>,
+    /// `∂L/∂bias`, `(out)`.
+    pub dbias: Array1<f32>,
+}
+
+/// The gradients of every layer, in the order of [`Mlp::layers`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradients {
+    /// One entry per layer.
+    pub layers: Vec<DenseGradients>,
+}
+
+impl Mlp {
+    /// A seeded network with layer sizes `sizes` (`[inputs, hidden…, outputs]`), `hidden` on every
+    /// hidden layer and `output` on the last.
+    ///
+    /// Weights are drawn uniformly with He (Kaiming) scaling `±√(6/in)` for ReLU layers and
+    /// Xavier (Glorot) scaling `±√(6/(in+out))` otherwise; biases start at zero. The same seed
+    /// always gives the same weights. Sizes are not checked here: [`Mlp::validate`] (which every
+    /// computation calls) reports a model that cannot work, such as one with fewer than two sizes.
+    pub fn new(
+        sizes: &[usize],
+        hidden: Activation,
+        output: Activation,
+        loss: Loss,
+        seed: u64,
+    ) -> Mlp {
+        let mut rng = Rng::new(seed);
+        let count = sizes.len().saturating_sub(1);
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, pair)| {
+                let (inputs, outputs) = (pair[0], pair[1]);
+                let activation = if i + 1 == count { output } else { hidden };
+                let limit = match activation {
+                    Activation::Relu => (6.0 / inputs.max(1) as f64).sqrt(),
+                    _ => (6.0 / (inputs + outputs).max(1) as f64).sqrt(),
+                };
+                let weight = Array2::from_shape_simple_fn((outputs, inputs), || {
+                    rng.uniform(-limit, limit) as f32
+                });
+                Dense {
+                    weight,
+                    bias: Array1::zeros(outputs),
+                    activation,
+                }
+            })
+            .collect();
+        Mlp { layers, loss }
+    }
+
+    /// The layer sizes `[inputs, hidden…, outputs]`.
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut sizes: Vec<usize> = self
+            .layers
+            .first()
+            .map(|l| vec![l.inputs()])
+            .unwrap_or_default();
+        sizes.extend(self.layers.iter().map(Dense::outputs));
+        sizes
+    }
+
+    /// Number of inputs of the first layer (0 for a model with no layers).
+    pub fn inputs(&self) -> usize {
+        self.layers.first().map_or(0, Dense::inputs)
+    }
+
+    /// Number of outputs of the last layer (0 for a model with no layers).
+    pub fn outputs(&self) -> usize {
+        self.layers.last().map_or(0, Dense::outputs)
+    }
+
+    /// Total number of trainable parameters.
+    pub fn parameter_count(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.weight.len() + l.bias.len())
+            .sum()
+    }
+
+    /// Checks that the model can be computed: at least one layer, no empty layer, sizes that
+    /// chain, biases that match, softmax only on the output layer, an output activation the loss
+    /// accepts, and finite parameters.
+    pub fn validate(&self) -> Result<()> {
+        if self.layers.is_empty() {
+            return Err(Error::Model(
+                "the model has no layers (give at least two sizes: inputs and outputs)".into(),
+            ));
+        }
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (outputs, inputs) = layer.weight.dim();
+            if outputs == 0 || inputs == 0 {
+                return Err(Error::Model(format!(
+                    "layer {i} has weight shape [{outputs}, {inputs}]; every size must be at least 1"
+                )));
+            }
+            if layer.bias.len() != outputs {
+                return Err(Error::Model(format!(
+                    "layer {i} has {} biases but its weight [{outputs}, {inputs}] has {outputs} outputs",
+                    layer.bias.len()
+                )));
+            }
+            if i > 0 && inputs != self.layers[i - 1].outputs() {
+                return Err(Error::Model(format!(
+                    "layer {i} takes {inputs} inputs but layer {} produces {}",
+                    i - 1,
+                    self.layers[i - 1].outputs()
+                )));
+            }
+            if layer.activation == Activation::Softmax && i != last {
+                return Err(Error::Model(format!(
+                    "layer {i} uses softmax, which is only supported on the output layer"
+                )));
+            }
+            if layer
+                .weight
+                .iter()
+                .chain(layer.bias.iter())
+                .any(|v| !v.is_finite())
+            {
+                return Err(Error::Model(format!(
+                    "layer {i} has a NaN or infinite weight or bias"
+                )));
+            }
+        }
+        let output = self.layers[last].activation;
+        if let Some(required) = self.loss.required_output() {
+            if output != required {
+                return Err(Error::Model(format!(
+                    "loss {} needs a {} output layer, but the output layer uses {}",
+                    self.loss.name(),
+                    required.name(),
+                    output.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a batch `x: (batch, inputs)` and targets `y: (batch, outputs)` against this model.
+    pub(crate) fn check_batch(&self, x: &[usize], y: &[usize]) -> Result<()> {
+        let (inputs, outputs) = (self.inputs(), self.outputs());
+        if x.len() != 2 || x[1] != inputs {
+            return Err(Error::shape("x", x, format!("[batch, {inputs}]")));
+        }
+        if x[0] == 0 {
+            return Err(Error::shape(
+                "x",
+                x,
+                format!("[batch, {inputs}] with batch ≥ 1"),
+            ));
+        }
+        if y.len() != 2 || y[0] != x[0] || y[1] != outputs {
+            return Err(Error::shape(
+                "y",
+                y,
+                format!("[{}, {outputs}] (one row of targets per row of x)", x[0]),
+            ));
+        }
+        Ok(())
+    }
+}
