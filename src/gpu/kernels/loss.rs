@@ -1,1 +1,93 @@
-//! placeholder for shaders/loss.wgsl
+//! `shaders/loss.wgsl`: the output layer's activation, per-row loss and `δ = ∂L/∂z` in one pass.
+//!
+//! Shapes: `z, y, a, delta: (rows, cols)`, `row_loss: (rows)`; `rows` is the batch, `cols` the
+//! output width. The per-row losses are already divided by the mean's denominator, so their sum
+//! ([`crate::gpu::kernels::reduce::Sum`]) is the batch loss.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::context::{Access, Gpu, PipelineSpec};
+use crate::gpu::kernels::{Dispatch, Shader};
+use crate::model::{Activation, Loss};
+
+/// Bindings after the uniform: z, y, a, delta, row_loss.
+const STORAGE: &[Access] = &[Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite, Access::ReadWrite];
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct OutputParams {
+    rows: u32,
+    cols: u32,
+    _pad: [u32; 2],
+}
+
+/// Which half of the output kernel to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputMode {
+    /// `a = g(z)` only (inference); `y`, `delta` and `row_loss` are bound but untouched.
+    Forward,
+    /// `a`, the per-row loss and `δ` (training).
+    Loss,
+}
+
+/// The output-layer kernel for one activation and loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputLayer {
+    /// The output activation (softmax included).
+    pub activation: Activation,
+    /// The loss.
+    pub loss: Loss,
+    /// Forward only, or with loss and δ.
+    pub mode: OutputMode,
+}
+
+impl OutputLayer {
+    fn spec(&self) -> PipelineSpec {
+        PipelineSpec {
+            shader: Shader::Loss,
+            entry_point: match self.mode {
+                OutputMode::Forward => "output_forward",
+                OutputMode::Loss => "output_loss",
+            },
+            constants: vec![("LOSS", self.loss.wgsl_code() as f64), ("ACTIVATION", self.activation.wgsl_code() as f64)],
+            storage: STORAGE,
+        }
+    }
+
+    fn layout(gpu: &Gpu, rows: usize, cols: usize) -> Result<(OutputParams, [u32; 3])> {
+        if rows == 0 || cols == 0 || u32::try_from(rows * cols).is_err() {
+            return Err(Error::invalid("output layer shape", format!("rows={rows}, cols={cols}")));
+        }
+        let config = gpu.config();
+        Ok((
+            OutputParams { rows: rows as u32, cols: cols as u32, _pad: [0; 2] },
+            config.grid_1d(rows, config.workgroup_size),
+        ))
+    }
+
+    /// Binds the buffers for a `(rows, cols)` output.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        label: &str,
+        rows: usize,
+        cols: usize,
+        z: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        a: &wgpu::Buffer,
+        delta: &wgpu::Buffer,
+        row_loss: &wgpu::Buffer,
+    ) -> Result<Dispatch> {
+        let (params, groups) = Self::layout(gpu, rows, cols)?;
+        Dispatch::new(gpu, label, &self.spec(), &params, &[z, y, a, delta, row_loss], groups)
+    }
+
+    /// Points the dispatch at a new number of rows.
+    pub fn reshape(gpu: &Gpu, dispatch: &mut Dispatch, rows: usize, cols: usize) -> Result<()> {
+        let (params, groups) = Self::layout(gpu, rows, cols)?;
+        dispatch.update(gpu, &params, groups);
+        Ok(())
+    }
+}
