@@ -1,2 +1,591 @@
-//! placeholder
-pub struct GpuMlp;
+//! [`GpuMlp`]: an [`Mlp`] living on the GPU, trained with every buffer kept there.
+//!
+//! Weights, biases, activations, deltas and gradients are device buffers allocated when the
+//! network is built, for a batch capacity (a larger batch reallocates them once). Every dispatch
+//! of a training step, with its bind group, is made then too; a step only writes the batch, records
+//! the prepared dispatches into one command encoder and submits once. Nothing is read back unless
+//! asked for ([`GpuMlp::last_loss`], [`GpuMlp::loss_and_gradients`], [`GpuMlp::to_mlp`]).
+//!
+//! One step, for layers `l = 0 … L−1` with `a₋₁ = x`:
+//! ```text
+//! forward    a_l = g_l(a_{l−1} · W_lᵀ + b_l)          matmul NT, bias + activation fused
+//!            (output layer: z, then loss.wgsl gives a, the row losses and δ_{L−1})
+//! loss       Σ row losses                              reduce
+//! backward   dW_l = δ_lᵀ · a_{l−1}                    matmul TN
+//!            db_l = Σ_rows δ_l                         reduce (column sums)
+//!            δ_{l−1} = (δ_l · W_l) ⊙ g′(a_{l−1})       matmul NN, ⊙g′ fused
+//! update     W_l, b_l ← W_l − lr·dW_l, b_l − lr·db_l  optim, one dispatch per layer
+//! ```
+//! Updates are recorded after the whole backward pass, so every δ sees the old weights.
+
+use ndarray::{Array1, Array2, ArrayView2};
+
+use crate::error::{Error, Result};
+use crate::gpu::context::Gpu;
+use crate::gpu::kernels::Dispatch;
+use crate::gpu::kernels::loss::{OutputLayer, OutputMode};
+use crate::gpu::kernels::matmul::{Epilogue, Matmul, MatmulShape};
+use crate::gpu::kernels::optim::Sgd;
+use crate::gpu::kernels::reduce::{ColumnSum, Sum};
+use crate::model::{Activation, Dense, DenseGradients, Gradients, Loss, Mlp};
+
+/// The batch capacity [`GpuMlp::new`] allocates for; larger batches reallocate once.
+pub const DEFAULT_BATCH_CAPACITY: usize = 256;
+
+/// How many submitted steps may be in flight before `train_step` waits for the oldest: enough to
+/// overlap host and GPU, few enough that queued uploads cannot pile up.
+const MAX_STEPS_IN_FLIGHT: usize = 2;
+
+/// A layer's parameters and their gradients on the device.
+struct LayerParams {
+    inputs: usize,
+    outputs: usize,
+    activation: Activation,
+    weight: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    dweight: wgpu::Buffer,
+    dbias: wgpu::Buffer,
+}
+
+/// Buffers whose size depends on the batch capacity.
+struct BatchBuffers {
+    capacity: usize,
+    /// `(capacity, inputs)`.
+    x: wgpu::Buffer,
+    /// `(capacity, outputs)`.
+    y: wgpu::Buffer,
+    /// `a_l: (capacity, outputs_l)` per layer.
+    activations: Vec<wgpu::Buffer>,
+    /// `δ_l: (capacity, outputs_l)` per layer.
+    deltas: Vec<wgpu::Buffer>,
+    /// The output layer's pre-activation `z: (capacity, outputs)`.
+    logits: wgpu::Buffer,
+    /// `(capacity)`.
+    row_loss: wgpu::Buffer,
+    /// The batch loss, one value.
+    loss: wgpu::Buffer,
+    /// Mappable; large enough for every parameter plus the loss, or one batch of outputs.
+    staging: wgpu::Buffer,
+}
+
+/// The dispatches of one layer's backward pass.
+struct LayerBackward {
+    dweight: Dispatch,
+    dbias: Dispatch,
+    /// `δ_{l−1}`; absent for the first layer.
+    delta_prev: Option<Dispatch>,
+}
+
+/// Every dispatch of a step, bound once.
+struct Plan {
+    forward: Vec<Dispatch>,
+    output_forward: Dispatch,
+    output_loss: Dispatch,
+    loss_sum: Dispatch,
+    backward: Vec<LayerBackward>,
+    update: Vec<Dispatch>,
+}
+
+/// An [`Mlp`] on the GPU.
+pub struct GpuMlp {
+    gpu: Gpu,
+    loss: Loss,
+    layers: Vec<LayerParams>,
+    buffers: BatchBuffers,
+    plan: Plan,
+    /// The batch size the dispatches are currently shaped for.
+    batch: usize,
+    /// The learning rate currently in the update dispatches.
+    learning_rate: f32,
+    in_flight: std::collections::VecDeque<wgpu::SubmissionIndex>,
+    /// Staging for [`GpuMlp::last_loss`], one value.
+    loss_staging: wgpu::Buffer,
+}
+
+impl std::fmt::Debug for GpuMlp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuMlp")
+            .field("sizes", &self.sizes())
+            .field("loss", &self.loss)
+            .field("batch_capacity", &self.buffers.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn forward_matmul(layer: &LayerParams, is_output: bool) -> Matmul {
+    let activation = if is_output { Activation::Identity } else { layer.activation };
+    Matmul::NT.with_epilogue(Epilogue::BiasActivation(activation))
+}
+
+fn delta_prev_matmul(previous_activation: Activation) -> Matmul {
+    Matmul::NN.with_epilogue(Epilogue::TimesDerivative(previous_activation))
+}
+
+/// Row-major contiguous data of `array`, copying only if it is not already.
+fn contiguous(array: ArrayView2<f32>) -> std::borrow::Cow<'_, [f32]> {
+    match array.to_slice() {
+        Some(slice) => std::borrow::Cow::Borrowed(slice),
+        None => std::borrow::Cow::Owned(array.iter().copied().collect()),
+    }
+}
+
+fn check_finite(what: &str, array: ArrayView2<f32>) -> Result<()> {
+    match array.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => {
+            let cols = array.ncols().max(1);
+            Err(Error::invalid(what, format!("element [{}, {}] is {} (inputs must be finite)", i / cols, i % cols, array.iter().nth(i).copied().unwrap_or(f32::NAN))))
+        }
+    }
+}
+
+impl GpuMlp {
+    /// Uploads `mlp` to `gpu`, with buffers for batches of up to [`DEFAULT_BATCH_CAPACITY`].
+    pub fn new(gpu: &Gpu, mlp: &Mlp) -> Result<GpuMlp> {
+        Self::with_batch_capacity(gpu, mlp, DEFAULT_BATCH_CAPACITY)
+    }
+
+    /// Uploads `mlp` to `gpu`, with buffers for batches of up to `capacity` rows.
+    pub fn with_batch_capacity(gpu: &Gpu, mlp: &Mlp, capacity: usize) -> Result<GpuMlp> {
+        mlp.validate()?;
+        if capacity == 0 {
+            return Err(Error::invalid("batch capacity", "0 (must be at least 1)"));
+        }
+        let layers = mlp
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                let (outputs, inputs) = layer.weight.dim();
+                let name = |what: &str| format!("layer{i}.{what}");
+                let weight = gpu.storage_buffer(&name("weight"), outputs * inputs)?;
+                let bias = gpu.storage_buffer(&name("bias"), outputs)?;
+                Ok(LayerParams {
+                    inputs,
+                    outputs,
+                    activation: layer.activation,
+                    dweight: gpu.storage_buffer(&name("dweight"), outputs * inputs)?,
+                    dbias: gpu.storage_buffer(&name("dbias"), outputs)?,
+                    weight,
+                    bias,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let buffers = Self::allocate_batch_buffers(gpu, &layers, capacity)?;
+        let plan = Self::bind_plan(gpu, mlp.loss, &layers, &buffers, capacity, 0.1)?;
+        let loss_staging = gpu.staging_buffer("gpu_mlp.loss_staging", 4)?;
+        let mut net = GpuMlp {
+            gpu: gpu.clone(),
+            loss: mlp.loss,
+            layers,
+            buffers,
+            plan,
+            batch: capacity,
+            learning_rate: 0.1,
+            in_flight: Default::default(),
+            loss_staging,
+        };
+        net.set_parameters(mlp)?;
+        Ok(net)
+    }
+
+    /// The layer sizes `[inputs, hidden…, outputs]`.
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![self.layers[0].inputs];
+        sizes.extend(self.layers.iter().map(|l| l.outputs));
+        sizes
+    }
+
+    /// The loss this network is trained on.
+    pub fn loss_kind(&self) -> Loss {
+        self.loss
+    }
+
+    /// The GPU context the network lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// The largest batch the current buffers hold.
+    pub fn batch_capacity(&self) -> usize {
+        self.buffers.capacity
+    }
+
+    fn inputs(&self) -> usize {
+        self.layers[0].inputs
+    }
+
+    fn outputs(&self) -> usize {
+        self.layers[self.layers.len() - 1].outputs
+    }
+
+    fn allocate_batch_buffers(gpu: &Gpu, layers: &[LayerParams], capacity: usize) -> Result<BatchBuffers> {
+        let inputs = layers[0].inputs;
+        let outputs = layers[layers.len() - 1].outputs;
+        let mut activations = Vec::with_capacity(layers.len());
+        let mut deltas = Vec::with_capacity(layers.len());
+        for (i, layer) in layers.iter().enumerate() {
+            activations.push(gpu.storage_buffer(&format!("layer{i}.activation"), capacity * layer.outputs)?);
+            deltas.push(gpu.storage_buffer(&format!("layer{i}.delta"), capacity * layer.outputs)?);
+        }
+        let parameters: usize = layers.iter().map(|l| l.outputs * (l.inputs + 1)).sum();
+        let staging_values = (parameters + 1).max(capacity * outputs);
+        Ok(BatchBuffers {
+            capacity,
+            x: gpu.storage_buffer("batch.x", capacity * inputs)?,
+            y: gpu.storage_buffer("batch.y", capacity * outputs)?,
+            activations,
+            deltas,
+            logits: gpu.storage_buffer("output.logits", capacity * outputs)?,
+            row_loss: gpu.storage_buffer("output.row_loss", capacity)?,
+            loss: gpu.storage_buffer("output.loss", 1)?,
+            staging: gpu.staging_buffer("gpu_mlp.staging", (staging_values * 4) as u64)?,
+        })
+    }
+
+    /// Binds every dispatch of a step for `batch` rows.
+    fn bind_plan(
+        gpu: &Gpu,
+        loss: Loss,
+        layers: &[LayerParams],
+        buffers: &BatchBuffers,
+        batch: usize,
+        learning_rate: f32,
+    ) -> Result<Plan> {
+        let last = layers.len() - 1;
+        let input_of = |l: usize| if l == 0 { &buffers.x } else { &buffers.activations[l - 1] };
+
+        let mut forward = Vec::with_capacity(layers.len());
+        for (l, layer) in layers.iter().enumerate() {
+            let output = if l == last { &buffers.logits } else { &buffers.activations[l] };
+            let shape = MatmulShape { m: batch, n: layer.outputs, k: layer.inputs };
+            forward.push(forward_matmul(layer, l == last).bind(
+                gpu,
+                &format!("layer{l}.forward"),
+                shape,
+                input_of(l),
+                &layer.weight,
+                &layer.bias,
+                &layer.bias, // no aux operand in this epilogue
+                output,
+            )?);
+        }
+
+        let output_layer = &layers[last];
+        let output_kernel = |mode, label: &str| {
+            OutputLayer { activation: output_layer.activation, loss, mode }.bind(
+                gpu,
+                label,
+                batch,
+                output_layer.outputs,
+                &buffers.logits,
+                &buffers.y,
+                &buffers.activations[last],
+                &buffers.deltas[last],
+                &buffers.row_loss,
+            )
+        };
+        let output_forward = output_kernel(OutputMode::Forward, "output.forward")?;
+        let output_loss = output_kernel(OutputMode::Loss, "output.loss")?;
+        let loss_sum = Sum::bind(gpu, "output.loss_sum", batch, &buffers.row_loss, &buffers.loss)?;
+
+        let mut backward = Vec::with_capacity(layers.len());
+        for (l, layer) in layers.iter().enumerate() {
+            let delta = &buffers.deltas[l];
+            let dweight = Matmul::TN.bind(
+                gpu,
+                &format!("layer{l}.dweight"),
+                MatmulShape { m: layer.outputs, n: layer.inputs, k: batch },
+                delta,
+                input_of(l),
+                delta, // no bias or aux operand: any read-only buffer
+                delta,
+                &layer.dweight,
+            )?;
+            let dbias = ColumnSum::bind(gpu, &format!("layer{l}.dbias"), batch, layer.outputs, delta, &layer.dbias)?;
+            let delta_prev = if l == 0 {
+                None
+            } else {
+                let previous = &buffers.activations[l - 1];
+                Some(delta_prev_matmul(layers[l - 1].activation).bind(
+                    gpu,
+                    &format!("layer{}.delta", l - 1),
+                    MatmulShape { m: batch, n: layer.inputs, k: layer.outputs },
+                    delta,
+                    &layer.weight,
+                    previous, // no bias operand: any read-only buffer
+                    previous,
+                    &buffers.deltas[l - 1],
+                )?)
+            };
+            backward.push(LayerBackward { dweight, dbias, delta_prev });
+        }
+
+        let update = layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                Sgd::bind(
+                    gpu,
+                    &format!("layer{l}.sgd"),
+                    learning_rate,
+                    &layer.weight,
+                    &layer.dweight,
+                    layer.outputs * layer.inputs,
+                    &layer.bias,
+                    &layer.dbias,
+                    layer.outputs,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        Ok(Plan { forward, output_forward, output_loss, loss_sum, backward, update })
+    }
+
+    /// Reshapes every dispatch for `batch` rows (growing the buffers first if needed).
+    fn set_batch(&mut self, batch: usize) -> Result<()> {
+        if batch == self.batch {
+            return Ok(());
+        }
+        if batch > self.buffers.capacity {
+            let capacity = batch.next_power_of_two();
+            self.wait_idle()?;
+            self.buffers = Self::allocate_batch_buffers(&self.gpu, &self.layers, capacity)?;
+            self.plan = Self::bind_plan(&self.gpu, self.loss, &self.layers, &self.buffers, batch, self.learning_rate)?;
+            self.batch = batch;
+            return Ok(());
+        }
+        let gpu = &self.gpu;
+        let last = self.layers.len() - 1;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let shape = MatmulShape { m: batch, n: layer.outputs, k: layer.inputs };
+            forward_matmul(layer, l == last).reshape(gpu, &mut self.plan.forward[l], shape)?;
+            let backward = &mut self.plan.backward[l];
+            Matmul::TN.reshape(gpu, &mut backward.dweight, MatmulShape { m: layer.outputs, n: layer.inputs, k: batch })?;
+            ColumnSum::reshape(gpu, &mut backward.dbias, batch, layer.outputs)?;
+            if let Some(delta_prev) = backward.delta_prev.as_mut() {
+                let shape = MatmulShape { m: batch, n: layer.inputs, k: layer.outputs };
+                delta_prev_matmul(self.layers[l - 1].activation).reshape(gpu, delta_prev, shape)?;
+            }
+        }
+        let outputs = self.outputs();
+        OutputLayer::reshape(gpu, &mut self.plan.output_forward, batch, outputs)?;
+        OutputLayer::reshape(gpu, &mut self.plan.output_loss, batch, outputs)?;
+        Sum::reshape(gpu, &mut self.plan.loss_sum, batch)?;
+        self.batch = batch;
+        Ok(())
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
+        if learning_rate == self.learning_rate {
+            return Ok(());
+        }
+        for (layer, dispatch) in self.layers.iter().zip(&mut self.plan.update) {
+            Sgd::set_learning_rate(&self.gpu, dispatch, layer.outputs * layer.inputs, layer.outputs, learning_rate)?;
+        }
+        self.learning_rate = learning_rate;
+        Ok(())
+    }
+
+    /// Checks `x` (and `y`) and writes them into the batch buffers, reshaping for their rows.
+    fn upload_batch(&mut self, x: ArrayView2<f32>, y: Option<ArrayView2<f32>>) -> Result<usize> {
+        let (inputs, outputs) = (self.inputs(), self.outputs());
+        let batch = x.nrows();
+        if x.ncols() != inputs || batch == 0 {
+            return Err(Error::shape("x", x.shape(), format!("[batch ≥ 1, {inputs}]")));
+        }
+        check_finite("x", x)?;
+        if let Some(y) = y {
+            if y.dim() != (batch, outputs) {
+                return Err(Error::shape("y", y.shape(), format!("[{batch}, {outputs}] (one row of targets per row of x)")));
+            }
+            check_finite("y", y)?;
+        }
+        self.set_batch(batch)?;
+        let queue = self.gpu.queue();
+        queue.write_buffer(&self.buffers.x, 0, bytemuck::cast_slice(&contiguous(x)));
+        if let Some(y) = y {
+            queue.write_buffer(&self.buffers.y, 0, bytemuck::cast_slice(&contiguous(y)));
+        }
+        Ok(batch)
+    }
+
+    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>, training: bool) {
+        for dispatch in &self.plan.forward {
+            dispatch.record(pass);
+        }
+        if training {
+            self.plan.output_loss.record(pass);
+            self.plan.loss_sum.record(pass);
+        } else {
+            self.plan.output_forward.record(pass);
+        }
+    }
+
+    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for step in self.plan.backward.iter().rev() {
+            step.dweight.record(pass);
+            step.dbias.record(pass);
+            if let Some(delta_prev) = &step.delta_prev {
+                delta_prev.record(pass);
+            }
+        }
+    }
+
+    /// An encoder with one compute pass holding whatever `record` puts in it.
+    fn encode(&self, label: &str, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) -> wgpu::CommandEncoder {
+        let mut encoder = self.gpu.encoder(label);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+            record(&mut pass);
+        }
+        encoder
+    }
+
+    /// One plain SGD step on the batch `x: (batch, in)`, `y: (batch, out)`: forward, loss,
+    /// backward and update in one submission. Nothing is read back; see [`GpuMlp::last_loss`].
+    pub fn train_step(&mut self, x: ArrayView2<f32>, y: ArrayView2<f32>, learning_rate: f32) -> Result<()> {
+        if !(learning_rate.is_finite() && learning_rate > 0.0) {
+            return Err(Error::invalid("learning rate", format!("{learning_rate} (must be a finite number > 0)")));
+        }
+        self.upload_batch(x, Some(y))?;
+        self.set_learning_rate(learning_rate)?;
+        let encoder = self.encode("train_step", |pass| {
+            self.record_forward(pass, true);
+            self.record_backward(pass);
+            for dispatch in &self.plan.update {
+                dispatch.record(pass);
+            }
+        });
+        self.submit(encoder)
+    }
+
+    /// Submits a step and bounds the number in flight.
+    fn submit(&mut self, encoder: wgpu::CommandEncoder) -> Result<()> {
+        let index = self.gpu.queue().submit([encoder.finish()]);
+        self.in_flight.push_back(index);
+        if self.in_flight.len() > MAX_STEPS_IN_FLIGHT {
+            if let Some(oldest) = self.in_flight.pop_front() {
+                self.gpu
+                    .device()
+                    .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: Some(crate::gpu::context::READBACK_TIMEOUT) })
+                    .map_err(|e| Error::Gpu { during: "waiting for a training step".into(), message: e.to_string() })?;
+            }
+        }
+        self.gpu.check_fault()
+    }
+
+    /// Waits until every submitted step has finished.
+    fn wait_idle(&mut self) -> Result<()> {
+        self.in_flight.clear();
+        self.gpu.submit_and_wait(self.gpu.encoder("wait_idle"))
+    }
+
+    /// The mean loss of the batch of the last [`GpuMlp::train_step`] (before its update) or
+    /// [`GpuMlp::loss_and_gradients`]. Reads one value back.
+    pub fn last_loss(&mut self) -> Result<f32> {
+        self.in_flight.clear();
+        let encoder = self.gpu.encoder("last_loss");
+        let values = self.gpu.read_back("the loss", encoder, &self.loss_staging, &[(&self.buffers.loss, 1)])?;
+        Ok(values[0][0])
+    }
+
+    /// The loss on `x: (batch, in)`, `y: (batch, out)` and the gradient of every layer, computed
+    /// on the GPU and read back. The parameters are not changed.
+    pub fn loss_and_gradients(&mut self, x: ArrayView2<f32>, y: ArrayView2<f32>) -> Result<(f32, Gradients)> {
+        self.upload_batch(x, Some(y))?;
+        let encoder = self.encode("loss_and_gradients", |pass| {
+            self.record_forward(pass, true);
+            self.record_backward(pass);
+        });
+        let mut sources = vec![(&self.buffers.loss, 1)];
+        for layer in &self.layers {
+            sources.push((&layer.dweight, layer.outputs * layer.inputs));
+            sources.push((&layer.dbias, layer.outputs));
+        }
+        self.in_flight.clear();
+        let mut values = self.gpu.read_back("the loss and gradients", encoder, &self.buffers.staging, &sources)?.into_iter();
+        let loss = values.next().map_or(f32::NAN, |v| v[0]);
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| {
+                let dweight = values.next().unwrap_or_default();
+                let dbias = values.next().unwrap_or_default();
+                Ok(DenseGradients {
+                    dweight: Array2::from_shape_vec((layer.outputs, layer.inputs), dweight)
+                        .map_err(|e| Error::invalid("gradient read-back", e.to_string()))?,
+                    dbias: Array1::from(dbias),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((loss, Gradients { layers }))
+    }
+
+    /// The output activations for `x: (batch, in)`, as `(batch, out)`.
+    pub fn forward(&mut self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
+        let batch = self.upload_batch(x, None)?;
+        let encoder = self.encode("forward", |pass| self.record_forward(pass, false));
+        let outputs = self.outputs();
+        let last = self.layers.len() - 1;
+        self.in_flight.clear();
+        let mut values =
+            self.gpu.read_back("the outputs", encoder, &self.buffers.staging, &[(&self.buffers.activations[last], batch * outputs)])?;
+        Array2::from_shape_vec((batch, outputs), values.pop().unwrap_or_default())
+            .map_err(|e| Error::invalid("output read-back", e.to_string()))
+    }
+
+    /// Replaces the parameters with those of `mlp`, which must have the same architecture.
+    pub fn set_parameters(&mut self, mlp: &Mlp) -> Result<()> {
+        mlp.validate()?;
+        if mlp.sizes() != self.sizes() || mlp.loss != self.loss {
+            return Err(Error::Model(format!(
+                "cannot load a {:?} {} model into a {:?} {} network",
+                mlp.sizes(),
+                mlp.loss.name(),
+                self.sizes(),
+                self.loss.name()
+            )));
+        }
+        for (i, (dense, layer)) in mlp.layers.iter().zip(&self.layers).enumerate() {
+            if dense.activation != layer.activation {
+                return Err(Error::Model(format!(
+                    "layer {i} uses {} but the network's layer {i} uses {}",
+                    dense.activation.name(),
+                    layer.activation.name()
+                )));
+            }
+            let queue = self.gpu.queue();
+            queue.write_buffer(&layer.weight, 0, bytemuck::cast_slice(&contiguous(dense.weight.view())));
+            queue.write_buffer(&layer.bias, 0, bytemuck::cast_slice(&dense.bias.to_vec()));
+        }
+        Ok(())
+    }
+
+    /// Downloads the parameters into a host-side [`Mlp`].
+    pub fn to_mlp(&mut self) -> Result<Mlp> {
+        let mut sources = Vec::new();
+        for layer in &self.layers {
+            sources.push((&layer.weight, layer.outputs * layer.inputs));
+            sources.push((&layer.bias, layer.outputs));
+        }
+        self.in_flight.clear();
+        let encoder = self.gpu.encoder("to_mlp");
+        let mut values = self.gpu.read_back("the parameters", encoder, &self.buffers.staging, &sources)?.into_iter();
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| {
+                let weight = values.next().unwrap_or_default();
+                let bias = values.next().unwrap_or_default();
+                Ok(Dense {
+                    weight: Array2::from_shape_vec((layer.outputs, layer.inputs), weight)
+                        .map_err(|e| Error::invalid("parameter read-back", e.to_string()))?,
+                    bias: Array1::from(bias),
+                    activation: layer.activation,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Mlp { layers, loss: self.loss })
+    }
+}

@@ -94,14 +94,15 @@ impl KernelConfig {
             wgpu::DeviceType::Cpu => MatmulStrategy::RegisterBlocked,
             _ => MatmulStrategy::Tiled,
         };
+        // A power of two (reduce.wgsl's tree needs one) within the adapter's limits.
+        let max_threads = limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x);
+        let workgroup_size = 1 << 256u32.min(max_threads.max(1)).ilog2();
         KernelConfig {
             matmul,
             matmul_workgroup_side: 16,
             matmul_block: 4,
             matmul_tile_k: 16,
-            workgroup_size: 256
-                .min(limits.max_compute_invocations_per_workgroup)
-                .min(limits.max_compute_workgroup_size_x),
+            workgroup_size,
             max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
         }
     }
