@@ -29,6 +29,23 @@ pub enum Error {
         why: String,
     },
 
+    /// A data file (IDX images or labels) is missing, truncated or malformed.
+    #[error("data file {path}: {why}")]
+    Data {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+
     // ---- the model ---------------------------------------------------------------------------
     /// The model is inconsistent (no layers, sizes that do not chain, softmax in a hidden layer…).
     #[error("invalid model: {0}")]

@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod model;
