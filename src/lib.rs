@@ -38,6 +38,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod model;
+pub mod optim;
 pub mod reference;
 pub mod rng;
 

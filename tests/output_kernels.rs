@@ -1,14 +1,15 @@
-//! The output-layer kernel (activation, loss and δ in one pass) and the SGD update, against
-//! formulas written out here with ndarray in f64.
+//! The output-layer kernel (activation, loss and δ in one pass) against formulas written out
+//! here in f64, and the optimizer updates against the CPU optimizer and a closed form.
 
 mod common;
 
 use common::{assert_close, gpu, one_hot, random_matrix, targets01};
 use wgpu_mlp::gpu::kernels::Dispatch;
 use wgpu_mlp::gpu::kernels::loss::{OutputLayer, OutputMode};
-use wgpu_mlp::gpu::kernels::optim::Sgd;
+use wgpu_mlp::gpu::kernels::optim::{Advance, Update, UpdateBuffers};
 use wgpu_mlp::ndarray::Array2;
-use wgpu_mlp::{Activation, Loss};
+use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
+use wgpu_mlp::{Activation, Dense, DenseGradients, Gradients, Loss, Mlp};
 
 const ATOL: f32 = 1e-6;
 const RTOL: f32 = 1e-4;
@@ -113,22 +114,62 @@ fn output_kernel_is_stable_for_large_logits() {
     check(Activation::Tanh, Loss::Mse, 5, 10, 100.0);
 }
 
-#[test]
-fn sgd_updates_weight_and_bias_in_one_dispatch() {
+/// Runs `steps` GPU updates of one layer with constant gradients and the same on the CPU.
+fn check_update(config: OptimizerConfig, rows: usize, cols: usize, steps: usize) {
     let gpu = gpu();
-    for (rows, cols) in [(1, 1), (10, 784), (257, 65)] {
-        let w = random_matrix(rows, cols, 1);
-        let dw = random_matrix(rows, cols, 2);
-        let b = random_matrix(1, rows, 3);
-        let db = random_matrix(1, rows, 4);
-        let lr = 0.37f32;
-        let upload = |label: &str, m: &Array2<f32>| gpu.storage_buffer_with(label, m.as_slice().unwrap()).unwrap();
-        let (wb, dwb, bb, dbb) = (upload("w", &w), upload("dw", &dw), upload("b", &b), upload("db", &db));
-        let dispatch = Sgd::bind(&gpu, "sgd test", lr, &wb, &dwb, rows * cols, &bb, &dbb, rows).unwrap();
-        Dispatch::run_all(&gpu, &[&dispatch]).unwrap();
-        let want_w = &w - &(&dw * lr);
-        let want_b = &b - &(&db * lr);
-        assert_close("weight", &gpu.read_f32(&wb, rows * cols).unwrap(), want_w.as_slice().unwrap(), 1e-7, 1e-6);
-        assert_close("bias", &gpu.read_f32(&bb, rows).unwrap(), want_b.as_slice().unwrap(), 1e-7, 1e-6);
+    let mut mlp = Mlp {
+        layers: vec![Dense { weight: random_matrix(rows, cols, 1), bias: random_matrix(1, rows, 3).row(0).to_owned(), activation: Activation::Identity }],
+        loss: Loss::Mse,
+    };
+    let grads = Gradients { layers: vec![DenseGradients { dweight: random_matrix(rows, cols, 2), dbias: random_matrix(1, rows, 4).row(0).to_owned() }] };
+    let upload = |label: &str, values: &[f32]| gpu.storage_buffer_with(label, values).unwrap();
+    let layer = &mlp.layers[0];
+    let (w, b) = (upload("w", layer.weight.as_slice().unwrap()), upload("b", layer.bias.as_slice().unwrap()));
+    let (dw, db) = (upload("dw", grads.layers[0].dweight.as_slice().unwrap()), upload("db", grads.layers[0].dbias.as_slice().unwrap()));
+    let m1 = gpu.storage_buffer("m1", rows * cols + rows).unwrap();
+    let m2 = gpu.storage_buffer("m2", rows * cols + rows).unwrap();
+    let counters = gpu.storage_buffer("counters", 2).unwrap();
+    let buffers = UpdateBuffers { weight: &w, dweight: &dw, bias: &b, dbias: &db, moment1: &m1, moment2: &m2, counters: &counters };
+    let update = Update { config }.bind(&gpu, "update test", &buffers, rows * cols, rows).unwrap();
+    let advance = Advance::bind(&gpu, "advance test", &buffers, 5).unwrap();
+    let mut state = OptimizerState::new(&mlp);
+    for _ in 0..steps {
+        Dispatch::run_all(&gpu, &[&advance, &update]).unwrap();
+        state.apply(&config, &mut mlp, &grads).unwrap();
     }
+    let what = format!("{config:?} {rows}x{cols}");
+    let layer = &mlp.layers[0];
+    assert_close(&format!("{what}: weight"), &gpu.read_f32(&w, rows * cols).unwrap(), layer.weight.as_slice().unwrap(), 1e-6, 1e-5);
+    assert_close(&format!("{what}: bias"), &gpu.read_f32(&b, rows).unwrap(), layer.bias.as_slice().unwrap(), 1e-6, 1e-5);
+    let counted: Vec<u32> = bytemuck::cast_slice(&gpu.read_f32(&counters, 2).unwrap()).to_vec();
+    assert_eq!(counted, vec![steps as u32, 5 * steps as u32], "{what}: counters");
+}
+
+#[test]
+fn every_optimizer_matches_the_cpu_update() {
+    for optimizer in [Optimizer::Sgd, Optimizer::MOMENTUM, Optimizer::ADAM] {
+        for weight_decay in [0.0, 0.01] {
+            let config = OptimizerConfig { optimizer, learning_rate: 0.05, weight_decay };
+            for (rows, cols) in [(1, 1), (10, 784), (257, 65)] {
+                check_update(config, rows, cols, 3);
+            }
+        }
+    }
+}
+
+#[test]
+fn first_adam_step_moves_each_parameter_by_the_learning_rate() {
+    // With m̂ = g and v̂ = g² after one step, Adam moves every parameter by lr·g/(|g| + ε) ≈ ±lr:
+    // a closed form independent of both implementations.
+    let mut mlp = Mlp::new(&[3, 2], Activation::Identity, Activation::Identity, Loss::Mse, 1);
+    let before = mlp.clone();
+    let grads = Gradients {
+        layers: vec![DenseGradients { dweight: random_matrix(2, 3, 9), dbias: random_matrix(1, 2, 8).row(0).to_owned() }],
+    };
+    let config = OptimizerConfig { optimizer: Optimizer::ADAM, learning_rate: 0.01, weight_decay: 0.0 };
+    OptimizerState::new(&mlp).apply(&config, &mut mlp, &grads).unwrap();
+    let moved = &before.layers[0].weight - &mlp.layers[0].weight;
+    let want = grads.layers[0].dweight.mapv(|g| 0.01 * g.signum());
+    assert_close("first Adam step", moved.as_slice().unwrap(), want.as_slice().unwrap(), 1e-6, 1e-4);
+    check_update(config, 2, 3, 1);
 }

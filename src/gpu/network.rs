@@ -25,9 +25,10 @@ use crate::gpu::context::Gpu;
 use crate::gpu::kernels::Dispatch;
 use crate::gpu::kernels::loss::{OutputLayer, OutputMode};
 use crate::gpu::kernels::matmul::{Epilogue, Matmul, MatmulShape};
-use crate::gpu::kernels::optim::Sgd;
+use crate::gpu::kernels::optim::{Advance, Update, UpdateBuffers};
 use crate::gpu::kernels::reduce::{ColumnSum, Sum};
 use crate::model::{Activation, Dense, DenseGradients, Gradients, Loss, Mlp};
+use crate::optim::OptimizerConfig;
 
 /// The batch capacity [`GpuMlp::new`] allocates for; larger batches reallocate once.
 pub const DEFAULT_BATCH_CAPACITY: usize = 256;
@@ -45,6 +46,27 @@ struct LayerParams {
     bias: wgpu::Buffer,
     dweight: wgpu::Buffer,
     dbias: wgpu::Buffer,
+    /// Optimizer state, `(out·in + out)` each, or one element when the rule keeps none.
+    moment1: wgpu::Buffer,
+    moment2: wgpu::Buffer,
+}
+
+impl LayerParams {
+    fn weight_len(&self) -> usize {
+        self.outputs * self.inputs
+    }
+
+    fn update_buffers<'a>(&'a self, counters: &'a wgpu::Buffer) -> UpdateBuffers<'a> {
+        UpdateBuffers {
+            weight: &self.weight,
+            dweight: &self.dweight,
+            bias: &self.bias,
+            dbias: &self.dbias,
+            moment1: &self.moment1,
+            moment2: &self.moment2,
+            counters,
+        }
+    }
 }
 
 /// Buffers whose size depends on the batch capacity.
@@ -83,6 +105,7 @@ struct Plan {
     output_loss: Dispatch,
     loss_sum: Dispatch,
     backward: Vec<LayerBackward>,
+    advance: Dispatch,
     update: Vec<Dispatch>,
 }
 
@@ -95,8 +118,10 @@ pub struct GpuMlp {
     plan: Plan,
     /// The batch size the dispatches are currently shaped for.
     batch: usize,
-    /// The learning rate currently in the update dispatches.
-    learning_rate: f32,
+    /// The update rule currently in the update dispatches.
+    optimizer: OptimizerConfig,
+    /// `[steps taken, data cursor]`, advanced on the GPU once per step.
+    counters: wgpu::Buffer,
     in_flight: std::collections::VecDeque<wgpu::SubmissionIndex>,
     /// Staging for [`GpuMlp::last_loss`], one value.
     loss_staging: wgpu::Buffer,
@@ -122,7 +147,7 @@ fn delta_prev_matmul(previous_activation: Activation) -> Matmul {
 }
 
 /// Row-major contiguous data of `array`, copying only if it is not already.
-fn contiguous(array: ArrayView2<f32>) -> std::borrow::Cow<'_, [f32]> {
+fn contiguous(array: ArrayView2<'_, f32>) -> std::borrow::Cow<'_, [f32]> {
     match array.to_slice() {
         Some(slice) => std::borrow::Cow::Borrowed(slice),
         None => std::borrow::Cow::Owned(array.iter().copied().collect()),
@@ -145,12 +170,14 @@ impl GpuMlp {
         Self::with_batch_capacity(gpu, mlp, DEFAULT_BATCH_CAPACITY)
     }
 
-    /// Uploads `mlp` to `gpu`, with buffers for batches of up to `capacity` rows.
+    /// Uploads `mlp` to `gpu`, with buffers for batches of up to `capacity` rows. The network
+    /// trains with plain SGD until [`GpuMlp::set_optimizer`] says otherwise.
     pub fn with_batch_capacity(gpu: &Gpu, mlp: &Mlp, capacity: usize) -> Result<GpuMlp> {
         mlp.validate()?;
         if capacity == 0 {
             return Err(Error::invalid("batch capacity", "0 (must be at least 1)"));
         }
+        let optimizer = OptimizerConfig::sgd(0.1);
         let layers = mlp
             .layers
             .iter()
@@ -158,21 +185,22 @@ impl GpuMlp {
             .map(|(i, layer)| {
                 let (outputs, inputs) = layer.weight.dim();
                 let name = |what: &str| format!("layer{i}.{what}");
-                let weight = gpu.storage_buffer(&name("weight"), outputs * inputs)?;
-                let bias = gpu.storage_buffer(&name("bias"), outputs)?;
                 Ok(LayerParams {
                     inputs,
                     outputs,
                     activation: layer.activation,
+                    weight: gpu.storage_buffer(&name("weight"), outputs * inputs)?,
+                    bias: gpu.storage_buffer(&name("bias"), outputs)?,
                     dweight: gpu.storage_buffer(&name("dweight"), outputs * inputs)?,
                     dbias: gpu.storage_buffer(&name("dbias"), outputs)?,
-                    weight,
-                    bias,
+                    moment1: gpu.storage_buffer(&name("moment1"), 1)?,
+                    moment2: gpu.storage_buffer(&name("moment2"), 1)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let counters = gpu.storage_buffer("gpu_mlp.counters", 2)?;
         let buffers = Self::allocate_batch_buffers(gpu, &layers, capacity)?;
-        let plan = Self::bind_plan(gpu, mlp.loss, &layers, &buffers, capacity, 0.1)?;
+        let plan = Self::bind_plan(gpu, mlp.loss, &layers, &buffers, &counters, capacity, &optimizer)?;
         let loss_staging = gpu.staging_buffer("gpu_mlp.loss_staging", 4)?;
         let mut net = GpuMlp {
             gpu: gpu.clone(),
@@ -181,12 +209,45 @@ impl GpuMlp {
             buffers,
             plan,
             batch: capacity,
-            learning_rate: 0.1,
+            optimizer,
+            counters,
             in_flight: Default::default(),
             loss_staging,
         };
         net.set_parameters(mlp)?;
         Ok(net)
+    }
+
+    /// Switches the update rule. A new rule starts from zero moments and step 0; a new learning
+    /// rate or weight decay for the same rule keeps the state.
+    pub fn set_optimizer(&mut self, optimizer: OptimizerConfig) -> Result<()> {
+        optimizer.validate()?;
+        if optimizer == self.optimizer {
+            return Ok(());
+        }
+        let same_rule = std::mem::discriminant(&optimizer.optimizer) == std::mem::discriminant(&self.optimizer.optimizer);
+        if same_rule {
+            for (layer, dispatch) in self.layers.iter().zip(&mut self.plan.update) {
+                Update { config: optimizer }.reconfigure(&self.gpu, dispatch, layer.weight_len(), layer.outputs)?;
+            }
+        } else {
+            self.wait_idle()?;
+            let states = optimizer.optimizer.state_per_parameter();
+            for (i, layer) in self.layers.iter_mut().enumerate() {
+                let len = if states > 0 { layer.weight_len() + layer.outputs } else { 1 };
+                layer.moment1 = self.gpu.storage_buffer(&format!("layer{i}.moment1"), if states >= 1 { len } else { 1 })?;
+                layer.moment2 = self.gpu.storage_buffer(&format!("layer{i}.moment2"), if states >= 2 { len } else { 1 })?;
+            }
+            self.gpu.queue().write_buffer(&self.counters, 0, bytemuck::cast_slice(&[0u32, 0]));
+            self.plan.update = Self::bind_updates(&self.gpu, &self.layers, &self.counters, &optimizer)?;
+        }
+        self.optimizer = optimizer;
+        Ok(())
+    }
+
+    /// The update rule in use.
+    pub fn optimizer(&self) -> OptimizerConfig {
+        self.optimizer
     }
 
     /// The layer sizes `[inputs, hidden…, outputs]`.
@@ -249,8 +310,9 @@ impl GpuMlp {
         loss: Loss,
         layers: &[LayerParams],
         buffers: &BatchBuffers,
+        counters: &wgpu::Buffer,
         batch: usize,
-        learning_rate: f32,
+        optimizer: &OptimizerConfig,
     ) -> Result<Plan> {
         let last = layers.len() - 1;
         let input_of = |l: usize| if l == 0 { &buffers.x } else { &buffers.activations[l - 1] };
@@ -321,25 +383,22 @@ impl GpuMlp {
             backward.push(LayerBackward { dweight, dbias, delta_prev });
         }
 
-        let update = layers
+        let advance = Advance::bind(gpu, "gpu_mlp.advance", &layers[0].update_buffers(counters), batch)?;
+        let update = Self::bind_updates(gpu, layers, counters, optimizer)?;
+
+        Ok(Plan { forward, output_forward, output_loss, loss_sum, backward, advance, update })
+    }
+
+    fn bind_updates(gpu: &Gpu, layers: &[LayerParams], counters: &wgpu::Buffer, optimizer: &OptimizerConfig) -> Result<Vec<Dispatch>> {
+        let update = Update { config: *optimizer };
+        layers
             .iter()
             .enumerate()
             .map(|(l, layer)| {
-                Sgd::bind(
-                    gpu,
-                    &format!("layer{l}.sgd"),
-                    learning_rate,
-                    &layer.weight,
-                    &layer.dweight,
-                    layer.outputs * layer.inputs,
-                    &layer.bias,
-                    &layer.dbias,
-                    layer.outputs,
-                )
+                let label = format!("layer{l}.{}", optimizer.optimizer.name());
+                update.bind(gpu, &label, &layer.update_buffers(counters), layer.weight_len(), layer.outputs)
             })
-            .collect::<Result<Vec<_>>>()?;
-
-        Ok(Plan { forward, output_forward, output_loss, loss_sum, backward, update })
+            .collect()
     }
 
     /// Reshapes every dispatch for `batch` rows (growing the buffers first if needed).
@@ -351,7 +410,7 @@ impl GpuMlp {
             let capacity = batch.next_power_of_two();
             self.wait_idle()?;
             self.buffers = Self::allocate_batch_buffers(&self.gpu, &self.layers, capacity)?;
-            self.plan = Self::bind_plan(&self.gpu, self.loss, &self.layers, &self.buffers, batch, self.learning_rate)?;
+            self.plan = Self::bind_plan(&self.gpu, self.loss, &self.layers, &self.buffers, &self.counters, batch, &self.optimizer)?;
             self.batch = batch;
             return Ok(());
         }
@@ -372,18 +431,8 @@ impl GpuMlp {
         OutputLayer::reshape(gpu, &mut self.plan.output_forward, batch, outputs)?;
         OutputLayer::reshape(gpu, &mut self.plan.output_loss, batch, outputs)?;
         Sum::reshape(gpu, &mut self.plan.loss_sum, batch)?;
+        Advance::reshape(gpu, &mut self.plan.advance, batch);
         self.batch = batch;
-        Ok(())
-    }
-
-    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
-        if learning_rate == self.learning_rate {
-            return Ok(());
-        }
-        for (layer, dispatch) in self.layers.iter().zip(&mut self.plan.update) {
-            Sgd::set_learning_rate(&self.gpu, dispatch, layer.outputs * layer.inputs, layer.outputs, learning_rate)?;
-        }
-        self.learning_rate = learning_rate;
         Ok(())
     }
 
@@ -442,22 +491,25 @@ impl GpuMlp {
         encoder
     }
 
-    /// One plain SGD step on the batch `x: (batch, in)`, `y: (batch, out)`: forward, loss,
-    /// backward and update in one submission. Nothing is read back; see [`GpuMlp::last_loss`].
+    /// One training step on the batch `x: (batch, in)`, `y: (batch, out)` at `learning_rate`:
+    /// forward, loss, backward and update in one submission. The update is plain SGD unless
+    /// [`GpuMlp::set_optimizer`] chose another rule. Nothing is read back; see
+    /// [`GpuMlp::last_loss`].
     pub fn train_step(&mut self, x: ArrayView2<f32>, y: ArrayView2<f32>, learning_rate: f32) -> Result<()> {
-        if !(learning_rate.is_finite() && learning_rate > 0.0) {
-            return Err(Error::invalid("learning rate", format!("{learning_rate} (must be a finite number > 0)")));
-        }
+        self.set_optimizer(OptimizerConfig { learning_rate, ..self.optimizer })?;
         self.upload_batch(x, Some(y))?;
-        self.set_learning_rate(learning_rate)?;
-        let encoder = self.encode("train_step", |pass| {
-            self.record_forward(pass, true);
-            self.record_backward(pass);
-            for dispatch in &self.plan.update {
-                dispatch.record(pass);
-            }
-        });
+        let encoder = self.encode("train_step", |pass| self.record_step(pass));
         self.submit(encoder)
+    }
+
+    /// Records one whole training step on whatever is in the batch buffers.
+    pub(crate) fn record_step(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.record_forward(pass, true);
+        self.record_backward(pass);
+        self.plan.advance.record(pass);
+        for dispatch in &self.plan.update {
+            dispatch.record(pass);
+        }
     }
 
     /// Submits a step and bounds the number in flight.

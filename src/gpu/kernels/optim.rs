@@ -1,65 +1,127 @@
-//! `shaders/optim.wgsl`: parameter updates, one dispatch per layer for its weight and bias.
+//! `shaders/optim.wgsl`: one update dispatch per layer (SGD, momentum or Adam, with weight decay)
+//! and the per-step counter the updates and the data gather read.
 //!
-//! Shapes: `weight, dweight: (out, in)`, `bias, dbias: (out)`.
+//! Shapes: `weight, dweight: (out, in)`, `bias, dbias: (out)`, `moment1, moment2:
+//! (out·in + out)` (weight entries, then bias entries; one element when the rule keeps none),
+//! `counters: (2)` = `[steps taken, data cursor]`.
 
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::{Access, Gpu, PipelineSpec};
 use crate::gpu::kernels::{Dispatch, Shader};
+use crate::optim::{Optimizer, OptimizerConfig};
 
-/// Bindings after the uniform: weight, dweight, bias, dbias.
-const STORAGE: &[Access] = &[Access::ReadWrite, Access::Read, Access::ReadWrite, Access::Read];
+/// Bindings after the uniform: weight, dweight, bias, dbias, moment1, moment2, counters.
+const STORAGE: &[Access] =
+    &[Access::ReadWrite, Access::Read, Access::ReadWrite, Access::Read, Access::ReadWrite, Access::ReadWrite, Access::ReadWrite];
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct SgdParams {
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct OptimParams {
     weight_len: u32,
     bias_len: u32,
     learning_rate: f32,
-    _pad: u32,
+    weight_decay: f32,
+    beta1: f32,
+    beta2: f32,
+    epsilon: f32,
+    rows: u32,
+    log_beta1: f32,
+    log_beta2: f32,
+    _pad: [u32; 2],
 }
 
-/// Plain SGD: `p ← p − lr·dp`.
+/// A layer's parameters, gradients and optimizer state, as the update binds them.
 #[derive(Clone, Copy, Debug)]
-pub struct Sgd;
+pub struct UpdateBuffers<'a> {
+    /// `(out, in)`.
+    pub weight: &'a wgpu::Buffer,
+    /// `(out, in)`.
+    pub dweight: &'a wgpu::Buffer,
+    /// `(out)`.
+    pub bias: &'a wgpu::Buffer,
+    /// `(out)`.
+    pub dbias: &'a wgpu::Buffer,
+    /// Velocity or Adam's first moment, `(out·in + out)`.
+    pub moment1: &'a wgpu::Buffer,
+    /// Adam's second moment, `(out·in + out)`.
+    pub moment2: &'a wgpu::Buffer,
+    /// `[steps taken, data cursor]`.
+    pub counters: &'a wgpu::Buffer,
+}
 
-impl Sgd {
-    fn layout(gpu: &Gpu, weight_len: usize, bias_len: usize, learning_rate: f32) -> Result<(SgdParams, [u32; 3])> {
-        if !(learning_rate.is_finite() && learning_rate > 0.0) {
-            return Err(Error::invalid("learning rate", format!("{learning_rate} (must be a finite number > 0)")));
-        }
+impl UpdateBuffers<'_> {
+    fn list(&self) -> [&wgpu::Buffer; 7] {
+        [self.weight, self.dweight, self.bias, self.dbias, self.moment1, self.moment2, self.counters]
+    }
+}
+
+/// One layer's update by an [`OptimizerConfig`].
+#[derive(Clone, Copy, Debug)]
+pub struct Update {
+    /// The rule and its hyper-parameters.
+    pub config: OptimizerConfig,
+}
+
+impl Update {
+    fn layout(&self, gpu: &Gpu, weight_len: usize, bias_len: usize) -> Result<(OptimParams, [u32; 3])> {
+        self.config.validate()?;
         let total = weight_len + bias_len;
         if u32::try_from(total).is_err() {
-            return Err(Error::invalid("sgd size", format!("{total} parameters exceed 32-bit indexing")));
+            return Err(Error::invalid("update size", format!("{total} parameters exceed 32-bit indexing")));
         }
+        let (beta1, beta2, epsilon) = match self.config.optimizer {
+            Optimizer::Sgd => (0.0, 0.0, 0.0),
+            Optimizer::Momentum { momentum } => (momentum, 0.0, 0.0),
+            Optimizer::Adam { beta1, beta2, epsilon } => (beta1, beta2, epsilon),
+        };
+        let params = OptimParams {
+            weight_len: weight_len as u32,
+            bias_len: bias_len as u32,
+            learning_rate: self.config.learning_rate,
+            weight_decay: self.config.weight_decay,
+            beta1,
+            beta2,
+            epsilon,
+            rows: 0,
+            log_beta1: (beta1 as f64).ln() as f32,
+            log_beta2: (beta2 as f64).ln() as f32,
+            _pad: [0; 2],
+        };
         let config = gpu.config();
-        let params = SgdParams { weight_len: weight_len as u32, bias_len: bias_len as u32, learning_rate, _pad: 0 };
         Ok((params, config.grid_1d(total, config.workgroup_size)))
     }
 
-    /// Binds one layer's parameters (`weight_len` weights, `bias_len` biases) and gradients.
-    #[allow(clippy::too_many_arguments)]
-    pub fn bind(
-        gpu: &Gpu,
-        label: &str,
-        learning_rate: f32,
-        weight: &wgpu::Buffer,
-        dweight: &wgpu::Buffer,
-        weight_len: usize,
-        bias: &wgpu::Buffer,
-        dbias: &wgpu::Buffer,
-        bias_len: usize,
-    ) -> Result<Dispatch> {
-        let (params, groups) = Self::layout(gpu, weight_len, bias_len, learning_rate)?;
-        let spec = PipelineSpec { shader: Shader::Optim, entry_point: "sgd", constants: vec![], storage: STORAGE };
-        Dispatch::new(gpu, label, &spec, &params, &[weight, dweight, bias, dbias], groups)
+    /// Binds one layer of `weight_len` weights and `bias_len` biases.
+    pub fn bind(&self, gpu: &Gpu, label: &str, buffers: &UpdateBuffers<'_>, weight_len: usize, bias_len: usize) -> Result<Dispatch> {
+        let (params, groups) = self.layout(gpu, weight_len, bias_len)?;
+        let spec = PipelineSpec { shader: Shader::Optim, entry_point: self.config.optimizer.name(), constants: vec![], storage: STORAGE };
+        Dispatch::new(gpu, label, &spec, &params, &buffers.list(), groups)
     }
 
-    /// Changes the learning rate of a bound update.
-    pub fn set_learning_rate(gpu: &Gpu, dispatch: &mut Dispatch, weight_len: usize, bias_len: usize, learning_rate: f32) -> Result<()> {
-        let (params, groups) = Self::layout(gpu, weight_len, bias_len, learning_rate)?;
+    /// Rewrites a bound update for new hyper-parameters of the same rule (a new learning rate).
+    pub fn reconfigure(&self, gpu: &Gpu, dispatch: &mut Dispatch, weight_len: usize, bias_len: usize) -> Result<()> {
+        let (params, groups) = self.layout(gpu, weight_len, bias_len)?;
         dispatch.update(gpu, &params, groups);
         Ok(())
+    }
+}
+
+/// Counts a step and moves the data cursor by `rows`: one invocation, once per step.
+#[derive(Clone, Copy, Debug)]
+pub struct Advance;
+
+impl Advance {
+    /// Binds `buffers.counters` (the other buffers are only there to fill the shared layout).
+    pub fn bind(gpu: &Gpu, label: &str, buffers: &UpdateBuffers<'_>, rows: usize) -> Result<Dispatch> {
+        let params = OptimParams { rows: rows as u32, ..Default::default() };
+        let spec = PipelineSpec { shader: Shader::Optim, entry_point: "advance", constants: vec![], storage: STORAGE };
+        Dispatch::new(gpu, label, &spec, &params, &buffers.list(), [1, 1, 1])
+    }
+
+    /// Changes the rows per step.
+    pub fn reshape(gpu: &Gpu, dispatch: &mut Dispatch, rows: usize) {
+        dispatch.update(gpu, &OptimParams { rows: rows as u32, ..Default::default() }, [1, 1, 1]);
     }
 }

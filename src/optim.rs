@@ -1,0 +1,167 @@
+//! Optimizers: how parameters move along their gradients, with PyTorch's semantics.
+//!
+//! [`OptimizerConfig`] describes the update; [`OptimizerState`] is the CPU implementation and the
+//! reference for `shaders/optim.wgsl`. L2 weight decay is added to the gradient before the update
+//! (`g = dp + weight_decay·p`), as `torch.optim.SGD` and `torch.optim.Adam` do.
+
+use ndarray::{Array1, Array2, Zip};
+
+use crate::error::{Error, Result};
+use crate::model::{Gradients, Mlp};
+
+/// The update rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    /// `p ← p − lr·g`.
+    Sgd,
+    /// `v ← μ·v + g; p ← p − lr·v` (`torch.optim.SGD(momentum=μ)`).
+    Momentum {
+        /// μ, typically 0.9.
+        momentum: f32,
+    },
+    /// Adam with bias-corrected moments (`torch.optim.Adam`).
+    Adam {
+        /// Decay of the first moment, typically 0.9.
+        beta1: f32,
+        /// Decay of the second moment, typically 0.999.
+        beta2: f32,
+        /// Added to `√v̂`, typically 1e-8.
+        epsilon: f32,
+    },
+}
+
+impl Optimizer {
+    /// Momentum with μ = 0.9.
+    pub const MOMENTUM: Optimizer = Optimizer::Momentum { momentum: 0.9 };
+    /// Adam with PyTorch's defaults (β₁ 0.9, β₂ 0.999, ε 1e-8).
+    pub const ADAM: Optimizer = Optimizer::Adam { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 };
+
+    /// `sgd`, `momentum` or `adam`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimizer::Sgd => "sgd",
+            Optimizer::Momentum { .. } => "momentum",
+            Optimizer::Adam { .. } => "adam",
+        }
+    }
+
+    /// Parses [`Optimizer::name`], with the usual hyper-parameters.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "sgd" => Ok(Optimizer::Sgd),
+            "momentum" => Ok(Optimizer::MOMENTUM),
+            "adam" => Ok(Optimizer::ADAM),
+            _ => Err(Error::invalid("optimizer", format!("unknown optimizer {name:?}; expected one of sgd, momentum, adam"))),
+        }
+    }
+
+    /// How many state values it keeps per parameter (0, 1 or 2).
+    pub fn state_per_parameter(self) -> usize {
+        match self {
+            Optimizer::Sgd => 0,
+            Optimizer::Momentum { .. } => 1,
+            Optimizer::Adam { .. } => 2,
+        }
+    }
+}
+
+/// An update rule with its learning rate and weight decay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptimizerConfig {
+    /// The rule.
+    pub optimizer: Optimizer,
+    /// The step size.
+    pub learning_rate: f32,
+    /// L2 penalty coefficient (0 for none).
+    pub weight_decay: f32,
+}
+
+impl OptimizerConfig {
+    /// Plain SGD at `learning_rate`, no weight decay.
+    pub fn sgd(learning_rate: f32) -> Self {
+        OptimizerConfig { optimizer: Optimizer::Sgd, learning_rate, weight_decay: 0.0 }
+    }
+
+    /// Checks every hyper-parameter's range.
+    pub fn validate(&self) -> Result<()> {
+        let check = |what: &str, value: f32, ok: bool, rule: &str| {
+            if value.is_finite() && ok { Ok(()) } else { Err(Error::invalid(what, format!("{value} (must be {rule})"))) }
+        };
+        check("learning rate", self.learning_rate, self.learning_rate > 0.0, "a finite number > 0")?;
+        check("weight decay", self.weight_decay, self.weight_decay >= 0.0, "a finite number ≥ 0")?;
+        match self.optimizer {
+            Optimizer::Sgd => Ok(()),
+            Optimizer::Momentum { momentum } => check("momentum", momentum, (0.0..1.0).contains(&momentum), "in [0, 1)"),
+            Optimizer::Adam { beta1, beta2, epsilon } => {
+                check("beta1", beta1, (0.0..1.0).contains(&beta1), "in [0, 1)")?;
+                check("beta2", beta2, (0.0..1.0).contains(&beta2), "in [0, 1)")?;
+                check("epsilon", epsilon, epsilon > 0.0, "a finite number > 0")
+            }
+        }
+    }
+}
+
+/// The CPU optimizer: its moments per layer and the number of steps taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState {
+    /// Steps taken so far (Adam's `t` after the next step is `steps + 1`).
+    pub steps: u64,
+    /// Velocity (momentum) or first moment (Adam), per layer: `(weight-shaped, bias-shaped)`.
+    pub moment1: Vec<(Array2<f32>, Array1<f32>)>,
+    /// Second moment (Adam), per layer.
+    pub moment2: Vec<(Array2<f32>, Array1<f32>)>,
+}
+
+impl OptimizerState {
+    /// Zero moments shaped like `mlp`'s parameters.
+    pub fn new(mlp: &Mlp) -> Self {
+        let zeros = || mlp.layers.iter().map(|l| (Array2::zeros(l.weight.dim()), Array1::zeros(l.bias.len()))).collect();
+        OptimizerState { steps: 0, moment1: zeros(), moment2: zeros() }
+    }
+
+    /// Updates `mlp` in place from `grads` by `config`'s rule.
+    pub fn apply(&mut self, config: &OptimizerConfig, mlp: &mut Mlp, grads: &Gradients) -> Result<()> {
+        config.validate()?;
+        if grads.layers.len() != mlp.layers.len() || self.moment1.len() != mlp.layers.len() {
+            return Err(Error::invalid("gradients", format!("{} layers of gradients for a {}-layer model", grads.layers.len(), mlp.layers.len())));
+        }
+        for (i, (layer, grad)) in mlp.layers.iter().zip(&grads.layers).enumerate() {
+            if grad.dweight.dim() != layer.weight.dim() || grad.dbias.len() != layer.bias.len() {
+                return Err(Error::shape(format!("layer {i} dweight"), grad.dweight.shape(), format!("{:?}", layer.weight.shape())));
+            }
+        }
+        self.steps += 1;
+        let t = self.steps as i32;
+        let OptimizerConfig { optimizer, learning_rate: lr, weight_decay: wd } = *config;
+        for (l, (layer, grad)) in mlp.layers.iter_mut().zip(&grads.layers).enumerate() {
+            let (m1w, m1b) = &mut self.moment1[l];
+            let (m2w, m2b) = &mut self.moment2[l];
+            let pairs = [
+                (layer.weight.view_mut().into_dyn(), grad.dweight.view().into_dyn(), m1w.view_mut().into_dyn(), m2w.view_mut().into_dyn()),
+                (layer.bias.view_mut().into_dyn(), grad.dbias.view().into_dyn(), m1b.view_mut().into_dyn(), m2b.view_mut().into_dyn()),
+            ];
+            for (p, dp, m1, m2) in pairs {
+                let zip = Zip::from(p).and(&dp).and(m1).and(m2);
+                match optimizer {
+                    Optimizer::Sgd => zip.for_each(|p, &dp, _, _| *p -= lr * (dp + wd * *p)),
+                    Optimizer::Momentum { momentum } => zip.for_each(|p, &dp, v, _| {
+                        *v = momentum * *v + dp + wd * *p;
+                        *p -= lr * *v;
+                    }),
+                    Optimizer::Adam { beta1, beta2, epsilon } => {
+                        // In f64: in f32, 1 − 0.999ᵗ loses four digits to cancellation.
+                        let correction = |beta: f32| (1.0 - (beta as f64).powi(t)) as f32;
+                        let (c1, c2) = (correction(beta1), correction(beta2));
+                        zip.for_each(|p, &dp, m, v| {
+                            let g = dp + wd * *p;
+                            *m = beta1 * *m + (1.0 - beta1) * g;
+                            *v = beta2 * *v + (1.0 - beta2) * g * g;
+                            *p -= lr * (*m / c1) / ((*v / c2).sqrt() + epsilon);
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
