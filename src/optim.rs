@@ -34,7 +34,11 @@ impl Optimizer {
     /// Momentum with μ = 0.9.
     pub const MOMENTUM: Optimizer = Optimizer::Momentum { momentum: 0.9 };
     /// Adam with PyTorch's defaults (β₁ 0.9, β₂ 0.999, ε 1e-8).
-    pub const ADAM: Optimizer = Optimizer::Adam { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 };
+    pub const ADAM: Optimizer = Optimizer::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+    };
 
     /// `sgd`, `momentum` or `adam`.
     pub fn name(self) -> &'static str {
@@ -51,7 +55,10 @@ impl Optimizer {
             "sgd" => Ok(Optimizer::Sgd),
             "momentum" => Ok(Optimizer::MOMENTUM),
             "adam" => Ok(Optimizer::ADAM),
-            _ => Err(Error::invalid("optimizer", format!("unknown optimizer {name:?}; expected one of sgd, momentum, adam"))),
+            _ => Err(Error::invalid(
+                "optimizer",
+                format!("unknown optimizer {name:?}; expected one of sgd, momentum, adam"),
+            )),
         }
     }
 
@@ -79,20 +86,47 @@ pub struct OptimizerConfig {
 impl OptimizerConfig {
     /// Plain SGD at `learning_rate`, no weight decay.
     pub fn sgd(learning_rate: f32) -> Self {
-        OptimizerConfig { optimizer: Optimizer::Sgd, learning_rate, weight_decay: 0.0 }
+        OptimizerConfig {
+            optimizer: Optimizer::Sgd,
+            learning_rate,
+            weight_decay: 0.0,
+        }
     }
 
     /// Checks every hyper-parameter's range.
     pub fn validate(&self) -> Result<()> {
         let check = |what: &str, value: f32, ok: bool, rule: &str| {
-            if value.is_finite() && ok { Ok(()) } else { Err(Error::invalid(what, format!("{value} (must be {rule})"))) }
+            if value.is_finite() && ok {
+                Ok(())
+            } else {
+                Err(Error::invalid(what, format!("{value} (must be {rule})")))
+            }
         };
-        check("learning rate", self.learning_rate, self.learning_rate > 0.0, "a finite number > 0")?;
-        check("weight decay", self.weight_decay, self.weight_decay >= 0.0, "a finite number ≥ 0")?;
+        check(
+            "learning rate",
+            self.learning_rate,
+            self.learning_rate > 0.0,
+            "a finite number > 0",
+        )?;
+        check(
+            "weight decay",
+            self.weight_decay,
+            self.weight_decay >= 0.0,
+            "a finite number ≥ 0",
+        )?;
         match self.optimizer {
             Optimizer::Sgd => Ok(()),
-            Optimizer::Momentum { momentum } => check("momentum", momentum, (0.0..1.0).contains(&momentum), "in [0, 1)"),
-            Optimizer::Adam { beta1, beta2, epsilon } => {
+            Optimizer::Momentum { momentum } => check(
+                "momentum",
+                momentum,
+                (0.0..1.0).contains(&momentum),
+                "in [0, 1)",
+            ),
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            } => {
                 check("beta1", beta1, (0.0..1.0).contains(&beta1), "in [0, 1)")?;
                 check("beta2", beta2, (0.0..1.0).contains(&beta2), "in [0, 1)")?;
                 check("epsilon", epsilon, epsilon > 0.0, "a finite number > 0")
@@ -115,30 +149,69 @@ pub struct OptimizerState {
 impl OptimizerState {
     /// Zero moments shaped like `mlp`'s parameters.
     pub fn new(mlp: &Mlp) -> Self {
-        let zeros = || mlp.layers.iter().map(|l| (Array2::zeros(l.weight.dim()), Array1::zeros(l.bias.len()))).collect();
-        OptimizerState { steps: 0, moment1: zeros(), moment2: zeros() }
+        let zeros = || {
+            mlp.layers
+                .iter()
+                .map(|l| (Array2::zeros(l.weight.dim()), Array1::zeros(l.bias.len())))
+                .collect()
+        };
+        OptimizerState {
+            steps: 0,
+            moment1: zeros(),
+            moment2: zeros(),
+        }
     }
 
     /// Updates `mlp` in place from `grads` by `config`'s rule.
-    pub fn apply(&mut self, config: &OptimizerConfig, mlp: &mut Mlp, grads: &Gradients) -> Result<()> {
+    pub fn apply(
+        &mut self,
+        config: &OptimizerConfig,
+        mlp: &mut Mlp,
+        grads: &Gradients,
+    ) -> Result<()> {
         config.validate()?;
         if grads.layers.len() != mlp.layers.len() || self.moment1.len() != mlp.layers.len() {
-            return Err(Error::invalid("gradients", format!("{} layers of gradients for a {}-layer model", grads.layers.len(), mlp.layers.len())));
+            return Err(Error::invalid(
+                "gradients",
+                format!(
+                    "{} layers of gradients for a {}-layer model",
+                    grads.layers.len(),
+                    mlp.layers.len()
+                ),
+            ));
         }
         for (i, (layer, grad)) in mlp.layers.iter().zip(&grads.layers).enumerate() {
             if grad.dweight.dim() != layer.weight.dim() || grad.dbias.len() != layer.bias.len() {
-                return Err(Error::shape(format!("layer {i} dweight"), grad.dweight.shape(), format!("{:?}", layer.weight.shape())));
+                return Err(Error::shape(
+                    format!("layer {i} dweight"),
+                    grad.dweight.shape(),
+                    format!("{:?}", layer.weight.shape()),
+                ));
             }
         }
         self.steps += 1;
         let t = self.steps as i32;
-        let OptimizerConfig { optimizer, learning_rate: lr, weight_decay: wd } = *config;
+        let OptimizerConfig {
+            optimizer,
+            learning_rate: lr,
+            weight_decay: wd,
+        } = *config;
         for (l, (layer, grad)) in mlp.layers.iter_mut().zip(&grads.layers).enumerate() {
             let (m1w, m1b) = &mut self.moment1[l];
             let (m2w, m2b) = &mut self.moment2[l];
             let pairs = [
-                (layer.weight.view_mut().into_dyn(), grad.dweight.view().into_dyn(), m1w.view_mut().into_dyn(), m2w.view_mut().into_dyn()),
-                (layer.bias.view_mut().into_dyn(), grad.dbias.view().into_dyn(), m1b.view_mut().into_dyn(), m2b.view_mut().into_dyn()),
+                (
+                    layer.weight.view_mut().into_dyn(),
+                    grad.dweight.view().into_dyn(),
+                    m1w.view_mut().into_dyn(),
+                    m2w.view_mut().into_dyn(),
+                ),
+                (
+                    layer.bias.view_mut().into_dyn(),
+                    grad.dbias.view().into_dyn(),
+                    m1b.view_mut().into_dyn(),
+                    m2b.view_mut().into_dyn(),
+                ),
             ];
             for (p, dp, m1, m2) in pairs {
                 let zip = Zip::from(p).and(&dp).and(m1).and(m2);
@@ -148,7 +221,11 @@ impl OptimizerState {
                         *v = momentum * *v + dp + wd * *p;
                         *p -= lr * *v;
                     }),
-                    Optimizer::Adam { beta1, beta2, epsilon } => {
+                    Optimizer::Adam {
+                        beta1,
+                        beta2,
+                        epsilon,
+                    } => {
                         // In f64: in f32, 1 − 0.999ᵗ loses four digits to cancellation.
                         let correction = |beta: f32| (1.0 - (beta as f64).powi(t)) as f32;
                         let (c1, c2) = (correction(beta1), correction(beta2));

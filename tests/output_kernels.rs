@@ -15,7 +15,12 @@ const ATOL: f32 = 1e-6;
 const RTOL: f32 = 1e-4;
 
 /// The expected (a, row losses, δ) for logits `z` and targets `y`, in f64.
-fn expected(activation: Activation, loss: Loss, z: &Array2<f32>, y: &Array2<f32>) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+fn expected(
+    activation: Activation,
+    loss: Loss,
+    z: &Array2<f32>,
+    y: &Array2<f32>,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (rows, cols) = z.dim();
     let (n, e) = (rows as f64, (rows * cols) as f64);
     let (mut a_all, mut loss_all, mut delta_all) = (vec![], vec![], vec![]);
@@ -38,10 +43,17 @@ fn expected(activation: Activation, loss: Loss, z: &Array2<f32>, y: &Array2<f32>
             Loss::CrossEntropy => {
                 let ys: f64 = yr.iter().sum();
                 let l = lse * ys - yr.iter().zip(&zr).map(|(y, z)| y * z).sum::<f64>();
-                (l / n, a.iter().zip(&yr).map(|(a, y)| (a * ys - y) / n).collect())
+                (
+                    l / n,
+                    a.iter().zip(&yr).map(|(a, y)| (a * ys - y) / n).collect(),
+                )
             }
             Loss::BinaryCrossEntropy => {
-                let l: f64 = zr.iter().zip(&yr).map(|(z, y)| z.max(0.0) - z * y + (1.0 + (-z.abs()).exp()).ln()).sum();
+                let l: f64 = zr
+                    .iter()
+                    .zip(&yr)
+                    .map(|(z, y)| z.max(0.0) - z * y + (1.0 + (-z.abs()).exp()).ln())
+                    .sum();
                 (l / e, a.iter().zip(&yr).map(|(a, y)| (a - y) / e).collect())
             }
             Loss::Mse => {
@@ -78,25 +90,67 @@ fn expected(activation: Activation, loss: Loss, z: &Array2<f32>, y: &Array2<f32>
 fn check(activation: Activation, loss: Loss, rows: usize, cols: usize, scale: f32) {
     let gpu = gpu();
     let z = random_matrix(rows, cols, rows as u64) * scale;
-    let y = if loss == Loss::CrossEntropy { one_hot(rows, cols, 3) } else { targets01(rows, cols, 3) };
-    let upload = |label: &str, m: &Array2<f32>| gpu.storage_buffer_with(label, m.as_slice().unwrap()).unwrap();
+    let y = if loss == Loss::CrossEntropy {
+        one_hot(rows, cols, 3)
+    } else {
+        targets01(rows, cols, 3)
+    };
+    let upload = |label: &str, m: &Array2<f32>| {
+        gpu.storage_buffer_with(label, m.as_slice().unwrap())
+            .unwrap()
+    };
     let (zb, yb) = (upload("z", &z), upload("y", &y));
     let a = gpu.storage_buffer("a", rows * cols).unwrap();
     let delta = gpu.storage_buffer("delta", rows * cols).unwrap();
     let row_loss = gpu.storage_buffer("row_loss", rows).unwrap();
-    let kernel = OutputLayer { activation, loss, mode: OutputMode::Loss };
-    let dispatch = kernel.bind(&gpu, "output test", rows, cols, &zb, &yb, &a, &delta, &row_loss).unwrap();
+    let kernel = OutputLayer {
+        activation,
+        loss,
+        mode: OutputMode::Loss,
+    };
+    let dispatch = kernel
+        .bind(
+            &gpu,
+            "output test",
+            rows,
+            cols,
+            &zb,
+            &yb,
+            &a,
+            &delta,
+            &row_loss,
+        )
+        .unwrap();
     Dispatch::run_all(&gpu, &[&dispatch]).unwrap();
     let (want_a, want_loss, want_delta) = expected(activation, loss, &z, &y);
     let what = format!("{activation:?} {loss:?} {rows}x{cols} scale {scale}");
-    assert_close(&format!("{what}: a"), &gpu.read_f32(&a, rows * cols).unwrap(), &want_a, ATOL, RTOL);
-    assert_close(&format!("{what}: row loss"), &gpu.read_f32(&row_loss, rows).unwrap(), &want_loss, ATOL, RTOL);
-    assert_close(&format!("{what}: delta"), &gpu.read_f32(&delta, rows * cols).unwrap(), &want_delta, ATOL, RTOL);
+    assert_close(
+        &format!("{what}: a"),
+        &gpu.read_f32(&a, rows * cols).unwrap(),
+        &want_a,
+        ATOL,
+        RTOL,
+    );
+    assert_close(
+        &format!("{what}: row loss"),
+        &gpu.read_f32(&row_loss, rows).unwrap(),
+        &want_loss,
+        ATOL,
+        RTOL,
+    );
+    assert_close(
+        &format!("{what}: delta"),
+        &gpu.read_f32(&delta, rows * cols).unwrap(),
+        &want_delta,
+        ATOL,
+        RTOL,
+    );
 }
 
 #[test]
 fn output_kernel_matches_formulas_for_every_loss_and_output() {
-    let mut pairs: Vec<(Activation, Loss)> = Activation::ALL.iter().map(|&a| (a, Loss::Mse)).collect();
+    let mut pairs: Vec<(Activation, Loss)> =
+        Activation::ALL.iter().map(|&a| (a, Loss::Mse)).collect();
     pairs.push((Activation::Softmax, Loss::CrossEntropy));
     pairs.push((Activation::Sigmoid, Loss::BinaryCrossEntropy));
     for (activation, loss) in pairs {
@@ -118,19 +172,44 @@ fn output_kernel_is_stable_for_large_logits() {
 fn check_update(config: OptimizerConfig, rows: usize, cols: usize, steps: usize) {
     let gpu = gpu();
     let mut mlp = Mlp {
-        layers: vec![Dense { weight: random_matrix(rows, cols, 1), bias: random_matrix(1, rows, 3).row(0).to_owned(), activation: Activation::Identity }],
+        layers: vec![Dense {
+            weight: random_matrix(rows, cols, 1),
+            bias: random_matrix(1, rows, 3).row(0).to_owned(),
+            activation: Activation::Identity,
+        }],
         loss: Loss::Mse,
     };
-    let grads = Gradients { layers: vec![DenseGradients { dweight: random_matrix(rows, cols, 2), dbias: random_matrix(1, rows, 4).row(0).to_owned() }] };
+    let grads = Gradients {
+        layers: vec![DenseGradients {
+            dweight: random_matrix(rows, cols, 2),
+            dbias: random_matrix(1, rows, 4).row(0).to_owned(),
+        }],
+    };
     let upload = |label: &str, values: &[f32]| gpu.storage_buffer_with(label, values).unwrap();
     let layer = &mlp.layers[0];
-    let (w, b) = (upload("w", layer.weight.as_slice().unwrap()), upload("b", layer.bias.as_slice().unwrap()));
-    let (dw, db) = (upload("dw", grads.layers[0].dweight.as_slice().unwrap()), upload("db", grads.layers[0].dbias.as_slice().unwrap()));
+    let (w, b) = (
+        upload("w", layer.weight.as_slice().unwrap()),
+        upload("b", layer.bias.as_slice().unwrap()),
+    );
+    let (dw, db) = (
+        upload("dw", grads.layers[0].dweight.as_slice().unwrap()),
+        upload("db", grads.layers[0].dbias.as_slice().unwrap()),
+    );
     let m1 = gpu.storage_buffer("m1", rows * cols + rows).unwrap();
     let m2 = gpu.storage_buffer("m2", rows * cols + rows).unwrap();
     let counters = gpu.storage_buffer("counters", 2).unwrap();
-    let buffers = UpdateBuffers { weight: &w, dweight: &dw, bias: &b, dbias: &db, moment1: &m1, moment2: &m2, counters: &counters };
-    let update = Update { config }.bind(&gpu, "update test", &buffers, rows * cols, rows).unwrap();
+    let buffers = UpdateBuffers {
+        weight: &w,
+        dweight: &dw,
+        bias: &b,
+        dbias: &db,
+        moment1: &m1,
+        moment2: &m2,
+        counters: &counters,
+    };
+    let update = Update { config }
+        .bind(&gpu, "update test", &buffers, rows * cols, rows)
+        .unwrap();
     let advance = Advance::bind(&gpu, "advance test", &buffers, 5).unwrap();
     let mut state = OptimizerState::new(&mlp);
     for _ in 0..steps {
@@ -139,17 +218,37 @@ fn check_update(config: OptimizerConfig, rows: usize, cols: usize, steps: usize)
     }
     let what = format!("{config:?} {rows}x{cols}");
     let layer = &mlp.layers[0];
-    assert_close(&format!("{what}: weight"), &gpu.read_f32(&w, rows * cols).unwrap(), layer.weight.as_slice().unwrap(), 1e-6, 1e-5);
-    assert_close(&format!("{what}: bias"), &gpu.read_f32(&b, rows).unwrap(), layer.bias.as_slice().unwrap(), 1e-6, 1e-5);
+    assert_close(
+        &format!("{what}: weight"),
+        &gpu.read_f32(&w, rows * cols).unwrap(),
+        layer.weight.as_slice().unwrap(),
+        1e-6,
+        1e-5,
+    );
+    assert_close(
+        &format!("{what}: bias"),
+        &gpu.read_f32(&b, rows).unwrap(),
+        layer.bias.as_slice().unwrap(),
+        1e-6,
+        1e-5,
+    );
     let counted: Vec<u32> = bytemuck::cast_slice(&gpu.read_f32(&counters, 2).unwrap()).to_vec();
-    assert_eq!(counted, vec![steps as u32, 5 * steps as u32], "{what}: counters");
+    assert_eq!(
+        counted,
+        vec![steps as u32, 5 * steps as u32],
+        "{what}: counters"
+    );
 }
 
 #[test]
 fn every_optimizer_matches_the_cpu_update() {
     for optimizer in [Optimizer::Sgd, Optimizer::MOMENTUM, Optimizer::ADAM] {
         for weight_decay in [0.0, 0.01] {
-            let config = OptimizerConfig { optimizer, learning_rate: 0.05, weight_decay };
+            let config = OptimizerConfig {
+                optimizer,
+                learning_rate: 0.05,
+                weight_decay,
+            };
             for (rows, cols) in [(1, 1), (10, 784), (257, 65)] {
                 check_update(config, rows, cols, 3);
             }
@@ -161,15 +260,36 @@ fn every_optimizer_matches_the_cpu_update() {
 fn first_adam_step_moves_each_parameter_by_the_learning_rate() {
     // With m̂ = g and v̂ = g² after one step, Adam moves every parameter by lr·g/(|g| + ε) ≈ ±lr:
     // a closed form independent of both implementations.
-    let mut mlp = Mlp::new(&[3, 2], Activation::Identity, Activation::Identity, Loss::Mse, 1);
+    let mut mlp = Mlp::new(
+        &[3, 2],
+        Activation::Identity,
+        Activation::Identity,
+        Loss::Mse,
+        1,
+    );
     let before = mlp.clone();
     let grads = Gradients {
-        layers: vec![DenseGradients { dweight: random_matrix(2, 3, 9), dbias: random_matrix(1, 2, 8).row(0).to_owned() }],
+        layers: vec![DenseGradients {
+            dweight: random_matrix(2, 3, 9),
+            dbias: random_matrix(1, 2, 8).row(0).to_owned(),
+        }],
     };
-    let config = OptimizerConfig { optimizer: Optimizer::ADAM, learning_rate: 0.01, weight_decay: 0.0 };
-    OptimizerState::new(&mlp).apply(&config, &mut mlp, &grads).unwrap();
+    let config = OptimizerConfig {
+        optimizer: Optimizer::ADAM,
+        learning_rate: 0.01,
+        weight_decay: 0.0,
+    };
+    OptimizerState::new(&mlp)
+        .apply(&config, &mut mlp, &grads)
+        .unwrap();
     let moved = &before.layers[0].weight - &mlp.layers[0].weight;
     let want = grads.layers[0].dweight.mapv(|g| 0.01 * g.signum());
-    assert_close("first Adam step", moved.as_slice().unwrap(), want.as_slice().unwrap(), 1e-6, 1e-4);
+    assert_close(
+        "first Adam step",
+        moved.as_slice().unwrap(),
+        want.as_slice().unwrap(),
+        1e-6,
+        1e-4,
+    );
     check_update(config, 2, 3, 1);
 }

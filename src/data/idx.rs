@@ -31,11 +31,17 @@ pub struct IdxArray {
 }
 
 fn data_error(path: &Path, why: impl Into<String>) -> Error {
-    Error::Data { path: path.display().to_string(), why: why.into() }
+    Error::Data {
+        path: path.display().to_string(),
+        why: why.into(),
+    }
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Io { path: path.display().to_string(), source }
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Reads an IDX file, decompressing it if it is gzip.
@@ -45,21 +51,30 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let mut magic = [0u8; 2];
     let is_gzip = file_len >= 2 && {
         file.read_exact(&mut magic).map_err(|e| io_error(path, e))?;
-        file.seek(SeekFrom::Start(0)).map_err(|e| io_error(path, e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| io_error(path, e))?;
         magic == GZIP_MAGIC
     };
-    let named_gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let named_gz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
     if named_gz && !is_gzip {
-        return Err(data_error(path, "is named .gz but is not gzip-compressed (wrong file, or an error page saved in its place?)"));
+        return Err(data_error(
+            path,
+            "is named .gz but is not gzip-compressed (wrong file, or an error page saved in its place?)",
+        ));
     }
     if is_gzip {
         // The gzip trailer holds the uncompressed size modulo 2³², a cheap early check against
         // the header's claims (exact for anything under 4 GiB).
         let uncompressed_len = if file_len >= 18 {
             let mut trailer = [0u8; 4];
-            file.seek(SeekFrom::End(-4)).map_err(|e| io_error(path, e))?;
-            file.read_exact(&mut trailer).map_err(|e| io_error(path, e))?;
-            file.seek(SeekFrom::Start(0)).map_err(|e| io_error(path, e))?;
+            file.seek(SeekFrom::End(-4))
+                .map_err(|e| io_error(path, e))?;
+            file.read_exact(&mut trailer)
+                .map_err(|e| io_error(path, e))?;
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| io_error(path, e))?;
             Some(u32::from_le_bytes(trailer) as u64)
         } else {
             None
@@ -77,29 +92,52 @@ pub fn parse_idx(mut reader: impl Read, path: &Path, available: Option<u64>) -> 
     let mut magic = [0u8; 4];
     read_header_bytes(&mut reader, &mut magic, path, "the 4-byte magic number")?;
     if magic[0] != 0 || magic[1] != 0 {
-        return Err(data_error(path, format!("is not an IDX file: magic number {magic:02x?} does not start with two zero bytes")));
+        return Err(data_error(
+            path,
+            format!(
+                "is not an IDX file: magic number {magic:02x?} does not start with two zero bytes"
+            ),
+        ));
     }
     if magic[2] != TYPE_U8 {
-        return Err(data_error(path, format!("has IDX element type 0x{:02x}; only unsigned bytes (0x08) are supported", magic[2])));
+        return Err(data_error(
+            path,
+            format!(
+                "has IDX element type 0x{:02x}; only unsigned bytes (0x08) are supported",
+                magic[2]
+            ),
+        ));
     }
     let rank = magic[3] as usize;
     if !(1..=4).contains(&rank) {
-        return Err(data_error(path, format!("declares {rank} dimensions; expected 1 (labels) or 3 (images)")));
+        return Err(data_error(
+            path,
+            format!("declares {rank} dimensions; expected 1 (labels) or 3 (images)"),
+        ));
     }
     let mut dims = Vec::with_capacity(rank);
     for d in 0..rank {
         let mut word = [0u8; 4];
-        read_header_bytes(&mut reader, &mut word, path, &format!("dimension {d} of the header"))?;
+        read_header_bytes(
+            &mut reader,
+            &mut word,
+            path,
+            &format!("dimension {d} of the header"),
+        )?;
         dims.push(u32::from_be_bytes(word) as usize);
     }
     let header_len = 4 + 4 * rank as u64;
-    let data_len = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
+    let data_len = dims
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
     let data_len = match data_len {
         Some(len) if len <= MAX_IDX_BYTES => len,
         _ => {
             return Err(data_error(
                 path,
-                format!("header claims dimensions {dims:?}, more than the {MAX_IDX_BYTES}-byte limit; refusing to read it"),
+                format!(
+                    "header claims dimensions {dims:?}, more than the {MAX_IDX_BYTES}-byte limit; refusing to read it"
+                ),
             ));
         }
     };
@@ -116,20 +154,43 @@ pub fn parse_idx(mut reader: impl Read, path: &Path, available: Option<u64>) -> 
         }
     }
     let mut data = Vec::new();
-    let read = reader.by_ref().take(data_len).read_to_end(&mut data).map_err(|e| data_error(path, format!("cannot be read: {e}")))?;
+    let read = reader
+        .by_ref()
+        .take(data_len)
+        .read_to_end(&mut data)
+        .map_err(|e| data_error(path, format!("cannot be read: {e}")))?;
     if (read as u64) < data_len {
-        return Err(data_error(path, format!("is truncated: header claims dimensions {dims:?} ({data_len} bytes of data) but only {read} follow")));
+        return Err(data_error(
+            path,
+            format!(
+                "is truncated: header claims dimensions {dims:?} ({data_len} bytes of data) but only {read} follow"
+            ),
+        ));
     }
     let mut extra = [0u8; 1];
-    if reader.read(&mut extra).map_err(|e| data_error(path, format!("cannot be read: {e}")))? > 0 {
-        return Err(data_error(path, format!("has data past the {data_len} bytes its header {dims:?} declares")));
+    if reader
+        .read(&mut extra)
+        .map_err(|e| data_error(path, format!("cannot be read: {e}")))?
+        > 0
+    {
+        return Err(data_error(
+            path,
+            format!("has data past the {data_len} bytes its header {dims:?} declares"),
+        ));
     }
     Ok(IdxArray { dims, data })
 }
 
-fn read_header_bytes(reader: &mut impl Read, buffer: &mut [u8], path: &Path, what: &str) -> Result<()> {
+fn read_header_bytes(
+    reader: &mut impl Read,
+    buffer: &mut [u8],
+    path: &Path,
+    what: &str,
+) -> Result<()> {
     reader.read_exact(buffer).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => data_error(path, format!("is too short: it ends before {what}")),
+        std::io::ErrorKind::UnexpectedEof => {
+            data_error(path, format!("is too short: it ends before {what}"))
+        }
         _ => data_error(path, format!("cannot be read: {e}")),
     })
 }
@@ -138,8 +199,16 @@ fn read_header_bytes(reader: &mut impl Read, buffer: &mut [u8], path: &Path, wha
 pub fn read_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
     let array = read_idx(path)?;
     match array.dims[..] {
-        [count, rows, cols] if count > 0 && rows > 0 && cols > 0 => Ok((count, rows, cols, array.data)),
-        _ => Err(data_error(path, format!("has dimensions {:?}; an image file has three, all non-zero: [count, rows, cols]", array.dims))),
+        [count, rows, cols] if count > 0 && rows > 0 && cols > 0 => {
+            Ok((count, rows, cols, array.data))
+        }
+        _ => Err(data_error(
+            path,
+            format!(
+                "has dimensions {:?}; an image file has three, all non-zero: [count, rows, cols]",
+                array.dims
+            ),
+        )),
     }
 }
 
@@ -148,7 +217,13 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     let array = read_idx(path)?;
     match array.dims[..] {
         [count] if count > 0 => Ok(array.data),
-        _ => Err(data_error(path, format!("has dimensions {:?}; a label file has one, non-zero: [count]", array.dims))),
+        _ => Err(data_error(
+            path,
+            format!(
+                "has dimensions {:?}; a label file has one, non-zero: [count]",
+                array.dims
+            ),
+        )),
     }
 }
 
@@ -182,7 +257,13 @@ mod tests {
         let bytes = idx(&[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8]);
         for cut in 0..bytes.len() {
             let error = parse(&bytes[..cut]).unwrap_err().to_string();
-            assert!(error.contains("test.idx") && (error.contains("short") || error.contains("truncated") || error.contains("holds only")), "{cut}: {error}");
+            assert!(
+                error.contains("test.idx")
+                    && (error.contains("short")
+                        || error.contains("truncated")
+                        || error.contains("holds only")),
+                "{cut}: {error}"
+            );
         }
     }
 
@@ -190,12 +271,20 @@ mod tests {
     fn refuses_bad_magic_type_rank_and_oversized_headers() {
         let bad_magic = parse(&[1, 0, 8, 1, 0, 0, 0, 1, 5]).unwrap_err().to_string();
         assert!(bad_magic.contains("not an IDX file"), "{bad_magic}");
-        let bad_type = parse(&[0, 0, 0x0d, 1, 0, 0, 0, 1, 5]).unwrap_err().to_string();
+        let bad_type = parse(&[0, 0, 0x0d, 1, 0, 0, 0, 1, 5])
+            .unwrap_err()
+            .to_string();
         assert!(bad_type.contains("element type 0x0d"), "{bad_type}");
         let bad_rank = parse(&[0, 0, 8, 0]).unwrap_err().to_string();
         assert!(bad_rank.contains("0 dimensions"), "{bad_rank}");
         // A header that claims 4 GiB × 4 GiB is refused from the header, with nothing allocated.
-        let bomb = parse_idx(&idx(&[u32::MAX, u32::MAX, 1], &[])[..], Path::new("bomb.idx"), None).unwrap_err().to_string();
+        let bomb = parse_idx(
+            &idx(&[u32::MAX, u32::MAX, 1], &[])[..],
+            Path::new("bomb.idx"),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(bomb.contains("limit"), "{bomb}");
         let extra = parse(&idx(&[2], &[1, 2, 3])).unwrap_err().to_string();
         assert!(extra.contains("past the 2 bytes"), "{extra}");

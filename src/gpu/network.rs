@@ -138,7 +138,11 @@ impl std::fmt::Debug for GpuMlp {
 }
 
 fn forward_matmul(layer: &LayerParams, is_output: bool) -> Matmul {
-    let activation = if is_output { Activation::Identity } else { layer.activation };
+    let activation = if is_output {
+        Activation::Identity
+    } else {
+        layer.activation
+    };
     Matmul::NT.with_epilogue(Epilogue::BiasActivation(activation))
 }
 
@@ -159,7 +163,15 @@ fn check_finite(what: &str, array: ArrayView2<f32>) -> Result<()> {
         None => Ok(()),
         Some(i) => {
             let cols = array.ncols().max(1);
-            Err(Error::invalid(what, format!("element [{}, {}] is {} (inputs must be finite)", i / cols, i % cols, array.iter().nth(i).copied().unwrap_or(f32::NAN))))
+            Err(Error::invalid(
+                what,
+                format!(
+                    "element [{}, {}] is {} (inputs must be finite)",
+                    i / cols,
+                    i % cols,
+                    array.iter().nth(i).copied().unwrap_or(f32::NAN)
+                ),
+            ))
         }
     }
 }
@@ -200,7 +212,9 @@ impl GpuMlp {
             .collect::<Result<Vec<_>>>()?;
         let counters = gpu.storage_buffer("gpu_mlp.counters", 2)?;
         let buffers = Self::allocate_batch_buffers(gpu, &layers, capacity)?;
-        let plan = Self::bind_plan(gpu, mlp.loss, &layers, &buffers, &counters, capacity, &optimizer)?;
+        let plan = Self::bind_plan(
+            gpu, mlp.loss, &layers, &buffers, &counters, capacity, &optimizer,
+        )?;
         let loss_staging = gpu.staging_buffer("gpu_mlp.loss_staging", 4)?;
         let mut net = GpuMlp {
             gpu: gpu.clone(),
@@ -225,21 +239,40 @@ impl GpuMlp {
         if optimizer == self.optimizer {
             return Ok(());
         }
-        let same_rule = std::mem::discriminant(&optimizer.optimizer) == std::mem::discriminant(&self.optimizer.optimizer);
+        let same_rule = std::mem::discriminant(&optimizer.optimizer)
+            == std::mem::discriminant(&self.optimizer.optimizer);
         if same_rule {
             for (layer, dispatch) in self.layers.iter().zip(&mut self.plan.update) {
-                Update { config: optimizer }.reconfigure(&self.gpu, dispatch, layer.weight_len(), layer.outputs)?;
+                Update { config: optimizer }.reconfigure(
+                    &self.gpu,
+                    dispatch,
+                    layer.weight_len(),
+                    layer.outputs,
+                )?;
             }
         } else {
             self.wait_idle()?;
             let states = optimizer.optimizer.state_per_parameter();
             for (i, layer) in self.layers.iter_mut().enumerate() {
-                let len = if states > 0 { layer.weight_len() + layer.outputs } else { 1 };
-                layer.moment1 = self.gpu.storage_buffer(&format!("layer{i}.moment1"), if states >= 1 { len } else { 1 })?;
-                layer.moment2 = self.gpu.storage_buffer(&format!("layer{i}.moment2"), if states >= 2 { len } else { 1 })?;
+                let len = if states > 0 {
+                    layer.weight_len() + layer.outputs
+                } else {
+                    1
+                };
+                layer.moment1 = self.gpu.storage_buffer(
+                    &format!("layer{i}.moment1"),
+                    if states >= 1 { len } else { 1 },
+                )?;
+                layer.moment2 = self.gpu.storage_buffer(
+                    &format!("layer{i}.moment2"),
+                    if states >= 2 { len } else { 1 },
+                )?;
             }
-            self.gpu.queue().write_buffer(&self.counters, 0, bytemuck::cast_slice(&[0u32, 0]));
-            self.plan.update = Self::bind_updates(&self.gpu, &self.layers, &self.counters, &optimizer)?;
+            self.gpu
+                .queue()
+                .write_buffer(&self.counters, 0, bytemuck::cast_slice(&[0u32, 0]));
+            self.plan.update =
+                Self::bind_updates(&self.gpu, &self.layers, &self.counters, &optimizer)?;
         }
         self.optimizer = optimizer;
         Ok(())
@@ -280,13 +313,19 @@ impl GpuMlp {
         self.layers[self.layers.len() - 1].outputs
     }
 
-    fn allocate_batch_buffers(gpu: &Gpu, layers: &[LayerParams], capacity: usize) -> Result<BatchBuffers> {
+    fn allocate_batch_buffers(
+        gpu: &Gpu,
+        layers: &[LayerParams],
+        capacity: usize,
+    ) -> Result<BatchBuffers> {
         let inputs = layers[0].inputs;
         let outputs = layers[layers.len() - 1].outputs;
         let mut activations = Vec::with_capacity(layers.len());
         let mut deltas = Vec::with_capacity(layers.len());
         for (i, layer) in layers.iter().enumerate() {
-            activations.push(gpu.storage_buffer(&format!("layer{i}.activation"), capacity * layer.outputs)?);
+            activations.push(
+                gpu.storage_buffer(&format!("layer{i}.activation"), capacity * layer.outputs)?,
+            );
             deltas.push(gpu.storage_buffer(&format!("layer{i}.delta"), capacity * layer.outputs)?);
         }
         let parameters: usize = layers.iter().map(|l| l.outputs * (l.inputs + 1)).sum();
@@ -315,12 +354,26 @@ impl GpuMlp {
         optimizer: &OptimizerConfig,
     ) -> Result<Plan> {
         let last = layers.len() - 1;
-        let input_of = |l: usize| if l == 0 { &buffers.x } else { &buffers.activations[l - 1] };
+        let input_of = |l: usize| {
+            if l == 0 {
+                &buffers.x
+            } else {
+                &buffers.activations[l - 1]
+            }
+        };
 
         let mut forward = Vec::with_capacity(layers.len());
         for (l, layer) in layers.iter().enumerate() {
-            let output = if l == last { &buffers.logits } else { &buffers.activations[l] };
-            let shape = MatmulShape { m: batch, n: layer.outputs, k: layer.inputs };
+            let output = if l == last {
+                &buffers.logits
+            } else {
+                &buffers.activations[l]
+            };
+            let shape = MatmulShape {
+                m: batch,
+                n: layer.outputs,
+                k: layer.inputs,
+            };
             forward.push(forward_matmul(layer, l == last).bind(
                 gpu,
                 &format!("layer{l}.forward"),
@@ -335,7 +388,12 @@ impl GpuMlp {
 
         let output_layer = &layers[last];
         let output_kernel = |mode, label: &str| {
-            OutputLayer { activation: output_layer.activation, loss, mode }.bind(
+            OutputLayer {
+                activation: output_layer.activation,
+                loss,
+                mode,
+            }
+            .bind(
                 gpu,
                 label,
                 batch,
@@ -349,7 +407,13 @@ impl GpuMlp {
         };
         let output_forward = output_kernel(OutputMode::Forward, "output.forward")?;
         let output_loss = output_kernel(OutputMode::Loss, "output.loss")?;
-        let loss_sum = Sum::bind(gpu, "output.loss_sum", batch, &buffers.row_loss, &buffers.loss)?;
+        let loss_sum = Sum::bind(
+            gpu,
+            "output.loss_sum",
+            batch,
+            &buffers.row_loss,
+            &buffers.loss,
+        )?;
 
         let mut backward = Vec::with_capacity(layers.len());
         for (l, layer) in layers.iter().enumerate() {
@@ -357,14 +421,25 @@ impl GpuMlp {
             let dweight = Matmul::TN.bind(
                 gpu,
                 &format!("layer{l}.dweight"),
-                MatmulShape { m: layer.outputs, n: layer.inputs, k: batch },
+                MatmulShape {
+                    m: layer.outputs,
+                    n: layer.inputs,
+                    k: batch,
+                },
                 delta,
                 input_of(l),
                 delta, // no bias or aux operand: any read-only buffer
                 delta,
                 &layer.dweight,
             )?;
-            let dbias = ColumnSum::bind(gpu, &format!("layer{l}.dbias"), batch, layer.outputs, delta, &layer.dbias)?;
+            let dbias = ColumnSum::bind(
+                gpu,
+                &format!("layer{l}.dbias"),
+                batch,
+                layer.outputs,
+                delta,
+                &layer.dbias,
+            )?;
             let delta_prev = if l == 0 {
                 None
             } else {
@@ -372,7 +447,11 @@ impl GpuMlp {
                 Some(delta_prev_matmul(layers[l - 1].activation).bind(
                     gpu,
                     &format!("layer{}.delta", l - 1),
-                    MatmulShape { m: batch, n: layer.inputs, k: layer.outputs },
+                    MatmulShape {
+                        m: batch,
+                        n: layer.inputs,
+                        k: layer.outputs,
+                    },
                     delta,
                     &layer.weight,
                     previous, // no bias operand: any read-only buffer
@@ -380,23 +459,51 @@ impl GpuMlp {
                     &buffers.deltas[l - 1],
                 )?)
             };
-            backward.push(LayerBackward { dweight, dbias, delta_prev });
+            backward.push(LayerBackward {
+                dweight,
+                dbias,
+                delta_prev,
+            });
         }
 
-        let advance = Advance::bind(gpu, "gpu_mlp.advance", &layers[0].update_buffers(counters), batch)?;
+        let advance = Advance::bind(
+            gpu,
+            "gpu_mlp.advance",
+            &layers[0].update_buffers(counters),
+            batch,
+        )?;
         let update = Self::bind_updates(gpu, layers, counters, optimizer)?;
 
-        Ok(Plan { forward, output_forward, output_loss, loss_sum, backward, advance, update })
+        Ok(Plan {
+            forward,
+            output_forward,
+            output_loss,
+            loss_sum,
+            backward,
+            advance,
+            update,
+        })
     }
 
-    fn bind_updates(gpu: &Gpu, layers: &[LayerParams], counters: &wgpu::Buffer, optimizer: &OptimizerConfig) -> Result<Vec<Dispatch>> {
+    fn bind_updates(
+        gpu: &Gpu,
+        layers: &[LayerParams],
+        counters: &wgpu::Buffer,
+        optimizer: &OptimizerConfig,
+    ) -> Result<Vec<Dispatch>> {
         let update = Update { config: *optimizer };
         layers
             .iter()
             .enumerate()
             .map(|(l, layer)| {
                 let label = format!("layer{l}.{}", optimizer.optimizer.name());
-                update.bind(gpu, &label, &layer.update_buffers(counters), layer.weight_len(), layer.outputs)
+                update.bind(
+                    gpu,
+                    &label,
+                    &layer.update_buffers(counters),
+                    layer.weight_len(),
+                    layer.outputs,
+                )
             })
             .collect()
     }
@@ -410,20 +517,44 @@ impl GpuMlp {
             let capacity = batch.next_power_of_two();
             self.wait_idle()?;
             self.buffers = Self::allocate_batch_buffers(&self.gpu, &self.layers, capacity)?;
-            self.plan = Self::bind_plan(&self.gpu, self.loss, &self.layers, &self.buffers, &self.counters, batch, &self.optimizer)?;
+            self.plan = Self::bind_plan(
+                &self.gpu,
+                self.loss,
+                &self.layers,
+                &self.buffers,
+                &self.counters,
+                batch,
+                &self.optimizer,
+            )?;
             self.batch = batch;
             return Ok(());
         }
         let gpu = &self.gpu;
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
-            let shape = MatmulShape { m: batch, n: layer.outputs, k: layer.inputs };
+            let shape = MatmulShape {
+                m: batch,
+                n: layer.outputs,
+                k: layer.inputs,
+            };
             forward_matmul(layer, l == last).reshape(gpu, &mut self.plan.forward[l], shape)?;
             let backward = &mut self.plan.backward[l];
-            Matmul::TN.reshape(gpu, &mut backward.dweight, MatmulShape { m: layer.outputs, n: layer.inputs, k: batch })?;
+            Matmul::TN.reshape(
+                gpu,
+                &mut backward.dweight,
+                MatmulShape {
+                    m: layer.outputs,
+                    n: layer.inputs,
+                    k: batch,
+                },
+            )?;
             ColumnSum::reshape(gpu, &mut backward.dbias, batch, layer.outputs)?;
             if let Some(delta_prev) = backward.delta_prev.as_mut() {
-                let shape = MatmulShape { m: batch, n: layer.inputs, k: layer.outputs };
+                let shape = MatmulShape {
+                    m: batch,
+                    n: layer.inputs,
+                    k: layer.outputs,
+                };
                 delta_prev_matmul(self.layers[l - 1].activation).reshape(gpu, delta_prev, shape)?;
             }
         }
@@ -441,12 +572,20 @@ impl GpuMlp {
         let (inputs, outputs) = (self.inputs(), self.outputs());
         let batch = x.nrows();
         if x.ncols() != inputs || batch == 0 {
-            return Err(Error::shape("x", x.shape(), format!("[batch ≥ 1, {inputs}]")));
+            return Err(Error::shape(
+                "x",
+                x.shape(),
+                format!("[batch ≥ 1, {inputs}]"),
+            ));
         }
         check_finite("x", x)?;
         if let Some(y) = y {
             if y.dim() != (batch, outputs) {
-                return Err(Error::shape("y", y.shape(), format!("[{batch}, {outputs}] (one row of targets per row of x)")));
+                return Err(Error::shape(
+                    "y",
+                    y.shape(),
+                    format!("[{batch}, {outputs}] (one row of targets per row of x)"),
+                ));
             }
             check_finite("y", y)?;
         }
@@ -482,10 +621,17 @@ impl GpuMlp {
     }
 
     /// An encoder with one compute pass holding whatever `record` puts in it.
-    fn encode(&self, label: &str, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) -> wgpu::CommandEncoder {
+    fn encode(
+        &self,
+        label: &str,
+        record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+    ) -> wgpu::CommandEncoder {
         let mut encoder = self.gpu.encoder(label);
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: None,
+            });
             record(&mut pass);
         }
         encoder
@@ -495,8 +641,16 @@ impl GpuMlp {
     /// forward, loss, backward and update in one submission. The update is plain SGD unless
     /// [`GpuMlp::set_optimizer`] chose another rule. Nothing is read back; see
     /// [`GpuMlp::last_loss`].
-    pub fn train_step(&mut self, x: ArrayView2<f32>, y: ArrayView2<f32>, learning_rate: f32) -> Result<()> {
-        self.set_optimizer(OptimizerConfig { learning_rate, ..self.optimizer })?;
+    pub fn train_step(
+        &mut self,
+        x: ArrayView2<f32>,
+        y: ArrayView2<f32>,
+        learning_rate: f32,
+    ) -> Result<()> {
+        self.set_optimizer(OptimizerConfig {
+            learning_rate,
+            ..self.optimizer
+        })?;
         self.upload_batch(x, Some(y))?;
         let encoder = self.encode("train_step", |pass| self.record_step(pass));
         self.submit(encoder)
@@ -520,8 +674,14 @@ impl GpuMlp {
             if let Some(oldest) = self.in_flight.pop_front() {
                 self.gpu
                     .device()
-                    .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: Some(crate::gpu::context::READBACK_TIMEOUT) })
-                    .map_err(|e| Error::Gpu { during: "waiting for a training step".into(), message: e.to_string() })?;
+                    .poll(wgpu::PollType::Wait {
+                        submission_index: Some(oldest),
+                        timeout: Some(crate::gpu::context::READBACK_TIMEOUT),
+                    })
+                    .map_err(|e| Error::Gpu {
+                        during: "waiting for a training step".into(),
+                        message: e.to_string(),
+                    })?;
             }
         }
         self.gpu.check_fault()
@@ -538,13 +698,22 @@ impl GpuMlp {
     pub fn last_loss(&mut self) -> Result<f32> {
         self.in_flight.clear();
         let encoder = self.gpu.encoder("last_loss");
-        let values = self.gpu.read_back("the loss", encoder, &self.loss_staging, &[(&self.buffers.loss, 1)])?;
+        let values = self.gpu.read_back(
+            "the loss",
+            encoder,
+            &self.loss_staging,
+            &[(&self.buffers.loss, 1)],
+        )?;
         Ok(values[0][0])
     }
 
     /// The loss on `x: (batch, in)`, `y: (batch, out)` and the gradient of every layer, computed
     /// on the GPU and read back. The parameters are not changed.
-    pub fn loss_and_gradients(&mut self, x: ArrayView2<f32>, y: ArrayView2<f32>) -> Result<(f32, Gradients)> {
+    pub fn loss_and_gradients(
+        &mut self,
+        x: ArrayView2<f32>,
+        y: ArrayView2<f32>,
+    ) -> Result<(f32, Gradients)> {
         self.upload_batch(x, Some(y))?;
         let encoder = self.encode("loss_and_gradients", |pass| {
             self.record_forward(pass, true);
@@ -556,7 +725,15 @@ impl GpuMlp {
             sources.push((&layer.dbias, layer.outputs));
         }
         self.in_flight.clear();
-        let mut values = self.gpu.read_back("the loss and gradients", encoder, &self.buffers.staging, &sources)?.into_iter();
+        let mut values = self
+            .gpu
+            .read_back(
+                "the loss and gradients",
+                encoder,
+                &self.buffers.staging,
+                &sources,
+            )?
+            .into_iter();
         let loss = values.next().map_or(f32::NAN, |v| v[0]);
         let layers = self
             .layers
@@ -581,8 +758,12 @@ impl GpuMlp {
         let outputs = self.outputs();
         let last = self.layers.len() - 1;
         self.in_flight.clear();
-        let mut values =
-            self.gpu.read_back("the outputs", encoder, &self.buffers.staging, &[(&self.buffers.activations[last], batch * outputs)])?;
+        let mut values = self.gpu.read_back(
+            "the outputs",
+            encoder,
+            &self.buffers.staging,
+            &[(&self.buffers.activations[last], batch * outputs)],
+        )?;
         Array2::from_shape_vec((batch, outputs), values.pop().unwrap_or_default())
             .map_err(|e| Error::invalid("output read-back", e.to_string()))
     }
@@ -608,7 +789,11 @@ impl GpuMlp {
                 )));
             }
             let queue = self.gpu.queue();
-            queue.write_buffer(&layer.weight, 0, bytemuck::cast_slice(&contiguous(dense.weight.view())));
+            queue.write_buffer(
+                &layer.weight,
+                0,
+                bytemuck::cast_slice(&contiguous(dense.weight.view())),
+            );
             queue.write_buffer(&layer.bias, 0, bytemuck::cast_slice(&dense.bias.to_vec()));
         }
         Ok(())
@@ -623,7 +808,10 @@ impl GpuMlp {
         }
         self.in_flight.clear();
         let encoder = self.gpu.encoder("to_mlp");
-        let mut values = self.gpu.read_back("the parameters", encoder, &self.buffers.staging, &sources)?.into_iter();
+        let mut values = self
+            .gpu
+            .read_back("the parameters", encoder, &self.buffers.staging, &sources)?
+            .into_iter();
         let layers = self
             .layers
             .iter()
@@ -638,6 +826,9 @@ impl GpuMlp {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Mlp { layers, loss: self.loss })
+        Ok(Mlp {
+            layers,
+            loss: self.loss,
+        })
     }
 }

@@ -12,7 +12,13 @@ use crate::gpu::kernels::{Dispatch, Shader};
 use crate::model::{Activation, Loss};
 
 /// Bindings after the uniform: z, y, a, delta, row_loss.
-const STORAGE: &[Access] = &[Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite, Access::ReadWrite];
+const STORAGE: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+    Access::ReadWrite,
+    Access::ReadWrite,
+];
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -50,18 +56,28 @@ impl OutputLayer {
                 OutputMode::Forward => "output_forward",
                 OutputMode::Loss => "output_loss",
             },
-            constants: vec![("LOSS", self.loss.wgsl_code() as f64), ("ACTIVATION", self.activation.wgsl_code() as f64)],
+            constants: vec![
+                ("LOSS", self.loss.wgsl_code() as f64),
+                ("ACTIVATION", self.activation.wgsl_code() as f64),
+            ],
             storage: STORAGE,
         }
     }
 
     fn layout(gpu: &Gpu, rows: usize, cols: usize) -> Result<(OutputParams, [u32; 3])> {
         if rows == 0 || cols == 0 || u32::try_from(rows * cols).is_err() {
-            return Err(Error::invalid("output layer shape", format!("rows={rows}, cols={cols}")));
+            return Err(Error::invalid(
+                "output layer shape",
+                format!("rows={rows}, cols={cols}"),
+            ));
         }
         let config = gpu.config();
         Ok((
-            OutputParams { rows: rows as u32, cols: cols as u32, _pad: [0; 2] },
+            OutputParams {
+                rows: rows as u32,
+                cols: cols as u32,
+                _pad: [0; 2],
+            },
             config.grid_1d(rows, config.workgroup_size),
         ))
     }
@@ -81,7 +97,14 @@ impl OutputLayer {
         row_loss: &wgpu::Buffer,
     ) -> Result<Dispatch> {
         let (params, groups) = Self::layout(gpu, rows, cols)?;
-        Dispatch::new(gpu, label, &self.spec(), &params, &[z, y, a, delta, row_loss], groups)
+        Dispatch::new(
+            gpu,
+            label,
+            &self.spec(),
+            &params,
+            &[z, y, a, delta, row_loss],
+            groups,
+        )
     }
 
     /// Points the dispatch at a new number of rows.

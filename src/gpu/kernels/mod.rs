@@ -95,7 +95,9 @@ impl KernelConfig {
             _ => MatmulStrategy::Tiled,
         };
         // A power of two (reduce.wgsl's tree needs one) within the adapter's limits.
-        let max_threads = limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x);
+        let max_threads = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x);
         let workgroup_size = 1 << 256u32.min(max_threads.max(1)).ilog2();
         KernelConfig {
             matmul,

@@ -13,8 +13,15 @@ use crate::gpu::kernels::{Dispatch, Shader};
 use crate::optim::{Optimizer, OptimizerConfig};
 
 /// Bindings after the uniform: weight, dweight, bias, dbias, moment1, moment2, counters.
-const STORAGE: &[Access] =
-    &[Access::ReadWrite, Access::Read, Access::ReadWrite, Access::Read, Access::ReadWrite, Access::ReadWrite, Access::ReadWrite];
+const STORAGE: &[Access] = &[
+    Access::ReadWrite,
+    Access::Read,
+    Access::ReadWrite,
+    Access::Read,
+    Access::ReadWrite,
+    Access::ReadWrite,
+    Access::ReadWrite,
+];
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -53,7 +60,15 @@ pub struct UpdateBuffers<'a> {
 
 impl UpdateBuffers<'_> {
     fn list(&self) -> [&wgpu::Buffer; 7] {
-        [self.weight, self.dweight, self.bias, self.dbias, self.moment1, self.moment2, self.counters]
+        [
+            self.weight,
+            self.dweight,
+            self.bias,
+            self.dbias,
+            self.moment1,
+            self.moment2,
+            self.counters,
+        ]
     }
 }
 
@@ -65,16 +80,28 @@ pub struct Update {
 }
 
 impl Update {
-    fn layout(&self, gpu: &Gpu, weight_len: usize, bias_len: usize) -> Result<(OptimParams, [u32; 3])> {
+    fn layout(
+        &self,
+        gpu: &Gpu,
+        weight_len: usize,
+        bias_len: usize,
+    ) -> Result<(OptimParams, [u32; 3])> {
         self.config.validate()?;
         let total = weight_len + bias_len;
         if u32::try_from(total).is_err() {
-            return Err(Error::invalid("update size", format!("{total} parameters exceed 32-bit indexing")));
+            return Err(Error::invalid(
+                "update size",
+                format!("{total} parameters exceed 32-bit indexing"),
+            ));
         }
         let (beta1, beta2, epsilon) = match self.config.optimizer {
             Optimizer::Sgd => (0.0, 0.0, 0.0),
             Optimizer::Momentum { momentum } => (momentum, 0.0, 0.0),
-            Optimizer::Adam { beta1, beta2, epsilon } => (beta1, beta2, epsilon),
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            } => (beta1, beta2, epsilon),
         };
         let params = OptimParams {
             weight_len: weight_len as u32,
@@ -94,14 +121,32 @@ impl Update {
     }
 
     /// Binds one layer of `weight_len` weights and `bias_len` biases.
-    pub fn bind(&self, gpu: &Gpu, label: &str, buffers: &UpdateBuffers<'_>, weight_len: usize, bias_len: usize) -> Result<Dispatch> {
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        label: &str,
+        buffers: &UpdateBuffers<'_>,
+        weight_len: usize,
+        bias_len: usize,
+    ) -> Result<Dispatch> {
         let (params, groups) = self.layout(gpu, weight_len, bias_len)?;
-        let spec = PipelineSpec { shader: Shader::Optim, entry_point: self.config.optimizer.name(), constants: vec![], storage: STORAGE };
+        let spec = PipelineSpec {
+            shader: Shader::Optim,
+            entry_point: self.config.optimizer.name(),
+            constants: vec![],
+            storage: STORAGE,
+        };
         Dispatch::new(gpu, label, &spec, &params, &buffers.list(), groups)
     }
 
     /// Rewrites a bound update for new hyper-parameters of the same rule (a new learning rate).
-    pub fn reconfigure(&self, gpu: &Gpu, dispatch: &mut Dispatch, weight_len: usize, bias_len: usize) -> Result<()> {
+    pub fn reconfigure(
+        &self,
+        gpu: &Gpu,
+        dispatch: &mut Dispatch,
+        weight_len: usize,
+        bias_len: usize,
+    ) -> Result<()> {
         let (params, groups) = self.layout(gpu, weight_len, bias_len)?;
         dispatch.update(gpu, &params, groups);
         Ok(())
@@ -114,14 +159,34 @@ pub struct Advance;
 
 impl Advance {
     /// Binds `buffers.counters` (the other buffers are only there to fill the shared layout).
-    pub fn bind(gpu: &Gpu, label: &str, buffers: &UpdateBuffers<'_>, rows: usize) -> Result<Dispatch> {
-        let params = OptimParams { rows: rows as u32, ..Default::default() };
-        let spec = PipelineSpec { shader: Shader::Optim, entry_point: "advance", constants: vec![], storage: STORAGE };
+    pub fn bind(
+        gpu: &Gpu,
+        label: &str,
+        buffers: &UpdateBuffers<'_>,
+        rows: usize,
+    ) -> Result<Dispatch> {
+        let params = OptimParams {
+            rows: rows as u32,
+            ..Default::default()
+        };
+        let spec = PipelineSpec {
+            shader: Shader::Optim,
+            entry_point: "advance",
+            constants: vec![],
+            storage: STORAGE,
+        };
         Dispatch::new(gpu, label, &spec, &params, &buffers.list(), [1, 1, 1])
     }
 
     /// Changes the rows per step.
     pub fn reshape(gpu: &Gpu, dispatch: &mut Dispatch, rows: usize) {
-        dispatch.update(gpu, &OptimParams { rows: rows as u32, ..Default::default() }, [1, 1, 1]);
+        dispatch.update(
+            gpu,
+            &OptimParams {
+                rows: rows as u32,
+                ..Default::default()
+            },
+            [1, 1, 1],
+        );
     }
 }

@@ -20,13 +20,25 @@ struct ReduceParams {
 
 fn params(what: &str, rows: usize, cols: usize) -> Result<ReduceParams> {
     if rows == 0 || cols == 0 || u32::try_from(rows * cols).is_err() {
-        return Err(Error::invalid(what, format!("rows={rows}, cols={cols}: each must be ≥ 1 and rows·cols < 2³²")));
+        return Err(Error::invalid(
+            what,
+            format!("rows={rows}, cols={cols}: each must be ≥ 1 and rows·cols < 2³²"),
+        ));
     }
-    Ok(ReduceParams { rows: rows as u32, cols: cols as u32, _pad: [0; 2] })
+    Ok(ReduceParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        _pad: [0; 2],
+    })
 }
 
 fn spec(entry_point: &'static str) -> PipelineSpec {
-    PipelineSpec { shader: Shader::Reduce, entry_point, constants: vec![], storage: bindings::UNARY }
+    PipelineSpec {
+        shader: Shader::Reduce,
+        entry_point,
+        constants: vec![],
+        storage: bindings::UNARY,
+    }
 }
 
 /// `output[c] = Σ_r input[r, c]` for `input: (rows, cols)`, `output: (cols)`.
@@ -36,13 +48,30 @@ pub struct ColumnSum;
 impl ColumnSum {
     fn layout(gpu: &Gpu, rows: usize, cols: usize) -> Result<(ReduceParams, [u32; 3])> {
         let config = gpu.config();
-        Ok((params("column sum shape", rows, cols)?, config.grid_1d(cols, config.workgroup_size)))
+        Ok((
+            params("column sum shape", rows, cols)?,
+            config.grid_1d(cols, config.workgroup_size),
+        ))
     }
 
     /// Binds `input: (rows, cols)` and `output: (cols)`.
-    pub fn bind(gpu: &Gpu, label: &str, rows: usize, cols: usize, input: &wgpu::Buffer, output: &wgpu::Buffer) -> Result<Dispatch> {
+    pub fn bind(
+        gpu: &Gpu,
+        label: &str,
+        rows: usize,
+        cols: usize,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<Dispatch> {
         let (params, groups) = Self::layout(gpu, rows, cols)?;
-        Dispatch::new(gpu, label, &spec("column_sum"), &params, &[input, output], groups)
+        Dispatch::new(
+            gpu,
+            label,
+            &spec("column_sum"),
+            &params,
+            &[input, output],
+            groups,
+        )
     }
 
     /// Points the dispatch at a new shape.
@@ -59,8 +88,21 @@ pub struct Sum;
 
 impl Sum {
     /// Binds `input: (len)` and `output: (1)`.
-    pub fn bind(gpu: &Gpu, label: &str, len: usize, input: &wgpu::Buffer, output: &wgpu::Buffer) -> Result<Dispatch> {
-        Dispatch::new(gpu, label, &spec("sum"), &params("sum length", 1, len)?, &[input, output], [1, 1, 1])
+    pub fn bind(
+        gpu: &Gpu,
+        label: &str,
+        len: usize,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<Dispatch> {
+        Dispatch::new(
+            gpu,
+            label,
+            &spec("sum"),
+            &params("sum length", 1, len)?,
+            &[input, output],
+            [1, 1, 1],
+        )
     }
 
     /// Points the dispatch at a new length.

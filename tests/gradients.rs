@@ -1,0 +1,294 @@
+//! Every gradient computed on the GPU against the CPU reference: every activation, every loss,
+//! depths 1–4, batch 1 and odd batches, layer widths that straddle the matmul tiles.
+
+mod common;
+
+use common::{assert_close, assert_close2, gpu, one_hot, random_matrix, targets01};
+use wgpu_mlp::ndarray::Array2;
+use wgpu_mlp::{Activation, Error, GpuMlp, Loss, Mlp};
+
+/// `|gpu − cpu| ≤ ATOL + RTOL·|cpu|` for losses and gradients: both are f32 and only the order of
+/// the sums differs.
+const GRADIENT_ATOL: f32 = 2e-6;
+const GRADIENT_RTOL: f32 = 1e-3;
+
+/// The (output activation, loss) pairs a model may use.
+fn output_and_loss_pairs() -> Vec<(Activation, Loss)> {
+    let mut pairs: Vec<(Activation, Loss)> =
+        Activation::ALL.iter().map(|&a| (a, Loss::Mse)).collect();
+    pairs.push((Activation::Softmax, Loss::CrossEntropy));
+    pairs.push((Activation::Sigmoid, Loss::BinaryCrossEntropy));
+    pairs
+}
+
+fn targets_for(loss: Loss, rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    match loss {
+        Loss::CrossEntropy => one_hot(rows, cols, seed),
+        Loss::BinaryCrossEntropy | Loss::Mse => targets01(rows, cols, seed),
+    }
+}
+
+/// Compares loss and gradients; returns the worst absolute gradient difference.
+fn compare(net: &mut GpuMlp, mlp: &Mlp, x: &Array2<f32>, y: &Array2<f32>, what: &str) -> f32 {
+    let (cpu_loss, cpu) = mlp.loss_and_gradients(x.view(), y.view()).unwrap();
+    let (gpu_loss, gpu_grads) = net.loss_and_gradients(x.view(), y.view()).unwrap();
+    assert_close(
+        &format!("{what}: loss"),
+        &[gpu_loss],
+        &[cpu_loss],
+        GRADIENT_ATOL,
+        GRADIENT_RTOL,
+    );
+    let mut worst = 0.0f32;
+    for (l, (g, c)) in gpu_grads.layers.iter().zip(&cpu.layers).enumerate() {
+        worst = worst.max(assert_close2(
+            &format!("{what}: layer {l} dweight"),
+            g.dweight.view(),
+            c.dweight.view(),
+            GRADIENT_ATOL,
+            GRADIENT_RTOL,
+        ));
+        let (gb, cb) = (g.dbias.to_vec(), c.dbias.to_vec());
+        worst = worst.max(assert_close(
+            &format!("{what}: layer {l} dbias"),
+            &gb,
+            &cb,
+            GRADIENT_ATOL,
+            GRADIENT_RTOL,
+        ));
+    }
+    worst
+}
+
+#[test]
+fn gpu_gradients_match_cpu_for_every_activation_loss_depth_and_batch() {
+    let gpu = gpu();
+    let widths = [13, 17, 5, 11, 4];
+    let mut worst = 0.0f32;
+    let mut cases = 0;
+    for depth in 1..=4 {
+        for hidden in [
+            Activation::Identity,
+            Activation::Sigmoid,
+            Activation::Relu,
+            Activation::Tanh,
+        ] {
+            if depth == 1 && hidden != Activation::Identity {
+                continue; // a one-layer network has no hidden activation
+            }
+            for (output, loss) in output_and_loss_pairs() {
+                let sizes = &widths[..=depth];
+                let seed = cases as u64;
+                let mlp = Mlp::new(sizes, hidden, output, loss, seed);
+                let mut net = GpuMlp::new(&gpu, &mlp).unwrap();
+                for batch in [1, 3, 7] {
+                    let x = random_matrix(batch, sizes[0], seed * 31 + batch as u64);
+                    let y = targets_for(loss, batch, sizes[depth], seed * 17 + batch as u64);
+                    let what = format!("{sizes:?} {hidden:?}->{output:?} {loss:?} batch {batch}");
+                    worst = worst.max(compare(&mut net, &mlp, &x, &y, &what));
+                    cases += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{cases} cases; worst |gpu − cpu| gradient difference: {worst:e}");
+}
+
+#[test]
+fn gpu_gradients_match_cpu_across_tile_boundaries() {
+    let gpu = gpu();
+    // Widths and batches on both sides of the 64-wide matmul tile, and a batch past the default
+    // capacity (256), which makes the network reallocate its batch buffers.
+    let mlp = Mlp::new(
+        &[65, 63, 64, 10],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        5,
+    );
+    let mut net = GpuMlp::new(&gpu, &mlp).unwrap();
+    let mut worst = 0.0f32;
+    for batch in [65, 1, 257, 63] {
+        let x = random_matrix(batch, 65, batch as u64);
+        let y = one_hot(batch, 10, batch as u64);
+        worst = worst.max(compare(&mut net, &mlp, &x, &y, &format!("batch {batch}")));
+    }
+    assert!(net.batch_capacity() >= 257);
+    eprintln!("worst |gpu − cpu| gradient difference: {worst:e}");
+}
+
+#[test]
+fn gpu_forward_matches_cpu_forward() {
+    let gpu = gpu();
+    for (output, loss) in output_and_loss_pairs() {
+        let mlp = Mlp::new(&[9, 33, 7], Activation::Tanh, output, loss, 3);
+        let mut net = GpuMlp::new(&gpu, &mlp).unwrap();
+        let x = random_matrix(19, 9, 4);
+        let want = mlp.forward(x.view()).unwrap();
+        let got = net.forward(x.view()).unwrap();
+        assert_close2(
+            &format!("forward {output:?}"),
+            got.view(),
+            want.view(),
+            1e-6,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn upload_and_download_round_trip_exactly() {
+    let gpu = gpu();
+    let mlp = Mlp::new(
+        &[7, 65, 3],
+        Activation::Sigmoid,
+        Activation::Identity,
+        Loss::Mse,
+        11,
+    );
+    let mut net = GpuMlp::new(&gpu, &mlp).unwrap();
+    assert_eq!(net.to_mlp().unwrap(), mlp);
+}
+
+#[test]
+fn bad_input_is_an_error_naming_what_did_not_fit() {
+    let gpu = gpu();
+    let mlp = Mlp::new(
+        &[4, 5, 3],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        1,
+    );
+    let mut net = GpuMlp::new(&gpu, &mlp).unwrap();
+    let x = random_matrix(2, 4, 1);
+    let y = one_hot(2, 3, 1);
+
+    let message = |e: Error| e.to_string();
+    let wrong_x = net
+        .loss_and_gradients(random_matrix(2, 5, 1).view(), y.view())
+        .unwrap_err();
+    assert!(message(wrong_x).contains("x"), "wrong x columns");
+    let wrong_y = net
+        .train_step(x.view(), one_hot(3, 3, 1).view(), 0.1)
+        .unwrap_err();
+    assert!(message(wrong_y).contains("y is [3, 3]"));
+    let empty = net.forward(Array2::zeros((0, 4)).view()).unwrap_err();
+    assert!(message(empty).contains("batch"));
+    let mut nan = x.clone();
+    nan[[1, 2]] = f32::NAN;
+    assert!(
+        message(net.train_step(nan.view(), y.view(), 0.1).unwrap_err()).contains("[1, 2] is NaN")
+    );
+    for lr in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+        assert!(
+            message(net.train_step(x.view(), y.view(), lr).unwrap_err()).contains("learning rate")
+        );
+    }
+
+    let mismatched = Mlp::new(
+        &[4, 3],
+        Activation::Relu,
+        Activation::Sigmoid,
+        Loss::CrossEntropy,
+        1,
+    );
+    assert!(
+        message(GpuMlp::new(&gpu, &mismatched).unwrap_err()).contains("needs a softmax output")
+    );
+    let empty_model = Mlp::new(&[4], Activation::Relu, Activation::Sigmoid, Loss::Mse, 1);
+    assert!(message(GpuMlp::new(&gpu, &empty_model).unwrap_err()).contains("no layers"));
+    let zero_width = Mlp::new(
+        &[4, 0, 3],
+        Activation::Relu,
+        Activation::Sigmoid,
+        Loss::Mse,
+        1,
+    );
+    assert!(message(GpuMlp::new(&gpu, &zero_width).unwrap_err()).contains("at least 1"));
+
+    // Errors leave the network usable.
+    net.train_step(x.view(), y.view(), 0.1).unwrap();
+    assert!(net.last_loss().unwrap().is_finite());
+}
+
+/// Matt Mazur, "A Step by Step Backpropagation Example" (2015): a 2-2-2 sigmoid network, one
+/// sample, squared error ½Σ(target − out)², which equals PyTorch's mean MSE over two outputs.
+mod worked_example {
+    pub const LOSS: f32 = 0.298371109;
+    /// ∂E/∂w5 … ∂E/∂w8 (output layer, rows = outputs) and ∂E/∂w1 … ∂E/∂w4 (hidden layer).
+    pub const DWEIGHT_OUTPUT: [f32; 4] = [0.082167041, 0.082667628, -0.022602540, -0.022740242];
+    pub const DWEIGHT_HIDDEN: [f32; 4] = [0.000438568, 0.000877135, 0.000497713, 0.000995425];
+    /// Weights after one step with learning rate 0.5 (Mazur leaves the biases alone; we do not).
+    pub const UPDATED_OUTPUT: [f32; 4] = [0.35891648, 0.408666186, 0.511301270, 0.561370121];
+    pub const UPDATED_HIDDEN: [f32; 4] = [0.149780716, 0.19956143, 0.24975114, 0.29950229];
+}
+
+#[test]
+fn gpu_reproduces_the_published_worked_example() {
+    use wgpu_mlp::Dense;
+    use wgpu_mlp::ndarray::{Array1, array};
+    let layer = |w: [[f32; 2]; 2], b: f32| Dense {
+        weight: Array2::from(w.to_vec()),
+        bias: Array1::from_elem(2, b),
+        activation: Activation::Sigmoid,
+    };
+    let mlp = Mlp {
+        layers: vec![
+            layer([[0.15, 0.20], [0.25, 0.30]], 0.35),
+            layer([[0.40, 0.45], [0.50, 0.55]], 0.60),
+        ],
+        loss: Loss::Mse,
+    };
+    let x = array![[0.05f32, 0.10]];
+    let y = array![[0.01f32, 0.99]];
+    let mut net = GpuMlp::new(&gpu(), &mlp).unwrap();
+
+    let (loss, grads) = net.loss_and_gradients(x.view(), y.view()).unwrap();
+    const PUBLISHED_ATOL: f32 = 1e-7; // the article prints nine digits
+    assert_close(
+        "loss",
+        &[loss],
+        &[worked_example::LOSS],
+        PUBLISHED_ATOL,
+        0.0,
+    );
+    assert_close(
+        "output dweight",
+        grads.layers[1].dweight.as_slice().unwrap(),
+        &worked_example::DWEIGHT_OUTPUT,
+        PUBLISHED_ATOL,
+        0.0,
+    );
+    assert_close(
+        "hidden dweight",
+        grads.layers[0].dweight.as_slice().unwrap(),
+        &worked_example::DWEIGHT_HIDDEN,
+        PUBLISHED_ATOL,
+        0.0,
+    );
+
+    net.train_step(x.view(), y.view(), 0.5).unwrap();
+    assert_close(
+        "loss of the step",
+        &[net.last_loss().unwrap()],
+        &[worked_example::LOSS],
+        PUBLISHED_ATOL,
+        0.0,
+    );
+    let trained = net.to_mlp().unwrap();
+    assert_close(
+        "updated output weights",
+        trained.layers[1].weight.as_slice().unwrap(),
+        &worked_example::UPDATED_OUTPUT,
+        PUBLISHED_ATOL,
+        0.0,
+    );
+    assert_close(
+        "updated hidden weights",
+        trained.layers[0].weight.as_slice().unwrap(),
+        &worked_example::UPDATED_HIDDEN,
+        PUBLISHED_ATOL,
+        0.0,
+    );
+}
