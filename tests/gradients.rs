@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, assert_close2, gpu, one_hot, random_matrix, targets01};
+use common::{assert_close, assert_close2, gpu, one_hot, random_matrix, targets01, worked_example};
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::{Activation, Error, GpuMlp, Loss, Mlp};
 
@@ -212,59 +212,31 @@ fn bad_input_is_an_error_naming_what_did_not_fit() {
     assert!(net.last_loss().unwrap().is_finite());
 }
 
-/// Matt Mazur, "A Step by Step Backpropagation Example" (2015): a 2-2-2 sigmoid network, one
-/// sample, squared error ½Σ(target − out)², which equals PyTorch's mean MSE over two outputs.
-mod worked_example {
-    pub const LOSS: f32 = 0.298371109;
-    /// ∂E/∂w5 … ∂E/∂w8 (output layer, rows = outputs) and ∂E/∂w1 … ∂E/∂w4 (hidden layer).
-    pub const DWEIGHT_OUTPUT: [f32; 4] = [0.082167041, 0.082667628, -0.022602540, -0.022740242];
-    pub const DWEIGHT_HIDDEN: [f32; 4] = [0.000438568, 0.000877135, 0.000497713, 0.000995425];
-    /// Weights after one step with learning rate 0.5 (Mazur leaves the biases alone; we do not).
-    pub const UPDATED_OUTPUT: [f32; 4] = [0.35891648, 0.408666186, 0.511301270, 0.561370121];
-    pub const UPDATED_HIDDEN: [f32; 4] = [0.149780716, 0.19956143, 0.24975114, 0.29950229];
-}
-
 #[test]
 fn gpu_reproduces_the_published_worked_example() {
-    use wgpu_mlp::Dense;
-    use wgpu_mlp::ndarray::{Array1, array};
-    let layer = |w: [[f32; 2]; 2], b: f32| Dense {
-        weight: Array2::from(w.to_vec()),
-        bias: Array1::from_elem(2, b),
-        activation: Activation::Sigmoid,
-    };
-    let mlp = Mlp {
-        layers: vec![
-            layer([[0.15, 0.20], [0.25, 0.30]], 0.35),
-            layer([[0.40, 0.45], [0.50, 0.55]], 0.60),
-        ],
-        loss: Loss::Mse,
-    };
-    let x = array![[0.05f32, 0.10]];
-    let y = array![[0.01f32, 0.99]];
+    let (mlp, x, y) = worked_example::network();
     let mut net = GpuMlp::new(&gpu(), &mlp).unwrap();
 
     let (loss, grads) = net.loss_and_gradients(x.view(), y.view()).unwrap();
-    const PUBLISHED_ATOL: f32 = 1e-7; // the article prints nine digits
     assert_close(
         "loss",
         &[loss],
         &[worked_example::LOSS],
-        PUBLISHED_ATOL,
+        worked_example::PUBLISHED_ATOL,
         0.0,
     );
     assert_close(
         "output dweight",
         grads.layers[1].dweight.as_slice().unwrap(),
         &worked_example::DWEIGHT_OUTPUT,
-        PUBLISHED_ATOL,
+        worked_example::PUBLISHED_ATOL,
         0.0,
     );
     assert_close(
         "hidden dweight",
         grads.layers[0].dweight.as_slice().unwrap(),
         &worked_example::DWEIGHT_HIDDEN,
-        PUBLISHED_ATOL,
+        worked_example::PUBLISHED_ATOL,
         0.0,
     );
 
@@ -273,7 +245,7 @@ fn gpu_reproduces_the_published_worked_example() {
         "loss of the step",
         &[net.last_loss().unwrap()],
         &[worked_example::LOSS],
-        PUBLISHED_ATOL,
+        worked_example::PUBLISHED_ATOL,
         0.0,
     );
     let trained = net.to_mlp().unwrap();
@@ -281,14 +253,14 @@ fn gpu_reproduces_the_published_worked_example() {
         "updated output weights",
         trained.layers[1].weight.as_slice().unwrap(),
         &worked_example::UPDATED_OUTPUT,
-        PUBLISHED_ATOL,
+        worked_example::PUBLISHED_ATOL,
         0.0,
     );
     assert_close(
         "updated hidden weights",
         trained.layers[0].weight.as_slice().unwrap(),
         &worked_example::UPDATED_HIDDEN,
-        PUBLISHED_ATOL,
+        worked_example::PUBLISHED_ATOL,
         0.0,
     );
 }

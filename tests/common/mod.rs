@@ -95,3 +95,38 @@ pub fn assert_close2(
     let w: Vec<f32> = want.iter().copied().collect();
     assert_close(what, &g, &w, atol, rtol)
 }
+
+/// Matt Mazur, "A Step by Step Backpropagation Example" (2015): a 2-2-2 sigmoid network, one
+/// sample, squared error ½Σ(target − out)², which equals PyTorch's mean MSE over two outputs.
+pub mod worked_example {
+    use wgpu_mlp::ndarray::{Array1, Array2, array};
+    use wgpu_mlp::{Activation, Dense, Loss, Mlp};
+
+    /// The article prints nine significant digits.
+    pub const PUBLISHED_ATOL: f32 = 1e-7;
+
+    pub const LOSS: f32 = 0.298371109;
+    /// ∂E/∂w5 … ∂E/∂w8 (output layer, rows = outputs) and ∂E/∂w1 … ∂E/∂w4 (hidden layer).
+    pub const DWEIGHT_OUTPUT: [f32; 4] = [0.082167041, 0.082667628, -0.022602540, -0.022740242];
+    pub const DWEIGHT_HIDDEN: [f32; 4] = [0.000438568, 0.000877135, 0.000497713, 0.000995425];
+    /// Weights after one step with learning rate 0.5 (Mazur leaves the biases alone; we do not).
+    pub const UPDATED_OUTPUT: [f32; 4] = [0.35891648, 0.408666186, 0.511301270, 0.561370121];
+    pub const UPDATED_HIDDEN: [f32; 4] = [0.149780716, 0.19956143, 0.24975114, 0.29950229];
+
+    /// The network, its one input and its targets.
+    pub fn network() -> (Mlp, Array2<f32>, Array2<f32>) {
+        let layer = |w: [[f32; 2]; 2], b: f32| Dense {
+            weight: Array2::from(w.to_vec()),
+            bias: Array1::from_elem(2, b),
+            activation: Activation::Sigmoid,
+        };
+        let mlp = Mlp {
+            layers: vec![
+                layer([[0.15, 0.20], [0.25, 0.30]], 0.35),
+                layer([[0.40, 0.45], [0.50, 0.55]], 0.60),
+            ],
+            loss: Loss::Mse,
+        };
+        (mlp, array![[0.05f32, 0.10]], array![[0.01f32, 0.99]])
+    }
+}
