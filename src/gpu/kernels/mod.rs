@@ -7,9 +7,11 @@
 //! [`KernelConfig`], so they are written in one place only.
 
 pub mod activation;
+pub mod data;
 pub mod elementwise;
 pub mod loss;
 pub mod matmul;
+pub mod metrics;
 pub mod optim;
 pub mod reduce;
 pub mod transpose;
@@ -21,9 +23,11 @@ use crate::gpu::context::{Access, Gpu, PipelineSpec};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Shader {
     Activation,
+    Data,
     Elementwise,
     Loss,
     Matmul,
+    Metrics,
     Optim,
     Reduce,
     Transpose,
@@ -36,9 +40,11 @@ impl Shader {
     pub(crate) fn stem(self) -> &'static str {
         match self {
             Shader::Activation => "activation",
+            Shader::Data => "data",
             Shader::Elementwise => "elementwise",
             Shader::Loss => "loss",
             Shader::Matmul => "matmul",
+            Shader::Metrics => "metrics",
             Shader::Optim => "optim",
             Shader::Reduce => "reduce",
             Shader::Transpose => "transpose",
@@ -49,9 +55,11 @@ impl Shader {
     pub(crate) fn source(self, config: &KernelConfig) -> String {
         let own = match self {
             Shader::Activation => include_str!("../../../shaders/activation.wgsl"),
+            Shader::Data => include_str!("../../../shaders/data.wgsl"),
             Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
             Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
+            Shader::Metrics => include_str!("../../../shaders/metrics.wgsl"),
             Shader::Optim => include_str!("../../../shaders/optim.wgsl"),
             Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
             Shader::Transpose => include_str!("../../../shaders/transpose.wgsl"),

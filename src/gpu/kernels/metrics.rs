@@ -1,0 +1,141 @@
+//! `shaders/metrics.wgsl`: correct predictions, the confusion matrix and the summed loss of an
+//! evaluation pass, accumulated on the GPU batch after batch.
+//!
+//! Shapes: `a, y: (rows, classes)`, `batch_loss: (1)`, `counts: (1 + classes²)` u32 (correct,
+//! then the confusion matrix `[truth][predicted]`), `loss_total: (1)`.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::context::{Access, Gpu, PipelineSpec};
+use crate::gpu::kernels::{Dispatch, Shader};
+
+/// Bindings after the uniform: a, y, batch_loss, counts, loss_total.
+const STORAGE: &[Access] = &[
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+    Access::ReadWrite,
+];
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct MetricsParams {
+    rows: u32,
+    classes: u32,
+    _pad: [u32; 2],
+}
+
+/// The buffers the metrics read and accumulate into.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricsBuffers<'a> {
+    /// Output activations `(rows, classes)`.
+    pub a: &'a wgpu::Buffer,
+    /// One-hot targets `(rows, classes)`.
+    pub y: &'a wgpu::Buffer,
+    /// The batch's mean loss.
+    pub batch_loss: &'a wgpu::Buffer,
+    /// `(1 + classes²)` counters.
+    pub counts: &'a wgpu::Buffer,
+    /// The running loss sum.
+    pub loss_total: &'a wgpu::Buffer,
+}
+
+impl MetricsBuffers<'_> {
+    fn list(&self) -> [&wgpu::Buffer; 5] {
+        [
+            self.a,
+            self.y,
+            self.batch_loss,
+            self.counts,
+            self.loss_total,
+        ]
+    }
+}
+
+/// The metrics of one evaluation batch: [`Metrics::bind_accuracy`] and
+/// [`Metrics::bind_accumulate_loss`] are recorded after the batch's forward pass and loss.
+#[derive(Clone, Copy, Debug)]
+pub struct Metrics;
+
+impl Metrics {
+    fn params(rows: usize, classes: usize) -> Result<MetricsParams> {
+        if rows == 0 || classes == 0 || u32::try_from(rows * classes).is_err() {
+            return Err(Error::invalid(
+                "metrics shape",
+                format!("rows={rows}, classes={classes}"),
+            ));
+        }
+        Ok(MetricsParams {
+            rows: rows as u32,
+            classes: classes as u32,
+            _pad: [0; 2],
+        })
+    }
+
+    fn spec(entry_point: &'static str) -> PipelineSpec {
+        PipelineSpec {
+            shader: Shader::Metrics,
+            entry_point,
+            constants: vec![],
+            storage: STORAGE,
+        }
+    }
+
+    /// Counts correct predictions and fills the confusion matrix, one invocation per row.
+    pub fn bind_accuracy(
+        gpu: &Gpu,
+        label: &str,
+        buffers: &MetricsBuffers<'_>,
+        rows: usize,
+        classes: usize,
+    ) -> Result<Dispatch> {
+        let config = gpu.config();
+        let groups = config.grid_1d(rows, config.workgroup_size);
+        Dispatch::new(
+            gpu,
+            label,
+            &Self::spec("accuracy"),
+            &Self::params(rows, classes)?,
+            &buffers.list(),
+            groups,
+        )
+    }
+
+    /// Adds the batch's loss, weighted by its rows, to the running sum.
+    pub fn bind_accumulate_loss(
+        gpu: &Gpu,
+        label: &str,
+        buffers: &MetricsBuffers<'_>,
+        rows: usize,
+        classes: usize,
+    ) -> Result<Dispatch> {
+        Dispatch::new(
+            gpu,
+            label,
+            &Self::spec("accumulate_loss"),
+            &Self::params(rows, classes)?,
+            &buffers.list(),
+            [1, 1, 1],
+        )
+    }
+
+    /// Changes the rows per batch of either dispatch.
+    pub fn reshape(
+        gpu: &Gpu,
+        dispatch: &mut Dispatch,
+        rows: usize,
+        classes: usize,
+        per_row: bool,
+    ) -> Result<()> {
+        let config = gpu.config();
+        let groups = if per_row {
+            config.grid_1d(rows, config.workgroup_size)
+        } else {
+            [1, 1, 1]
+        };
+        dispatch.update(gpu, &Self::params(rows, classes)?, groups);
+        Ok(())
+    }
+}
