@@ -17,7 +17,7 @@ struct GatherParams {
 @group(0) @binding(1) var<storage, read> images: array<u32>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
 @group(0) @binding(3) var<storage, read> order: array<u32>;
-@group(0) @binding(4) var<storage, read> counters: array<u32>;
+@group(0) @binding(4) var<storage, read_write> counters: array<u32>;
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;
 
@@ -45,4 +45,10 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         let sample = order[cursor + r];
         y[i] = select(0.0, 1.0, label_byte(sample) == i % params.classes);
     }
+}
+
+// Once per batch when nothing else advances the cursor (evaluation): move past the batch.
+@compute @workgroup_size(1)
+fn advance_cursor() {
+    counters[1] += params.rows;
 }

@@ -41,6 +41,7 @@ pub mod model;
 pub mod optim;
 pub mod reference;
 pub mod rng;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{AdapterChoice, Gpu, GpuMlp};

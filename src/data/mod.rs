@@ -206,8 +206,8 @@ pub fn load_idx_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset> 
     Ok(dataset)
 }
 
-/// The training and test sets of `kind` from `dir` (see [`find_data_dir`]).
-pub fn load(kind: DatasetKind, dir: &Path) -> Result<(Dataset, Dataset)> {
+/// The training and test sets in `dir` (see [`find_data_dir`]).
+pub fn load(dir: &Path) -> Result<(Dataset, Dataset)> {
     let path = |name: &str| {
         idx_file(dir, name).ok_or_else(|| Error::Data {
             path: dir.join(name).display().to_string(),

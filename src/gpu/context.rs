@@ -535,16 +535,17 @@ impl Gpu {
         Ok(pipeline)
     }
 
-    /// Copies `len` f32 values from each source buffer into `staging` (which must be large enough
-    /// for all of them, back to back), submits `encoder` with the copies appended, waits at most
-    /// [`READBACK_TIMEOUT`], and returns the values of each source.
-    pub(crate) fn read_back(
+    /// Copies `len` 4-byte values (f32 or u32) from each source buffer into `staging` (which must
+    /// be large enough for all of them, back to back), submits `encoder` with the copies appended,
+    /// waits at most [`READBACK_TIMEOUT`], and returns the values of each source.
+    pub(crate) fn read_back<T: bytemuck::Pod>(
         &self,
         what: &str,
         mut encoder: wgpu::CommandEncoder,
         staging: &wgpu::Buffer,
         sources: &[(&wgpu::Buffer, usize)],
-    ) -> Result<Vec<Vec<f32>>> {
+    ) -> Result<Vec<Vec<T>>> {
+        const { assert!(std::mem::size_of::<T>() == 4) };
         let mut offset = 0u64;
         for (buffer, len) in sources {
             let bytes = (*len * 4) as u64;
@@ -587,7 +588,7 @@ impl Gpu {
             let view = slice
                 .get_mapped_range()
                 .map_err(|e| readback_error(e.to_string()))?;
-            let all: &[f32] = bytemuck::cast_slice(&view);
+            let all: &[T] = bytemuck::cast_slice(&view);
             let mut start = 0;
             sources
                 .iter()

@@ -305,11 +305,13 @@ impl GpuMlp {
         self.buffers.capacity
     }
 
-    fn inputs(&self) -> usize {
+    /// Input width.
+    pub fn inputs(&self) -> usize {
         self.layers[0].inputs
     }
 
-    fn outputs(&self) -> usize {
+    /// Output width.
+    pub fn outputs(&self) -> usize {
         self.layers[self.layers.len() - 1].outputs
     }
 
@@ -508,8 +510,39 @@ impl GpuMlp {
             .collect()
     }
 
-    /// Reshapes every dispatch for `batch` rows (growing the buffers first if needed).
-    fn set_batch(&mut self, batch: usize) -> Result<()> {
+    /// The batch input buffer `x: (capacity, inputs)`, for kernels that fill it on the GPU.
+    pub(crate) fn x_buffer(&self) -> &wgpu::Buffer {
+        &self.buffers.x
+    }
+
+    /// The batch target buffer `y: (capacity, outputs)`.
+    pub(crate) fn y_buffer(&self) -> &wgpu::Buffer {
+        &self.buffers.y
+    }
+
+    /// The output activations `(capacity, outputs)`.
+    pub(crate) fn output_buffer(&self) -> &wgpu::Buffer {
+        &self.buffers.activations[self.layers.len() - 1]
+    }
+
+    /// The batch's mean loss, one value.
+    pub(crate) fn loss_buffer(&self) -> &wgpu::Buffer {
+        &self.buffers.loss
+    }
+
+    /// `[steps taken, data cursor]`.
+    pub(crate) fn counters_buffer(&self) -> &wgpu::Buffer {
+        &self.counters
+    }
+
+    /// The batch size the dispatches are shaped for.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Reshapes every dispatch for `batch` rows (growing the buffers first if needed; callers
+    /// that bound the batch buffers elsewhere must rebind them if the capacity grew).
+    pub(crate) fn set_batch(&mut self, batch: usize) -> Result<()> {
         if batch == self.batch {
             return Ok(());
         }
@@ -598,7 +631,8 @@ impl GpuMlp {
         Ok(batch)
     }
 
-    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>, training: bool) {
+    /// Records the forward pass, and with `training` the output loss and δ.
+    pub(crate) fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>, training: bool) {
         for dispatch in &self.plan.forward {
             dispatch.record(pass);
         }
@@ -621,7 +655,7 @@ impl GpuMlp {
     }
 
     /// An encoder with one compute pass holding whatever `record` puts in it.
-    fn encode(
+    pub(crate) fn encode(
         &self,
         label: &str,
         record: impl FnOnce(&mut wgpu::ComputePass<'_>),
@@ -667,7 +701,7 @@ impl GpuMlp {
     }
 
     /// Submits a step and bounds the number in flight.
-    fn submit(&mut self, encoder: wgpu::CommandEncoder) -> Result<()> {
+    pub(crate) fn submit(&mut self, encoder: wgpu::CommandEncoder) -> Result<()> {
         let index = self.gpu.queue().submit([encoder.finish()]);
         self.in_flight.push_back(index);
         if self.in_flight.len() > MAX_STEPS_IN_FLIGHT {
@@ -688,7 +722,7 @@ impl GpuMlp {
     }
 
     /// Waits until every submitted step has finished.
-    fn wait_idle(&mut self) -> Result<()> {
+    pub(crate) fn wait_idle(&mut self) -> Result<()> {
         self.in_flight.clear();
         self.gpu.submit_and_wait(self.gpu.encoder("wait_idle"))
     }

@@ -1,0 +1,498 @@
+//! Mini-batch training and evaluation over a [`Dataset`]: on the GPU ([`GpuTrainer`]) with the
+//! whole data set resident there, or on the CPU reference ([`CpuTrainer`]) for comparison.
+//!
+//! Both follow the same schedule: each epoch visits the training set in an order shuffled by a
+//! seeded [`Rng`], in batches of `batch_size` (the last one smaller), and evaluation reports the
+//! mean loss, the accuracy and the confusion matrix. The same seed on the same adapter gives the
+//! same result.
+//!
+//! On the GPU an epoch writes only the shuffled order (once) and reads back only the summed loss
+//! (when asked for progress, at most every [`PROGRESS_INTERVAL`]); each step gathers its batch from
+//! the resident bytes, trains and advances a cursor, in one submission.
+
+use std::time::{Duration, Instant};
+
+use ndarray::Array2;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::gpu::context::Gpu;
+use crate::gpu::kernels::Dispatch;
+use crate::gpu::kernels::data::{Gather, GatherBuffers, pack_bytes};
+use crate::gpu::kernels::metrics::{Metrics, MetricsBuffers};
+use crate::gpu::network::GpuMlp;
+use crate::model::Mlp;
+use crate::optim::{OptimizerConfig, OptimizerState};
+use crate::rng::Rng;
+
+/// How often a progress callback may cost a read-back of the running loss.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What to train with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// Update rule, learning rate and weight decay.
+    pub optimizer: OptimizerConfig,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Seeds the per-epoch shuffles.
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// Checks the batch size and the optimizer.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::invalid("batch size", "0 (must be at least 1)"));
+        }
+        self.optimizer.validate()
+    }
+}
+
+/// Progress within an epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// Samples trained on so far this epoch.
+    pub samples: usize,
+    /// Samples in the epoch.
+    pub total: usize,
+    /// Mean loss of the samples so far.
+    pub running_loss: f32,
+}
+
+/// One finished epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochReport {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches, weighted by their sizes.
+    pub train_loss: f32,
+    /// Samples trained on.
+    pub samples: usize,
+    /// Wall time of the epoch.
+    pub seconds: f64,
+}
+
+impl EpochReport {
+    /// Training throughput.
+    pub fn samples_per_second(&self) -> f64 {
+        self.samples as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// The result of evaluating a model on a data set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean loss.
+    pub loss: f32,
+    /// Fraction of samples whose largest output is their label.
+    pub accuracy: f64,
+    /// `confusion[[truth, predicted]]` counts.
+    pub confusion: Array2<u64>,
+    /// Samples evaluated.
+    pub samples: usize,
+}
+
+/// A batch's row count for each step of an epoch of `len` samples.
+fn batch_sizes(len: usize, batch_size: usize) -> impl Iterator<Item = usize> {
+    (0..len.div_ceil(batch_size)).map(move |i| batch_size.min(len - i * batch_size))
+}
+
+fn check_dataset(mlp_inputs: usize, mlp_outputs: usize, dataset: &Dataset, what: &str) -> Result<()> {
+    dataset.validate(what)?;
+    if dataset.inputs() != mlp_inputs {
+        return Err(Error::invalid(
+            what,
+            format!("has {}×{} = {} pixels per image but the model takes {mlp_inputs} inputs", dataset.rows, dataset.cols, dataset.inputs()),
+        ));
+    }
+    if dataset.classes != mlp_outputs {
+        return Err(Error::invalid(what, format!("has {} classes but the model has {mlp_outputs} outputs", dataset.classes)));
+    }
+    Ok(())
+}
+
+// ---- GPU ------------------------------------------------------------------------------------
+
+/// A data set resident on the GPU as packed bytes, with a buffer for its sample order.
+struct GpuDataset {
+    len: usize,
+    images: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    order: wgpu::Buffer,
+}
+
+impl GpuDataset {
+    fn upload(gpu: &Gpu, name: &str, dataset: &Dataset) -> Result<Self> {
+        let order: Vec<u32> = (0..dataset.len() as u32).collect();
+        Ok(GpuDataset {
+            len: dataset.len(),
+            images: gpu.storage_buffer_with(&format!("{name}.images"), &pack_bytes(&dataset.images))?,
+            labels: gpu.storage_buffer_with(&format!("{name}.labels"), &pack_bytes(&dataset.labels))?,
+            order: gpu.storage_buffer_with(&format!("{name}.order"), &order)?,
+        })
+    }
+}
+
+/// Everything an evaluation pass records per batch, bound once.
+struct EvalPlan {
+    dataset: GpuDataset,
+    counters: wgpu::Buffer,
+    counts: wgpu::Buffer,
+    loss_total: wgpu::Buffer,
+    gather: Dispatch,
+    advance_cursor: Dispatch,
+    accuracy: Dispatch,
+    accumulate_loss: Dispatch,
+}
+
+/// Trains a [`GpuMlp`] on a data set held on the GPU.
+pub struct GpuTrainer {
+    net: GpuMlp,
+    config: TrainConfig,
+    rng: Rng,
+    epochs_done: usize,
+    classes: usize,
+    train: GpuDataset,
+    gather: Dispatch,
+    accumulate_loss: Dispatch,
+    /// Unused counts the training loss accumulation binds (the layout is shared with evaluation).
+    _train_counts: wgpu::Buffer,
+    train_loss_total: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    eval: Option<EvalPlan>,
+}
+
+impl GpuTrainer {
+    /// Uploads `mlp`, the training set and (if given) the test set to `gpu`.
+    pub fn new(gpu: &Gpu, mlp: &Mlp, train: &Dataset, test: Option<&Dataset>, config: TrainConfig) -> Result<GpuTrainer> {
+        config.validate()?;
+        mlp.validate()?;
+        check_dataset(mlp.inputs(), mlp.outputs(), train, "training set")?;
+        if let Some(test) = test {
+            check_dataset(mlp.inputs(), mlp.outputs(), test, "test set")?;
+        }
+        let mut net = GpuMlp::with_batch_capacity(gpu, mlp, config.batch_size)?;
+        net.set_optimizer(config.optimizer)?;
+        let (inputs, classes) = (mlp.inputs(), mlp.outputs());
+        let batch = config.batch_size;
+
+        let train_set = GpuDataset::upload(gpu, "train", train)?;
+        let gather = Gather::bind(
+            gpu,
+            "train.gather",
+            &GatherBuffers {
+                images: &train_set.images,
+                labels: &train_set.labels,
+                order: &train_set.order,
+                counters: net.counters_buffer(),
+                x: net.x_buffer(),
+                y: net.y_buffer(),
+            },
+            batch,
+            inputs,
+            classes,
+        )?;
+        let train_counts = gpu.storage_buffer("train.counts", 1 + classes * classes)?;
+        let train_loss_total = gpu.storage_buffer("train.loss_total", 1)?;
+        let accumulate_loss = Metrics::bind_accumulate_loss(
+            gpu,
+            "train.accumulate_loss",
+            &MetricsBuffers {
+                a: net.output_buffer(),
+                y: net.y_buffer(),
+                batch_loss: net.loss_buffer(),
+                counts: &train_counts,
+                loss_total: &train_loss_total,
+            },
+            batch,
+            classes,
+        )?;
+        let eval = match test {
+            Some(test) => Some(Self::bind_eval(gpu, &net, test, batch)?),
+            None => None,
+        };
+        let staging_len = 2 + classes * classes;
+        Ok(GpuTrainer {
+            staging: gpu.staging_buffer("trainer.staging", (staging_len * 4) as u64)?,
+            net,
+            config,
+            rng: Rng::new(config.seed),
+            epochs_done: 0,
+            classes,
+            train: train_set,
+            gather,
+            accumulate_loss,
+            _train_counts: train_counts,
+            train_loss_total,
+            eval,
+        })
+    }
+
+    fn bind_eval(gpu: &Gpu, net: &GpuMlp, test: &Dataset, batch: usize) -> Result<EvalPlan> {
+        let (inputs, classes) = (net.inputs(), net.outputs());
+        let dataset = GpuDataset::upload(gpu, "test", test)?;
+        let counters = gpu.storage_buffer("test.counters", 2)?;
+        let counts = gpu.storage_buffer("test.counts", 1 + classes * classes)?;
+        let loss_total = gpu.storage_buffer("test.loss_total", 1)?;
+        let gather_buffers = GatherBuffers {
+            images: &dataset.images,
+            labels: &dataset.labels,
+            order: &dataset.order,
+            counters: &counters,
+            x: net.x_buffer(),
+            y: net.y_buffer(),
+        };
+        let metrics_buffers = MetricsBuffers {
+            a: net.output_buffer(),
+            y: net.y_buffer(),
+            batch_loss: net.loss_buffer(),
+            counts: &counts,
+            loss_total: &loss_total,
+        };
+        Ok(EvalPlan {
+            gather: Gather::bind(gpu, "test.gather", &gather_buffers, batch, inputs, classes)?,
+            advance_cursor: Gather::bind_advance_cursor(gpu, "test.advance_cursor", &gather_buffers, batch, inputs, classes)?,
+            accuracy: Metrics::bind_accuracy(gpu, "test.accuracy", &metrics_buffers, batch, classes)?,
+            accumulate_loss: Metrics::bind_accumulate_loss(gpu, "test.accumulate_loss", &metrics_buffers, batch, classes)?,
+            dataset,
+            counters,
+            counts,
+            loss_total,
+        })
+    }
+
+    /// The network being trained.
+    pub fn network(&mut self) -> &mut GpuMlp {
+        &mut self.net
+    }
+
+    /// Epochs finished so far.
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// Shapes every batch-sized dispatch for `rows`.
+    fn set_rows(&mut self, rows: usize) -> Result<()> {
+        if rows == self.net.batch() {
+            return Ok(());
+        }
+        let gpu = self.net.gpu().clone();
+        let (inputs, classes) = (self.net.inputs(), self.classes);
+        self.net.set_batch(rows)?;
+        Gather::reshape(&gpu, &mut self.gather, rows, inputs, classes)?;
+        Metrics::reshape(&gpu, &mut self.accumulate_loss, rows, classes, false)?;
+        if let Some(eval) = self.eval.as_mut() {
+            Gather::reshape(&gpu, &mut eval.gather, rows, inputs, classes)?;
+            Gather::reshape_advance_cursor(&gpu, &mut eval.advance_cursor, rows, inputs, classes)?;
+            Metrics::reshape(&gpu, &mut eval.accuracy, rows, classes, true)?;
+            Metrics::reshape(&gpu, &mut eval.accumulate_loss, rows, classes, false)?;
+        }
+        Ok(())
+    }
+
+    fn read_counts_and_loss(&mut self, what: &str, counts: Option<&wgpu::Buffer>, loss_total: &wgpu::Buffer) -> Result<(f32, Vec<u32>)> {
+        let gpu = self.net.gpu().clone();
+        let mut sources = vec![(loss_total, 1)];
+        if let Some(counts) = counts {
+            sources.push((counts, 1 + self.classes * self.classes));
+        }
+        let values: Vec<Vec<u32>> = gpu.read_back(what, gpu.encoder(what), &self.staging, &sources)?;
+        let loss_total = f32::from_bits(values[0][0]);
+        Ok((loss_total, values.get(1).cloned().unwrap_or_default()))
+    }
+
+    /// Trains one epoch; `progress` is called after steps, at most every [`PROGRESS_INTERVAL`]
+    /// and at the end, with the running loss (which costs one read-back each).
+    pub fn train_epoch(&mut self, mut progress: impl FnMut(Progress)) -> Result<EpochReport> {
+        let start = Instant::now();
+        let len = self.train.len;
+        let mut order: Vec<u32> = (0..len as u32).collect();
+        self.rng.shuffle(&mut order);
+        let gpu = self.net.gpu().clone();
+        gpu.queue().write_buffer(&self.train.order, 0, bytemuck::cast_slice(&order));
+        // Reset the data cursor (counters[1]), not the step count Adam reads.
+        gpu.queue().write_buffer(self.net.counters_buffer(), 4, bytemuck::bytes_of(&0u32));
+        gpu.queue().write_buffer(&self.train_loss_total, 0, bytemuck::bytes_of(&0f32));
+
+        let mut samples = 0;
+        let mut last_report = Instant::now();
+        for rows in batch_sizes(len, self.config.batch_size) {
+            self.set_rows(rows)?;
+            let encoder = self.net.encode("train.step", |pass| {
+                self.gather.record(pass);
+                self.net.record_step(pass);
+                self.accumulate_loss.record(pass);
+            });
+            self.net.submit(encoder)?;
+            samples += rows;
+            if last_report.elapsed() >= PROGRESS_INTERVAL || samples == len {
+                let total = self.train_loss_total.clone();
+                let (loss_sum, _) = self.read_counts_and_loss("the running loss", None, &total)?;
+                progress(Progress { samples, total: len, running_loss: loss_sum / samples as f32 });
+                last_report = Instant::now();
+            }
+        }
+        let total = self.train_loss_total.clone();
+        let (loss_sum, _) = self.read_counts_and_loss("the epoch loss", None, &total)?;
+        self.epochs_done += 1;
+        let train_loss = loss_sum / len as f32;
+        if !train_loss.is_finite() {
+            return Err(Error::invalid(
+                "training",
+                format!("the loss became {train_loss} in epoch {}; try a lower learning rate", self.epochs_done),
+            ));
+        }
+        Ok(EpochReport { epoch: self.epochs_done, train_loss, samples: len, seconds: start.elapsed().as_secs_f64() })
+    }
+
+    /// Loss, accuracy and confusion matrix on the test set, computed on the GPU.
+    pub fn evaluate(&mut self) -> Result<Evaluation> {
+        let batch_size = self.config.batch_size;
+        let Some(len) = self.eval.as_ref().map(|e| e.dataset.len) else {
+            return Err(Error::invalid("evaluation", "no test set was given to the trainer"));
+        };
+        let gpu = self.net.gpu().clone();
+        {
+            let eval = self.eval.as_ref().ok_or_else(|| Error::invalid("evaluation", "no test set"))?;
+            gpu.queue().write_buffer(&eval.counters, 0, bytemuck::cast_slice(&[0u32, 0]));
+            gpu.queue().write_buffer(&eval.counts, 0, &vec![0u8; 4 * (1 + self.classes * self.classes)]);
+            gpu.queue().write_buffer(&eval.loss_total, 0, bytemuck::bytes_of(&0f32));
+        }
+        // Full batches in one submission, then the remainder (reshaped) in another.
+        let full = len / batch_size;
+        let remainder = len % batch_size;
+        for (rows, batches) in [(batch_size, full), (remainder, 1)] {
+            if rows == 0 || batches == 0 {
+                continue;
+            }
+            self.set_rows(rows)?;
+            let eval = self.eval.as_ref().ok_or_else(|| Error::invalid("evaluation", "no test set"))?;
+            let encoder = self.net.encode("test.evaluate", |pass| {
+                for _ in 0..batches {
+                    eval.gather.record(pass);
+                    self.net.record_forward(pass, true);
+                    eval.accuracy.record(pass);
+                    eval.accumulate_loss.record(pass);
+                    eval.advance_cursor.record(pass);
+                }
+            });
+            self.net.submit(encoder)?;
+        }
+        let (counts, loss_total) = {
+            let eval = self.eval.as_ref().ok_or_else(|| Error::invalid("evaluation", "no test set"))?;
+            (eval.counts.clone(), eval.loss_total.clone())
+        };
+        let (loss_sum, counts) = self.read_counts_and_loss("the evaluation", Some(&counts), &loss_total)?;
+        let classes = self.classes;
+        let confusion = Array2::from_shape_fn((classes, classes), |(t, p)| u64::from(counts[1 + t * classes + p]));
+        Ok(Evaluation { loss: loss_sum / len as f32, accuracy: f64::from(counts[0]) / len as f64, confusion, samples: len })
+    }
+
+    /// The trained model, downloaded.
+    pub fn to_mlp(&mut self) -> Result<Mlp> {
+        self.net.to_mlp()
+    }
+}
+
+// ---- CPU ------------------------------------------------------------------------------------
+
+/// Trains an [`Mlp`] with the CPU reference.
+pub struct CpuTrainer<'a> {
+    mlp: Mlp,
+    state: OptimizerState,
+    config: TrainConfig,
+    rng: Rng,
+    epochs_done: usize,
+    train: &'a Dataset,
+    test: Option<&'a Dataset>,
+}
+
+impl<'a> CpuTrainer<'a> {
+    /// A trainer for `mlp` on `train`, evaluating on `test`.
+    pub fn new(mlp: &Mlp, train: &'a Dataset, test: Option<&'a Dataset>, config: TrainConfig) -> Result<Self> {
+        config.validate()?;
+        mlp.validate()?;
+        check_dataset(mlp.inputs(), mlp.outputs(), train, "training set")?;
+        if let Some(test) = test {
+            check_dataset(mlp.inputs(), mlp.outputs(), test, "test set")?;
+        }
+        Ok(CpuTrainer { state: OptimizerState::new(mlp), mlp: mlp.clone(), config, rng: Rng::new(config.seed), epochs_done: 0, train, test })
+    }
+
+    /// Trains one epoch; `progress` is called at most every [`PROGRESS_INTERVAL`] and at the end.
+    pub fn train_epoch(&mut self, mut progress: impl FnMut(Progress)) -> Result<EpochReport> {
+        let start = Instant::now();
+        let len = self.train.len();
+        let mut order: Vec<u32> = (0..len as u32).collect();
+        self.rng.shuffle(&mut order);
+        let (mut samples, mut loss_sum) = (0, 0.0f64);
+        let mut last_report = Instant::now();
+        for rows in batch_sizes(len, self.config.batch_size) {
+            let indices: Vec<usize> = order[samples..samples + rows].iter().map(|&i| i as usize).collect();
+            let (x, y) = self.train.batch(&indices);
+            let (loss, grads) = self.mlp.loss_and_gradients(x.view(), y.view())?;
+            self.state.apply(&self.config.optimizer, &mut self.mlp, &grads)?;
+            loss_sum += f64::from(loss) * rows as f64;
+            samples += rows;
+            if last_report.elapsed() >= PROGRESS_INTERVAL || samples == len {
+                progress(Progress { samples, total: len, running_loss: (loss_sum / samples as f64) as f32 });
+                last_report = Instant::now();
+            }
+        }
+        self.epochs_done += 1;
+        let train_loss = (loss_sum / len as f64) as f32;
+        if !train_loss.is_finite() {
+            return Err(Error::invalid(
+                "training",
+                format!("the loss became {train_loss} in epoch {}; try a lower learning rate", self.epochs_done),
+            ));
+        }
+        Ok(EpochReport { epoch: self.epochs_done, train_loss, samples: len, seconds: start.elapsed().as_secs_f64() })
+    }
+
+    /// Loss, accuracy and confusion matrix on the test set.
+    pub fn evaluate(&mut self) -> Result<Evaluation> {
+        let test = self.test.ok_or_else(|| Error::invalid("evaluation", "no test set was given to the trainer"))?;
+        evaluate_cpu(&self.mlp, test, self.config.batch_size)
+    }
+
+    /// The model being trained.
+    pub fn to_mlp(&self) -> Mlp {
+        self.mlp.clone()
+    }
+}
+
+/// Evaluates `mlp` on `dataset` with the CPU reference, `batch_size` samples at a time.
+pub fn evaluate_cpu(mlp: &Mlp, dataset: &Dataset, batch_size: usize) -> Result<Evaluation> {
+    check_dataset(mlp.inputs(), mlp.outputs(), dataset, "data set")?;
+    let classes = dataset.classes;
+    let mut confusion = Array2::<u64>::zeros((classes, classes));
+    let (mut loss_sum, mut correct, mut start) = (0.0f64, 0usize, 0usize);
+    for rows in batch_sizes(dataset.len(), batch_size.max(1)) {
+        let indices: Vec<usize> = (start..start + rows).collect();
+        let (x, y) = dataset.batch(&indices);
+        let outputs = mlp.forward(x.view())?;
+        loss_sum += f64::from(mlp.loss(x.view(), y.view())?) * rows as f64;
+        for (row, &sample) in indices.iter().enumerate() {
+            let predicted = argmax(outputs.row(row).iter().copied());
+            let truth = dataset.labels[sample] as usize;
+            confusion[[truth, predicted]] += 1;
+            correct += usize::from(predicted == truth);
+        }
+        start += rows;
+    }
+    let len = dataset.len();
+    Ok(Evaluation { loss: (loss_sum / len as f64) as f32, accuracy: correct as f64 / len as f64, confusion, samples: len })
+}
+
+/// The index of the largest value (the first on ties, as `torch.argmax`).
+pub fn argmax(values: impl Iterator<Item = f32>) -> usize {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (i, v) in values.enumerate() {
+        if v > best.1 {
+            best = (i, v);
+        }
+    }
+    best.0
+}
