@@ -1,1 +1,78 @@
-// placeholder
+// activation.wgsl — activations as kernels of their own: element-wise g and its backward pass,
+// and row-wise softmax with its Jacobian-vector product. The training step fuses these into the
+// matmul epilogues and the output-layer kernel; these are the unfused building blocks, kept for
+// layouts that need them and as the baseline the fused kernels are measured against.
+
+override ACTIVATION: u32 = ACT_IDENTITY;
+
+struct ActivationParams {
+    rows: u32,
+    cols: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: ActivationParams;
+// forward: z → a.   backward: a, da → dz.
+@group(0) @binding(1) var<storage, read> first: array<f32>;
+@group(0) @binding(2) var<storage, read> second: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+// a = g(z), element-wise; `first` = z.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if i < params.rows * params.cols {
+        out[i] = activate(ACTIVATION, first[i]);
+    }
+}
+
+// dz = da ⊙ g′(a), element-wise; `first` = a, `second` = da.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if i < params.rows * params.cols {
+        out[i] = second[i] * activation_derivative(ACTIVATION, first[i]);
+    }
+}
+
+// a = softmax(z) row-wise, stabilised by the row maximum; one invocation per row.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let row = flat_index(gid, groups);
+    if row >= params.rows {
+        return;
+    }
+    let base = row * params.cols;
+    var row_max = first[base];
+    for (var j = 1u; j < params.cols; j++) {
+        row_max = max(row_max, first[base + j]);
+    }
+    var total = 0.0;
+    for (var j = 0u; j < params.cols; j++) {
+        let e = exp(first[base + j] - row_max);
+        out[base + j] = e;
+        total += e;
+    }
+    for (var j = 0u; j < params.cols; j++) {
+        out[base + j] /= total;
+    }
+}
+
+// dz = a ⊙ (da − Σ_j da_j a_j) row-wise, softmax's Jacobian-vector product; `first` = a,
+// `second` = da.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let row = flat_index(gid, groups);
+    if row >= params.rows {
+        return;
+    }
+    let base = row * params.cols;
+    var dot = 0.0;
+    for (var j = 0u; j < params.cols; j++) {
+        dot += second[base + j] * first[base + j];
+    }
+    for (var j = 0u; j < params.cols; j++) {
+        out[base + j] = first[base + j] * (second[base + j] - dot);
+    }
+}

@@ -98,16 +98,32 @@ fn batch_sizes(len: usize, batch_size: usize) -> impl Iterator<Item = usize> {
     (0..len.div_ceil(batch_size)).map(move |i| batch_size.min(len - i * batch_size))
 }
 
-fn check_dataset(mlp_inputs: usize, mlp_outputs: usize, dataset: &Dataset, what: &str) -> Result<()> {
+fn check_dataset(
+    mlp_inputs: usize,
+    mlp_outputs: usize,
+    dataset: &Dataset,
+    what: &str,
+) -> Result<()> {
     dataset.validate(what)?;
     if dataset.inputs() != mlp_inputs {
         return Err(Error::invalid(
             what,
-            format!("has {}×{} = {} pixels per image but the model takes {mlp_inputs} inputs", dataset.rows, dataset.cols, dataset.inputs()),
+            format!(
+                "has {}×{} = {} pixels per image but the model takes {mlp_inputs} inputs",
+                dataset.rows,
+                dataset.cols,
+                dataset.inputs()
+            ),
         ));
     }
     if dataset.classes != mlp_outputs {
-        return Err(Error::invalid(what, format!("has {} classes but the model has {mlp_outputs} outputs", dataset.classes)));
+        return Err(Error::invalid(
+            what,
+            format!(
+                "has {} classes but the model has {mlp_outputs} outputs",
+                dataset.classes
+            ),
+        ));
     }
     Ok(())
 }
@@ -127,8 +143,10 @@ impl GpuDataset {
         let order: Vec<u32> = (0..dataset.len() as u32).collect();
         Ok(GpuDataset {
             len: dataset.len(),
-            images: gpu.storage_buffer_with(&format!("{name}.images"), &pack_bytes(&dataset.images))?,
-            labels: gpu.storage_buffer_with(&format!("{name}.labels"), &pack_bytes(&dataset.labels))?,
+            images: gpu
+                .storage_buffer_with(&format!("{name}.images"), &pack_bytes(&dataset.images))?,
+            labels: gpu
+                .storage_buffer_with(&format!("{name}.labels"), &pack_bytes(&dataset.labels))?,
             order: gpu.storage_buffer_with(&format!("{name}.order"), &order)?,
         })
     }
@@ -165,7 +183,13 @@ pub struct GpuTrainer {
 
 impl GpuTrainer {
     /// Uploads `mlp`, the training set and (if given) the test set to `gpu`.
-    pub fn new(gpu: &Gpu, mlp: &Mlp, train: &Dataset, test: Option<&Dataset>, config: TrainConfig) -> Result<GpuTrainer> {
+    pub fn new(
+        gpu: &Gpu,
+        mlp: &Mlp,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        config: TrainConfig,
+    ) -> Result<GpuTrainer> {
         config.validate()?;
         mlp.validate()?;
         check_dataset(mlp.inputs(), mlp.outputs(), train, "training set")?;
@@ -252,9 +276,28 @@ impl GpuTrainer {
         };
         Ok(EvalPlan {
             gather: Gather::bind(gpu, "test.gather", &gather_buffers, batch, inputs, classes)?,
-            advance_cursor: Gather::bind_advance_cursor(gpu, "test.advance_cursor", &gather_buffers, batch, inputs, classes)?,
-            accuracy: Metrics::bind_accuracy(gpu, "test.accuracy", &metrics_buffers, batch, classes)?,
-            accumulate_loss: Metrics::bind_accumulate_loss(gpu, "test.accumulate_loss", &metrics_buffers, batch, classes)?,
+            advance_cursor: Gather::bind_advance_cursor(
+                gpu,
+                "test.advance_cursor",
+                &gather_buffers,
+                batch,
+                inputs,
+                classes,
+            )?,
+            accuracy: Metrics::bind_accuracy(
+                gpu,
+                "test.accuracy",
+                &metrics_buffers,
+                batch,
+                classes,
+            )?,
+            accumulate_loss: Metrics::bind_accumulate_loss(
+                gpu,
+                "test.accumulate_loss",
+                &metrics_buffers,
+                batch,
+                classes,
+            )?,
             dataset,
             counters,
             counts,
@@ -291,13 +334,19 @@ impl GpuTrainer {
         Ok(())
     }
 
-    fn read_counts_and_loss(&mut self, what: &str, counts: Option<&wgpu::Buffer>, loss_total: &wgpu::Buffer) -> Result<(f32, Vec<u32>)> {
+    fn read_counts_and_loss(
+        &mut self,
+        what: &str,
+        counts: Option<&wgpu::Buffer>,
+        loss_total: &wgpu::Buffer,
+    ) -> Result<(f32, Vec<u32>)> {
         let gpu = self.net.gpu().clone();
         let mut sources = vec![(loss_total, 1)];
         if let Some(counts) = counts {
             sources.push((counts, 1 + self.classes * self.classes));
         }
-        let values: Vec<Vec<u32>> = gpu.read_back(what, gpu.encoder(what), &self.staging, &sources)?;
+        let values: Vec<Vec<u32>> =
+            gpu.read_back(what, gpu.encoder(what), &self.staging, &sources)?;
         let loss_total = f32::from_bits(values[0][0]);
         Ok((loss_total, values.get(1).cloned().unwrap_or_default()))
     }
@@ -310,10 +359,13 @@ impl GpuTrainer {
         let mut order: Vec<u32> = (0..len as u32).collect();
         self.rng.shuffle(&mut order);
         let gpu = self.net.gpu().clone();
-        gpu.queue().write_buffer(&self.train.order, 0, bytemuck::cast_slice(&order));
+        gpu.queue()
+            .write_buffer(&self.train.order, 0, bytemuck::cast_slice(&order));
         // Reset the data cursor (counters[1]), not the step count Adam reads.
-        gpu.queue().write_buffer(self.net.counters_buffer(), 4, bytemuck::bytes_of(&0u32));
-        gpu.queue().write_buffer(&self.train_loss_total, 0, bytemuck::bytes_of(&0f32));
+        gpu.queue()
+            .write_buffer(self.net.counters_buffer(), 4, bytemuck::bytes_of(&0u32));
+        gpu.queue()
+            .write_buffer(&self.train_loss_total, 0, bytemuck::bytes_of(&0f32));
 
         let mut samples = 0;
         let mut last_report = Instant::now();
@@ -329,7 +381,11 @@ impl GpuTrainer {
             if last_report.elapsed() >= PROGRESS_INTERVAL || samples == len {
                 let total = self.train_loss_total.clone();
                 let (loss_sum, _) = self.read_counts_and_loss("the running loss", None, &total)?;
-                progress(Progress { samples, total: len, running_loss: loss_sum / samples as f32 });
+                progress(Progress {
+                    samples,
+                    total: len,
+                    running_loss: loss_sum / samples as f32,
+                });
                 last_report = Instant::now();
             }
         }
@@ -340,24 +396,44 @@ impl GpuTrainer {
         if !train_loss.is_finite() {
             return Err(Error::invalid(
                 "training",
-                format!("the loss became {train_loss} in epoch {}; try a lower learning rate", self.epochs_done),
+                format!(
+                    "the loss became {train_loss} in epoch {}; try a lower learning rate",
+                    self.epochs_done
+                ),
             ));
         }
-        Ok(EpochReport { epoch: self.epochs_done, train_loss, samples: len, seconds: start.elapsed().as_secs_f64() })
+        Ok(EpochReport {
+            epoch: self.epochs_done,
+            train_loss,
+            samples: len,
+            seconds: start.elapsed().as_secs_f64(),
+        })
     }
 
     /// Loss, accuracy and confusion matrix on the test set, computed on the GPU.
     pub fn evaluate(&mut self) -> Result<Evaluation> {
         let batch_size = self.config.batch_size;
         let Some(len) = self.eval.as_ref().map(|e| e.dataset.len) else {
-            return Err(Error::invalid("evaluation", "no test set was given to the trainer"));
+            return Err(Error::invalid(
+                "evaluation",
+                "no test set was given to the trainer",
+            ));
         };
         let gpu = self.net.gpu().clone();
         {
-            let eval = self.eval.as_ref().ok_or_else(|| Error::invalid("evaluation", "no test set"))?;
-            gpu.queue().write_buffer(&eval.counters, 0, bytemuck::cast_slice(&[0u32, 0]));
-            gpu.queue().write_buffer(&eval.counts, 0, &vec![0u8; 4 * (1 + self.classes * self.classes)]);
-            gpu.queue().write_buffer(&eval.loss_total, 0, bytemuck::bytes_of(&0f32));
+            let eval = self
+                .eval
+                .as_ref()
+                .ok_or_else(|| Error::invalid("evaluation", "no test set"))?;
+            gpu.queue()
+                .write_buffer(&eval.counters, 0, bytemuck::cast_slice(&[0u32, 0]));
+            gpu.queue().write_buffer(
+                &eval.counts,
+                0,
+                &vec![0u8; 4 * (1 + self.classes * self.classes)],
+            );
+            gpu.queue()
+                .write_buffer(&eval.loss_total, 0, bytemuck::bytes_of(&0f32));
         }
         // Full batches in one submission, then the remainder (reshaped) in another.
         let full = len / batch_size;
@@ -367,7 +443,10 @@ impl GpuTrainer {
                 continue;
             }
             self.set_rows(rows)?;
-            let eval = self.eval.as_ref().ok_or_else(|| Error::invalid("evaluation", "no test set"))?;
+            let eval = self
+                .eval
+                .as_ref()
+                .ok_or_else(|| Error::invalid("evaluation", "no test set"))?;
             let encoder = self.net.encode("test.evaluate", |pass| {
                 for _ in 0..batches {
                     eval.gather.record(pass);
@@ -380,13 +459,24 @@ impl GpuTrainer {
             self.net.submit(encoder)?;
         }
         let (counts, loss_total) = {
-            let eval = self.eval.as_ref().ok_or_else(|| Error::invalid("evaluation", "no test set"))?;
+            let eval = self
+                .eval
+                .as_ref()
+                .ok_or_else(|| Error::invalid("evaluation", "no test set"))?;
             (eval.counts.clone(), eval.loss_total.clone())
         };
-        let (loss_sum, counts) = self.read_counts_and_loss("the evaluation", Some(&counts), &loss_total)?;
+        let (loss_sum, counts) =
+            self.read_counts_and_loss("the evaluation", Some(&counts), &loss_total)?;
         let classes = self.classes;
-        let confusion = Array2::from_shape_fn((classes, classes), |(t, p)| u64::from(counts[1 + t * classes + p]));
-        Ok(Evaluation { loss: loss_sum / len as f32, accuracy: f64::from(counts[0]) / len as f64, confusion, samples: len })
+        let confusion = Array2::from_shape_fn((classes, classes), |(t, p)| {
+            u64::from(counts[1 + t * classes + p])
+        });
+        Ok(Evaluation {
+            loss: loss_sum / len as f32,
+            accuracy: f64::from(counts[0]) / len as f64,
+            confusion,
+            samples: len,
+        })
     }
 
     /// The trained model, downloaded.
@@ -410,14 +500,27 @@ pub struct CpuTrainer<'a> {
 
 impl<'a> CpuTrainer<'a> {
     /// A trainer for `mlp` on `train`, evaluating on `test`.
-    pub fn new(mlp: &Mlp, train: &'a Dataset, test: Option<&'a Dataset>, config: TrainConfig) -> Result<Self> {
+    pub fn new(
+        mlp: &Mlp,
+        train: &'a Dataset,
+        test: Option<&'a Dataset>,
+        config: TrainConfig,
+    ) -> Result<Self> {
         config.validate()?;
         mlp.validate()?;
         check_dataset(mlp.inputs(), mlp.outputs(), train, "training set")?;
         if let Some(test) = test {
             check_dataset(mlp.inputs(), mlp.outputs(), test, "test set")?;
         }
-        Ok(CpuTrainer { state: OptimizerState::new(mlp), mlp: mlp.clone(), config, rng: Rng::new(config.seed), epochs_done: 0, train, test })
+        Ok(CpuTrainer {
+            state: OptimizerState::new(mlp),
+            mlp: mlp.clone(),
+            config,
+            rng: Rng::new(config.seed),
+            epochs_done: 0,
+            train,
+            test,
+        })
     }
 
     /// Trains one epoch; `progress` is called at most every [`PROGRESS_INTERVAL`] and at the end.
@@ -429,14 +532,22 @@ impl<'a> CpuTrainer<'a> {
         let (mut samples, mut loss_sum) = (0, 0.0f64);
         let mut last_report = Instant::now();
         for rows in batch_sizes(len, self.config.batch_size) {
-            let indices: Vec<usize> = order[samples..samples + rows].iter().map(|&i| i as usize).collect();
+            let indices: Vec<usize> = order[samples..samples + rows]
+                .iter()
+                .map(|&i| i as usize)
+                .collect();
             let (x, y) = self.train.batch(&indices);
             let (loss, grads) = self.mlp.loss_and_gradients(x.view(), y.view())?;
-            self.state.apply(&self.config.optimizer, &mut self.mlp, &grads)?;
+            self.state
+                .apply(&self.config.optimizer, &mut self.mlp, &grads)?;
             loss_sum += f64::from(loss) * rows as f64;
             samples += rows;
             if last_report.elapsed() >= PROGRESS_INTERVAL || samples == len {
-                progress(Progress { samples, total: len, running_loss: (loss_sum / samples as f64) as f32 });
+                progress(Progress {
+                    samples,
+                    total: len,
+                    running_loss: (loss_sum / samples as f64) as f32,
+                });
                 last_report = Instant::now();
             }
         }
@@ -445,15 +556,25 @@ impl<'a> CpuTrainer<'a> {
         if !train_loss.is_finite() {
             return Err(Error::invalid(
                 "training",
-                format!("the loss became {train_loss} in epoch {}; try a lower learning rate", self.epochs_done),
+                format!(
+                    "the loss became {train_loss} in epoch {}; try a lower learning rate",
+                    self.epochs_done
+                ),
             ));
         }
-        Ok(EpochReport { epoch: self.epochs_done, train_loss, samples: len, seconds: start.elapsed().as_secs_f64() })
+        Ok(EpochReport {
+            epoch: self.epochs_done,
+            train_loss,
+            samples: len,
+            seconds: start.elapsed().as_secs_f64(),
+        })
     }
 
     /// Loss, accuracy and confusion matrix on the test set.
     pub fn evaluate(&mut self) -> Result<Evaluation> {
-        let test = self.test.ok_or_else(|| Error::invalid("evaluation", "no test set was given to the trainer"))?;
+        let test = self
+            .test
+            .ok_or_else(|| Error::invalid("evaluation", "no test set was given to the trainer"))?;
         evaluate_cpu(&self.mlp, test, self.config.batch_size)
     }
 
@@ -483,7 +604,12 @@ pub fn evaluate_cpu(mlp: &Mlp, dataset: &Dataset, batch_size: usize) -> Result<E
         start += rows;
     }
     let len = dataset.len();
-    Ok(Evaluation { loss: (loss_sum / len as f64) as f32, accuracy: correct as f64 / len as f64, confusion, samples: len })
+    Ok(Evaluation {
+        loss: (loss_sum / len as f64) as f32,
+        accuracy: correct as f64 / len as f64,
+        confusion,
+        samples: len,
+    })
 }
 
 /// The index of the largest value (the first on ties, as `torch.argmax`).

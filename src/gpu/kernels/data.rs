@@ -110,15 +110,47 @@ impl Gather {
 
     /// Binds the cursor advance that evaluation records after each batch (training moves the
     /// cursor with the step counter instead).
-    pub fn bind_advance_cursor(gpu: &Gpu, label: &str, buffers: &GatherBuffers<'_>, rows: usize, inputs: usize, classes: usize) -> Result<Dispatch> {
+    pub fn bind_advance_cursor(
+        gpu: &Gpu,
+        label: &str,
+        buffers: &GatherBuffers<'_>,
+        rows: usize,
+        inputs: usize,
+        classes: usize,
+    ) -> Result<Dispatch> {
         let (params, _) = Self::layout(gpu, rows, inputs, classes)?;
-        let spec = PipelineSpec { shader: Shader::Data, entry_point: "advance_cursor", constants: vec![], storage: STORAGE };
-        let GatherBuffers { images, labels, order, counters, x, y } = *buffers;
-        Dispatch::new(gpu, label, &spec, &params, &[images, labels, order, counters, x, y], [1, 1, 1])
+        let spec = PipelineSpec {
+            shader: Shader::Data,
+            entry_point: "advance_cursor",
+            constants: vec![],
+            storage: STORAGE,
+        };
+        let GatherBuffers {
+            images,
+            labels,
+            order,
+            counters,
+            x,
+            y,
+        } = *buffers;
+        Dispatch::new(
+            gpu,
+            label,
+            &spec,
+            &params,
+            &[images, labels, order, counters, x, y],
+            [1, 1, 1],
+        )
     }
 
     /// Changes the rows per batch of a cursor advance.
-    pub fn reshape_advance_cursor(gpu: &Gpu, dispatch: &mut Dispatch, rows: usize, inputs: usize, classes: usize) -> Result<()> {
+    pub fn reshape_advance_cursor(
+        gpu: &Gpu,
+        dispatch: &mut Dispatch,
+        rows: usize,
+        inputs: usize,
+        classes: usize,
+    ) -> Result<()> {
         let (params, _) = Self::layout(gpu, rows, inputs, classes)?;
         dispatch.update(gpu, &params, [1, 1, 1]);
         Ok(())

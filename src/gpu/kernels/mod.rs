@@ -131,7 +131,8 @@ impl KernelConfig {
 
     /// Workgroup counts to cover `items` threads with `threads_per_group` each, folding into a
     /// second dimension past the per-dimension limit. Kernels recover the flat index as
-    /// `gid.x + gid.y * num_workgroups.x * WORKGROUP_SIZE`.
+    /// `gid.x + gid.y * num_workgroups.x * WORKGROUP_SIZE`. Two dimensions always suffice: kernels
+    /// index with `u32`, so `items < 2³²`, and adapters allow at least 65,535² workgroups.
     pub fn grid_1d(&self, items: usize, threads_per_group: u32) -> [u32; 3] {
         let groups = items.div_ceil(threads_per_group as usize).max(1);
         let max = self.max_workgroups_per_dimension as usize;
@@ -239,6 +240,37 @@ impl Dispatch {
     }
 }
 
+/// The parameter block of the kernels that work on one `(rows, cols)` matrix (activation,
+/// elementwise, reduce, transpose): the shape and one scalar.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct MatrixParams {
+    rows: u32,
+    cols: u32,
+    alpha: f32,
+    _pad: u32,
+}
+
+impl MatrixParams {
+    /// Checks that `rows × cols` is non-empty and indexable with `u32`.
+    pub(crate) fn new(what: &str, rows: usize, cols: usize, alpha: f32) -> Result<Self> {
+        if rows == 0 || cols == 0 || u32::try_from(rows.saturating_mul(cols)).is_err() {
+            return Err(crate::error::Error::invalid(
+                what,
+                format!(
+                    "rows={rows}, cols={cols}: each must be at least 1 and rows·cols below 2³²"
+                ),
+            ));
+        }
+        Ok(MatrixParams {
+            rows: rows as u32,
+            cols: cols as u32,
+            alpha,
+            _pad: 0,
+        })
+    }
+}
+
 /// Storage access lists shared by several kernels.
 pub(crate) mod bindings {
     use super::Access::{Read, ReadWrite};
@@ -248,6 +280,4 @@ pub(crate) mod bindings {
     pub const UNARY: &[Access] = &[Read, ReadWrite];
     /// `a, b → out`.
     pub const BINARY: &[Access] = &[Read, Read, ReadWrite];
-    /// In-place update of one buffer.
-    pub const IN_PLACE: &[Access] = &[ReadWrite];
 }

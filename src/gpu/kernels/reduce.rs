@@ -4,32 +4,12 @@
 //!
 //! [`KernelConfig`]: crate::gpu::kernels::KernelConfig
 
-use bytemuck::{Pod, Zeroable};
-
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::context::{Gpu, PipelineSpec};
-use crate::gpu::kernels::{Dispatch, Shader, bindings};
+use crate::gpu::kernels::{Dispatch, MatrixParams, Shader, bindings};
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct ReduceParams {
-    rows: u32,
-    cols: u32,
-    _pad: [u32; 2],
-}
-
-fn params(what: &str, rows: usize, cols: usize) -> Result<ReduceParams> {
-    if rows == 0 || cols == 0 || u32::try_from(rows * cols).is_err() {
-        return Err(Error::invalid(
-            what,
-            format!("rows={rows}, cols={cols}: each must be ≥ 1 and rows·cols < 2³²"),
-        ));
-    }
-    Ok(ReduceParams {
-        rows: rows as u32,
-        cols: cols as u32,
-        _pad: [0; 2],
-    })
+fn params(what: &str, rows: usize, cols: usize) -> Result<MatrixParams> {
+    MatrixParams::new(what, rows, cols, 0.0)
 }
 
 fn spec(entry_point: &'static str) -> PipelineSpec {
@@ -46,7 +26,7 @@ fn spec(entry_point: &'static str) -> PipelineSpec {
 pub struct ColumnSum;
 
 impl ColumnSum {
-    fn layout(gpu: &Gpu, rows: usize, cols: usize) -> Result<(ReduceParams, [u32; 3])> {
+    fn layout(gpu: &Gpu, rows: usize, cols: usize) -> Result<(MatrixParams, [u32; 3])> {
         let config = gpu.config();
         Ok((
             params("column sum shape", rows, cols)?,
