@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod gpu;
