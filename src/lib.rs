@@ -40,6 +40,7 @@ pub mod error;
 pub mod gpu;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod reference;
 pub mod rng;
 pub mod train;

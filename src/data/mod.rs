@@ -4,7 +4,9 @@
 //! A [`Dataset`] keeps images as bytes, as the files do: the GPU trainer uploads them as they are
 //! (60,000 × 784 f32 would not fit a 128 MiB binding) and converts to `[0, 1]` in the kernel.
 
+pub mod download;
 pub mod idx;
+pub mod image;
 pub mod synthetic;
 
 use std::path::{Path, PathBuf};
