@@ -47,5 +47,5 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{AdapterChoice, Gpu, GpuMlp};
-pub use model::{Activation, Dense, DenseGradients, Gradients, Loss, Mlp};
+pub use model::{Activation, Dense, DenseGradients, Gradients, Init, Loss, Mlp};
 pub use ndarray;

@@ -146,6 +146,42 @@ impl Loss {
     }
 }
 
+/// How initial weights are drawn: uniformly in `±limit`, biases zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Init {
+    /// He for ReLU layers, Xavier for the others.
+    Auto,
+    /// Xavier/Glorot: `limit = √(6/(in+out))`, suited to sigmoid and tanh.
+    Xavier,
+    /// He/Kaiming: `limit = √(6/in)`, suited to ReLU.
+    He,
+}
+
+impl Init {
+    /// The half-width of the uniform distribution for a layer.
+    pub fn limit(self, inputs: usize, outputs: usize, activation: Activation) -> f64 {
+        let he = match self {
+            Init::Auto => activation == Activation::Relu,
+            Init::Xavier => false,
+            Init::He => true,
+        };
+        if he {
+            (6.0 / inputs.max(1) as f64).sqrt()
+        } else {
+            (6.0 / (inputs + outputs).max(1) as f64).sqrt()
+        }
+    }
+
+    /// `auto`, `xavier` or `he`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Auto => "auto",
+            Init::Xavier => "xavier",
+            Init::He => "he",
+        }
+    }
+}
+
 /// One fully connected layer: `a = g(x · weightᵀ + bias)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dense {
@@ -196,17 +232,26 @@ pub struct Gradients {
 
 impl Mlp {
     /// A seeded network with layer sizes `sizes` (`[inputs, hidden…, outputs]`), `hidden` on every
-    /// hidden layer and `output` on the last.
-    ///
-    /// Weights are drawn uniformly with He (Kaiming) scaling `±√(6/in)` for ReLU layers and
-    /// Xavier (Glorot) scaling `±√(6/(in+out))` otherwise; biases start at zero. The same seed
-    /// always gives the same weights. Sizes are not checked here: [`Mlp::validate`] (which every
+    /// hidden layer and `output` on the last, initialised by [`Init::Auto`]. The same seed always
+    /// gives the same weights. Sizes are not checked here: [`Mlp::validate`] (which every
     /// computation calls) reports a model that cannot work, such as one with fewer than two sizes.
     pub fn new(
         sizes: &[usize],
         hidden: Activation,
         output: Activation,
         loss: Loss,
+        seed: u64,
+    ) -> Mlp {
+        Self::with_init(sizes, hidden, output, loss, Init::Auto, seed)
+    }
+
+    /// [`Mlp::new`] with a chosen weight initialisation.
+    pub fn with_init(
+        sizes: &[usize],
+        hidden: Activation,
+        output: Activation,
+        loss: Loss,
+        init: Init,
         seed: u64,
     ) -> Mlp {
         let mut rng = Rng::new(seed);
@@ -217,10 +262,7 @@ impl Mlp {
             .map(|(i, pair)| {
                 let (inputs, outputs) = (pair[0], pair[1]);
                 let activation = if i + 1 == count { output } else { hidden };
-                let limit = match activation {
-                    Activation::Relu => (6.0 / inputs.max(1) as f64).sqrt(),
-                    _ => (6.0 / (inputs + outputs).max(1) as f64).sqrt(),
-                };
+                let limit = init.limit(inputs, outputs, activation);
                 let weight = Array2::from_shape_simple_fn((outputs, inputs), || {
                     rng.uniform(-limit, limit) as f32
                 });
