@@ -727,6 +727,12 @@ fn adapters() -> Result<()> {
             limits.max_compute_invocations_per_workgroup
         );
     }
+    let gpu = Gpu::new(AdapterChoice::Auto)?;
+    println!(
+        "--adapter auto uses: {} (kernels: {:?} matmul)",
+        gpu.adapter_description(),
+        gpu.config().matmul
+    );
     Ok(())
 }
 

@@ -84,12 +84,12 @@ fn sample_set(glyphs: &[Vec<Stroke>], count: usize, rng: &mut Rng) -> Dataset {
 }
 
 /// A training set of `train` and a test set of `test` samples; the glyphs and every sample are
-/// fixed by `seed`.
+/// fixed by `seed`. Each set has a stream of its own, so the test set does not depend on the size
+/// of the training set.
 pub fn generate(train: usize, test: usize, seed: u64) -> (Dataset, Dataset) {
-    let mut rng = Rng::new(seed);
-    let glyphs = glyphs(&mut rng);
-    let train_set = sample_set(&glyphs, train, &mut rng);
-    let test_set = sample_set(&glyphs, test, &mut rng);
+    let glyphs = glyphs(&mut Rng::new(seed));
+    let train_set = sample_set(&glyphs, train, &mut Rng::new(seed ^ 0x7261_696e));
+    let test_set = sample_set(&glyphs, test, &mut Rng::new(seed ^ 0x7465_7374));
     (train_set, test_set)
 }
 
@@ -105,6 +105,11 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a.images, c.images);
         a.validate("synthetic").unwrap();
+    }
+
+    #[test]
+    fn the_test_set_does_not_depend_on_the_training_set_size() {
+        assert_eq!(generate(10, 30, 5).1, generate(200, 30, 5).1);
     }
 
     #[test]

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs Mesa's software Vulkan driver (lavapipe)
+# when no GPU adapter is present, then runs every test on the adapter it finds.
+#
+# The GPU tests never skip: with no adapter they fail. Set WGPU_MLP_ADAPTER (auto, software or
+# part of a name) to pick the adapter the tests use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The Vulkan loader warns without a runtime directory; any writable folder silences it.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+    export XDG_RUNTIME_DIR="$(mktemp -d)"
+fi
+
+echo "== building (release)"
+cargo build --release --all-targets --locked
+
+if ! target/release/wgpu-mlp adapters >/dev/null 2>&1; then
+    echo "== no GPU adapter found: installing Mesa's software Vulkan driver (mesa-vulkan-drivers)"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+fi
+
+echo "== adapters"
+if ! target/release/wgpu-mlp adapters; then
+    echo "still no GPU adapter: the GPU tests cannot run" >&2
+    exit 1
+fi
+
+echo "== tests"
+cargo test --release --locked --all-targets
+cargo test --release --locked --doc

@@ -1,0 +1,470 @@
+//! The `wgpu-mlp` binary end to end: training on the synthetic set and on real MNIST, model
+//! files that evaluate to the same accuracy, downloads from a local server, and bad input.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use wgpu_mlp::data::download::md5_of;
+
+fn wgpu_mlp(args: &[&str]) -> Output {
+    let runtime = std::env::temp_dir().join("wgpu-mlp-xdg");
+    std::fs::create_dir_all(&runtime).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .output()
+        .unwrap()
+}
+
+/// Runs the binary and returns its stdout, failing the test with its stderr if it failed.
+fn succeed(args: &[&str]) -> String {
+    let output = wgpu_mlp(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "wgpu-mlp {args:?} failed: {stderr}"
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs the binary expecting failure; returns stderr.
+fn fail(args: &[&str]) -> String {
+    let output = wgpu_mlp(args);
+    assert!(
+        !output.status.success(),
+        "wgpu-mlp {args:?} should have failed"
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("error: ") || stderr.contains("\nerror: "),
+        "no error line: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
+    stderr
+}
+
+fn last_json(stdout: &str) -> serde_json::Value {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON line");
+    serde_json::from_str(line).unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-mlp-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn mnist_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist")
+}
+
+#[test]
+fn trains_on_synthetic_data_and_the_saved_model_evaluates_to_the_same_accuracy() {
+    let dir = scratch("synthetic");
+    let model = dir.join("model.safetensors");
+    let metrics = dir.join("metrics.jsonl");
+    let plot = dir.join("curves.svg");
+    let model_arg = model.to_str().unwrap();
+    let stdout = succeed(&[
+        "train",
+        "--hidden",
+        "relu",
+        "--output",
+        "softmax",
+        "--loss",
+        "cross-entropy",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.003",
+        "--train-size",
+        "2000",
+        "--test-size",
+        "500",
+        "--epochs",
+        "3",
+        "--save",
+        model_arg,
+        "--metrics",
+        metrics.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+        "--json",
+    ]);
+    let summary = last_json(&stdout);
+    for key in [
+        "test_accuracy",
+        "test_loss",
+        "epochs",
+        "seconds",
+        "samples_per_s",
+        "adapter",
+    ] {
+        assert!(summary.get(key).is_some(), "summary lacks {key}: {summary}");
+    }
+    assert_eq!(summary["epochs"], 3);
+    let accuracy = summary["test_accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.8, "synthetic accuracy {accuracy}");
+    assert_eq!(
+        std::fs::read_to_string(&metrics).unwrap().lines().count(),
+        3
+    );
+    assert!(
+        std::fs::read_to_string(&plot)
+            .unwrap()
+            .contains("<polyline")
+    );
+
+    let evaluated = last_json(&succeed(&[
+        "eval",
+        "--model",
+        model_arg,
+        "--test-size",
+        "500",
+        "--json",
+    ]));
+    assert_eq!(evaluated["test_accuracy"].as_f64().unwrap(), accuracy);
+    let on_cpu = last_json(&succeed(&[
+        "eval",
+        "--model",
+        model_arg,
+        "--test-size",
+        "500",
+        "--cpu",
+        "--json",
+    ]));
+    assert!(
+        (on_cpu["test_accuracy"].as_f64().unwrap() - accuracy).abs() <= 1.0 / 500.0,
+        "cpu {on_cpu} vs gpu {accuracy}"
+    );
+}
+
+#[test]
+fn trains_real_mnist_subset_past_an_accuracy_floor_and_resumes() {
+    let dir = scratch("mnist");
+    let model = dir.join("mnist.safetensors");
+    let model_arg = model.to_str().unwrap();
+    let data = mnist_dir();
+    let data_arg = data.to_str().unwrap();
+    let common = [
+        "--dataset",
+        "mnist",
+        "--data",
+        data_arg,
+        "--train-size",
+        "6000",
+        "--test-size",
+        "1000",
+    ];
+    let mut args = vec![
+        "train",
+        "--layers",
+        "784,64,10",
+        "--hidden",
+        "relu",
+        "--output",
+        "softmax",
+        "--loss",
+        "cross-entropy",
+    ];
+    args.extend([
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.002",
+        "--batch",
+        "32",
+        "--epochs",
+        "2",
+        "--save",
+        model_arg,
+        "--json",
+    ]);
+    args.extend(common);
+    let summary = last_json(&succeed(&args));
+    let accuracy = summary["test_accuracy"].as_f64().unwrap();
+    // 6,000 samples, two epochs: a working trainer is far above this; a broken one near 10%.
+    assert!(accuracy >= 0.88, "MNIST subset accuracy {accuracy}");
+
+    let mut eval_args = vec!["eval", "--model", model_arg, "--json"];
+    eval_args.extend(common);
+    assert_eq!(
+        last_json(&succeed(&eval_args))["test_accuracy"]
+            .as_f64()
+            .unwrap(),
+        accuracy
+    );
+
+    // --resume continues from the file: one more epoch, counted on top of the two.
+    let mut resume = vec![
+        "train",
+        "--resume",
+        model_arg,
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.002",
+        "--batch",
+        "32",
+        "--epochs",
+        "1",
+        "--json",
+    ];
+    resume.extend(common);
+    let resumed = last_json(&succeed(&resume));
+    assert_eq!(resumed["epochs"], 3);
+    assert!(resumed["test_accuracy"].as_f64().unwrap() >= 0.88);
+}
+
+#[test]
+fn predicts_images_as_the_model_does() {
+    use wgpu_mlp::ndarray::Array2;
+    let dir = scratch("predict");
+    let model = dir.join("model.safetensors");
+    succeed(&[
+        "train",
+        "--train-size",
+        "1000",
+        "--test-size",
+        "100",
+        "--epochs",
+        "2",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    let (mlp, _) = wgpu_mlp::checkpoint::load(&model).unwrap();
+    let (_, test) = wgpu_mlp::data::synthetic::generate(10, 10, 42);
+    let mut images = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..3 {
+        let pixels = &test.images[i * 784..(i + 1) * 784];
+        // Binary PGM, 56×56 (twice the size), bright strokes on dark as in MNIST.
+        let mut pgm = b"P5\n56 56\n255\n".to_vec();
+        for y in 0..56 {
+            for x in 0..56 {
+                pgm.push(pixels[(y / 2) * 28 + x / 2]);
+            }
+        }
+        let path = dir.join(format!("digit{i}.pgm"));
+        std::fs::write(&path, pgm).unwrap();
+        images.push(path);
+        let x =
+            Array2::from_shape_vec((1, 784), pixels.iter().map(|&p| p as f32 / 255.0).collect())
+                .unwrap();
+        expected.push(wgpu_mlp::train::argmax(
+            mlp.forward(x.view()).unwrap().iter().copied(),
+        ));
+    }
+    let mut args = vec!["predict", "--model", model.to_str().unwrap()];
+    args.extend(images.iter().map(|p| p.to_str().unwrap()));
+    let stdout = succeed(&args);
+    for (line, want) in stdout.lines().zip(&expected) {
+        let predicted: usize = line
+            .split(": ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(predicted, *want, "{line}");
+    }
+}
+
+#[test]
+fn gradcheck_passes_and_reports_the_worst_errors() {
+    let stdout = succeed(&[
+        "gradcheck",
+        "--layers",
+        "20,9,5",
+        "--hidden",
+        "tanh",
+        "--loss",
+        "cross-entropy",
+    ]);
+    assert!(
+        stdout.contains("worst |gpu − cpu| gradient difference"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("worst |finite difference − analytic|"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with(')') && stdout.contains("\nok "),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_options_are_clear_errors() {
+    assert!(fail(&["train", "--layers", "784,0,10"]).contains("at least 1"));
+    assert!(fail(&["train", "--batch", "0", "--epochs", "1"]).contains("batch size"));
+    assert!(fail(&["train", "--lr=-1", "--epochs", "1"]).contains("learning rate"));
+    assert!(fail(&["train", "--lr", "NaN", "--epochs", "1"]).contains("learning rate"));
+    assert!(fail(&["train", "--epochs", "0"]).contains("--epochs 0"));
+    assert!(
+        fail(&["train", "--loss", "cross-entropy", "--output", "sigmoid"])
+            .contains("needs a softmax output")
+    );
+    let unknown = fail(&["train", "--adapter", "no-such-gpu", "--epochs", "1"]);
+    assert!(
+        unknown.contains("no adapter matches") && unknown.contains("available adapters"),
+        "{unknown}"
+    );
+    let dir = scratch("bad");
+    let not_a_model = dir.join("model.safetensors");
+    std::fs::write(&not_a_model, b"hello").unwrap();
+    assert!(
+        fail(&["eval", "--model", not_a_model.to_str().unwrap()])
+            .contains("not a safetensors file")
+    );
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    assert!(
+        fail(&[
+            "train",
+            "--dataset",
+            "mnist",
+            "--data",
+            empty.to_str().unwrap()
+        ])
+        .contains("wgpu-mlp download")
+    );
+    assert!(
+        fail(&[
+            "train",
+            "--layers",
+            "100,10",
+            "--train-size",
+            "10",
+            "--test-size",
+            "10"
+        ])
+        .contains("784")
+    );
+}
+
+/// A one-thread HTTP server on 127.0.0.1 serving `files` (URL path → bytes); 404 otherwise.
+fn serve(files: Vec<(String, Vec<u8>)>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).map_or(true, |n| n == 0) || header == "\r\n" {
+                    break;
+                }
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(body);
+                }
+                None => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            }
+        }
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn download_verifies_checksums_and_never_keeps_a_corrupted_file() {
+    let names = [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ];
+    let mut files = Vec::new();
+    for name in names {
+        let bytes = std::fs::read(mnist_dir().join(name)).unwrap();
+        let mut corrupted = bytes.clone();
+        let middle = corrupted.len() / 2;
+        corrupted[middle] ^= 0xff;
+        files.push((format!("/good/{name}"), bytes));
+        files.push((format!("/bad/{name}"), corrupted));
+    }
+    let server = serve(files);
+    let (good, bad) = (format!("{server}/good/"), format!("{server}/bad/"));
+
+    // Only a corrupted mirror: an error naming the mismatch, and nothing kept.
+    let dir = scratch("download-bad");
+    let error = fail(&[
+        "download",
+        "--dataset",
+        "mnist",
+        "--data",
+        dir.to_str().unwrap(),
+        "--mirror",
+        &bad,
+    ]);
+    assert!(error.contains("checksum mismatch"), "{error}");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "a corrupted download was kept"
+    );
+
+    // A corrupted mirror first, a good one second: every file verified and kept.
+    let dir = scratch("download-good");
+    let stdout = succeed(&[
+        "download",
+        "--dataset",
+        "mnist",
+        "--data",
+        dir.to_str().unwrap(),
+        "--mirror",
+        &bad,
+        "--mirror",
+        &good,
+    ]);
+    assert_eq!(stdout.matches("checksum ok").count(), 4, "{stdout}");
+    for name in names {
+        assert_eq!(
+            md5_of(&dir.join(name)).unwrap(),
+            md5_of(&mnist_dir().join(name)).unwrap()
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        4,
+        "temporary files left behind"
+    );
+    // Run again: present and verified, nothing fetched.
+    let again = succeed(&[
+        "download",
+        "--dataset",
+        "mnist",
+        "--data",
+        dir.to_str().unwrap(),
+        "--mirror",
+        &bad,
+    ]);
+    assert_eq!(again.matches("present, checksum ok").count(), 4, "{again}");
+}
