@@ -5,7 +5,7 @@
 //! `z = x · weightᵀ + bias`, `a = g(z)`. The CPU math lives in [`crate::reference`]; the GPU
 //! math in [`crate::gpu`]. This module only describes and checks the model.
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayView2};
 use num_traits::Float;
 
 use crate::error::{Error, Result};
@@ -364,27 +364,50 @@ impl Mlp {
         }
         Ok(())
     }
+}
 
-    /// Checks a batch `x: (batch, inputs)` and targets `y: (batch, outputs)` against this model.
-    pub(crate) fn check_batch(&self, x: &[usize], y: &[usize]) -> Result<()> {
-        let (inputs, outputs) = (self.inputs(), self.outputs());
-        if x.len() != 2 || x[1] != inputs {
-            return Err(Error::shape("x", x, format!("[batch, {inputs}]")));
-        }
-        if x[0] == 0 {
-            return Err(Error::shape(
-                "x",
-                x,
-                format!("[batch, {inputs}] with batch ≥ 1"),
-            ));
-        }
-        if y.len() != 2 || y[0] != x[0] || y[1] != outputs {
+/// Checks a batch `x: (batch, inputs)` and, if given, its targets `y: (batch, outputs)`: the
+/// shapes, at least one row, and finite values.
+pub(crate) fn check_batch(
+    inputs: usize,
+    outputs: usize,
+    x: ArrayView2<'_, f32>,
+    y: Option<ArrayView2<'_, f32>>,
+) -> Result<()> {
+    if x.ncols() != inputs {
+        return Err(Error::shape("x", x.shape(), format!("[batch, {inputs}]")));
+    }
+    if x.nrows() == 0 {
+        return Err(Error::shape(
+            "x",
+            x.shape(),
+            format!("[batch ≥ 1, {inputs}]"),
+        ));
+    }
+    check_finite("x", x)?;
+    if let Some(y) = y {
+        if y.dim() != (x.nrows(), outputs) {
             return Err(Error::shape(
                 "y",
-                y,
-                format!("[{}, {outputs}] (one row of targets per row of x)", x[0]),
+                y.shape(),
+                format!(
+                    "[{}, {outputs}] (one row of targets per row of x)",
+                    x.nrows()
+                ),
             ));
         }
-        Ok(())
+        check_finite("y", y)?;
+    }
+    Ok(())
+}
+
+/// An error naming the first non-finite element of `array`, if any.
+fn check_finite(what: &str, array: ArrayView2<'_, f32>) -> Result<()> {
+    match array.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        None => Ok(()),
+        Some(((r, c), v)) => Err(Error::invalid(
+            what,
+            format!("element [{r}, {c}] is {v} (inputs must be finite)"),
+        )),
     }
 }

@@ -16,7 +16,7 @@ use num_traits::Float;
 use std::ops::AddAssign;
 
 use crate::error::{Error, Result};
-use crate::model::{Activation, DenseGradients, Gradients, Loss, Mlp};
+use crate::model::{Activation, DenseGradients, Gradients, Loss, Mlp, check_batch};
 use crate::optim::OptimizerConfig;
 
 /// The float types the reference runs in (f32 and f64).
@@ -243,30 +243,11 @@ pub fn loss<F: Real>(
     .0
 }
 
-fn check_finite(what: &str, array: ArrayView2<'_, f32>) -> Result<()> {
-    match array.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        None => Ok(()),
-        Some(((r, c), v)) => Err(Error::invalid(
-            what,
-            format!("element [{r}, {c}] is {v} (inputs must be finite)"),
-        )),
-    }
-}
-
 impl Mlp {
     /// Validates the model and a batch `x: (batch, in)` with targets `y: (batch, out)`.
     fn check_inputs(&self, x: ArrayView2<'_, f32>, y: Option<ArrayView2<'_, f32>>) -> Result<()> {
         self.validate()?;
-        let y_shape = match y {
-            Some(y) => y.shape().to_vec(),
-            None => vec![x.nrows(), self.outputs()],
-        };
-        self.check_batch(x.shape(), &y_shape)?;
-        check_finite("x", x)?;
-        if let Some(y) = y {
-            check_finite("y", y)?;
-        }
-        Ok(())
+        check_batch(self.inputs(), self.outputs(), x, y)
     }
 
     /// The output activations `(batch, out)` for `x: (batch, in)`.

@@ -164,21 +164,26 @@ struct EvalPlan {
     accumulate_loss: Dispatch,
 }
 
-/// Trains a [`GpuMlp`] on a data set held on the GPU.
+/// Everything a training step records besides the network's own step, bound once.
+struct TrainPlan {
+    dataset: GpuDataset,
+    gather: Dispatch,
+    accumulate_loss: Dispatch,
+    /// Unused counts the loss accumulation binds (its layout is shared with evaluation).
+    _counts: wgpu::Buffer,
+    loss_total: wgpu::Buffer,
+}
+
+/// Trains a [`GpuMlp`] on a data set held on the GPU, and evaluates it there.
 pub struct GpuTrainer {
     net: GpuMlp,
     config: TrainConfig,
     rng: Rng,
     epochs_done: usize,
     classes: usize,
-    train: GpuDataset,
-    gather: Dispatch,
-    accumulate_loss: Dispatch,
-    /// Unused counts the training loss accumulation binds (the layout is shared with evaluation).
-    _train_counts: wgpu::Buffer,
-    train_loss_total: wgpu::Buffer,
-    staging: wgpu::Buffer,
+    train: Option<TrainPlan>,
     eval: Option<EvalPlan>,
+    staging: wgpu::Buffer,
 }
 
 impl GpuTrainer {
@@ -190,66 +195,95 @@ impl GpuTrainer {
         test: Option<&Dataset>,
         config: TrainConfig,
     ) -> Result<GpuTrainer> {
+        Self::build(gpu, mlp, Some(train), test, config)
+    }
+
+    /// A trainer that only evaluates `mlp` on `test`, `batch_size` samples at a time.
+    pub fn evaluator(
+        gpu: &Gpu,
+        mlp: &Mlp,
+        test: &Dataset,
+        batch_size: usize,
+    ) -> Result<GpuTrainer> {
+        let config = TrainConfig {
+            optimizer: OptimizerConfig::sgd(1.0),
+            batch_size: batch_size.min(test.len().max(1)),
+            seed: 0,
+        };
+        Self::build(gpu, mlp, None, Some(test), config)
+    }
+
+    fn build(
+        gpu: &Gpu,
+        mlp: &Mlp,
+        train: Option<&Dataset>,
+        test: Option<&Dataset>,
+        config: TrainConfig,
+    ) -> Result<GpuTrainer> {
         config.validate()?;
         mlp.validate()?;
-        check_dataset(mlp.inputs(), mlp.outputs(), train, "training set")?;
-        if let Some(test) = test {
-            check_dataset(mlp.inputs(), mlp.outputs(), test, "test set")?;
+        for (set, what) in [(train, "training set"), (test, "test set")] {
+            if let Some(set) = set {
+                check_dataset(mlp.inputs(), mlp.outputs(), set, what)?;
+            }
         }
         let mut net = GpuMlp::with_batch_capacity(gpu, mlp, config.batch_size)?;
         net.set_optimizer(config.optimizer)?;
-        let (inputs, classes) = (mlp.inputs(), mlp.outputs());
-        let batch = config.batch_size;
-
-        let train_set = GpuDataset::upload(gpu, "train", train)?;
-        let gather = Gather::bind(
-            gpu,
-            "train.gather",
-            &GatherBuffers {
-                images: &train_set.images,
-                labels: &train_set.labels,
-                order: &train_set.order,
-                counters: net.counters_buffer(),
-                x: net.x_buffer(),
-                y: net.y_buffer(),
-            },
-            batch,
-            inputs,
-            classes,
-        )?;
-        let train_counts = gpu.storage_buffer("train.counts", 1 + classes * classes)?;
-        let train_loss_total = gpu.storage_buffer("train.loss_total", 1)?;
-        let accumulate_loss = Metrics::bind_accumulate_loss(
-            gpu,
-            "train.accumulate_loss",
-            &MetricsBuffers {
-                a: net.output_buffer(),
-                y: net.y_buffer(),
-                batch_loss: net.loss_buffer(),
-                counts: &train_counts,
-                loss_total: &train_loss_total,
-            },
-            batch,
-            classes,
-        )?;
-        let eval = match test {
-            Some(test) => Some(Self::bind_eval(gpu, &net, test, batch)?),
+        let train = match train {
+            Some(train) => Some(Self::bind_train(gpu, &net, train, config.batch_size)?),
             None => None,
         };
-        let staging_len = 2 + classes * classes;
+        let eval = match test {
+            Some(test) => Some(Self::bind_eval(gpu, &net, test, config.batch_size)?),
+            None => None,
+        };
+        let classes = mlp.outputs();
         Ok(GpuTrainer {
-            staging: gpu.staging_buffer("trainer.staging", (staging_len * 4) as u64)?,
+            staging: gpu.staging_buffer("trainer.staging", ((2 + classes * classes) * 4) as u64)?,
             net,
             config,
             rng: Rng::new(config.seed),
             epochs_done: 0,
             classes,
-            train: train_set,
+            train,
+            eval,
+        })
+    }
+
+    fn bind_train(gpu: &Gpu, net: &GpuMlp, train: &Dataset, batch: usize) -> Result<TrainPlan> {
+        let (inputs, classes) = (net.inputs(), net.outputs());
+        let dataset = GpuDataset::upload(gpu, "train", train)?;
+        let gather_buffers = GatherBuffers {
+            images: &dataset.images,
+            labels: &dataset.labels,
+            order: &dataset.order,
+            counters: net.counters_buffer(),
+            x: net.x_buffer(),
+            y: net.y_buffer(),
+        };
+        let gather = Gather::bind(gpu, "train.gather", &gather_buffers, batch, inputs, classes)?;
+        let counts = gpu.storage_buffer("train.counts", 1 + classes * classes)?;
+        let loss_total = gpu.storage_buffer("train.loss_total", 1)?;
+        let metrics_buffers = MetricsBuffers {
+            a: net.output_buffer(),
+            y: net.y_buffer(),
+            batch_loss: net.loss_buffer(),
+            counts: &counts,
+            loss_total: &loss_total,
+        };
+        let accumulate_loss = Metrics::bind_accumulate_loss(
+            gpu,
+            "train.accumulate_loss",
+            &metrics_buffers,
+            batch,
+            classes,
+        )?;
+        Ok(TrainPlan {
+            dataset,
             gather,
             accumulate_loss,
-            _train_counts: train_counts,
-            train_loss_total,
-            eval,
+            _counts: counts,
+            loss_total,
         })
     }
 
@@ -323,24 +357,28 @@ impl GpuTrainer {
         let gpu = self.net.gpu().clone();
         let (inputs, classes) = (self.net.inputs(), self.classes);
         self.net.set_batch(rows)?;
-        Gather::reshape(&gpu, &mut self.gather, rows, inputs, classes)?;
-        Metrics::reshape(&gpu, &mut self.accumulate_loss, rows, classes, false)?;
+        if let Some(train) = self.train.as_mut() {
+            Gather::reshape(&gpu, &mut train.gather, rows, inputs, classes)?;
+            Metrics::reshape_accumulate_loss(&gpu, &mut train.accumulate_loss, rows, classes)?;
+        }
         if let Some(eval) = self.eval.as_mut() {
             Gather::reshape(&gpu, &mut eval.gather, rows, inputs, classes)?;
             Gather::reshape_advance_cursor(&gpu, &mut eval.advance_cursor, rows, inputs, classes)?;
-            Metrics::reshape(&gpu, &mut eval.accuracy, rows, classes, true)?;
-            Metrics::reshape(&gpu, &mut eval.accumulate_loss, rows, classes, false)?;
+            Metrics::reshape_accuracy(&gpu, &mut eval.accuracy, rows, classes)?;
+            Metrics::reshape_accumulate_loss(&gpu, &mut eval.accumulate_loss, rows, classes)?;
         }
         Ok(())
     }
 
-    fn read_counts_and_loss(
-        &mut self,
+    /// Reads a loss total and, if given, the counts of an evaluation (through the one staging
+    /// buffer).
+    fn read_totals(
+        &self,
         what: &str,
-        counts: Option<&wgpu::Buffer>,
         loss_total: &wgpu::Buffer,
+        counts: Option<&wgpu::Buffer>,
     ) -> Result<(f32, Vec<u32>)> {
-        let gpu = self.net.gpu().clone();
+        let gpu = self.net.gpu();
         let mut sources = vec![(loss_total, 1)];
         if let Some(counts) = counts {
             sources.push((counts, 1 + self.classes * self.classes));
@@ -355,32 +393,40 @@ impl GpuTrainer {
     /// and at the end, with the running loss (which costs one read-back each).
     pub fn train_epoch(&mut self, mut progress: impl FnMut(Progress)) -> Result<EpochReport> {
         let start = Instant::now();
-        let len = self.train.len;
+        let Some(len) = self.train.as_ref().map(|t| t.dataset.len) else {
+            return Err(Error::invalid(
+                "training",
+                "this trainer was built for evaluation only",
+            ));
+        };
         let mut order: Vec<u32> = (0..len as u32).collect();
         self.rng.shuffle(&mut order);
-        let gpu = self.net.gpu().clone();
-        gpu.queue()
-            .write_buffer(&self.train.order, 0, bytemuck::cast_slice(&order));
-        // Reset the data cursor (counters[1]), not the step count Adam reads.
-        gpu.queue()
-            .write_buffer(self.net.counters_buffer(), 4, bytemuck::bytes_of(&0u32));
-        gpu.queue()
-            .write_buffer(&self.train_loss_total, 0, bytemuck::bytes_of(&0f32));
+        {
+            let (queue, train) = (
+                self.net.gpu().queue(),
+                self.train.as_ref().ok_or_else(no_training_set)?,
+            );
+            queue.write_buffer(&train.dataset.order, 0, bytemuck::cast_slice(&order));
+            // Reset the data cursor (counters[1]), not the step count Adam reads.
+            queue.write_buffer(self.net.counters_buffer(), 4, bytemuck::bytes_of(&0u32));
+            queue.write_buffer(&train.loss_total, 0, bytemuck::bytes_of(&0f32));
+        }
 
         let mut samples = 0;
         let mut last_report = Instant::now();
         for rows in batch_sizes(len, self.config.batch_size) {
             self.set_rows(rows)?;
+            let train = self.train.as_ref().ok_or_else(no_training_set)?;
             let encoder = self.net.encode("train.step", |pass| {
-                self.gather.record(pass);
+                train.gather.record(pass);
                 self.net.record_step(pass);
-                self.accumulate_loss.record(pass);
+                train.accumulate_loss.record(pass);
             });
             self.net.submit(encoder)?;
             samples += rows;
-            if last_report.elapsed() >= PROGRESS_INTERVAL || samples == len {
-                let total = self.train_loss_total.clone();
-                let (loss_sum, _) = self.read_counts_and_loss("the running loss", None, &total)?;
+            if last_report.elapsed() >= PROGRESS_INTERVAL && samples < len {
+                let (loss_sum, _) =
+                    self.read_totals("the running loss", &train.loss_total, None)?;
                 progress(Progress {
                     samples,
                     total: len,
@@ -389,10 +435,15 @@ impl GpuTrainer {
                 last_report = Instant::now();
             }
         }
-        let total = self.train_loss_total.clone();
-        let (loss_sum, _) = self.read_counts_and_loss("the epoch loss", None, &total)?;
-        self.epochs_done += 1;
+        let train = self.train.as_ref().ok_or_else(no_training_set)?;
+        let (loss_sum, _) = self.read_totals("the epoch loss", &train.loss_total, None)?;
         let train_loss = loss_sum / len as f32;
+        progress(Progress {
+            samples,
+            total: len,
+            running_loss: train_loss,
+        });
+        self.epochs_done += 1;
         if !train_loss.is_finite() {
             return Err(Error::invalid(
                 "training",
@@ -413,40 +464,27 @@ impl GpuTrainer {
     /// Loss, accuracy and confusion matrix on the test set, computed on the GPU.
     pub fn evaluate(&mut self) -> Result<Evaluation> {
         let batch_size = self.config.batch_size;
-        let Some(len) = self.eval.as_ref().map(|e| e.dataset.len) else {
-            return Err(Error::invalid(
-                "evaluation",
-                "no test set was given to the trainer",
-            ));
-        };
-        let gpu = self.net.gpu().clone();
+        let len = self.eval.as_ref().ok_or_else(no_test_set)?.dataset.len;
         {
-            let eval = self
-                .eval
-                .as_ref()
-                .ok_or_else(|| Error::invalid("evaluation", "no test set"))?;
-            gpu.queue()
-                .write_buffer(&eval.counters, 0, bytemuck::cast_slice(&[0u32, 0]));
-            gpu.queue().write_buffer(
+            let (queue, eval) = (
+                self.net.gpu().queue(),
+                self.eval.as_ref().ok_or_else(no_test_set)?,
+            );
+            queue.write_buffer(&eval.counters, 0, bytemuck::cast_slice(&[0u32, 0]));
+            queue.write_buffer(
                 &eval.counts,
                 0,
                 &vec![0u8; 4 * (1 + self.classes * self.classes)],
             );
-            gpu.queue()
-                .write_buffer(&eval.loss_total, 0, bytemuck::bytes_of(&0f32));
+            queue.write_buffer(&eval.loss_total, 0, bytemuck::bytes_of(&0f32));
         }
         // Full batches in one submission, then the remainder (reshaped) in another.
-        let full = len / batch_size;
-        let remainder = len % batch_size;
-        for (rows, batches) in [(batch_size, full), (remainder, 1)] {
+        for (rows, batches) in [(batch_size, len / batch_size), (len % batch_size, 1)] {
             if rows == 0 || batches == 0 {
                 continue;
             }
             self.set_rows(rows)?;
-            let eval = self
-                .eval
-                .as_ref()
-                .ok_or_else(|| Error::invalid("evaluation", "no test set"))?;
+            let eval = self.eval.as_ref().ok_or_else(no_test_set)?;
             let encoder = self.net.encode("test.evaluate", |pass| {
                 for _ in 0..batches {
                     eval.gather.record(pass);
@@ -458,15 +496,9 @@ impl GpuTrainer {
             });
             self.net.submit(encoder)?;
         }
-        let (counts, loss_total) = {
-            let eval = self
-                .eval
-                .as_ref()
-                .ok_or_else(|| Error::invalid("evaluation", "no test set"))?;
-            (eval.counts.clone(), eval.loss_total.clone())
-        };
+        let eval = self.eval.as_ref().ok_or_else(no_test_set)?;
         let (loss_sum, counts) =
-            self.read_counts_and_loss("the evaluation", Some(&counts), &loss_total)?;
+            self.read_totals("the evaluation", &eval.loss_total, Some(&eval.counts))?;
         let classes = self.classes;
         let confusion = Array2::from_shape_fn((classes, classes), |(t, p)| {
             u64::from(counts[1 + t * classes + p])
@@ -483,6 +515,14 @@ impl GpuTrainer {
     pub fn to_mlp(&mut self) -> Result<Mlp> {
         self.net.to_mlp()
     }
+}
+
+fn no_training_set() -> Error {
+    Error::invalid("training", "this trainer was built for evaluation only")
+}
+
+fn no_test_set() -> Error {
+    Error::invalid("evaluation", "no test set was given to the trainer")
 }
 
 // ---- CPU ------------------------------------------------------------------------------------

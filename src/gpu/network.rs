@@ -27,7 +27,7 @@ use crate::gpu::kernels::loss::{OutputLayer, OutputMode};
 use crate::gpu::kernels::matmul::{Epilogue, Matmul, MatmulShape};
 use crate::gpu::kernels::optim::{Advance, Update, UpdateBuffers};
 use crate::gpu::kernels::reduce::{ColumnSum, Sum};
-use crate::model::{Activation, Dense, DenseGradients, Gradients, Loss, Mlp};
+use crate::model::{Activation, Dense, DenseGradients, Gradients, Loss, Mlp, check_batch};
 use crate::optim::OptimizerConfig;
 
 /// The batch capacity [`GpuMlp::new`] allocates for; larger batches reallocate once.
@@ -155,24 +155,6 @@ fn contiguous(array: ArrayView2<'_, f32>) -> std::borrow::Cow<'_, [f32]> {
     match array.to_slice() {
         Some(slice) => std::borrow::Cow::Borrowed(slice),
         None => std::borrow::Cow::Owned(array.iter().copied().collect()),
-    }
-}
-
-fn check_finite(what: &str, array: ArrayView2<f32>) -> Result<()> {
-    match array.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(i) => {
-            let cols = array.ncols().max(1);
-            Err(Error::invalid(
-                what,
-                format!(
-                    "element [{}, {}] is {} (inputs must be finite)",
-                    i / cols,
-                    i % cols,
-                    array.iter().nth(i).copied().unwrap_or(f32::NAN)
-                ),
-            ))
-        }
     }
 }
 
@@ -602,26 +584,8 @@ impl GpuMlp {
 
     /// Checks `x` (and `y`) and writes them into the batch buffers, reshaping for their rows.
     fn upload_batch(&mut self, x: ArrayView2<f32>, y: Option<ArrayView2<f32>>) -> Result<usize> {
-        let (inputs, outputs) = (self.inputs(), self.outputs());
+        check_batch(self.inputs(), self.outputs(), x, y)?;
         let batch = x.nrows();
-        if x.ncols() != inputs || batch == 0 {
-            return Err(Error::shape(
-                "x",
-                x.shape(),
-                format!("[batch ≥ 1, {inputs}]"),
-            ));
-        }
-        check_finite("x", x)?;
-        if let Some(y) = y {
-            if y.dim() != (batch, outputs) {
-                return Err(Error::shape(
-                    "y",
-                    y.shape(),
-                    format!("[{batch}, {outputs}] (one row of targets per row of x)"),
-                ));
-            }
-            check_finite("y", y)?;
-        }
         self.set_batch(batch)?;
         let queue = self.gpu.queue();
         queue.write_buffer(&self.buffers.x, 0, bytemuck::cast_slice(&contiguous(x)));

@@ -121,21 +121,30 @@ impl Metrics {
         )
     }
 
-    /// Changes the rows per batch of either dispatch.
-    pub fn reshape(
+    /// Changes the rows per batch of an accuracy dispatch.
+    pub fn reshape_accuracy(
         gpu: &Gpu,
         dispatch: &mut Dispatch,
         rows: usize,
         classes: usize,
-        per_row: bool,
     ) -> Result<()> {
         let config = gpu.config();
-        let groups = if per_row {
-            config.grid_1d(rows, config.workgroup_size)
-        } else {
-            [1, 1, 1]
-        };
-        dispatch.update(gpu, &Self::params(rows, classes)?, groups);
+        dispatch.update(
+            gpu,
+            &Self::params(rows, classes)?,
+            config.grid_1d(rows, config.workgroup_size),
+        );
+        Ok(())
+    }
+
+    /// Changes the rows per batch of a loss accumulation.
+    pub fn reshape_accumulate_loss(
+        gpu: &Gpu,
+        dispatch: &mut Dispatch,
+        rows: usize,
+        classes: usize,
+    ) -> Result<()> {
+        dispatch.update(gpu, &Self::params(rows, classes)?, [1, 1, 1]);
         Ok(())
     }
 }
