@@ -112,3 +112,117 @@ fn twenty_sgd_steps_match_cpu_tanh_binary_cross_entropy() {
         false,
     );
 }
+
+mod trainers {
+    use super::common::{assert_close, assert_close2, gpu};
+    use wgpu_mlp::data::synthetic;
+    use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
+    use wgpu_mlp::train::{CpuTrainer, GpuTrainer, TrainConfig};
+    use wgpu_mlp::{Activation, Loss, Mlp};
+
+    /// After 30 steps of an adaptive optimizer the two sides drift apart by a few f32 ulps per
+    /// step; Adam's normalisation amplifies tiny gradients, hence the looser bound.
+    const TRAINER_ATOL: f32 = 1e-4;
+    const TRAINER_RTOL: f32 = 1e-3;
+
+    fn config(optimizer: Optimizer, learning_rate: f32) -> TrainConfig {
+        TrainConfig {
+            optimizer: OptimizerConfig {
+                optimizer,
+                learning_rate,
+                weight_decay: 1e-4,
+            },
+            batch_size: 32,
+            seed: 9,
+        }
+    }
+
+    #[test]
+    fn gpu_trainer_follows_the_cpu_trainer_with_every_optimizer() {
+        // 301 samples: nine full batches of 32 and a last one of 13.
+        let (train, test) = synthetic::generate(301, 97, 3);
+        for (optimizer, learning_rate) in [
+            (Optimizer::Sgd, 0.3),
+            (Optimizer::MOMENTUM, 0.05),
+            (Optimizer::ADAM, 0.002),
+        ] {
+            let mlp = Mlp::new(
+                &[784, 33, 10],
+                Activation::Relu,
+                Activation::Softmax,
+                Loss::CrossEntropy,
+                4,
+            );
+            let config = config(optimizer, learning_rate);
+            let mut on_gpu = GpuTrainer::new(&gpu(), &mlp, &train, Some(&test), config).unwrap();
+            let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), config).unwrap();
+            for _ in 0..3 {
+                let (g, c) = (
+                    on_gpu.train_epoch(|_| {}).unwrap(),
+                    on_cpu.train_epoch(|_| {}).unwrap(),
+                );
+                assert_close(
+                    &format!("{optimizer:?} epoch {} loss", g.epoch),
+                    &[g.train_loss],
+                    &[c.train_loss],
+                    TRAINER_ATOL,
+                    TRAINER_RTOL,
+                );
+            }
+            let (g, c) = (on_gpu.evaluate().unwrap(), on_cpu.evaluate().unwrap());
+            assert_close(
+                &format!("{optimizer:?} test loss"),
+                &[g.loss],
+                &[c.loss],
+                TRAINER_ATOL,
+                TRAINER_RTOL,
+            );
+            assert!(
+                (g.accuracy - c.accuracy).abs() <= 2.0 / 97.0,
+                "{optimizer:?}: accuracy {} vs {}",
+                g.accuracy,
+                c.accuracy
+            );
+            assert_eq!(g.confusion.sum(), 97);
+            let (gm, cm) = (on_gpu.to_mlp().unwrap(), on_cpu.to_mlp());
+            for (l, (a, b)) in gm.layers.iter().zip(&cm.layers).enumerate() {
+                assert_close2(
+                    &format!("{optimizer:?} layer {l} weight"),
+                    a.weight.view(),
+                    b.weight.view(),
+                    TRAINER_ATOL,
+                    TRAINER_RTOL,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn same_seed_same_adapter_same_weights() {
+        let (train, test) = synthetic::generate(200, 50, 1);
+        let mlp = Mlp::new(
+            &[784, 16, 10],
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Loss::Mse,
+            2,
+        );
+        let run = || {
+            let mut trainer = GpuTrainer::new(
+                &gpu(),
+                &mlp,
+                &train,
+                Some(&test),
+                config(Optimizer::ADAM, 0.01),
+            )
+            .unwrap();
+            trainer.train_epoch(|_| {}).unwrap();
+            trainer.train_epoch(|_| {}).unwrap();
+            (trainer.to_mlp().unwrap(), trainer.evaluate().unwrap())
+        };
+        let (first, first_eval) = run();
+        let (second, second_eval) = run();
+        assert_eq!(first, second, "two runs with one seed differ");
+        assert_eq!(first_eval, second_eval);
+    }
+}
