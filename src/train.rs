@@ -98,6 +98,27 @@ fn batch_sizes(len: usize, batch_size: usize) -> impl Iterator<Item = usize> {
     (0..len.div_ceil(batch_size)).map(move |i| batch_size.min(len - i * batch_size))
 }
 
+/// The report of an epoch, or an error if its loss is no longer a number.
+fn finish_epoch(
+    epoch: usize,
+    train_loss: f32,
+    samples: usize,
+    start: Instant,
+) -> Result<EpochReport> {
+    if !train_loss.is_finite() {
+        return Err(Error::invalid(
+            "training",
+            format!("the loss became {train_loss} in epoch {epoch}; try a lower learning rate"),
+        ));
+    }
+    Ok(EpochReport {
+        epoch,
+        train_loss,
+        samples,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
 fn check_dataset(
     mlp_inputs: usize,
     mlp_outputs: usize,
@@ -358,12 +379,12 @@ impl GpuTrainer {
         let (inputs, classes) = (self.net.inputs(), self.classes);
         self.net.set_batch(rows)?;
         if let Some(train) = self.train.as_mut() {
-            Gather::reshape(&gpu, &mut train.gather, rows, inputs, classes)?;
+            Gather::reshape(&gpu, &mut train.gather, rows, inputs, classes, false)?;
             Metrics::reshape_accumulate_loss(&gpu, &mut train.accumulate_loss, rows, classes)?;
         }
         if let Some(eval) = self.eval.as_mut() {
-            Gather::reshape(&gpu, &mut eval.gather, rows, inputs, classes)?;
-            Gather::reshape_advance_cursor(&gpu, &mut eval.advance_cursor, rows, inputs, classes)?;
+            Gather::reshape(&gpu, &mut eval.gather, rows, inputs, classes, false)?;
+            Gather::reshape(&gpu, &mut eval.advance_cursor, rows, inputs, classes, true)?;
             Metrics::reshape_accuracy(&gpu, &mut eval.accuracy, rows, classes)?;
             Metrics::reshape_accumulate_loss(&gpu, &mut eval.accumulate_loss, rows, classes)?;
         }
@@ -444,21 +465,7 @@ impl GpuTrainer {
             running_loss: train_loss,
         });
         self.epochs_done += 1;
-        if !train_loss.is_finite() {
-            return Err(Error::invalid(
-                "training",
-                format!(
-                    "the loss became {train_loss} in epoch {}; try a lower learning rate",
-                    self.epochs_done
-                ),
-            ));
-        }
-        Ok(EpochReport {
-            epoch: self.epochs_done,
-            train_loss,
-            samples: len,
-            seconds: start.elapsed().as_secs_f64(),
-        })
+        finish_epoch(self.epochs_done, train_loss, len, start)
     }
 
     /// Loss, accuracy and confusion matrix on the test set, computed on the GPU.
@@ -592,29 +599,12 @@ impl<'a> CpuTrainer<'a> {
             }
         }
         self.epochs_done += 1;
-        let train_loss = (loss_sum / len as f64) as f32;
-        if !train_loss.is_finite() {
-            return Err(Error::invalid(
-                "training",
-                format!(
-                    "the loss became {train_loss} in epoch {}; try a lower learning rate",
-                    self.epochs_done
-                ),
-            ));
-        }
-        Ok(EpochReport {
-            epoch: self.epochs_done,
-            train_loss,
-            samples: len,
-            seconds: start.elapsed().as_secs_f64(),
-        })
+        finish_epoch(self.epochs_done, (loss_sum / len as f64) as f32, len, start)
     }
 
     /// Loss, accuracy and confusion matrix on the test set.
     pub fn evaluate(&mut self) -> Result<Evaluation> {
-        let test = self
-            .test
-            .ok_or_else(|| Error::invalid("evaluation", "no test set was given to the trainer"))?;
+        let test = self.test.ok_or_else(no_test_set)?;
         evaluate_cpu(&self.mlp, test, self.config.batch_size)
     }
 

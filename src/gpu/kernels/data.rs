@@ -74,19 +74,17 @@ impl Gather {
         Ok((params, config.grid_1d(items, config.workgroup_size)))
     }
 
-    /// Binds a gather of `rows` samples of `inputs` bytes and labels below `classes`.
-    pub fn bind(
+    fn bind_entry(
         gpu: &Gpu,
         label: &str,
+        entry_point: &'static str,
         buffers: &GatherBuffers<'_>,
-        rows: usize,
-        inputs: usize,
-        classes: usize,
+        params: &GatherParams,
+        groups: [u32; 3],
     ) -> Result<Dispatch> {
-        let (params, groups) = Self::layout(gpu, rows, inputs, classes)?;
         let spec = PipelineSpec {
             shader: Shader::Data,
-            entry_point: "gather",
+            entry_point,
             constants: vec![],
             storage: STORAGE,
         };
@@ -102,10 +100,23 @@ impl Gather {
             gpu,
             label,
             &spec,
-            &params,
+            params,
             &[images, labels, order, counters, x, y],
             groups,
         )
+    }
+
+    /// Binds a gather of `rows` samples of `inputs` bytes and labels below `classes`.
+    pub fn bind(
+        gpu: &Gpu,
+        label: &str,
+        buffers: &GatherBuffers<'_>,
+        rows: usize,
+        inputs: usize,
+        classes: usize,
+    ) -> Result<Dispatch> {
+        let (params, groups) = Self::layout(gpu, rows, inputs, classes)?;
+        Self::bind_entry(gpu, label, "gather", buffers, &params, groups)
     }
 
     /// Binds the cursor advance that evaluation records after each batch (training moves the
@@ -119,53 +130,25 @@ impl Gather {
         classes: usize,
     ) -> Result<Dispatch> {
         let (params, _) = Self::layout(gpu, rows, inputs, classes)?;
-        let spec = PipelineSpec {
-            shader: Shader::Data,
-            entry_point: "advance_cursor",
-            constants: vec![],
-            storage: STORAGE,
-        };
-        let GatherBuffers {
-            images,
-            labels,
-            order,
-            counters,
-            x,
-            y,
-        } = *buffers;
-        Dispatch::new(
-            gpu,
-            label,
-            &spec,
-            &params,
-            &[images, labels, order, counters, x, y],
-            [1, 1, 1],
-        )
+        Self::bind_entry(gpu, label, "advance_cursor", buffers, &params, [1, 1, 1])
     }
 
-    /// Changes the rows per batch of a cursor advance.
-    pub fn reshape_advance_cursor(
-        gpu: &Gpu,
-        dispatch: &mut Dispatch,
-        rows: usize,
-        inputs: usize,
-        classes: usize,
-    ) -> Result<()> {
-        let (params, _) = Self::layout(gpu, rows, inputs, classes)?;
-        dispatch.update(gpu, &params, [1, 1, 1]);
-        Ok(())
-    }
-
-    /// Changes the rows per batch.
+    /// Changes the rows per batch of a gather (`single_invocation: false`) or of a cursor
+    /// advance (`true`).
     pub fn reshape(
         gpu: &Gpu,
         dispatch: &mut Dispatch,
         rows: usize,
         inputs: usize,
         classes: usize,
+        single_invocation: bool,
     ) -> Result<()> {
         let (params, groups) = Self::layout(gpu, rows, inputs, classes)?;
-        dispatch.update(gpu, &params, groups);
+        dispatch.update(
+            gpu,
+            &params,
+            if single_invocation { [1, 1, 1] } else { groups },
+        );
         Ok(())
     }
 }
