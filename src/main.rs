@@ -357,6 +357,13 @@ impl Trainer<'_> {
         }
     }
 
+    fn set_epochs_done(&mut self, epochs: usize) {
+        match self {
+            Trainer::Gpu(t) => t.set_epochs_done(epochs),
+            Trainer::Cpu(t) => t.set_epochs_done(epochs),
+        }
+    }
+
     fn to_mlp(&mut self) -> wgpu_mlp::Result<Mlp> {
         match self {
             Trainer::Gpu(t) => t.to_mlp(),
@@ -417,7 +424,7 @@ fn train(args: TrainArgs) -> Result<()> {
     let config = TrainConfig {
         optimizer: optimizer_config(&args),
         batch_size: args.batch,
-        seed: args.seed.wrapping_add(epochs_before as u64),
+        seed: args.seed,
     };
     let (mut trainer, adapter) = if args.cpu {
         (
@@ -438,6 +445,7 @@ fn train(args: TrainArgs) -> Result<()> {
             adapter,
         )
     };
+    trainer.set_epochs_done(epochs_before);
     eprintln!(
         "training {:?} {}→{} {} with {} (lr {}) on {} ({} train / {} test samples), adapter: {adapter}",
         mlp.sizes(),

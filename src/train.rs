@@ -98,6 +98,12 @@ fn batch_sizes(len: usize, batch_size: usize) -> impl Iterator<Item = usize> {
     (0..len.div_ceil(batch_size)).map(move |i| batch_size.min(len - i * batch_size))
 }
 
+/// Shuffles `order` for 1-based `epoch`. The permutation depends only on the seed and the epoch
+/// number, so training resumed at epoch k visits the data exactly as an uninterrupted run does.
+fn epoch_order(seed: u64, epoch: usize, order: &mut [u32]) {
+    Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(order);
+}
+
 /// The report of an epoch, or an error if its loss is no longer a number.
 fn finish_epoch(
     epoch: usize,
@@ -199,7 +205,6 @@ struct TrainPlan {
 pub struct GpuTrainer {
     net: GpuMlp,
     config: TrainConfig,
-    rng: Rng,
     epochs_done: usize,
     classes: usize,
     train: Option<TrainPlan>,
@@ -263,7 +268,6 @@ impl GpuTrainer {
             staging: gpu.staging_buffer("trainer.staging", ((2 + classes * classes) * 4) as u64)?,
             net,
             config,
-            rng: Rng::new(config.seed),
             epochs_done: 0,
             classes,
             train,
@@ -370,6 +374,12 @@ impl GpuTrainer {
         self.epochs_done
     }
 
+    /// Continues the epoch count of a resumed model: the next epoch is `epochs + 1`, shuffled as
+    /// that epoch of an uninterrupted run would be.
+    pub fn set_epochs_done(&mut self, epochs: usize) {
+        self.epochs_done = epochs;
+    }
+
     /// Shapes every batch-sized dispatch for `rows`.
     fn set_rows(&mut self, rows: usize) -> Result<()> {
         if rows == self.net.batch() {
@@ -421,7 +431,7 @@ impl GpuTrainer {
             ));
         };
         let mut order: Vec<u32> = (0..len as u32).collect();
-        self.rng.shuffle(&mut order);
+        epoch_order(self.config.seed, self.epochs_done + 1, &mut order);
         {
             let (queue, train) = (
                 self.net.gpu().queue(),
@@ -539,7 +549,6 @@ pub struct CpuTrainer<'a> {
     mlp: Mlp,
     state: OptimizerState,
     config: TrainConfig,
-    rng: Rng,
     epochs_done: usize,
     train: &'a Dataset,
     test: Option<&'a Dataset>,
@@ -563,7 +572,6 @@ impl<'a> CpuTrainer<'a> {
             state: OptimizerState::new(mlp),
             mlp: mlp.clone(),
             config,
-            rng: Rng::new(config.seed),
             epochs_done: 0,
             train,
             test,
@@ -575,7 +583,7 @@ impl<'a> CpuTrainer<'a> {
         let start = Instant::now();
         let len = self.train.len();
         let mut order: Vec<u32> = (0..len as u32).collect();
-        self.rng.shuffle(&mut order);
+        epoch_order(self.config.seed, self.epochs_done + 1, &mut order);
         let (mut samples, mut loss_sum) = (0, 0.0f64);
         let mut last_report = Instant::now();
         for rows in batch_sizes(len, self.config.batch_size) {
@@ -606,6 +614,11 @@ impl<'a> CpuTrainer<'a> {
     pub fn evaluate(&mut self) -> Result<Evaluation> {
         let test = self.test.ok_or_else(no_test_set)?;
         evaluate_cpu(&self.mlp, test, self.config.batch_size)
+    }
+
+    /// Continues the epoch count of a resumed model (see [`GpuTrainer::set_epochs_done`]).
+    pub fn set_epochs_done(&mut self, epochs: usize) {
+        self.epochs_done = epochs;
     }
 
     /// The model being trained.

@@ -468,3 +468,48 @@ fn download_verifies_checksums_and_never_keeps_a_corrupted_file() {
     ]);
     assert_eq!(again.matches("present, checksum ok").count(), 4, "{again}");
 }
+
+#[test]
+fn resuming_with_plain_sgd_reaches_exactly_the_uninterrupted_result() {
+    let dir = scratch("resume");
+    let (straight, first, resumed) = (
+        dir.join("straight.safetensors"),
+        dir.join("first.safetensors"),
+        dir.join("resumed.safetensors"),
+    );
+    let common = [
+        "--hidden",
+        "relu",
+        "--output",
+        "softmax",
+        "--loss",
+        "cross-entropy",
+        "--lr",
+        "0.1",
+        "--train-size",
+        "640",
+        "--test-size",
+        "100",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["train"];
+        args.extend(common);
+        args.extend(extra);
+        succeed(&args)
+    };
+    run(&["--epochs", "2", "--save", straight.to_str().unwrap()]);
+    run(&["--epochs", "1", "--save", first.to_str().unwrap()]);
+    run(&[
+        "--epochs",
+        "1",
+        "--resume",
+        first.to_str().unwrap(),
+        "--save",
+        resumed.to_str().unwrap(),
+    ]);
+    let (a, a_info) = wgpu_mlp::checkpoint::load(&straight).unwrap();
+    let (b, b_info) = wgpu_mlp::checkpoint::load(&resumed).unwrap();
+    assert_eq!(a_info.epochs, 2);
+    assert_eq!(b_info.epochs, 2);
+    assert_eq!(a, b, "resumed training differs from uninterrupted training");
+}
