@@ -17,10 +17,15 @@ cargo build --release --all-targets --locked
 
 if ! target/release/wgpu-mlp adapters >/dev/null 2>&1; then
     echo "== no GPU adapter found: installing Mesa's software Vulkan driver (mesa-vulkan-drivers)"
+    if ! command -v apt-get >/dev/null; then
+        echo "no apt-get here: install a Vulkan driver (Mesa's lavapipe) by hand and run again" >&2
+        exit 1
+    fi
     sudo=""
     if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+    # Through `env` so that the setting survives sudo, which resets the environment.
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null
 fi
 
 echo "== adapters"

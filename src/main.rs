@@ -364,7 +364,8 @@ impl Trainer<'_> {
         }
     }
 
-    fn to_mlp(&mut self) -> wgpu_mlp::Result<Mlp> {
+    /// The model as trained so far (downloaded from the GPU on that path).
+    fn trained_mlp(&mut self) -> wgpu_mlp::Result<Mlp> {
         match self {
             Trainer::Gpu(t) => t.to_mlp(),
             Trainer::Cpu(t) => Ok(t.to_mlp()),
@@ -517,7 +518,7 @@ fn train(args: TrainArgs) -> Result<()> {
                 ]
                 .into(),
             };
-            checkpoint::save(path, &trainer.to_mlp()?, &info)?;
+            checkpoint::save(path, &trainer.trained_mlp()?, &info)?;
         }
         evaluation = Some(eval);
     }

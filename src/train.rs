@@ -251,6 +251,11 @@ impl GpuTrainer {
         for (set, what) in [(train, "training set"), (test, "test set")] {
             if let Some(set) = set {
                 check_dataset(mlp.inputs(), mlp.outputs(), set, what)?;
+                // Refuse before anything is allocated; the bytes go up packed as they are.
+                gpu.check_storage_size(
+                    &format!("the {what}'s {} images", set.len()),
+                    set.images.len().next_multiple_of(4) as u64,
+                )?;
             }
         }
         let mut net = GpuMlp::with_batch_capacity(gpu, mlp, config.batch_size)?;

@@ -19,21 +19,32 @@ fn valid_idx() -> Vec<u8> {
 }
 
 fn valid_model() -> Vec<u8> {
-    let mlp = Mlp::new(&[3, 4, 2], Activation::Relu, Activation::Sigmoid, Loss::BinaryCrossEntropy, 1);
+    let mlp = Mlp::new(
+        &[3, 4, 2],
+        Activation::Relu,
+        Activation::Sigmoid,
+        Loss::BinaryCrossEntropy,
+        1,
+    );
     checkpoint::to_bytes(&mlp, &CheckpointInfo::default()).unwrap()
 }
 
 /// A valid file with a few bytes overwritten, then possibly cut short or extended.
 fn mutated(base: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     let len = base.len();
-    (proptest::collection::vec((0..len, any::<u8>()), 1..6), 0..=len + 8, any::<u8>()).prop_map(move |(edits, keep, fill)| {
-        let mut bytes = base.clone();
-        for (at, value) in edits {
-            bytes[at] = value;
-        }
-        bytes.resize(keep, fill);
-        bytes
-    })
+    (
+        proptest::collection::vec((0..len, any::<u8>()), 1..6),
+        0..=len + 8,
+        any::<u8>(),
+    )
+        .prop_map(move |(edits, keep, fill)| {
+            let mut bytes = base.clone();
+            for (at, value) in edits {
+                bytes[at] = value;
+            }
+            bytes.resize(keep, fill);
+            bytes
+        })
 }
 
 fn parse_idx(bytes: &[u8]) {

@@ -226,9 +226,20 @@ fn choose_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
 impl Gpu {
     /// Opens a device on the adapter `choice` selects, with that adapter's own limits.
     pub fn new(choice: AdapterChoice) -> Result<Gpu> {
+        Self::with_limits(choice, |_| {})
+    }
+
+    /// [`Gpu::new`] with the adapter's limits lowered by `adjust` (to test how models that do
+    /// not fit are handled, or to stay within a budget). Raising a limit above the adapter's
+    /// makes opening the device fail.
+    pub fn with_limits(
+        choice: AdapterChoice,
+        adjust: impl FnOnce(&mut wgpu::Limits),
+    ) -> Result<Gpu> {
         let adapter = choose_adapter(&choice)?;
         let adapter_info = adapter.get_info();
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        adjust(&mut limits);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgpu-mlp device"),
             required_features: wgpu::Features::empty(),

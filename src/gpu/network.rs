@@ -171,6 +171,7 @@ impl GpuMlp {
         if capacity == 0 {
             return Err(Error::invalid("batch capacity", "0 (must be at least 1)"));
         }
+        Self::check_fits(gpu, mlp, capacity)?;
         let optimizer = OptimizerConfig::sgd(0.1);
         let layers = mlp
             .layers
@@ -214,6 +215,36 @@ impl GpuMlp {
         Ok(net)
     }
 
+    /// Refuses, before anything is allocated, a model or batch capacity whose buffers exceed the
+    /// device's limits, naming the first buffer that does not fit. (Optimizer moments, allocated
+    /// by [`GpuMlp::set_optimizer`], are the size of the weights and are checked there.)
+    fn check_fits(gpu: &Gpu, mlp: &Mlp, capacity: usize) -> Result<()> {
+        let bytes = |values: usize| (values as u64).saturating_mul(4);
+        let mut buffers = vec![
+            (
+                "batch.x".to_string(),
+                bytes(capacity.saturating_mul(mlp.inputs())),
+            ),
+            (
+                "batch.y".to_string(),
+                bytes(capacity.saturating_mul(mlp.outputs())),
+            ),
+        ];
+        for (i, layer) in mlp.layers.iter().enumerate() {
+            buffers.push((
+                format!("layer {i} weight [{}, {}]", layer.outputs(), layer.inputs()),
+                bytes(layer.weight.len()),
+            ));
+            buffers.push((
+                format!("layer {i} activations for a batch of {capacity}"),
+                bytes(capacity.saturating_mul(layer.outputs())),
+            ));
+        }
+        buffers
+            .iter()
+            .try_for_each(|(what, size)| gpu.check_storage_size(what, *size))
+    }
+
     /// Switches the update rule. A new rule starts from zero moments and step 0; a new learning
     /// rate or weight decay for the same rule keeps the state.
     pub fn set_optimizer(&mut self, optimizer: OptimizerConfig) -> Result<()> {
@@ -235,6 +266,13 @@ impl GpuMlp {
         } else {
             self.wait_idle()?;
             let states = optimizer.optimizer.state_per_parameter();
+            for (i, layer) in self.layers.iter().enumerate() {
+                let bytes = ((layer.weight_len() + layer.outputs) * 4) as u64;
+                if states > 0 {
+                    self.gpu
+                        .check_storage_size(&format!("layer {i} optimizer state"), bytes)?;
+                }
+            }
             for (i, layer) in self.layers.iter_mut().enumerate() {
                 let len = if states > 0 {
                     layer.weight_len() + layer.outputs
