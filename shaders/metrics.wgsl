@@ -49,3 +49,15 @@ fn accuracy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 fn accumulate_loss() {
     loss_total[0] += batch_loss[0] * f32(params.rows);
 }
+
+// One invocation, after each training step: counts[0] counts the steps, counts[1] keeps the
+// first (1-based) whose loss is not finite, or 0. Tested on the bits, since WGSL lets a compiler
+// assume that floats are finite.
+@compute @workgroup_size(1)
+fn watch_loss() {
+    let step = atomicAdd(&counts[0], 1u) + 1u;
+    let exponent = bitcast<u32>(batch_loss[0]) & 0x7f800000u;
+    if exponent == 0x7f800000u && atomicLoad(&counts[1]) == 0u {
+        atomicStore(&counts[1], step);
+    }
+}

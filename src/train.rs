@@ -104,25 +104,14 @@ fn epoch_order(seed: u64, epoch: usize, order: &mut [u32]) {
     Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(order);
 }
 
-/// The report of an epoch, or an error if its loss is no longer a number.
-fn finish_epoch(
-    epoch: usize,
-    train_loss: f32,
-    samples: usize,
-    start: Instant,
-) -> Result<EpochReport> {
-    if !train_loss.is_finite() {
-        return Err(Error::invalid(
-            "training",
-            format!("the loss became {train_loss} in epoch {epoch}; try a lower learning rate"),
-        ));
-    }
-    Ok(EpochReport {
-        epoch,
-        train_loss,
-        samples,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+/// The error for a loss that stopped being finite at 1-based `step` of `epoch`.
+fn diverged(epoch: usize, step: usize, steps: usize, learning_rate: f32) -> Error {
+    Error::invalid(
+        "training",
+        format!(
+            "the loss stopped being a finite number in epoch {epoch}, at step {step} of {steps} (learning rate {learning_rate}); try a lower learning rate"
+        ),
+    )
 }
 
 fn check_dataset(
@@ -196,8 +185,9 @@ struct TrainPlan {
     dataset: GpuDataset,
     gather: Dispatch,
     accumulate_loss: Dispatch,
-    /// Unused counts the loss accumulation binds (its layout is shared with evaluation).
-    _counts: wgpu::Buffer,
+    watch_loss: Dispatch,
+    /// `[steps this epoch, first step whose loss was not finite (0: none)]`.
+    watch: wgpu::Buffer,
     loss_total: wgpu::Buffer,
 }
 
@@ -292,13 +282,13 @@ impl GpuTrainer {
             y: net.y_buffer(),
         };
         let gather = Gather::bind(gpu, "train.gather", &gather_buffers, batch, inputs, classes)?;
-        let counts = gpu.storage_buffer("train.counts", 1 + classes * classes)?;
+        let watch = gpu.storage_buffer("train.watch", 2)?;
         let loss_total = gpu.storage_buffer("train.loss_total", 1)?;
         let metrics_buffers = MetricsBuffers {
             a: net.output_buffer(),
             y: net.y_buffer(),
             batch_loss: net.loss_buffer(),
-            counts: &counts,
+            counts: &watch,
             loss_total: &loss_total,
         };
         let accumulate_loss = Metrics::bind_accumulate_loss(
@@ -308,11 +298,14 @@ impl GpuTrainer {
             batch,
             classes,
         )?;
+        let watch_loss =
+            Metrics::bind_watch_loss(gpu, "train.watch_loss", &metrics_buffers, classes)?;
         Ok(TrainPlan {
             dataset,
             gather,
             accumulate_loss,
-            _counts: counts,
+            watch_loss,
+            watch,
             loss_total,
         })
     }
@@ -406,19 +399,15 @@ impl GpuTrainer {
         Ok(())
     }
 
-    /// Reads a loss total and, if given, the counts of an evaluation (through the one staging
-    /// buffer).
+    /// Reads a loss total and `counts.1` words of a counts buffer, through the one staging buffer.
     fn read_totals(
         &self,
         what: &str,
         loss_total: &wgpu::Buffer,
-        counts: Option<&wgpu::Buffer>,
+        counts: (&wgpu::Buffer, usize),
     ) -> Result<(f32, Vec<u32>)> {
         let gpu = self.net.gpu();
-        let mut sources = vec![(loss_total, 1)];
-        if let Some(counts) = counts {
-            sources.push((counts, 1 + self.classes * self.classes));
-        }
+        let sources = [(loss_total, 1), counts];
         let values: Vec<Vec<u32>> =
             gpu.read_back(what, gpu.encoder(what), &self.staging, &sources)?;
         let loss_total = f32::from_bits(values[0][0]);
@@ -446,8 +435,10 @@ impl GpuTrainer {
             // Reset the data cursor (counters[1]), not the step count Adam reads.
             queue.write_buffer(self.net.counters_buffer(), 4, bytemuck::bytes_of(&0u32));
             queue.write_buffer(&train.loss_total, 0, bytemuck::bytes_of(&0f32));
+            queue.write_buffer(&train.watch, 0, bytemuck::cast_slice(&[0u32, 0]));
         }
 
+        let steps = len.div_ceil(self.config.batch_size);
         let mut samples = 0;
         let mut last_report = Instant::now();
         for rows in batch_sizes(len, self.config.batch_size) {
@@ -457,30 +448,49 @@ impl GpuTrainer {
                 train.gather.record(pass);
                 self.net.record_step(pass);
                 train.accumulate_loss.record(pass);
+                train.watch_loss.record(pass);
             });
             self.net.submit(encoder)?;
             samples += rows;
             if last_report.elapsed() >= PROGRESS_INTERVAL && samples < len {
-                let (loss_sum, _) =
-                    self.read_totals("the running loss", &train.loss_total, None)?;
+                let running_loss = self.read_epoch_loss("the running loss", samples, steps)?;
                 progress(Progress {
                     samples,
                     total: len,
-                    running_loss: loss_sum / samples as f32,
+                    running_loss,
                 });
                 last_report = Instant::now();
             }
         }
-        let train = self.train.as_ref().ok_or_else(no_training_set)?;
-        let (loss_sum, _) = self.read_totals("the epoch loss", &train.loss_total, None)?;
-        let train_loss = loss_sum / len as f32;
+        let train_loss = self.read_epoch_loss("the epoch loss", len, steps)?;
         progress(Progress {
             samples,
             total: len,
             running_loss: train_loss,
         });
         self.epochs_done += 1;
-        finish_epoch(self.epochs_done, train_loss, len, start)
+        Ok(EpochReport {
+            epoch: self.epochs_done,
+            train_loss,
+            samples: len,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The mean loss of the epoch's first `samples`, or an error naming the first step whose
+    /// loss was not finite.
+    fn read_epoch_loss(&self, what: &str, samples: usize, steps: usize) -> Result<f32> {
+        let train = self.train.as_ref().ok_or_else(no_training_set)?;
+        let (loss_sum, watch) = self.read_totals(what, &train.loss_total, (&train.watch, 2))?;
+        match watch.get(1) {
+            Some(&step) if step > 0 => Err(diverged(
+                self.epochs_done + 1,
+                step as usize,
+                steps,
+                self.config.optimizer.learning_rate,
+            )),
+            _ => Ok(loss_sum / samples as f32),
+        }
     }
 
     /// Loss, accuracy and confusion matrix on the test set, computed on the GPU.
@@ -519,8 +529,11 @@ impl GpuTrainer {
             self.net.submit(encoder)?;
         }
         let eval = self.eval.as_ref().ok_or_else(no_test_set)?;
-        let (loss_sum, counts) =
-            self.read_totals("the evaluation", &eval.loss_total, Some(&eval.counts))?;
+        let (loss_sum, counts) = self.read_totals(
+            "the evaluation",
+            &eval.loss_total,
+            (&eval.counts, 1 + self.classes * self.classes),
+        )?;
         let classes = self.classes;
         let confusion = Array2::from_shape_fn((classes, classes), |(t, p)| {
             u64::from(counts[1 + t * classes + p])
@@ -591,13 +604,22 @@ impl<'a> CpuTrainer<'a> {
         epoch_order(self.config.seed, self.epochs_done + 1, &mut order);
         let (mut samples, mut loss_sum) = (0, 0.0f64);
         let mut last_report = Instant::now();
-        for rows in batch_sizes(len, self.config.batch_size) {
+        let steps = len.div_ceil(self.config.batch_size);
+        for (step, rows) in batch_sizes(len, self.config.batch_size).enumerate() {
             let indices: Vec<usize> = order[samples..samples + rows]
                 .iter()
                 .map(|&i| i as usize)
                 .collect();
             let (x, y) = self.train.batch(&indices);
             let (loss, grads) = self.mlp.loss_and_gradients(x.view(), y.view())?;
+            if !loss.is_finite() {
+                return Err(diverged(
+                    self.epochs_done + 1,
+                    step + 1,
+                    steps,
+                    self.config.optimizer.learning_rate,
+                ));
+            }
             self.state
                 .apply(&self.config.optimizer, &mut self.mlp, &grads)?;
             loss_sum += f64::from(loss) * rows as f64;
@@ -612,7 +634,13 @@ impl<'a> CpuTrainer<'a> {
             }
         }
         self.epochs_done += 1;
-        finish_epoch(self.epochs_done, (loss_sum / len as f64) as f32, len, start)
+        let train_loss = (loss_sum / len as f64) as f32;
+        Ok(EpochReport {
+            epoch: self.epochs_done,
+            train_loss,
+            samples: len,
+            seconds: start.elapsed().as_secs_f64(),
+        })
     }
 
     /// Loss, accuracy and confusion matrix on the test set.

@@ -513,3 +513,45 @@ fn resuming_with_plain_sgd_reaches_exactly_the_uninterrupted_result() {
     assert_eq!(b_info.epochs, 2);
     assert_eq!(a, b, "resumed training differs from uninterrupted training");
 }
+
+#[test]
+fn diverging_training_stops_naming_the_step_and_keeps_the_last_good_model() {
+    let dir = scratch("diverge");
+    let model = dir.join("model.safetensors");
+    let model_arg = model.to_str().unwrap();
+    let network = [
+        "--hidden",
+        "relu",
+        "--output",
+        "identity",
+        "--loss",
+        "mse",
+        "--train-size",
+        "640",
+        "--test-size",
+        "64",
+    ];
+    let mut good = vec![
+        "train", "--epochs", "1", "--lr", "0.01", "--save", model_arg,
+    ];
+    good.extend(network);
+    succeed(&good);
+    let saved = std::fs::read(&model).unwrap();
+    for side in [&[][..], &["--cpu"][..]] {
+        let mut blow_up = vec![
+            "train", "--resume", model_arg, "--epochs", "2", "--lr", "1e12", "--save", model_arg,
+        ];
+        blow_up.extend(network);
+        blow_up.extend(side);
+        let error = fail(&blow_up);
+        assert!(
+            error.contains("epoch 2, at step") && error.contains("try a lower learning rate"),
+            "{side:?}: {error}"
+        );
+        assert_eq!(
+            std::fs::read(&model).unwrap(),
+            saved,
+            "{side:?}: the last good model was overwritten"
+        );
+    }
+}

@@ -121,6 +121,24 @@ impl Metrics {
         )
     }
 
+    /// Counts training steps in `counts[0]` and records in `counts[1]` the first whose loss is
+    /// not finite (0 while none is).
+    pub fn bind_watch_loss(
+        gpu: &Gpu,
+        label: &str,
+        buffers: &MetricsBuffers<'_>,
+        classes: usize,
+    ) -> Result<Dispatch> {
+        Dispatch::new(
+            gpu,
+            label,
+            &Self::spec("watch_loss"),
+            &Self::params(1, classes)?,
+            &buffers.list(),
+            [1, 1, 1],
+        )
+    }
+
     /// Changes the rows per batch of an accuracy dispatch.
     pub fn reshape_accuracy(
         gpu: &Gpu,
