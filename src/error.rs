@@ -51,6 +51,22 @@ pub enum Error {
     #[error("invalid model: {0}")]
     Model(String),
 
+    /// Training diverged: the loss stopped being a finite number.
+    #[error(
+        "training diverged: the loss stopped being a finite number in epoch {epoch}, at step {step} of {steps} \
+         (learning rate {learning_rate}); try a lower learning rate"
+    )]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step within the epoch.
+        step: usize,
+        /// Steps in the epoch.
+        steps: usize,
+        /// The learning rate in use.
+        learning_rate: f32,
+    },
+
     // ---- the GPU -----------------------------------------------------------------------------
     /// No adapter matched the request.
     #[error("{0}")]

@@ -476,7 +476,7 @@ fn train(args: TrainArgs) -> Result<()> {
             bar.set_message(format!("{:.4}", p.running_loss));
         });
         bar.finish_and_clear();
-        let report = report.with_context(|| format!("epoch {}", epochs_before + epoch))?;
+        let report = report?;
         let eval = trainer.evaluate()?;
         samples += report.samples;
         train_seconds += report.seconds;

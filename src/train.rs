@@ -106,12 +106,12 @@ fn epoch_order(seed: u64, epoch: usize, order: &mut [u32]) {
 
 /// The error for a loss that stopped being finite at 1-based `step` of `epoch`.
 fn diverged(epoch: usize, step: usize, steps: usize, learning_rate: f32) -> Error {
-    Error::invalid(
-        "training",
-        format!(
-            "the loss stopped being a finite number in epoch {epoch}, at step {step} of {steps} (learning rate {learning_rate}); try a lower learning rate"
-        ),
-    )
+    Error::Diverged {
+        epoch,
+        step,
+        steps,
+        learning_rate,
+    }
 }
 
 fn check_dataset(
