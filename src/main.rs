@@ -17,7 +17,7 @@ use wgpu_mlp::checkpoint::{self, CheckpointInfo};
 use wgpu_mlp::data::{self, Dataset, DatasetKind, download, image, synthetic};
 use wgpu_mlp::gpu::context::{available_adapters, describe_adapter};
 use wgpu_mlp::ndarray::Array2;
-use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
+use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
 use wgpu_mlp::plot::{EpochPoint, training_curves_svg};
 use wgpu_mlp::rng::Rng;
 use wgpu_mlp::train::{
@@ -173,9 +173,10 @@ struct TrainArgs {
     /// Epochs to train (more epochs on top of a --resume'd model).
     #[arg(long, default_value_t = 5)]
     epochs: usize,
-    /// Seed of the initial weights, the shuffles and the synthetic data.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// Seed of the initial weights, the shuffles and the synthetic data [default: 42, or the
+    /// seed saved with a --resume'd model].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Adapter: auto, software, or part of an adapter's name.
     #[arg(long, default_value = "auto")]
     adapter: String,
@@ -371,6 +372,20 @@ impl Trainer<'_> {
             Trainer::Cpu(t) => Ok(t.to_mlp()),
         }
     }
+
+    fn optimizer_state(&mut self) -> wgpu_mlp::Result<OptimizerState> {
+        match self {
+            Trainer::Gpu(t) => t.optimizer_state(),
+            Trainer::Cpu(t) => Ok(t.optimizer_state()),
+        }
+    }
+
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> wgpu_mlp::Result<()> {
+        match self {
+            Trainer::Gpu(t) => t.set_optimizer_state(state),
+            Trainer::Cpu(t) => t.set_optimizer_state(state),
+        }
+    }
 }
 
 fn progress_bar(epoch: usize, epochs: usize, total: usize) -> ProgressBar {
@@ -388,16 +403,19 @@ fn progress_bar(epoch: usize, epochs: usize, total: usize) -> ProgressBar {
 
 fn train(args: TrainArgs) -> Result<()> {
     let start = Instant::now();
-    let (mlp, epochs_before) = match &args.resume {
+    const DEFAULT_SEED: u64 = 42;
+    let (mlp, epochs_before, seed) = match &args.resume {
         Some(path) => {
             let (mlp, info) = checkpoint::load(path)?;
+            let saved_seed = info.extra.get("seed").and_then(|s| s.parse().ok());
+            let seed = args.seed.or(saved_seed).unwrap_or(DEFAULT_SEED);
             eprintln!(
-                "resuming {} ({:?}, {} epochs done)",
+                "resuming {} ({:?}, {} epochs done, seed {seed})",
                 path.display(),
                 mlp.sizes(),
                 info.epochs
             );
-            (mlp, info.epochs)
+            (mlp, info.epochs, seed)
         }
         None => {
             let init = match args.init {
@@ -405,15 +423,16 @@ fn train(args: TrainArgs) -> Result<()> {
                 InitArg::Xavier => Init::Xavier,
                 InitArg::He => Init::He,
             };
+            let seed = args.seed.unwrap_or(DEFAULT_SEED);
             let mlp = Mlp::with_init(
                 &args.layers,
                 args.hidden.into(),
                 args.output.into(),
                 args.loss.into(),
                 init,
-                args.seed,
+                seed,
             );
-            (mlp, 0)
+            (mlp, 0, seed)
         }
     };
     mlp.validate()
@@ -421,11 +440,11 @@ fn train(args: TrainArgs) -> Result<()> {
     if args.epochs == 0 {
         bail!("--epochs 0: nothing to train (give at least 1)");
     }
-    let (train_set, test_set) = load_data(&args.data, args.seed)?;
+    let (train_set, test_set) = load_data(&args.data, seed)?;
     let config = TrainConfig {
         optimizer: optimizer_config(&args),
         batch_size: args.batch,
-        seed: args.seed,
+        seed,
     };
     let (mut trainer, adapter) = if args.cpu {
         (
@@ -447,6 +466,26 @@ fn train(args: TrainArgs) -> Result<()> {
         )
     };
     trainer.set_epochs_done(epochs_before);
+    if let Some(path) = &args.resume {
+        let state_path = checkpoint::optimizer_path(path);
+        match checkpoint::load_optimizer(&state_path, &mlp, &config.optimizer, epochs_before)? {
+            Some(state) => {
+                trainer.set_optimizer_state(&state)?;
+                eprintln!(
+                    "restored the {} state of {} steps from {}",
+                    config.optimizer.optimizer.name(),
+                    state.steps,
+                    state_path.display()
+                );
+            }
+            None if config.optimizer.optimizer.state_per_parameter() > 0 => eprintln!(
+                "no {} state saved for epoch {epochs_before} in {}: the optimizer starts afresh",
+                config.optimizer.optimizer.name(),
+                state_path.display()
+            ),
+            None => {}
+        }
+    }
     eprintln!(
         "training {:?} {}→{} {} with {} (lr {}) on {} ({} train / {} test samples), adapter: {adapter}",
         mlp.sizes(),
@@ -514,10 +553,19 @@ fn train(args: TrainArgs) -> Result<()> {
                         "dataset".to_string(),
                         DatasetKind::from(args.data.dataset).name().to_string(),
                     ),
-                    ("seed".to_string(), args.seed.to_string()),
+                    ("seed".to_string(), seed.to_string()),
                 ]
                 .into(),
             };
+            // The optimizer state first: a crash between the two files leaves a model whose saved
+            // state is stale, which --resume detects and ignores, never a model without weights.
+            let state = trainer.optimizer_state()?;
+            checkpoint::save_optimizer(
+                &checkpoint::optimizer_path(path),
+                &state,
+                &config.optimizer,
+                total_epochs,
+            )?;
             checkpoint::save(path, &trainer.trained_mlp()?, &info)?;
         }
         evaluation = Some(eval);

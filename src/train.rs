@@ -546,6 +546,16 @@ impl GpuTrainer {
         })
     }
 
+    /// The optimizer's moments and step count, downloaded (to save for `--resume`).
+    pub fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        self.net.optimizer_state()
+    }
+
+    /// Restores a saved optimizer state, to continue exactly where a run stopped.
+    pub fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.net.set_optimizer_state(state)
+    }
+
     /// The trained model, downloaded.
     pub fn to_mlp(&mut self) -> Result<Mlp> {
         self.net.to_mlp()
@@ -652,6 +662,25 @@ impl<'a> CpuTrainer<'a> {
     /// Continues the epoch count of a resumed model (see [`GpuTrainer::set_epochs_done`]).
     pub fn set_epochs_done(&mut self, epochs: usize) {
         self.epochs_done = epochs;
+    }
+
+    /// The optimizer's moments and step count.
+    pub fn optimizer_state(&self) -> OptimizerState {
+        self.state.clone()
+    }
+
+    /// Restores a saved optimizer state, to continue exactly where a run stopped.
+    pub fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let shapes = |s: &OptimizerState| -> Vec<(usize, usize)> {
+            s.moment1.iter().map(|(w, b)| (w.len(), b.len())).collect()
+        };
+        if shapes(state) != shapes(&self.state) || state.moment2.len() != self.state.moment2.len() {
+            return Err(Error::Model(
+                "the optimizer state does not match the model's layers".into(),
+            ));
+        }
+        self.state = state.clone();
+        Ok(())
     }
 
     /// The model being trained.

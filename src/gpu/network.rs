@@ -28,7 +28,7 @@ use crate::gpu::kernels::matmul::{Epilogue, Matmul, MatmulShape};
 use crate::gpu::kernels::optim::{Advance, Update, UpdateBuffers};
 use crate::gpu::kernels::reduce::{ColumnSum, Sum};
 use crate::model::{Activation, Dense, DenseGradients, Gradients, Loss, Mlp, check_batch};
-use crate::optim::OptimizerConfig;
+use crate::optim::{OptimizerConfig, OptimizerState};
 
 /// The batch capacity [`GpuMlp::new`] allocates for; larger batches reallocate once.
 pub const DEFAULT_BATCH_CAPACITY: usize = 256;
@@ -832,6 +832,97 @@ impl GpuMlp {
             );
             queue.write_buffer(&layer.bias, 0, bytemuck::cast_slice(&dense.bias.to_vec()));
         }
+        Ok(())
+    }
+
+    /// Downloads the optimizer's state: its moments (zero for rules that keep none) and the
+    /// number of steps taken, as [`OptimizerState`] holds them on the CPU.
+    pub fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        let states = self.optimizer.optimizer.state_per_parameter();
+        let mut sources: Vec<(&wgpu::Buffer, usize)> = vec![(&self.counters, 1)];
+        for layer in &self.layers {
+            let len = layer.weight_len() + layer.outputs;
+            sources.push((&layer.moment1, if states >= 1 { len } else { 0 }));
+            sources.push((&layer.moment2, if states >= 2 { len } else { 0 }));
+        }
+        self.in_flight.clear();
+        // A one-off read of up to twice the model: its own staging buffer, not the step's.
+        let bytes = sources.iter().map(|(_, len)| *len as u64 * 4).sum();
+        let staging = self
+            .gpu
+            .staging_buffer("gpu_mlp.optimizer_staging", bytes)?;
+        let encoder = self.gpu.encoder("optimizer_state");
+        let values: Vec<Vec<u32>> =
+            self.gpu
+                .read_back("the optimizer state", encoder, &staging, &sources)?;
+        let split = |words: &[u32], layer: &LayerParams| -> Result<(Array2<f32>, Array1<f32>)> {
+            if words.is_empty() {
+                return Ok((
+                    Array2::zeros((layer.outputs, layer.inputs)),
+                    Array1::zeros(layer.outputs),
+                ));
+            }
+            let floats: Vec<f32> = words.iter().map(|w| f32::from_bits(*w)).collect();
+            let (weight, bias) = floats.split_at(layer.weight_len());
+            let weight = Array2::from_shape_vec((layer.outputs, layer.inputs), weight.to_vec())
+                .map_err(|e| Error::invalid("optimizer state read-back", e.to_string()))?;
+            Ok((weight, Array1::from(bias.to_vec())))
+        };
+        let mut moment1 = Vec::new();
+        let mut moment2 = Vec::new();
+        for (l, layer) in self.layers.iter().enumerate() {
+            moment1.push(split(&values[1 + 2 * l], layer)?);
+            moment2.push(split(&values[2 + 2 * l], layer)?);
+        }
+        Ok(OptimizerState {
+            steps: u64::from(values[0][0]),
+            moment1,
+            moment2,
+        })
+    }
+
+    /// Uploads an optimizer state (from [`GpuMlp::optimizer_state`] or the CPU trainer) for the
+    /// current rule, to continue training exactly where it stopped.
+    pub fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        if state.moment1.len() != self.layers.len() || state.moment2.len() != self.layers.len() {
+            return Err(Error::Model(format!(
+                "an optimizer state of {} layers cannot continue a {}-layer network",
+                state.moment1.len(),
+                self.layers.len()
+            )));
+        }
+        let steps = u32::try_from(state.steps).map_err(|_| {
+            Error::invalid(
+                "optimizer state",
+                format!("{} steps exceed the GPU counter", state.steps),
+            )
+        })?;
+        let states = self.optimizer.optimizer.state_per_parameter();
+        let queue = self.gpu.queue();
+        for (i, layer) in self.layers.iter().enumerate() {
+            for (k, (moments, buffer)) in [
+                (&state.moment1[i], &layer.moment1),
+                (&state.moment2[i], &layer.moment2),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let (weight, bias) = moments;
+                if weight.dim() != (layer.outputs, layer.inputs) || bias.len() != layer.outputs {
+                    return Err(Error::shape(
+                        format!("layer {i} optimizer moment {}", k + 1),
+                        weight.shape(),
+                        format!("[{}, {}]", layer.outputs, layer.inputs),
+                    ));
+                }
+                if k < states {
+                    let mut values: Vec<f32> = weight.iter().copied().collect();
+                    values.extend(bias.iter());
+                    queue.write_buffer(buffer, 0, bytemuck::cast_slice(&values));
+                }
+            }
+        }
+        queue.write_buffer(&self.counters, 0, bytemuck::bytes_of(&steps));
         Ok(())
     }
 
