@@ -352,15 +352,15 @@ impl Mlp {
             }
         }
         let output = self.layers[last].activation;
-        if let Some(required) = self.loss.required_output() {
-            if output != required {
-                return Err(Error::Model(format!(
-                    "loss {} needs a {} output layer, but the output layer uses {}",
-                    self.loss.name(),
-                    required.name(),
-                    output.name()
-                )));
-            }
+        if let Some(required) = self.loss.required_output()
+            && output != required
+        {
+            return Err(Error::Model(format!(
+                "loss {} needs a {} output layer, but the output layer uses {}",
+                self.loss.name(),
+                required.name(),
+                output.name()
+            )));
         }
         Ok(())
     }

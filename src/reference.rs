@@ -40,6 +40,9 @@ pub struct LayerView<'a, F> {
     pub activation: Activation,
 }
 
+/// One layer's gradients `(dW, db)`.
+pub type LayerGradients<F> = (Array2<F>, Array1<F>);
+
 /// One layer's parameters in f64, for the gradient check.
 pub type Layer64 = (Array2<f64>, Array1<f64>, Activation);
 
@@ -194,7 +197,7 @@ pub fn loss_and_gradients<F: Real>(
     loss: Loss,
     x: ArrayView2<'_, F>,
     y: ArrayView2<'_, F>,
-) -> (F, Vec<(Array2<F>, Array1<F>)>) {
+) -> (F, Vec<LayerGradients<F>>) {
     let (activations, logits) = forward_trace(layers, x);
     let last = layers.len() - 1;
     let (value, mut delta) = output_loss_and_delta(
@@ -340,7 +343,7 @@ pub fn loss_and_gradients_f64(
     loss_kind: Loss,
     x: ArrayView2<'_, f32>,
     y: ArrayView2<'_, f32>,
-) -> (f64, Vec<(Array2<f64>, Array1<f64>)>) {
+) -> (f64, Vec<LayerGradients<f64>>) {
     loss_and_gradients(
         &views_f64(layers),
         loss_kind,

@@ -354,7 +354,7 @@ impl Gpu {
         let limits = &self.inner.limits;
         let checks = [
             (
-                limits.max_storage_buffer_binding_size as u64,
+                limits.max_storage_buffer_binding_size,
                 "max_storage_buffer_binding_size",
             ),
             (limits.max_buffer_size, "max_buffer_size"),
@@ -396,7 +396,7 @@ impl Gpu {
         label: &str,
         data: &[T],
     ) -> Result<wgpu::Buffer> {
-        let buffer = self.storage_buffer(label, data.len() * std::mem::size_of::<T>() / 4)?;
+        let buffer = self.storage_buffer(label, std::mem::size_of_val(data) / 4)?;
         self.inner
             .queue
             .write_buffer(&buffer, 0, bytemuck::cast_slice(data));

@@ -706,19 +706,19 @@ impl GpuMlp {
     pub(crate) fn submit(&mut self, encoder: wgpu::CommandEncoder) -> Result<()> {
         let index = self.gpu.queue().submit([encoder.finish()]);
         self.in_flight.push_back(index);
-        if self.in_flight.len() > MAX_STEPS_IN_FLIGHT {
-            if let Some(oldest) = self.in_flight.pop_front() {
-                self.gpu
-                    .device()
-                    .poll(wgpu::PollType::Wait {
-                        submission_index: Some(oldest),
-                        timeout: Some(crate::gpu::context::READBACK_TIMEOUT),
-                    })
-                    .map_err(|e| Error::Gpu {
-                        during: "waiting for a training step".into(),
-                        message: e.to_string(),
-                    })?;
-            }
+        if self.in_flight.len() > MAX_STEPS_IN_FLIGHT
+            && let Some(oldest) = self.in_flight.pop_front()
+        {
+            self.gpu
+                .device()
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(oldest),
+                    timeout: Some(crate::gpu::context::READBACK_TIMEOUT),
+                })
+                .map_err(|e| Error::Gpu {
+                    during: "waiting for a training step".into(),
+                    message: e.to_string(),
+                })?;
         }
         self.gpu.check_fault()
     }

@@ -60,6 +60,8 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     let mut mismatches = Vec::new();
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let diff = (g - w).abs();
+        // Written so that a NaN on either side counts as a mismatch.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if !(diff <= atol + rtol * w.abs()) {
             mismatches.push(format!("[{i}] got {g} want {w} (diff {diff:e})"));
         }
@@ -98,6 +100,8 @@ pub fn assert_close2(
 
 /// Matt Mazur, "A Step by Step Backpropagation Example" (2015): a 2-2-2 sigmoid network, one
 /// sample, squared error ½Σ(target − out)², which equals PyTorch's mean MSE over two outputs.
+// The constants keep the article's digits as printed.
+#[allow(clippy::excessive_precision)]
 pub mod worked_example {
     use wgpu_mlp::ndarray::{Array1, Array2, array};
     use wgpu_mlp::{Activation, Dense, Loss, Mlp};
