@@ -307,6 +307,7 @@ fn gradcheck_passes_and_reports_the_worst_errors() {
 #[test]
 fn bad_options_are_clear_errors() {
     assert!(fail(&["train", "--layers", "784,0,10"]).contains("at least 1"));
+    assert!(fail(&["train", "--layers", "784,-5,10"]).contains("invalid value '-5' for '--layers"));
     assert!(fail(&["train", "--batch", "0", "--epochs", "1"]).contains("batch size"));
     assert!(fail(&["train", "--lr=-1", "--epochs", "1"]).contains("learning rate"));
     assert!(fail(&["train", "--lr", "NaN", "--epochs", "1"]).contains("learning rate"));

@@ -647,3 +647,37 @@ impl Gpu {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad_buffer(device: &wgpu::Device) -> wgpu::Buffer {
+        // MAP_READ may only be combined with COPY_DST: a validation error.
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("invalid on purpose"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    }
+
+    #[test]
+    fn wgpu_errors_become_errors_naming_the_operation_not_panics() {
+        let gpu = Gpu::new(AdapterChoice::Auto).unwrap();
+        let error = gpu
+            .checked("creating a test buffer", bad_buffer)
+            .unwrap_err();
+        assert!(
+            matches!(&error, Error::Gpu { during, .. } if during == "creating a test buffer"),
+            "{error:?}"
+        );
+
+        // An error outside any scope is kept, and the next operation reports it.
+        let _ = bad_buffer(gpu.device());
+        let error = gpu
+            .submit_and_wait(gpu.encoder("after the fault"))
+            .unwrap_err();
+        assert!(error.to_string().contains("invalid on purpose"), "{error}");
+    }
+}
