@@ -25,6 +25,9 @@ use crate::model::Mlp;
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::rng::Rng;
 
+/// Training steps recorded into one submission when nothing is read back between them.
+pub const STEPS_PER_SUBMIT: usize = 8;
+
 /// How often a progress callback may cost a read-back of the running loss.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -200,6 +203,8 @@ pub struct GpuTrainer {
     train: Option<TrainPlan>,
     eval: Option<EvalPlan>,
     staging: wgpu::Buffer,
+    /// Training rows consumed since the last shuffle (the GPU's data cursor, mirrored).
+    rows_into_epoch: usize,
 }
 
 impl GpuTrainer {
@@ -267,6 +272,7 @@ impl GpuTrainer {
             classes,
             train,
             eval,
+            rows_into_epoch: 0,
         })
     }
 
@@ -414,45 +420,57 @@ impl GpuTrainer {
         Ok((loss_total, values.get(1).cloned().unwrap_or_default()))
     }
 
-    /// Trains one epoch; `progress` is called after steps, at most every [`PROGRESS_INTERVAL`]
-    /// and at the end, with the running loss (which costs one read-back each).
-    pub fn train_epoch(&mut self, mut progress: impl FnMut(Progress)) -> Result<EpochReport> {
-        let start = Instant::now();
-        let Some(len) = self.train.as_ref().map(|t| t.dataset.len) else {
-            return Err(Error::invalid(
-                "training",
-                "this trainer was built for evaluation only",
-            ));
-        };
+    /// Writes the next epoch's shuffled order and resets the data cursor and the epoch's loss;
+    /// returns the number of training samples.
+    fn begin_epoch(&mut self) -> Result<usize> {
+        let train = self.train.as_ref().ok_or_else(no_training_set)?;
+        let len = train.dataset.len;
         let mut order: Vec<u32> = (0..len as u32).collect();
         epoch_order(self.config.seed, self.epochs_done + 1, &mut order);
-        {
-            let (queue, train) = (
-                self.net.gpu().queue(),
-                self.train.as_ref().ok_or_else(no_training_set)?,
-            );
-            queue.write_buffer(&train.dataset.order, 0, bytemuck::cast_slice(&order));
-            // Reset the data cursor (counters[1]), not the step count Adam reads.
-            queue.write_buffer(self.net.counters_buffer(), 4, bytemuck::bytes_of(&0u32));
-            queue.write_buffer(&train.loss_total, 0, bytemuck::bytes_of(&0f32));
-            queue.write_buffer(&train.watch, 0, bytemuck::cast_slice(&[0u32, 0]));
-        }
+        let queue = self.net.gpu().queue();
+        queue.write_buffer(&train.dataset.order, 0, bytemuck::cast_slice(&order));
+        // Reset the data cursor (counters[1]), not the step count Adam reads.
+        queue.write_buffer(self.net.counters_buffer(), 4, bytemuck::bytes_of(&0u32));
+        queue.write_buffer(&train.loss_total, 0, bytemuck::bytes_of(&0f32));
+        queue.write_buffer(&train.watch, 0, bytemuck::cast_slice(&[0u32, 0]));
+        self.rows_into_epoch = 0;
+        Ok(len)
+    }
 
-        let steps = len.div_ceil(self.config.batch_size);
-        let mut samples = 0;
-        let mut last_report = Instant::now();
-        for rows in batch_sizes(len, self.config.batch_size) {
-            self.set_rows(rows)?;
-            let train = self.train.as_ref().ok_or_else(no_training_set)?;
-            let encoder = self.net.encode("train.step", |pass| {
+    /// Records `count` consecutive steps of `rows` rows each into one submission: nothing is read
+    /// between them, and the data cursor moves on the GPU.
+    fn submit_steps(&mut self, rows: usize, count: usize) -> Result<()> {
+        self.set_rows(rows)?;
+        let train = self.train.as_ref().ok_or_else(no_training_set)?;
+        let encoder = self.net.encode("train.steps", |pass| {
+            for _ in 0..count {
                 train.gather.record(pass);
                 self.net.record_step(pass);
                 train.accumulate_loss.record(pass);
                 train.watch_loss.record(pass);
-            });
-            self.net.submit(encoder)?;
-            samples += rows;
-            if last_report.elapsed() >= PROGRESS_INTERVAL && samples < len {
+            }
+        });
+        self.net.submit(encoder)?;
+        self.rows_into_epoch += rows * count;
+        Ok(())
+    }
+
+    /// Trains one epoch; `progress` is called at most every [`PROGRESS_INTERVAL`] and at the end,
+    /// with the running loss (which costs one read-back each).
+    pub fn train_epoch(&mut self, mut progress: impl FnMut(Progress)) -> Result<EpochReport> {
+        let start = Instant::now();
+        let len = self.begin_epoch()?;
+        let batch = self.config.batch_size;
+        let (full, remainder) = (len / batch, len % batch);
+        let steps = full + usize::from(remainder > 0);
+        let mut last_report = Instant::now();
+        let mut done = 0;
+        while done < full {
+            let count = STEPS_PER_SUBMIT.min(full - done);
+            self.submit_steps(batch, count)?;
+            done += count;
+            if last_report.elapsed() >= PROGRESS_INTERVAL && done < steps {
+                let samples = done * batch;
                 let running_loss = self.read_epoch_loss("the running loss", samples, steps)?;
                 progress(Progress {
                     samples,
@@ -462,9 +480,12 @@ impl GpuTrainer {
                 last_report = Instant::now();
             }
         }
+        if remainder > 0 {
+            self.submit_steps(remainder, 1)?;
+        }
         let train_loss = self.read_epoch_loss("the epoch loss", len, steps)?;
         progress(Progress {
-            samples,
+            samples: len,
             total: len,
             running_loss: train_loss,
         });
@@ -475,6 +496,32 @@ impl GpuTrainer {
             samples: len,
             seconds: start.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Runs `steps` full-batch steps through the shuffled training set, starting over with a new
+    /// order when too few samples are left, and waits for the GPU to finish them. For
+    /// benchmarks: no loss is read back and no epoch is counted.
+    pub fn run_steps(&mut self, steps: usize) -> Result<()> {
+        let batch = self.config.batch_size;
+        let len = self.train.as_ref().ok_or_else(no_training_set)?.dataset.len;
+        if len < batch {
+            return Err(Error::invalid(
+                "benchmark",
+                format!("{len} training samples do not fill one batch of {batch}"),
+            ));
+        }
+        let mut left = steps;
+        while left > 0 {
+            if self.rows_into_epoch + batch > len {
+                self.begin_epoch()?;
+            }
+            let count = left
+                .min(STEPS_PER_SUBMIT)
+                .min((len - self.rows_into_epoch) / batch);
+            self.submit_steps(batch, count)?;
+            left -= count;
+        }
+        self.net.wait_idle()
     }
 
     /// The mean loss of the epoch's first `samples`, or an error naming the first step whose
