@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod error;

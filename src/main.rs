@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use wgpu_mlp::bench::{Workload, bench_cpu, bench_gpu};
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
 use wgpu_mlp::data::{self, Dataset, DatasetKind, download, image, synthetic};
 use wgpu_mlp::gpu::context::{available_adapters, describe_adapter};
@@ -50,6 +51,37 @@ enum Command {
     Adapters,
     /// Download MNIST or Fashion-MNIST and verify their checksums.
     Download(DownloadArgs),
+    /// Measure training throughput on a fixed workload.
+    Bench(BenchArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum WorkloadArg {
+    /// 784-128-10 sigmoid, MSE, batch 64, SGD 0.5.
+    #[value(name = "W1", alias = "w1")]
+    W1,
+    /// 784-1024-1024-10 ReLU/softmax, cross-entropy, batch 256, SGD 0.05.
+    #[value(name = "W2", alias = "w2")]
+    W2,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// The workload.
+    #[arg(long, value_enum, default_value = "W1")]
+    workload: WorkloadArg,
+    /// Adapter: auto, software, or part of an adapter's name.
+    #[arg(long, default_value = "auto")]
+    adapter: String,
+    /// Benchmark the CPU reference instead of the GPU.
+    #[arg(long)]
+    cpu: bool,
+    /// Samples in the timed region (after the first step and a warm-up).
+    #[arg(long, default_value_t = 12_800)]
+    samples: usize,
+    /// Print the result as one JSON line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -281,6 +313,7 @@ fn main() {
         Some(Command::Gradcheck(args)) => gradcheck(args),
         Some(Command::Adapters) => adapters(),
         Some(Command::Download(args)) => download_command(args),
+        Some(Command::Bench(args)) => bench(args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");
@@ -812,6 +845,41 @@ fn download_command(args: DownloadArgs) -> Result<()> {
                 println!("{}: downloaded from {url}, checksum ok", path.display())
             }
         }
+    }
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> Result<()> {
+    let workload = match args.workload {
+        WorkloadArg::W1 => Workload::W1,
+        WorkloadArg::W2 => Workload::W2,
+    };
+    let report = if args.cpu {
+        bench_cpu(workload, args.samples)?
+    } else {
+        bench_gpu(
+            workload,
+            args.adapter.parse().unwrap_or_default(),
+            args.samples,
+        )?
+    };
+    if args.json {
+        let line = json!({
+            "workload": report.workload, "adapter": report.adapter, "samples_per_s": report.samples_per_s,
+            "gflops": report.gflops, "first_step_s": report.first_step_s, "samples": report.samples, "seconds": report.seconds,
+        });
+        println!("{line}");
+    } else {
+        println!(
+            "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s",
+            report.workload,
+            report.adapter,
+            report.samples_per_s,
+            report.gflops,
+            report.samples,
+            report.seconds,
+            report.first_step_s
+        );
     }
     Ok(())
 }

@@ -1,0 +1,185 @@
+//! The throughput benchmarks behind `wgpu-mlp bench`: two fixed workloads trained on random
+//! MNIST-shaped data, on the GPU (data resident, as in real training) or on the CPU reference.
+//!
+//! - W1: 784-128-10, sigmoid hidden and output, MSE, batch 64, plain SGD at 0.5;
+//! - W2: 784-1024-1024-10, ReLU hidden, softmax cross-entropy, batch 256, plain SGD at 0.05.
+//!
+//! The first step is timed from nothing (adapter, device, pipelines, uploads included); then a
+//! warm-up, then at least the requested number of samples with the GPU waited for at the end.
+
+use std::time::Instant;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::gpu::context::{AdapterChoice, Gpu};
+use crate::model::{Activation, Loss, Mlp};
+use crate::optim::OptimizerConfig;
+use crate::rng::Rng;
+use crate::train::{CpuTrainer, GpuTrainer, TrainConfig};
+
+/// A benchmark workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// 784-128-10 sigmoid, MSE, batch 64, SGD 0.5: the textbook network.
+    W1,
+    /// 784-1024-1024-10 ReLU/softmax, cross-entropy, batch 256, SGD 0.05.
+    W2,
+}
+
+impl Workload {
+    /// `W1` or `W2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::W1 => "W1",
+            Workload::W2 => "W2",
+        }
+    }
+
+    /// The network, seeded.
+    pub fn mlp(self) -> Mlp {
+        match self {
+            Workload::W1 => Mlp::new(
+                &[784, 128, 10],
+                Activation::Sigmoid,
+                Activation::Sigmoid,
+                Loss::Mse,
+                1,
+            ),
+            Workload::W2 => Mlp::new(
+                &[784, 1024, 1024, 10],
+                Activation::Relu,
+                Activation::Softmax,
+                Loss::CrossEntropy,
+                1,
+            ),
+        }
+    }
+
+    /// Samples per step and the optimizer.
+    pub fn config(self) -> TrainConfig {
+        let (batch_size, learning_rate) = match self {
+            Workload::W1 => (64, 0.5),
+            Workload::W2 => (256, 0.05),
+        };
+        TrainConfig {
+            optimizer: OptimizerConfig::sgd(learning_rate),
+            batch_size,
+            seed: 1,
+        }
+    }
+}
+
+/// Floating-point operations per training sample of `mlp`: a multiply-add is two, the forward
+/// pass and `dW` each cost one per weight, and `δ_prev` one per weight of every layer but the
+/// first (which has no previous δ).
+pub fn flops_per_sample(mlp: &Mlp) -> f64 {
+    mlp.layers
+        .iter()
+        .enumerate()
+        .map(|(l, layer)| 2.0 * layer.weight.len() as f64 * if l == 0 { 2.0 } else { 3.0 })
+        .sum()
+}
+
+/// What a benchmark measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchReport {
+    /// `W1` or `W2`.
+    pub workload: &'static str,
+    /// The adapter, or the CPU.
+    pub adapter: String,
+    /// Samples in the timed region.
+    pub samples: usize,
+    /// Length of the timed region.
+    pub seconds: f64,
+    /// Throughput.
+    pub samples_per_s: f64,
+    /// Arithmetic throughput, by [`flops_per_sample`].
+    pub gflops: f64,
+    /// From nothing to the end of the first step.
+    pub first_step_s: f64,
+}
+
+/// Random MNIST-shaped bytes: the arithmetic does not depend on the values.
+fn random_dataset(len: usize) -> Dataset {
+    let mut rng = Rng::new(7);
+    let images = (0..len * 784).map(|_| rng.below(256) as u8).collect();
+    let labels = (0..len).map(|_| rng.below(10) as u8).collect();
+    Dataset {
+        images,
+        labels,
+        rows: 28,
+        cols: 28,
+        classes: 10,
+    }
+}
+
+fn report(
+    workload: Workload,
+    adapter: String,
+    steps: usize,
+    seconds: f64,
+    first_step_s: f64,
+) -> BenchReport {
+    let samples = steps * workload.config().batch_size;
+    let samples_per_s = samples as f64 / seconds.max(1e-9);
+    BenchReport {
+        workload: workload.name(),
+        adapter,
+        samples,
+        seconds,
+        samples_per_s,
+        gflops: samples_per_s * flops_per_sample(&workload.mlp()) / 1e9,
+        first_step_s,
+    }
+}
+
+/// Steps that cover at least `samples` samples.
+fn steps_for(workload: Workload, samples: usize) -> Result<usize> {
+    if samples == 0 {
+        return Err(Error::invalid("samples", "0 (must be at least 1)"));
+    }
+    Ok(samples.div_ceil(workload.config().batch_size))
+}
+
+/// Trains `workload` on the GPU `choice` selects: the first step from nothing, a warm-up, then
+/// at least `samples` samples.
+pub fn bench_gpu(workload: Workload, choice: AdapterChoice, samples: usize) -> Result<BenchReport> {
+    let steps = steps_for(workload, samples)?;
+    let data = random_dataset(steps.min(64) * workload.config().batch_size);
+    let start = Instant::now();
+    let gpu = Gpu::new(choice)?;
+    let mut trainer = GpuTrainer::new(&gpu, &workload.mlp(), &data, None, workload.config())?;
+    trainer.run_steps(1)?;
+    let first_step_s = start.elapsed().as_secs_f64();
+    trainer.run_steps(steps.div_ceil(10).max(2))?;
+    let timed = Instant::now();
+    trainer.run_steps(steps)?;
+    Ok(report(
+        workload,
+        gpu.adapter_description(),
+        steps,
+        timed.elapsed().as_secs_f64(),
+        first_step_s,
+    ))
+}
+
+/// The same on the CPU reference.
+pub fn bench_cpu(workload: Workload, samples: usize) -> Result<BenchReport> {
+    let steps = steps_for(workload, samples)?;
+    let batch = workload.config().batch_size;
+    let start = Instant::now();
+    let first = random_dataset(batch);
+    CpuTrainer::new(&workload.mlp(), &first, None, workload.config())?.train_epoch(|_| {})?;
+    let first_step_s = start.elapsed().as_secs_f64();
+    let data = random_dataset(steps * batch);
+    let mut trainer = CpuTrainer::new(&workload.mlp(), &data, None, workload.config())?;
+    let timed = Instant::now();
+    trainer.train_epoch(|_| {})?;
+    Ok(report(
+        workload,
+        "cpu (ndarray reference)".into(),
+        steps,
+        timed.elapsed().as_secs_f64(),
+        first_step_s,
+    ))
+}
