@@ -18,6 +18,9 @@ const EPILOGUE_NONE: u32 = 0u;
 const EPILOGUE_BIAS_ACTIVATION: u32 = 1u;   // c = g(c + bias[col])
 const EPILOGUE_TIMES_DERIVATIVE: u32 = 2u;  // c = c * g'(aux[row, col])
 
+// The side of the block of C one workgroup computes.
+const TILE: u32 = MM_WG * MM_BLOCK;
+
 override TRANSPOSE_A: bool = false;
 override TRANSPOSE_B: bool = false;
 override EPILOGUE: u32 = EPILOGUE_NONE;
@@ -64,23 +67,29 @@ fn store_c(row: u32, col: u32, value: f32) {
     c[index] = result;
 }
 
-// ---- register-blocked, barrier-free ----------------------------------------------------------
+// ---- register-blocked, barrier-free ----
 //
-// Invocation (x, y) owns rows y*B … y*B+B-1 and columns x*B … x*B+B-1. Out-of-range rows and
-// columns are clamped for loading (so the inner loop has no branch) and skipped when storing.
+// A workgroup computes a TILE × TILE block of C (TILE = MM_WG · MM_BLOCK); invocation (x, y) owns
+// rows y + r·MM_WG and columns x + s·MM_WG of it, so that neighbouring invocations (the SIMD
+// lanes of a CPU adapter) touch neighbouring columns. Out-of-range rows and columns are clamped
+// for loading, so the inner loop has no branch, and skipped when storing. On a CPU adapter the
+// larger the block the better the per-invocation overhead is amortised (see KernelConfig).
 
 @compute @workgroup_size(MM_WG, MM_WG)
-fn matmul_register(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let row0 = gid.y * MM_BLOCK;
-    let col0 = gid.x * MM_BLOCK;
+fn matmul_register(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(local_invocation_id) local: vec3<u32>,
+) {
+    let row0 = group.y * TILE + local.y;
+    let col0 = group.x * TILE + local.x;
     if row0 >= params.m || col0 >= params.n {
         return;
     }
     var rows: array<u32, MM_BLOCK>;
     var cols: array<u32, MM_BLOCK>;
     for (var i = 0u; i < MM_BLOCK; i++) {
-        rows[i] = min(row0 + i, params.m - 1u);
-        cols[i] = min(col0 + i, params.n - 1u);
+        rows[i] = min(row0 + i * MM_WG, params.m - 1u);
+        cols[i] = min(col0 + i * MM_WG, params.n - 1u);
     }
     var acc: array<array<f32, MM_BLOCK>, MM_BLOCK>;
     var a_reg: array<f32, MM_BLOCK>;
@@ -100,8 +109,10 @@ fn matmul_register(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     for (var r = 0u; r < MM_BLOCK; r++) {
         for (var s = 0u; s < MM_BLOCK; s++) {
-            if row0 + r < params.m && col0 + s < params.n {
-                store_c(row0 + r, col0 + s, acc[r][s]);
+            let row = row0 + r * MM_WG;
+            let col = col0 + s * MM_WG;
+            if row < params.m && col < params.n {
+                store_c(row, col, acc[r][s]);
             }
         }
     }
@@ -113,7 +124,6 @@ fn matmul_register(@builtin(global_invocation_id) gid: vec3<u32>) {
 // MM_TILE_K. Invocation (tx, ty) owns rows ty + r·MM_WG and columns tx + s·MM_WG, so that
 // neighbouring invocations read neighbouring shared-memory words and write neighbouring columns.
 
-const TILE: u32 = MM_WG * MM_BLOCK;
 const THREADS: u32 = MM_WG * MM_WG;
 
 var<workgroup> tile_a: array<f32, MM_TILE_K * TILE>; // [kk][row]

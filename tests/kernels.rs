@@ -402,3 +402,36 @@ fn grids_past_the_per_dimension_limit_fold_into_two_dimensions() {
         1e-7,
     );
 }
+
+#[test]
+fn matmul_refuses_operands_smaller_than_the_shape() {
+    // The matmul module runs without wgpu's bounds checks, so the host must refuse this.
+    let gpu = gpu();
+    let small = gpu.storage_buffer("small", 10).unwrap();
+    let big = gpu.storage_buffer("big", 100).unwrap();
+    let shape = MatmulShape { m: 5, n: 5, k: 4 };
+    let error = Matmul::NN
+        .bind(&gpu, "too small", shape, &small, &big, &big, &big, &big)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("a holds 40 bytes but m=5, n=5, k=4 needs 80"),
+        "{error}"
+    );
+    let mut fits = Matmul::NN
+        .bind(&gpu, "fits", shape, &big, &big, &big, &big, &big)
+        .unwrap();
+    let error = Matmul::NN
+        .reshape(
+            &gpu,
+            &mut fits,
+            MatmulShape {
+                m: 11,
+                n: 10,
+                k: 10,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("needs"), "{error}");
+}

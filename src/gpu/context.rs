@@ -444,10 +444,24 @@ impl Gpu {
         let module = self.checked(
             &format!("compiling shaders/{}.wgsl", shader.stem()),
             |device| {
-                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                let descriptor = wgpu::ShaderModuleDescriptor {
                     label: Some(shader.stem()),
                     source: wgpu::ShaderSource::Wgsl(source.into()),
-                })
+                };
+                if shader.guards_its_indices() {
+                    // SAFETY: the kernel clamps every load into its operands and guards every
+                    // store (see matmul.wgsl), and the host sizes each buffer for the shape it
+                    // binds (`Matmul::bind` checks the shape), so the checks wgpu would insert
+                    // can never fire; without them the matmul runs 25–45% faster on lavapipe.
+                    unsafe {
+                        device.create_shader_module_trusted(
+                            descriptor,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
+                    }
+                } else {
+                    device.create_shader_module(descriptor)
+                }
             },
         )?;
         modules.insert(shader, module.clone());

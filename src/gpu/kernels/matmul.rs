@@ -189,6 +189,7 @@ impl Matmul {
         c: &wgpu::Buffer,
     ) -> Result<Dispatch> {
         let (params, groups) = self.layout(gpu, shape)?;
+        self.check_buffers(shape, [a, b, bias, aux, c].map(|buffer| buffer.size()))?;
         Dispatch::new(
             gpu,
             label,
@@ -202,7 +203,38 @@ impl Matmul {
     /// Points an existing dispatch of this variant at a new `shape` (same buffers).
     pub fn reshape(&self, gpu: &Gpu, dispatch: &mut Dispatch, shape: MatmulShape) -> Result<()> {
         let (params, groups) = self.layout(gpu, shape)?;
+        let sizes: [u64; 5] = dispatch
+            .buffer_sizes()
+            .try_into()
+            .map_err(|_| Error::invalid("matmul dispatch", "it was not bound by Matmul::bind"))?;
+        self.check_buffers(shape, sizes)?;
         dispatch.update(gpu, &params, groups);
+        Ok(())
+    }
+
+    /// The kernel runs without wgpu's bounds checks (see `Shader::guards_its_indices`), so every
+    /// operand must hold what `shape` reads or writes: refuse anything smaller.
+    fn check_buffers(&self, shape: MatmulShape, [a, b, bias, aux, c]: [u64; 5]) -> Result<()> {
+        let MatmulShape { m, n, k } = shape;
+        let bytes = |values: usize| values as u64 * 4;
+        let mut needs = vec![
+            ("a", a, bytes(m * k)),
+            ("b", b, bytes(k * n)),
+            ("c", c, bytes(m * n)),
+        ];
+        match self.epilogue {
+            Epilogue::None => {}
+            Epilogue::BiasActivation(_) => needs.push(("bias", bias, bytes(n))),
+            Epilogue::TimesDerivative(_) => needs.push(("aux", aux, bytes(m * n))),
+        }
+        for (what, size, needed) in needs {
+            if size < needed {
+                return Err(Error::invalid(
+                    "matmul operand",
+                    format!("{what} holds {size} bytes but m={m}, n={n}, k={k} needs {needed}"),
+                ));
+            }
+        }
         Ok(())
     }
 }
