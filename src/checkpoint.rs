@@ -48,6 +48,27 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
+/// A named f32 tensor: name, shape, little-endian bytes.
+type NamedTensor = (String, Vec<usize>, Vec<u8>);
+
+/// safetensors bytes of `tensors` with `metadata`; `what` names the content in errors.
+fn serialize(
+    tensors: &[NamedTensor],
+    metadata: HashMap<String, String>,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let views = tensors
+        .iter()
+        .map(|(name, shape, bytes)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map_err(|e| Error::Model(format!("serializing {what}: {e}")))?;
+            Ok((name.clone(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Model(format!("serializing {what}: {e}")))
+}
+
 /// The file's bytes: tensors and metadata.
 pub fn to_bytes(mlp: &Mlp, info: &CheckpointInfo) -> Result<Vec<u8>> {
     mlp.validate()?;
@@ -66,16 +87,6 @@ pub fn to_bytes(mlp: &Mlp, info: &CheckpointInfo) -> Result<Vec<u8>> {
             f32_bytes(&layer.bias.to_vec()),
         ));
     }
-    let views = buffers
-        .iter()
-        .map(|(name, shape, bytes)| {
-            Ok((
-                name.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), bytes)
-                    .map_err(|e| Error::Model(e.to_string()))?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let mut metadata = info.extra.clone();
     let sizes: Vec<String> = mlp.sizes().iter().map(usize::to_string).collect();
     let activations: Vec<&str> = mlp.layers.iter().map(|l| l.activation.name()).collect();
@@ -84,8 +95,7 @@ pub fn to_bytes(mlp: &Mlp, info: &CheckpointInfo) -> Result<Vec<u8>> {
     metadata.insert("activations".into(), activations.join(","));
     metadata.insert("loss".into(), mlp.loss.name().into());
     metadata.insert("epochs".into(), info.epochs.to_string());
-    safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::Model(format!("serializing the model: {e}")))
+    serialize(&buffers, metadata, "the model")
 }
 
 /// Writes `mlp` to `path` atomically: a temporary file beside it, fsync, rename.
@@ -172,16 +182,6 @@ pub fn save_optimizer(
             buffers.push((name, shape, f32_bytes(&values)));
         }
     }
-    let views = buffers
-        .iter()
-        .map(|(name, shape, bytes)| {
-            Ok((
-                name.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), bytes)
-                    .map_err(|e| Error::Model(e.to_string()))?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let metadata = HashMap::from([
         ("format".to_string(), format!("{FORMAT}-optimizer")),
         (
@@ -191,8 +191,7 @@ pub fn save_optimizer(
         ("steps".to_string(), state.steps.to_string()),
         ("epochs".to_string(), epochs.to_string()),
     ]);
-    let bytes = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::Model(format!("serializing the optimizer state: {e}")))?;
+    let bytes = serialize(&buffers, metadata, "the optimizer state")?;
     write_atomically(path, &bytes)
 }
 

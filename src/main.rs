@@ -753,36 +753,20 @@ fn gradcheck(args: GradcheckArgs) -> Result<()> {
         worst_gpu.0, worst_gpu.1
     );
 
-    let layers = reference::layers_f64(&mlp);
-    let (_, analytic) = reference::loss_and_gradients_f64(&layers, loss, x.view(), y.view());
     let step = 1e-6;
-    let (mut worst_fd, mut checked) = ((0.0f64, String::new()), 0usize);
-    for l in 0..layers.len() {
-        let (rows, cols) = layers[l].0.dim();
-        let count = rows * cols + rows;
-        let stride = (count / args.samples.max(1)).max(1);
-        for i in (0..count).step_by(stride) {
-            let nudged = |delta: f64| {
-                let mut copy = layers.clone();
-                if i < rows * cols {
-                    copy[l].0[[i / cols, i % cols]] += delta;
-                } else {
-                    copy[l].1[i - rows * cols] += delta;
-                }
-                reference::loss_f64(&copy, loss, x.view(), y.view())
-            };
-            let fd = (nudged(step) - nudged(-step)) / (2.0 * step);
-            let exact = if i < rows * cols {
-                analytic[l].0[[i / cols, i % cols]]
-            } else {
-                analytic[l].1[i - rows * cols]
-            };
-            if (fd - exact).abs() > worst_fd.0 {
-                worst_fd = ((fd - exact).abs(), format!("layer {l} parameter {i}"));
-            }
-            checked += 1;
-        }
-    }
+    let checks = reference::finite_difference_check(&mlp, x.view(), y.view(), step, args.samples)?;
+    let checked = checks.len();
+    let worst_fd = checks
+        .iter()
+        .map(|c| {
+            (
+                (c.finite_difference - c.analytic).abs(),
+                c.parameter.clone(),
+            )
+        })
+        .fold((0.0f64, String::new()), |worst, next| {
+            if next.0 > worst.0 { next } else { worst }
+        });
     println!(
         "worst |finite difference − analytic| (f64, {checked} parameters, step {step:e}): {:.3e} ({})",
         worst_fd.0, worst_fd.1

@@ -351,3 +351,65 @@ pub fn loss_and_gradients_f64(
         y.mapv(f64::from).view(),
     )
 }
+
+/// One parameter's gradient by central finite differences beside the analytic one, both f64.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradientCheck {
+    /// Which parameter, e.g. `layer 1 dweight[2, 3]`.
+    pub parameter: String,
+    /// `(L(p + h) − L(p − h)) / 2h`.
+    pub finite_difference: f64,
+    /// The backward pass's value.
+    pub analytic: f64,
+}
+
+/// Central finite differences with step `step` of the f64 loss for up to `per_layer` parameters
+/// of each layer (evenly spaced over its weights and then biases; all of them if `per_layer` is
+/// at least their number), beside the analytic f64 gradient.
+pub fn finite_difference_check(
+    mlp: &Mlp,
+    x: ArrayView2<'_, f32>,
+    y: ArrayView2<'_, f32>,
+    step: f64,
+    per_layer: usize,
+) -> Result<Vec<GradientCheck>> {
+    mlp.validate()?;
+    check_batch(mlp.inputs(), mlp.outputs(), x, Some(y))?;
+    let layers = layers_f64(mlp);
+    let (_, analytic) = loss_and_gradients_f64(&layers, mlp.loss, x, y);
+    let mut checks = Vec::new();
+    for l in 0..layers.len() {
+        let (rows, cols) = layers[l].0.dim();
+        let count = rows * cols + rows;
+        let stride = (count / per_layer.max(1)).max(1);
+        for i in (0..count).step_by(stride) {
+            let nudged = |delta: f64| {
+                let mut copy = layers.clone();
+                if i < rows * cols {
+                    copy[l].0[[i / cols, i % cols]] += delta;
+                } else {
+                    copy[l].1[i - rows * cols] += delta;
+                }
+                loss_f64(&copy, mlp.loss, x, y)
+            };
+            let (parameter, exact) = if i < rows * cols {
+                (
+                    format!("layer {l} dweight[{}, {}]", i / cols, i % cols),
+                    analytic[l].0[[i / cols, i % cols]],
+                )
+            } else {
+                (
+                    format!("layer {l} dbias[{}]", i - rows * cols),
+                    analytic[l].1[i - rows * cols],
+                )
+            };
+            let finite_difference = (nudged(step) - nudged(-step)) / (2.0 * step);
+            checks.push(GradientCheck {
+                parameter,
+                finite_difference,
+                analytic: exact,
+            });
+        }
+    }
+    Ok(checks)
+}

@@ -47,43 +47,18 @@ fn gradient_check(mlp: &Mlp, x: ArrayView2<f32>, y: ArrayView2<f32>, what: &str)
         closest_relu_kink(&layers, x) > 1e3 * FD_STEP,
         "{what}: a ReLU input is too close to 0 for finite differences"
     );
-    let (_, analytic) = reference::loss_and_gradients_f64(&layers, mlp.loss, x, y);
     let mut worst = 0.0f64;
-    let mut check = |fd: f64, exact: f64, name: String| {
+    for check in reference::finite_difference_check(mlp, x, y, FD_STEP, usize::MAX).unwrap() {
+        let (fd, exact) = (check.finite_difference, check.analytic);
         let error = (fd - exact).abs();
         assert!(
             error <= FD_ATOL + FD_RTOL * exact.abs(),
-            "{what}: {name}: finite difference {fd:e}, analytic {exact:e}"
+            "{what}: {}: finite difference {fd:e}, analytic {exact:e}",
+            check.parameter
         );
         worst = worst.max(error);
-    };
-    for l in 0..layers.len() {
-        let (rows, cols) = layers[l].0.dim();
-        for i in 0..rows * cols + rows {
-            let nudged = |delta: f64| {
-                let mut copy = layers.clone();
-                if i < rows * cols {
-                    copy[l].0[[i / cols, i % cols]] += delta;
-                } else {
-                    copy[l].1[i - rows * cols] += delta;
-                }
-                reference::loss_f64(&copy, mlp.loss, x, y)
-            };
-            let fd = (nudged(FD_STEP) - nudged(-FD_STEP)) / (2.0 * FD_STEP);
-            let (exact, name) = if i < rows * cols {
-                (
-                    analytic[l].0[[i / cols, i % cols]],
-                    format!("layer {l} dweight[{}, {}]", i / cols, i % cols),
-                )
-            } else {
-                (
-                    analytic[l].1[i - rows * cols],
-                    format!("layer {l} dbias[{}]", i - rows * cols),
-                )
-            };
-            check(fd, exact, name);
-        }
     }
+    let (_, analytic) = reference::loss_and_gradients_f64(&layers, mlp.loss, x, y);
 
     // The f32 path the GPU is compared with agrees with the f64 one.
     let (loss32, grads32) = mlp.loss_and_gradients(x, y).unwrap();

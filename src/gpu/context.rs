@@ -145,11 +145,6 @@ pub fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
     format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
 }
 
-fn buffer_label(_buffer: &wgpu::Buffer) -> &'static str {
-    // wgpu does not hand a buffer's label back; read-backs name themselves generically.
-    "buffer"
-}
-
 fn instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }
@@ -631,10 +626,9 @@ impl Gpu {
     /// Reads the first `len` f32 values of `buffer` through a temporary staging buffer. For tests,
     /// tools and one-off downloads; the training loop uses its own reusable staging buffer.
     pub fn read_f32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-        let label = format!("{}.readback", buffer_label(buffer));
-        let staging = self.staging_buffer(&label, (len * 4) as u64)?;
-        let mut values =
-            self.read_back(&label, self.encoder(&label), &staging, &[(buffer, len)])?;
+        let label = "read_f32.staging";
+        let staging = self.staging_buffer(label, (len * 4) as u64)?;
+        let mut values = self.read_back(label, self.encoder(label), &staging, &[(buffer, len)])?;
         Ok(values.pop().unwrap_or_default())
     }
 

@@ -180,11 +180,16 @@ impl Dispatch {
         buffers: &[&wgpu::Buffer],
         workgroups: [u32; 3],
     ) -> Result<Dispatch> {
-        debug_assert_eq!(
-            buffers.len(),
-            spec.storage.len(),
-            "{label}: one buffer per storage binding"
-        );
+        if buffers.len() != spec.storage.len() {
+            return Err(crate::error::Error::invalid(
+                label,
+                format!(
+                    "{} buffers bound to a kernel with {} storage bindings",
+                    buffers.len(),
+                    spec.storage.len()
+                ),
+            ));
+        }
         let pipeline = gpu.pipeline(spec)?;
         let (bind_group_layout, _) = gpu.layouts(spec.storage)?;
         let params_buffer = gpu.uniform_buffer(&format!("{label}.params"), params)?;
