@@ -6,10 +6,16 @@
 //! For layers `l = 0 … L−1` with `a₋₁ = x: (batch, in)`:
 //! ```text
 //! z_l = a_{l−1} · W_lᵀ + b_l          a_l = g_l(z_l)
-//! δ_{L−1} = ∂L/∂z_{L−1}               (fused forms: see `output_loss_and_delta`)
+//! δ_{L−1} = ∂L/∂z_{L−1}               (fused per loss: see `output_delta_in_place`)
 //! dW_l = δ_lᵀ · a_{l−1}               db_l = Σ_rows δ_l
 //! δ_{l−1} = (δ_l · W_l) ⊙ g′_{l−1}(a_{l−1})
+//! W_l ← W_l − lr·dW_l                 b_l ← b_l − lr·db_l
 //! ```
+//! Losses are means (PyTorch's `reduction='mean'`); cross-entropy and binary cross-entropy are
+//! computed from the output logits so that they stay finite for any logits.
+//!
+//! Every public entry validates the model and the batch and returns an error, never panics. The
+//! f32 path works on views of the model's weights and allocates only the per-layer results.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, LinalgScalar, ScalarOperand, Zip};
 use num_traits::Float;
@@ -20,46 +26,227 @@ use crate::model::{Activation, DenseGradients, Gradients, Loss, Mlp, check_batch
 use crate::optim::OptimizerConfig;
 
 /// The float types the reference runs in (f32 and f64).
-pub trait Real:
-    Float + LinalgScalar + ScalarOperand + AddAssign + std::fmt::Debug + Send + Sync
-{
-}
-impl<T: Float + LinalgScalar + ScalarOperand + AddAssign + std::fmt::Debug + Send + Sync> Real
-    for T
-{
-}
+trait Real: Float + LinalgScalar + ScalarOperand + AddAssign + std::fmt::Debug {}
+impl<T: Float + LinalgScalar + ScalarOperand + AddAssign + std::fmt::Debug> Real for T {}
 
-/// One layer as the reference reads it.
-#[derive(Clone, Copy, Debug)]
-pub struct LayerView<'a, F> {
-    /// `(out, in)`.
-    pub weight: ArrayView2<'a, F>,
-    /// `(out)`.
-    pub bias: ArrayView1<'a, F>,
-    /// `g`.
-    pub activation: Activation,
-}
-
-/// One layer's gradients `(dW, db)`.
+/// One layer's gradients `(dW: (out, in), db: (out))`.
 pub type LayerGradients<F> = (Array2<F>, Array1<F>);
 
-/// One layer's parameters in f64, for the gradient check.
-pub type Layer64 = (Array2<f64>, Array1<f64>, Activation);
-
-/// Views of `mlp`'s f32 layers (no copy).
-pub fn layer_views(mlp: &Mlp) -> Vec<LayerView<'_, f32>> {
-    mlp.layers
-        .iter()
-        .map(|l| LayerView {
-            weight: l.weight.view(),
-            bias: l.bias.view(),
-            activation: l.activation,
-        })
-        .collect()
+/// Every intermediate of one forward and backward pass, layer by layer (input side first). It is
+/// recorded by the same code that [`Mlp::loss_and_gradients`] runs, so it explains exactly what
+/// the trainer computes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trace<F> {
+    /// `z_l = a_{l−1} · W_lᵀ + b_l`, `(batch, out_l)`.
+    pub preactivations: Vec<Array2<F>>,
+    /// `a_l = g_l(z_l)`, `(batch, out_l)`.
+    pub activations: Vec<Array2<F>>,
+    /// The mean loss.
+    pub loss: F,
+    /// `δ_l = ∂L/∂z_l`, `(batch, out_l)`.
+    pub deltas: Vec<Array2<F>>,
+    /// `(dW_l, db_l)`.
+    pub gradients: Vec<LayerGradients<F>>,
 }
 
-/// `mlp`'s layers converted to f64.
-pub fn layers_f64(mlp: &Mlp) -> Vec<Layer64> {
+/// One parameter's gradient by central finite differences beside the analytic one, both f64.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradientCheck {
+    /// Which parameter, e.g. `layer 1 dweight[2, 3]`.
+    pub parameter: String,
+    /// `(L(p + h) − L(p − h)) / 2h`.
+    pub finite_difference: f64,
+    /// The backward pass's value.
+    pub analytic: f64,
+    /// Some ReLU input changes sign between `p − h` and `p + h`: the loss has a kink there and the
+    /// finite difference does not estimate the derivative.
+    pub crosses_relu_kink: bool,
+}
+
+// ---- the math, one equation per function ----------------------------------------------------
+
+/// One layer as the reference reads it: views, so that the f32 path never copies weights.
+#[derive(Clone, Copy)]
+struct LayerView<'a, F> {
+    /// `(out, in)`.
+    weight: ArrayView2<'a, F>,
+    /// `(out)`.
+    bias: ArrayView1<'a, F>,
+    activation: Activation,
+}
+
+/// `n` as a float (exact for every batch or layer size that fits in memory).
+fn count<F: Real>(n: usize) -> F {
+    F::from(n).unwrap_or_else(F::nan)
+}
+
+/// `z = input · Wᵀ + b`. input: `(batch, in)` → z: `(batch, out)`.
+fn affine<F: Real>(input: ArrayView2<'_, F>, layer: &LayerView<'_, F>) -> Array2<F> {
+    let mut z = input.dot(&layer.weight.t());
+    z += &layer.bias;
+    z
+}
+
+/// `log Σ_j e^{v_j}`, shifted by the maximum so that no exponential overflows.
+fn log_sum_exp<F: Real>(row: ArrayView1<'_, F>) -> F {
+    let max = row.fold(F::neg_infinity(), |m, &v| m.max(v));
+    max + row.fold(F::zero(), |s, &v| s + (v - max).exp()).ln()
+}
+
+/// `a = g(z)` in place, z: `(batch, out)`. Softmax is row-wise, `a_j = e^{z_j − lse(z)}`, as the
+/// GPU computes it.
+fn activate_in_place<F: Real>(z: &mut Array2<F>, activation: Activation) {
+    if activation == Activation::Softmax {
+        for mut row in z.rows_mut() {
+            let lse = log_sum_exp(row.view());
+            row.mapv_inplace(|v| (v - lse).exp());
+        }
+    } else {
+        z.mapv_inplace(|v| activation.apply(v));
+    }
+}
+
+/// The output layer: replaces its logits `z: (batch, out)` by its activations `a = g(z)` and
+/// returns the mean loss against `y: (batch, out)`:
+/// - `CrossEntropy` (softmax output): `mean_rows(lse(z)·Σ_j y_j − Σ_j y_j z_j)`;
+/// - `BinaryCrossEntropy` (sigmoid output): `mean(max(z, 0) − z·y + ln(1 + e^{−|z|}))`;
+/// - `Mse`: `mean((a − y)²)`.
+fn activate_output_with_loss<F: Real>(
+    activation: Activation,
+    loss: Loss,
+    z: &mut Array2<F>,
+    y: ArrayView2<'_, F>,
+) -> F {
+    match loss {
+        Loss::CrossEntropy => {
+            // The softmax and the loss share each row's log-sum-exp.
+            let mut total = F::zero();
+            for (mut row, y_row) in z.rows_mut().into_iter().zip(y.rows()) {
+                let lse = log_sum_exp(row.view());
+                total = total + lse * y_row.sum() - row.dot(&y_row);
+                row.mapv_inplace(|v| (v - lse).exp());
+            }
+            total / count(z.nrows())
+        }
+        Loss::BinaryCrossEntropy => {
+            let total = Zip::from(&*z).and(y).fold(F::zero(), |sum, &z, &y| {
+                sum + z.max(F::zero()) - z * y + (-z.abs()).exp().ln_1p()
+            });
+            activate_in_place(z, activation);
+            total / count(z.len())
+        }
+        Loss::Mse => {
+            activate_in_place(z, activation);
+            let total = Zip::from(&*z)
+                .and(y)
+                .fold(F::zero(), |sum, &a, &y| sum + (a - y) * (a - y));
+            total / count(z.len())
+        }
+    }
+}
+
+/// Turns the output activations `a: (batch, out)` into `δ = ∂L/∂z` in place, for targets
+/// `y: (batch, out)`, `B` rows and `N` elements:
+/// - `CrossEntropy` (softmax): `δ = (a·Σ_j y_j − y)/B`;
+/// - `BinaryCrossEntropy` (sigmoid): `δ = (a − y)/N`;
+/// - `Mse`: with `g = ∂L/∂a = 2(a − y)/N`, `δ = g ⊙ g′(a)`, or for a softmax output the
+///   Jacobian-vector product `δ = a ⊙ (g − Σ_j g_j a_j)` row-wise.
+fn output_delta_in_place<F: Real>(
+    activation: Activation,
+    loss: Loss,
+    a: &mut Array2<F>,
+    y: ArrayView2<'_, F>,
+) {
+    let rows: F = count(a.nrows());
+    let elements: F = count(a.len());
+    let two = F::one() + F::one();
+    match loss {
+        Loss::CrossEntropy => {
+            for (mut row, y_row) in a.rows_mut().into_iter().zip(y.rows()) {
+                let y_sum = y_row.sum();
+                Zip::from(&mut row)
+                    .and(&y_row)
+                    .for_each(|d, &y| *d = (*d * y_sum - y) / rows);
+            }
+        }
+        Loss::BinaryCrossEntropy => Zip::from(a)
+            .and(y)
+            .for_each(|d, &y| *d = (*d - y) / elements),
+        Loss::Mse if activation == Activation::Softmax => {
+            for (mut row, y_row) in a.rows_mut().into_iter().zip(y.rows()) {
+                let g_dot_a = Zip::from(&row)
+                    .and(&y_row)
+                    .fold(F::zero(), |sum, &a, &y| sum + two * (a - y) / elements * a);
+                Zip::from(&mut row).and(&y_row).for_each(|d, &y| {
+                    let a = *d;
+                    *d = a * (two * (a - y) / elements - g_dot_a);
+                });
+            }
+        }
+        Loss::Mse => Zip::from(a).and(y).for_each(|d, &y| {
+            let a = *d;
+            *d = two * (a - y) / elements * activation.derivative_from_output(a);
+        }),
+    }
+}
+
+/// `(dW, db) = (δᵀ · input, Σ_rows δ)`. δ: `(batch, out)`, input: `(batch, in)`.
+fn layer_gradients<F: Real>(
+    delta: ArrayView2<'_, F>,
+    input: ArrayView2<'_, F>,
+) -> LayerGradients<F> {
+    (delta.t().dot(&input), delta.sum_axis(Axis(0)))
+}
+
+/// `δ_prev = (δ · W) ⊙ g′(a_prev)`, written over `a_prev`'s buffer (it is not needed after this).
+/// δ: `(batch, out)`, W: `(out, in)`, a_prev: `(batch, in)`.
+fn backpropagate<F: Real>(
+    delta: ArrayView2<'_, F>,
+    weight: ArrayView2<'_, F>,
+    mut a_prev: Array2<F>,
+    activation_prev: Activation,
+) -> Array2<F> {
+    let propagated = delta.dot(&weight);
+    Zip::from(&mut a_prev)
+        .and(&propagated)
+        .for_each(|d, &p| *d = p * activation_prev.derivative_from_output(*d));
+    a_prev
+}
+
+// ---- the passes -------------------------------------------------------------------------------
+
+/// A model the passes can run: at least one layer, shapes that chain, the loss's output
+/// activation (checked by [`Mlp::validate`] before one is built).
+struct Network<'a, F> {
+    layers: Vec<LayerView<'a, F>>,
+    loss: Loss,
+}
+
+impl<'a> Network<'a, f32> {
+    /// Views of a validated `mlp`'s layers (no copy).
+    fn of(mlp: &'a Mlp) -> Result<Self> {
+        mlp.validate()?;
+        let layers = mlp
+            .layers
+            .iter()
+            .map(|l| LayerView {
+                weight: l.weight.view(),
+                bias: l.bias.view(),
+                activation: l.activation,
+            })
+            .collect();
+        Ok(Network {
+            layers,
+            loss: mlp.loss,
+        })
+    }
+}
+
+/// One layer's parameters widened to f64: `(weight, bias, activation)`.
+type Layer64 = (Array2<f64>, Array1<f64>, Activation);
+
+/// `mlp`'s parameters in f64 (the caller has validated it).
+fn widen(mlp: &Mlp) -> Vec<Layer64> {
     mlp.layers
         .iter()
         .map(|l| {
@@ -72,198 +259,142 @@ pub fn layers_f64(mlp: &Mlp) -> Vec<Layer64> {
         .collect()
 }
 
-/// Views of f64 layers.
-pub fn views_f64(layers: &[Layer64]) -> Vec<LayerView<'_, f64>> {
-    layers
-        .iter()
-        .map(|(w, b, a)| LayerView {
-            weight: w.view(),
-            bias: b.view(),
-            activation: *a,
-        })
-        .collect()
-}
-
-/// Applies `activation` to `z` in place (softmax row-wise, stabilised by the row maximum).
-pub fn activate_in_place<F: Real>(z: &mut Array2<F>, activation: Activation) {
-    if activation == Activation::Softmax {
-        for mut row in z.rows_mut() {
-            let max = row.fold(F::neg_infinity(), |m, &v| m.max(v));
-            row.mapv_inplace(|v| (v - max).exp());
-            let total = row.sum();
-            row.mapv_inplace(|v| v / total);
-        }
-    } else {
-        z.mapv_inplace(|v| activation.apply(v));
+impl<'a> Network<'a, f64> {
+    /// Views of f64 parameters made by [`widen`] from a validated model.
+    fn of_f64(layers: &'a [Layer64], loss: Loss) -> Self {
+        let layers = layers
+            .iter()
+            .map(|(weight, bias, activation)| LayerView {
+                weight: weight.view(),
+                bias: bias.view(),
+                activation: *activation,
+            })
+            .collect();
+        Network { layers, loss }
     }
 }
 
-/// The forward pass: the activations of every layer, and the output layer's logits `z`.
-pub fn forward_trace<F: Real>(
-    layers: &[LayerView<'_, F>],
-    x: ArrayView2<'_, F>,
-) -> (Vec<Array2<F>>, Array2<F>) {
-    let mut activations: Vec<Array2<F>> = Vec::with_capacity(layers.len());
-    let mut logits = Array2::zeros((0, 0));
-    for (l, layer) in layers.iter().enumerate() {
-        let input = if l == 0 { x } else { activations[l - 1].view() };
-        let mut z = input.dot(&layer.weight.t());
-        z += &layer.bias;
-        if l + 1 == layers.len() {
-            logits = z.clone();
-        }
-        activate_in_place(&mut z, layer.activation);
-        activations.push(z);
+impl<'a, F: Real> Network<'a, F> {
+    /// The output layer (a network has at least one layer).
+    fn output(&self) -> &LayerView<'a, F> {
+        &self.layers[self.layers.len() - 1]
     }
-    (activations, logits)
-}
 
-/// The mean loss and `δ = ∂L/∂z` of the output layer, from its logits `z`, activations `a` and
-/// targets `y`, all `(batch, out)`:
-/// - `CrossEntropy` (softmax): `L = mean_rows(lse(z)·Σy − Σ y·z)`, `δ = (a·Σy − y)/batch`;
-/// - `BinaryCrossEntropy` (sigmoid): `L = mean(max(z,0) − z·y + ln(1+e^−|z|))`,
-///   `δ = (a − y)/(batch·out)`;
-/// - `Mse`: `L = mean((a − y)²)`, `g = 2(a − y)/(batch·out)`, `δ = g ⊙ g′(a)`, or for a softmax
-///   output `δ = a ⊙ (g − Σ_row g·a)`.
-pub fn output_loss_and_delta<F: Real>(
-    activation: Activation,
-    loss: Loss,
-    z: ArrayView2<'_, F>,
-    a: ArrayView2<'_, F>,
-    y: ArrayView2<'_, F>,
-) -> (F, Array2<F>) {
-    let rows = F::from(z.nrows()).unwrap_or_else(F::one);
-    let elements = F::from(z.len()).unwrap_or_else(F::one);
-    let two = F::one() + F::one();
-    match loss {
-        Loss::CrossEntropy => {
-            let mut total = F::zero();
-            let mut delta = Array2::zeros(z.raw_dim());
-            for (((z_row, a_row), y_row), mut d_row) in z
-                .rows()
-                .into_iter()
-                .zip(a.rows())
-                .zip(y.rows())
-                .zip(delta.rows_mut())
+    /// The output layer's logits `z: (batch, out)` for `x: (batch, in)`, keeping one hidden
+    /// activation alive at a time. Appends `z > 0` for every ReLU input to `relu_signs` if given.
+    fn logits(&self, x: ArrayView2<'_, F>, mut relu_signs: Option<&mut Vec<bool>>) -> Array2<F> {
+        let mut record = |z: &Array2<F>, activation: Activation| {
+            if let Some(signs) = relu_signs.as_mut()
+                && activation == Activation::Relu
             {
-                let max = z_row.fold(F::neg_infinity(), |m, &v| m.max(v));
-                let lse = max + z_row.fold(F::zero(), |s, &v| s + (v - max).exp()).ln();
-                let y_sum = y_row.sum();
-                total = total + lse * y_sum - y_row.dot(&z_row);
-                Zip::from(&mut d_row)
-                    .and(&a_row)
-                    .and(&y_row)
-                    .for_each(|d, &a, &y| *d = (a * y_sum - y) / rows);
+                signs.extend(z.iter().map(|&v| v > F::zero()));
             }
-            (total / rows, delta)
+        };
+        let last = self.layers.len() - 1;
+        let mut hidden: Option<Array2<F>> = None;
+        for layer in &self.layers[..last] {
+            let mut z = affine(hidden.as_ref().map_or(x, |a| a.view()), layer);
+            record(&z, layer.activation);
+            activate_in_place(&mut z, layer.activation);
+            hidden = Some(z);
         }
-        Loss::BinaryCrossEntropy => {
-            let total = Zip::from(&z).and(&y).fold(F::zero(), |s, &z, &y| {
-                s + z.max(F::zero()) - z * y + (-z.abs()).exp().ln_1p()
-            });
-            let delta = Zip::from(&a)
-                .and(&y)
-                .map_collect(|&a, &y| (a - y) / elements);
-            (total / elements, delta)
-        }
-        Loss::Mse => {
-            let total = Zip::from(&a)
-                .and(&y)
-                .fold(F::zero(), |s, &a, &y| s + (a - y) * (a - y));
-            let mut delta = Zip::from(&a)
-                .and(&y)
-                .map_collect(|&a, &y| two * (a - y) / elements);
-            if activation == Activation::Softmax {
-                for (mut d_row, a_row) in delta.rows_mut().into_iter().zip(a.rows()) {
-                    let ga = d_row.dot(&a_row);
-                    Zip::from(&mut d_row)
-                        .and(&a_row)
-                        .for_each(|d, &a| *d = a * (*d - ga));
-                }
-            } else {
-                Zip::from(&mut delta)
-                    .and(&a)
-                    .for_each(|d, &a| *d = *d * activation.derivative_from_output(a));
+        let z = affine(hidden.as_ref().map_or(x, |a| a.view()), self.output());
+        record(&z, self.output().activation);
+        z
+    }
+
+    /// The output activations `(batch, out)`.
+    fn forward(&self, x: ArrayView2<'_, F>) -> Array2<F> {
+        let mut a = self.logits(x, None);
+        activate_in_place(&mut a, self.output().activation);
+        a
+    }
+
+    /// The mean loss. Appends `z > 0` for every ReLU input to `relu_signs` if given.
+    fn loss(
+        &self,
+        x: ArrayView2<'_, F>,
+        y: ArrayView2<'_, F>,
+        relu_signs: Option<&mut Vec<bool>>,
+    ) -> F {
+        let mut z = self.logits(x, relu_signs);
+        activate_output_with_loss(self.output().activation, self.loss, &mut z, y)
+    }
+
+    /// The mean loss and every layer's `(dW, db)`; records every intermediate in `trace` if given.
+    fn loss_and_gradients(
+        &self,
+        x: ArrayView2<'_, F>,
+        y: ArrayView2<'_, F>,
+        mut trace: Option<&mut Trace<F>>,
+    ) -> (F, Vec<LayerGradients<F>>) {
+        let last = self.layers.len() - 1;
+        // Forward, keeping a_0 … a_{L−2}: the backward pass needs them.
+        let mut hidden: Vec<Array2<F>> = Vec::with_capacity(last);
+        for (l, layer) in self.layers[..last].iter().enumerate() {
+            let input = if l == 0 { x } else { hidden[l - 1].view() };
+            let mut z = affine(input, layer);
+            if let Some(trace) = trace.as_mut() {
+                trace.preactivations.push(z.clone());
             }
-            (total / elements, delta)
+            activate_in_place(&mut z, layer.activation);
+            if let Some(trace) = trace.as_mut() {
+                trace.activations.push(z.clone());
+            }
+            hidden.push(z);
         }
+        let output = self.output();
+        let mut delta = affine(hidden.last().map_or(x, |a| a.view()), output);
+        if let Some(trace) = trace.as_mut() {
+            trace.preactivations.push(delta.clone());
+        }
+        let value = activate_output_with_loss(output.activation, self.loss, &mut delta, y);
+        if let Some(trace) = trace.as_mut() {
+            trace.activations.push(delta.clone());
+            trace.loss = value;
+        }
+        output_delta_in_place(output.activation, self.loss, &mut delta, y);
+
+        // Backward, from the output layer; W_l is read before any update.
+        let mut gradients = Vec::with_capacity(self.layers.len());
+        for l in (0..=last).rev() {
+            if let Some(trace) = trace.as_mut() {
+                trace.deltas.push(delta.clone());
+            }
+            let input = if l == 0 { x } else { hidden[l - 1].view() };
+            gradients.push(layer_gradients(delta.view(), input));
+            // `hidden` holds a_0 … a_{l−1}: a_{l−1} is needed for the last time here.
+            if let Some(a_prev) = hidden.pop() {
+                let (weight, activation_prev) =
+                    (self.layers[l].weight, self.layers[l - 1].activation);
+                delta = backpropagate(delta.view(), weight, a_prev, activation_prev);
+            }
+        }
+        gradients.reverse();
+        if let Some(trace) = trace {
+            trace.deltas.reverse();
+            trace.gradients = gradients.clone();
+        }
+        (value, gradients)
     }
 }
 
-/// The loss and the gradients `(dW, db)` of every layer, for `x: (batch, in)`, `y: (batch, out)`.
-/// The caller has checked the shapes.
-pub fn loss_and_gradients<F: Real>(
-    layers: &[LayerView<'_, F>],
-    loss: Loss,
-    x: ArrayView2<'_, F>,
-    y: ArrayView2<'_, F>,
-) -> (F, Vec<LayerGradients<F>>) {
-    let (activations, logits) = forward_trace(layers, x);
-    let last = layers.len() - 1;
-    let (value, mut delta) = output_loss_and_delta(
-        layers[last].activation,
-        loss,
-        logits.view(),
-        activations[last].view(),
-        y,
-    );
-    let mut grads = Vec::with_capacity(layers.len());
-    for l in (0..layers.len()).rev() {
-        let input = if l == 0 { x } else { activations[l - 1].view() };
-        let dweight = delta.t().dot(&input);
-        let dbias = delta.sum_axis(Axis(0));
-        if l > 0 {
-            // δ_{l−1} = (δ_l · W_l) ⊙ g′(a_{l−1}), with W_l before any update.
-            let mut previous = delta.dot(&layers[l].weight);
-            let activation = layers[l - 1].activation;
-            Zip::from(&mut previous)
-                .and(&activations[l - 1])
-                .for_each(|d, &a| *d = *d * activation.derivative_from_output(a));
-            delta = previous;
-        }
-        grads.push((dweight, dbias));
-    }
-    grads.reverse();
-    (value, grads)
-}
-
-/// The mean loss only.
-pub fn loss<F: Real>(
-    layers: &[LayerView<'_, F>],
-    loss: Loss,
-    x: ArrayView2<'_, F>,
-    y: ArrayView2<'_, F>,
-) -> F {
-    let (activations, logits) = forward_trace(layers, x);
-    let last = layers.len() - 1;
-    output_loss_and_delta(
-        layers[last].activation,
-        loss,
-        logits.view(),
-        activations[last].view(),
-        y,
-    )
-    .0
-}
+// ---- the public entries -----------------------------------------------------------------------
 
 impl Mlp {
-    /// Validates the model and a batch `x: (batch, in)` with targets `y: (batch, out)`.
-    fn check_inputs(&self, x: ArrayView2<'_, f32>, y: Option<ArrayView2<'_, f32>>) -> Result<()> {
-        self.validate()?;
-        check_batch(self.inputs(), self.outputs(), x, y)
-    }
-
-    /// The output activations `(batch, out)` for `x: (batch, in)`.
+    /// The output activations `(batch, out)` for `x: (batch, in)` (probabilities for a softmax
+    /// output).
     pub fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-        self.check_inputs(x, None)?;
-        let (mut activations, _) = forward_trace(&layer_views(self), x);
-        Ok(activations.pop().unwrap_or_default())
+        let network = Network::of(self)?;
+        check_batch(self.inputs(), self.outputs(), x, None)?;
+        Ok(network.forward(x))
     }
 
-    /// The mean loss on `x: (batch, in)`, `y: (batch, out)`.
+    /// The mean loss on `x: (batch, in)` with targets `y: (batch, out)`.
     pub fn loss(&self, x: ArrayView2<'_, f32>, y: ArrayView2<'_, f32>) -> Result<f32> {
-        self.check_inputs(x, Some(y))?;
-        Ok(loss(&layer_views(self), self.loss, x, y))
+        let network = Network::of(self)?;
+        check_batch(self.inputs(), self.outputs(), x, Some(y))?;
+        Ok(network.loss(x, y, None))
     }
 
     /// The mean loss and the gradient of every layer on `x: (batch, in)`, `y: (batch, out)`.
@@ -272,18 +403,37 @@ impl Mlp {
         x: ArrayView2<'_, f32>,
         y: ArrayView2<'_, f32>,
     ) -> Result<(f32, Gradients)> {
-        self.check_inputs(x, Some(y))?;
-        let (value, grads) = loss_and_gradients(&layer_views(self), self.loss, x, y);
-        let layers = grads
+        let network = Network::of(self)?;
+        check_batch(self.inputs(), self.outputs(), x, Some(y))?;
+        let (value, gradients) = network.loss_and_gradients(x, y, None);
+        let layers = gradients
             .into_iter()
             .map(|(dweight, dbias)| DenseGradients { dweight, dbias })
             .collect();
         Ok((value, Gradients { layers }))
     }
 
-    /// Plain SGD: `W ← W − lr·dW`, `b ← b − lr·db`.
+    /// [`Mlp::loss_and_gradients`] with every intermediate (`z`, `a`, `δ` of each layer) kept,
+    /// for explanations and tests.
+    pub fn trace(&self, x: ArrayView2<'_, f32>, y: ArrayView2<'_, f32>) -> Result<Trace<f32>> {
+        let network = Network::of(self)?;
+        check_batch(self.inputs(), self.outputs(), x, Some(y))?;
+        let mut trace = Trace {
+            preactivations: Vec::with_capacity(self.layers.len()),
+            activations: Vec::with_capacity(self.layers.len()),
+            loss: 0.0,
+            deltas: Vec::with_capacity(self.layers.len()),
+            gradients: Vec::new(),
+        };
+        network.loss_and_gradients(x, y, Some(&mut trace));
+        Ok(trace)
+    }
+
+    /// Plain SGD: `W ← W − lr·dW`, `b ← b − lr·db`. Errors if the learning rate is not a finite
+    /// number > 0 or the gradients do not have the model's shapes.
     pub fn apply_sgd(&mut self, grads: &Gradients, learning_rate: f32) -> Result<()> {
         OptimizerConfig::sgd(learning_rate).validate()?;
+        self.validate()?;
         if grads.layers.len() != self.layers.len() {
             return Err(Error::invalid(
                 "gradients",
@@ -294,21 +444,27 @@ impl Mlp {
                 ),
             ));
         }
-        for (i, (layer, grad)) in self.layers.iter_mut().zip(&grads.layers).enumerate() {
-            if grad.dweight.dim() != layer.weight.dim() || grad.dbias.len() != layer.bias.len() {
+        for (i, (layer, grad)) in self.layers.iter().zip(&grads.layers).enumerate() {
+            if grad.dweight.dim() != layer.weight.dim() {
                 return Err(Error::shape(
                     format!("layer {i} dweight"),
                     grad.dweight.shape(),
-                    format!("{:?}", layer.weight.shape()),
+                    format!("{:?} (the layer's weight)", layer.weight.shape()),
                 ));
             }
-            layer.weight.scaled_add(-learning_rate, &grad.dweight);
-            layer.bias.scaled_add(-learning_rate, &grad.dbias);
+            if grad.dbias.len() != layer.bias.len() {
+                return Err(Error::shape(
+                    format!("layer {i} dbias"),
+                    grad.dbias.shape(),
+                    format!("{:?} (the layer's bias)", layer.bias.shape()),
+                ));
+            }
         }
+        self.sgd_update(grads, learning_rate);
         Ok(())
     }
 
-    /// One plain SGD step; returns the loss before the step.
+    /// One plain SGD step on `x: (batch, in)`, `y: (batch, out)`; returns the loss before the step.
     pub fn train_step(
         &mut self,
         x: ArrayView2<'_, f32>,
@@ -317,55 +473,46 @@ impl Mlp {
     ) -> Result<f32> {
         OptimizerConfig::sgd(learning_rate).validate()?;
         let (value, grads) = self.loss_and_gradients(x, y)?;
-        self.apply_sgd(&grads, learning_rate)?;
+        // The gradients have the model's shapes by construction.
+        self.sgd_update(&grads, learning_rate);
         Ok(value)
+    }
+
+    /// `W ← W − lr·dW`, `b ← b − lr·db` for gradients of matching shapes.
+    fn sgd_update(&mut self, grads: &Gradients, learning_rate: f32) {
+        for (layer, grad) in self.layers.iter_mut().zip(&grads.layers) {
+            layer.weight.scaled_add(-learning_rate, &grad.dweight);
+            layer.bias.scaled_add(-learning_rate, &grad.dbias);
+        }
     }
 }
 
-/// The f64 loss of `mlp` (with its f32 parameters widened), for finite differences.
-pub fn loss_f64(
-    layers: &[Layer64],
-    loss_kind: Loss,
-    x: ArrayView2<'_, f32>,
-    y: ArrayView2<'_, f32>,
-) -> f64 {
-    loss(
-        &views_f64(layers),
-        loss_kind,
-        x.mapv(f64::from).view(),
-        y.mapv(f64::from).view(),
-    )
+/// The mean loss of `mlp` on `x: (batch, in)`, `y: (batch, out)` with all arithmetic in f64 (the
+/// parameters and data widened from f32).
+pub fn loss_f64(mlp: &Mlp, x: ArrayView2<'_, f32>, y: ArrayView2<'_, f32>) -> Result<f64> {
+    mlp.validate()?;
+    check_batch(mlp.inputs(), mlp.outputs(), x, Some(y))?;
+    let layers = widen(mlp);
+    let network = Network::of_f64(&layers, mlp.loss);
+    Ok(network.loss(x.mapv(f64::from).view(), y.mapv(f64::from).view(), None))
 }
 
-/// The f64 loss and gradients, for the gradient check.
+/// [`Mlp::loss_and_gradients`] with all arithmetic in f64: the loss and every layer's `(dW, db)`.
 pub fn loss_and_gradients_f64(
-    layers: &[Layer64],
-    loss_kind: Loss,
+    mlp: &Mlp,
     x: ArrayView2<'_, f32>,
     y: ArrayView2<'_, f32>,
-) -> (f64, Vec<LayerGradients<f64>>) {
-    loss_and_gradients(
-        &views_f64(layers),
-        loss_kind,
-        x.mapv(f64::from).view(),
-        y.mapv(f64::from).view(),
-    )
+) -> Result<(f64, Vec<LayerGradients<f64>>)> {
+    mlp.validate()?;
+    check_batch(mlp.inputs(), mlp.outputs(), x, Some(y))?;
+    let layers = widen(mlp);
+    let network = Network::of_f64(&layers, mlp.loss);
+    Ok(network.loss_and_gradients(x.mapv(f64::from).view(), y.mapv(f64::from).view(), None))
 }
 
-/// One parameter's gradient by central finite differences beside the analytic one, both f64.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GradientCheck {
-    /// Which parameter, e.g. `layer 1 dweight[2, 3]`.
-    pub parameter: String,
-    /// `(L(p + h) − L(p − h)) / 2h`.
-    pub finite_difference: f64,
-    /// The backward pass's value.
-    pub analytic: f64,
-}
-
-/// Central finite differences with step `step` of the f64 loss for up to `per_layer` parameters
-/// of each layer (evenly spaced over its weights and then biases; all of them if `per_layer` is
-/// at least their number), beside the analytic f64 gradient.
+/// Central finite differences `(L(p + h) − L(p − h)) / 2h` of the f64 loss, with `h = step`, for
+/// up to `per_layer` parameters of each layer (evenly spaced over its weights and then biases;
+/// all of them if `per_layer` is at least their number), beside the analytic f64 gradient.
 pub fn finite_difference_check(
     mlp: &Mlp,
     x: ArrayView2<'_, f32>,
@@ -375,41 +522,64 @@ pub fn finite_difference_check(
 ) -> Result<Vec<GradientCheck>> {
     mlp.validate()?;
     check_batch(mlp.inputs(), mlp.outputs(), x, Some(y))?;
-    let layers = layers_f64(mlp);
-    let (_, analytic) = loss_and_gradients_f64(&layers, mlp.loss, x, y);
+    if !(step.is_finite() && step > 0.0) {
+        return Err(Error::invalid(
+            "finite-difference step",
+            format!("{step} (must be a finite number > 0)"),
+        ));
+    }
+    let (x, y) = (x.mapv(f64::from), y.mapv(f64::from));
+    let mut layers = widen(mlp);
+    let (_, analytic) =
+        Network::of_f64(&layers, mlp.loss).loss_and_gradients(x.view(), y.view(), None);
+    let has_relu = mlp.layers.iter().any(|l| l.activation == Activation::Relu);
     let mut checks = Vec::new();
-    for l in 0..layers.len() {
-        let (rows, cols) = layers[l].0.dim();
-        let count = rows * cols + rows;
-        let stride = (count / per_layer.max(1)).max(1);
-        for i in (0..count).step_by(stride) {
-            let nudged = |delta: f64| {
-                let mut copy = layers.clone();
-                if i < rows * cols {
-                    copy[l].0[[i / cols, i % cols]] += delta;
-                } else {
-                    copy[l].1[i - rows * cols] += delta;
-                }
-                loss_f64(&copy, mlp.loss, x, y)
-            };
+    for (l, (dweight, dbias)) in analytic.iter().enumerate() {
+        let (rows, cols) = dweight.dim();
+        let parameters = rows * cols + rows;
+        let stride = parameters.div_ceil(per_layer.max(1)).max(1);
+        for i in (0..parameters).step_by(stride) {
             let (parameter, exact) = if i < rows * cols {
-                (
-                    format!("layer {l} dweight[{}, {}]", i / cols, i % cols),
-                    analytic[l].0[[i / cols, i % cols]],
-                )
+                let (r, c) = (i / cols, i % cols);
+                (format!("layer {l} dweight[{r}, {c}]"), dweight[[r, c]])
             } else {
                 (
                     format!("layer {l} dbias[{}]", i - rows * cols),
-                    analytic[l].1[i - rows * cols],
+                    dbias[i - rows * cols],
                 )
             };
-            let finite_difference = (nudged(step) - nudged(-step)) / (2.0 * step);
+            let original = *parameter_mut(&mut layers, l, i);
+            // The loss and the ReLU input signs with this one parameter set to `value`.
+            let mut at = |value: f64| {
+                *parameter_mut(&mut layers, l, i) = value;
+                let mut signs = Vec::new();
+                let network = Network::of_f64(&layers, mlp.loss);
+                let loss = network.loss(x.view(), y.view(), has_relu.then_some(&mut signs));
+                (loss, signs)
+            };
+            let (up, down) = (original + step, original - step);
+            let (loss_up, signs_up) = at(up);
+            let (loss_down, signs_down) = at(down);
+            *parameter_mut(&mut layers, l, i) = original;
             checks.push(GradientCheck {
                 parameter,
-                finite_difference,
+                // Divided by the step actually taken, which rounding makes differ from 2h.
+                finite_difference: (loss_up - loss_down) / (up - down),
                 analytic: exact,
+                crosses_relu_kink: signs_up != signs_down,
             });
         }
     }
     Ok(checks)
+}
+
+/// Parameter `i` of layer `l`, counting its weights row by row and then its biases.
+fn parameter_mut(layers: &mut [Layer64], l: usize, i: usize) -> &mut f64 {
+    let (weight, bias, _) = &mut layers[l];
+    let cols = weight.ncols();
+    if i < weight.len() {
+        &mut weight[[i / cols, i % cols]]
+    } else {
+        &mut bias[i - weight.len()]
+    }
 }
