@@ -7,7 +7,7 @@
 //! so none is compiled during training.
 //!
 //! wgpu reports most failures asynchronously. Creation goes through error scopes
-//! ([`Gpu::checked`]) so that a failure becomes an [`Error`] naming the operation; anything that
+//! (`Gpu::checked`) so that a failure becomes an [`Error`] naming the operation; anything that
 //! escapes a scope is kept and reported by the next read-back instead of panicking.
 
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! One Rust file per WGSL file, with the same stem: each wraps its shader's entry points as
 //! [`Dispatch`]es, built once and recorded many times.
 //!
-//! The shaders are embedded at compile time through the one table in [`Shader::source`]; each
+//! The shaders are embedded at compile time through the one table in `Shader::source`; each
 //! is prefixed with `shaders/common.wgsl`, which holds the activation functions every family
 //! shares. Workgroup sizes and tile shapes are WGSL `override` constants set from
 //! [`KernelConfig`], so they are written in one place only.
