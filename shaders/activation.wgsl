@@ -2,14 +2,19 @@
 // and row-wise softmax with its Jacobian-vector product. The training step fuses these into the
 // matmul epilogues and the output-layer kernel; these are the unfused building blocks, kept for
 // layouts that need them and as the baseline the fused kernels are measured against.
+//
+// The element-wise kernels run one invocation per element, the softmax kernels one per row
+// (rows are batch rows and a row is short, e.g. 10 classes), each over a grid that
+// KernelConfig::grid_1d may have folded into two dimensions. No kernel uses workgroup memory.
 
 override ACTIVATION: u32 = ACT_IDENTITY;
 
+// The layout of MatrixParams (src/gpu/kernels/mod.rs); its scalar is unused here.
 struct ActivationParams {
     rows: u32,
     cols: u32,
-    _pad0: u32,
-    _pad1: u32,
+    _alpha: f32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: ActivationParams;

@@ -1,42 +1,61 @@
 // reduce.wgsl — sums: the column sums of a matrix (a layer's bias gradient) and a full sum
-// (the batch loss).
+// (the batch loss). Both are deterministic: the same input always gives the same bits.
 
+// The layout of MatrixParams (src/gpu/kernels/mod.rs); its scalar is unused here. The full sum
+// reads rows·cols values.
 struct ReduceParams {
     rows: u32,
     cols: u32,
-    _pad0: u32,
-    _pad1: u32,
+    _alpha: f32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: ReduceParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
 
+// Terms summed into a partial before it joins the running total: the rounding error then grows
+// with count/SUM_BLOCK + SUM_BLOCK rather than with count, which matters for long sums.
+const SUM_BLOCK: u32 = 64u;
+
+// Σ_k input[start + k·stride] for k < count, in blocks of SUM_BLOCK. Counting terms instead of
+// comparing an index against the length keeps every index below start + count·stride, so none
+// can wrap.
+fn strided_sum(start: u32, stride: u32, count: u32) -> f32 {
+    var total = 0.0;
+    var k = 0u;
+    while k < count {
+        let end = k + min(SUM_BLOCK, count - k);
+        var block = 0.0;
+        for (; k < end; k++) {
+            block += input[start + k * stride];
+        }
+        total += block;
+    }
+    return total;
+}
+
 // output[c] = Σ_r input[r, c]. One invocation per column walking down the rows: neighbouring
 // invocations read neighbouring words, and there is no barrier (which CPU adapters pay dearly for).
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn column_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let col = flat_index(gid, groups);
-    if col >= params.cols {
-        return;
+    if col < params.cols {
+        output[col] = strided_sum(col, params.cols, params.rows);
     }
-    var total = 0.0;
-    for (var r = 0u; r < params.rows; r++) {
-        total += input[r * params.cols + col];
-    }
-    output[col] = total;
 }
 
 var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
 
-// output[0] = Σ input[0 .. rows·cols]. One workgroup: each invocation sums a strided share, then
-// a tree in workgroup memory. Deterministic: the same input always gives the same bits.
+// output[0] = Σ input[0 .. rows·cols]. One workgroup: invocation t sums elements t, t + W, t + 2W,
+// … (W = WORKGROUP_SIZE, so that neighbouring invocations read neighbouring words), then the W
+// partial sums meet in a tree in workgroup memory (W is a power of two; see KernelConfig).
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn sum(@builtin(local_invocation_index) local: u32) {
     let len = params.rows * params.cols;
     var total = 0.0;
-    for (var i = local; i < len; i += WORKGROUP_SIZE) {
-        total += input[i];
+    if local < len {
+        total = strided_sum(local, WORKGROUP_SIZE, (len - local - 1u) / WORKGROUP_SIZE + 1u);
     }
     partial[local] = total;
     workgroupBarrier();

@@ -1,15 +1,17 @@
 // transpose.wgsl — out (cols, rows) = input (rows, cols)ᵀ.
 //
 // Backprop never needs a transposed copy (matmul.wgsl reads either operand transposed); this
-// kernel is for layouts that really need one. One invocation per output element, so consecutive
-// invocations write consecutive words; no workgroup memory, which CPU adapters would pay for in
-// barriers.
+// kernel is for layouts that really need one. One invocation per output element over a grid that
+// KernelConfig::grid_1d may have folded into two dimensions, so consecutive invocations write
+// consecutive words and reads are strided by `cols`. No workgroup-memory tiles: a CPU adapter
+// would pay for their barriers more than it gains, and this copy is never on the training path.
 
+// The layout of MatrixParams (src/gpu/kernels/mod.rs); its scalar is unused here.
 struct TransposeParams {
     rows: u32,
     cols: u32,
-    _pad0: u32,
-    _pad1: u32,
+    _alpha: f32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: TransposeParams;

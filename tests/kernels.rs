@@ -138,17 +138,64 @@ fn matmul_fused_epilogues_match_ndarray() {
     }
 }
 
+#[test]
+fn matmul_refuses_operands_smaller_than_the_shape() {
+    // The matmul module runs without wgpu's bounds checks, so the host must refuse this.
+    let gpu = gpu();
+    let small = gpu.storage_buffer("small", 10).unwrap();
+    let big = gpu.storage_buffer("big", 100).unwrap();
+    let shape = MatmulShape { m: 5, n: 5, k: 4 };
+    let error = Matmul::NN
+        .bind(&gpu, "too small", shape, &small, &big, &big, &big, &big)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("a holds 40 bytes but m=5, n=5, k=4 needs 80"),
+        "{error}"
+    );
+    let out = gpu.storage_buffer("out", 100).unwrap();
+    let mut fits = Matmul::NN
+        .bind(&gpu, "fits", shape, &big, &big, &big, &big, &out)
+        .unwrap();
+    let error = Matmul::NN
+        .reshape(
+            &gpu,
+            &mut fits,
+            MatmulShape {
+                m: 11,
+                n: 10,
+                k: 10,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("needs"), "{error}");
+}
+
 // ---- activation, elementwise, reduce, transpose -------------------------------------------------
 
 use wgpu_mlp::gpu::kernels::KernelConfig;
 use wgpu_mlp::gpu::kernels::activation::ActivationKernel;
-use wgpu_mlp::gpu::kernels::elementwise::Elementwise;
+use wgpu_mlp::gpu::kernels::elementwise::{Elementwise, Update};
 use wgpu_mlp::gpu::kernels::reduce::{ColumnSum, Sum};
 use wgpu_mlp::gpu::kernels::transpose::Transpose;
+use wgpu_mlp::ndarray::Axis;
+use wgpu_mlp::{AdapterChoice, Error, Gpu};
 
-/// Element-wise results differ from ndarray only by the last bit of exp/tanh.
+/// Element-wise results differ from ndarray only in the last bits of exp and tanh.
 const ELEMENTWISE_ATOL: f32 = 1e-6;
 const ELEMENTWISE_RTOL: f32 = 1e-5;
+/// Column sums of up to 1000 values in [-1, 1), added in blocks rather than ndarray's order.
+const COLUMN_SUM_ATOL: f32 = 1e-4;
+const COLUMN_SUM_RTOL: f32 = 1e-5;
+/// The full sum's error against an f64 sum, as a fraction of Σ|x| (the scale of any summation's
+/// rounding error; the sum itself may cancel to near zero): 8 units of 2⁻²⁴, the last of which
+/// the final rounding to f32 alone may take. The kernel's longest chain of f32 additions is
+/// 64 + n/16,384 + 8 terms, and rounding errors of random data grow like its square root; on
+/// lavapipe 4M positive values come within 2e-8 (8e-8 without the blocks of 64).
+const SUM_ATOL_PER_ABS_SUM: f64 = 5e-7;
+/// Probabilities of one softmax row add up to 1 within a few units of f32 rounding per term.
+const SOFTMAX_ROW_SUM_ATOL_PER_COL: f32 = 2e-7;
 
 /// (rows, cols) pairs: every listed size as rows and as columns, against a non-square partner.
 fn shapes() -> Vec<(usize, usize)> {
@@ -160,13 +207,26 @@ fn shapes() -> Vec<(usize, usize)> {
     shapes
 }
 
+fn upload_to(gpu: &Gpu, values: &Array2<f32>) -> wgpu::Buffer {
+    gpu.storage_buffer_with(
+        "test input",
+        values.as_standard_layout().as_slice().unwrap(),
+    )
+    .unwrap()
+}
+
 fn upload(values: &Array2<f32>) -> wgpu::Buffer {
-    gpu()
-        .storage_buffer_with(
-            "test input",
-            values.as_standard_layout().as_slice().unwrap(),
-        )
-        .unwrap()
+    upload_to(&gpu(), values)
+}
+
+/// A buffer of `capacity` values whose first ones are `values` (to test reshaping down).
+fn upload_with_capacity(values: &Array2<f32>, capacity: usize) -> wgpu::Buffer {
+    let gpu = gpu();
+    let buffer = gpu.storage_buffer("test input", capacity).unwrap();
+    let data = values.as_standard_layout();
+    gpu.queue()
+        .write_buffer(&buffer, 0, bytemuck::cast_slice(data.as_slice().unwrap()));
+    buffer
 }
 
 fn softmax_rows(z: &Array2<f32>) -> Array2<f32> {
@@ -178,6 +238,28 @@ fn softmax_rows(z: &Array2<f32>) -> Array2<f32> {
         row.mapv_inplace(|v| v / total);
     }
     a
+}
+
+fn assert_all_finite(what: &str, values: &[f32]) {
+    let first = values.iter().position(|v| !v.is_finite());
+    assert!(
+        first.is_none(),
+        "{what}: {} of {} values are not finite, the first at {first:?}",
+        values.iter().filter(|v| !v.is_finite()).count(),
+        values.len()
+    );
+}
+
+/// `a ⊙ (da − Σ_j da_j a_j)` row-wise.
+fn softmax_backward(a: &Array2<f32>, da: &Array2<f32>) -> Array2<f32> {
+    let dot = (da * a).sum_axis(Axis(1)).insert_axis(Axis(1));
+    a * &(da - &dot)
+}
+
+/// Runs `dispatch` on `gpu` and reads back `len` values of `out`.
+fn run_and_read(gpu: &Gpu, dispatch: &Dispatch, out: &wgpu::Buffer, len: usize) -> Vec<f32> {
+    Dispatch::run_all(gpu, &[dispatch]).unwrap();
+    gpu.read_f32(out, len).unwrap()
 }
 
 fn run_activation(kernel: ActivationKernel, first: &Array2<f32>, second: &Array2<f32>) -> Vec<f32> {
@@ -195,8 +277,7 @@ fn run_activation(kernel: ActivationKernel, first: &Array2<f32>, second: &Array2
             &out,
         )
         .unwrap();
-    Dispatch::run_all(&gpu, &[&dispatch]).unwrap();
-    gpu.read_f32(&out, rows * cols).unwrap()
+    run_and_read(&gpu, &dispatch, &out, rows * cols)
 }
 
 #[test]
@@ -221,10 +302,7 @@ fn activation_forward_and_backward_match_ndarray() {
             );
 
             let dz = if act == Activation::Softmax {
-                let dot = (&da * &a)
-                    .sum_axis(wgpu_mlp::ndarray::Axis(1))
-                    .insert_axis(wgpu_mlp::ndarray::Axis(1));
-                &a * &(&da - &dot)
+                softmax_backward(&a, &da)
             } else {
                 &da * &a.mapv(|v| act.derivative_from_output(v))
             };
@@ -241,18 +319,47 @@ fn activation_forward_and_backward_match_ndarray() {
 }
 
 #[test]
-fn softmax_of_large_logits_is_finite_and_exact() {
-    let z = random_matrix(5, 10, 3) * 100.0;
-    let got = run_activation(ActivationKernel::Forward(Activation::Softmax), &z, &z);
-    assert!(got.iter().all(|v| v.is_finite()));
-    assert_close(
-        "softmax ±100",
-        &got,
-        softmax_rows(&z).as_slice().unwrap(),
-        ELEMENTWISE_ATOL,
-        ELEMENTWISE_RTOL,
-    );
+fn softmax_is_finite_and_exact_for_large_logits_and_any_row_length() {
+    for (rows, cols) in [(5, 10), (3, 1), (2, 1000), (257, 3)] {
+        let what = format!("softmax ±100 {rows}x{cols}");
+        let mut z = random_matrix(rows, cols, 3) * 100.0;
+        // The extremes in one row: −100 everywhere but the last column, +100 there, so that a
+        // maximum taken over less than the whole row would overflow exp.
+        z.row_mut(0).fill(-100.0);
+        z[[0, cols - 1]] = 100.0;
+        let got = run_activation(ActivationKernel::Forward(Activation::Softmax), &z, &z);
+        assert_all_finite(&what, &got);
+        let want = softmax_rows(&z);
+        assert_close(
+            &what,
+            &got,
+            want.as_slice().unwrap(),
+            ELEMENTWISE_ATOL,
+            ELEMENTWISE_RTOL,
+        );
+        let a = Array2::from_shape_vec((rows, cols), got).unwrap();
+        let row_sums = a.sum_axis(Axis(1));
+        assert_close(
+            &format!("{what} row sums"),
+            row_sums.as_slice().unwrap(),
+            &vec![1.0; rows],
+            SOFTMAX_ROW_SUM_ATOL_PER_COL * cols as f32,
+            0.0,
+        );
+
+        let da = random_matrix(rows, cols, 11);
+        let got = run_activation(ActivationKernel::Backward(Activation::Softmax), &a, &da);
+        assert_all_finite(&format!("{what} backward"), &got);
+        assert_close(
+            &format!("{what} backward"),
+            &got,
+            softmax_backward(&a, &da).as_slice().unwrap(),
+            ELEMENTWISE_ATOL,
+            ELEMENTWISE_RTOL,
+        );
+    }
     // Sigmoid and tanh saturate instead of overflowing.
+    let z = random_matrix(5, 10, 3) * 100.0;
     for act in [Activation::Sigmoid, Activation::Tanh] {
         let got = run_activation(ActivationKernel::Forward(act), &z, &z);
         assert_close(
@@ -266,7 +373,7 @@ fn softmax_of_large_logits_is_finite_and_exact() {
 }
 
 #[test]
-fn elementwise_kernels_match_ndarray() {
+fn elementwise_kernels_and_updates_match_ndarray() {
     let gpu = gpu();
     for (rows, cols) in shapes() {
         let a = random_matrix(rows, cols, 1);
@@ -290,11 +397,27 @@ fn elementwise_kernels_match_ndarray() {
                     &out,
                 )
                 .unwrap();
-            Dispatch::run_all(&gpu, &[&dispatch]).unwrap();
-            let got = gpu.read_f32(&out, rows * cols).unwrap();
             assert_close(
                 &format!("{op:?} {rows}x{cols}"),
-                &got,
+                &run_and_read(&gpu, &dispatch, &out, rows * cols),
+                want.as_slice().unwrap(),
+                ELEMENTWISE_ATOL,
+                ELEMENTWISE_RTOL,
+            );
+        }
+        // y starts as b.
+        let updates = [
+            (Update::Axpy(0.5), &b + &(&a * 0.5)),
+            (Update::Scale(-3.0), &a * -3.0),
+        ];
+        for (update, want) in updates {
+            let y = upload(&b);
+            let dispatch = update
+                .bind(&gpu, "update test", rows, cols, &upload(&a), &y)
+                .unwrap();
+            assert_close(
+                &format!("{update:?} {rows}x{cols}"),
+                &run_and_read(&gpu, &dispatch, &y, rows * cols),
                 want.as_slice().unwrap(),
                 ELEMENTWISE_ATOL,
                 ELEMENTWISE_RTOL,
@@ -304,37 +427,49 @@ fn elementwise_kernels_match_ndarray() {
 }
 
 #[test]
-fn column_sums_and_full_sum_match_ndarray() {
+fn column_sums_match_ndarray() {
     let gpu = gpu();
-    for (rows, cols) in shapes().into_iter().chain([(1000, 10), (1, 1)]) {
+    for (rows, cols) in shapes()
+        .into_iter()
+        .chain([(1000, 10), (1000, 1000), (1, 1)])
+    {
         let m = random_matrix(rows, cols, 4);
         let out = gpu.storage_buffer("out", cols).unwrap();
         let dispatch =
             ColumnSum::bind(&gpu, "column sum test", rows, cols, &upload(&m), &out).unwrap();
-        Dispatch::run_all(&gpu, &[&dispatch]).unwrap();
-        let want = m.sum_axis(wgpu_mlp::ndarray::Axis(0));
         assert_close(
             &format!("column sums {rows}x{cols}"),
-            &gpu.read_f32(&out, cols).unwrap(),
-            want.as_slice().unwrap(),
-            1e-4,
-            1e-5,
+            &run_and_read(&gpu, &dispatch, &out, cols),
+            m.sum_axis(Axis(0)).as_slice().unwrap(),
+            COLUMN_SUM_ATOL,
+            COLUMN_SUM_RTOL,
         );
     }
-    for len in [1, 7, 255, 256, 257, 300_001] {
-        let v = random_matrix(1, len, 5);
-        let out = gpu.storage_buffer("out", 1).unwrap();
-        let dispatch = Sum::bind(&gpu, "sum test", len, &upload(&v), &out).unwrap();
-        Dispatch::run_all(&gpu, &[&dispatch]).unwrap();
-        let want: f64 = v.iter().map(|&x| x as f64).sum();
-        // f32 partial sums of up to 300,000 terms in [-1, 1): a few ulps per partial sum.
-        assert_close(
-            &format!("sum of {len}"),
-            &gpu.read_f32(&out, 1).unwrap(),
-            &[want as f32],
-            1e-3,
-            1e-5,
-        );
+}
+
+#[test]
+fn full_sum_of_millions_matches_f64_and_is_deterministic() {
+    let gpu = gpu();
+    for len in [1, 7, 255, 256, 257, 300_001, 4_194_311] {
+        let signed = random_matrix(1, len, 5);
+        // All positive: nothing cancels, so every rounding error adds up.
+        let positive = signed.mapv(f32::abs);
+        for (data, v) in [("signed", signed), ("positive", positive)] {
+            let what = format!("sum of {len} {data}");
+            let out = gpu.storage_buffer("out", 1).unwrap();
+            let dispatch = Sum::bind(&gpu, "sum test", len, &upload(&v), &out).unwrap();
+            let got = run_and_read(&gpu, &dispatch, &out, 1)[0];
+            let exact: f64 = v.iter().map(|&x| f64::from(x)).sum();
+            let abs_sum: f64 = v.iter().map(|&x| f64::from(x).abs()).sum();
+            let error = (f64::from(got) - exact).abs();
+            assert!(
+                error <= SUM_ATOL_PER_ABS_SUM * abs_sum,
+                "{what}: got {got}, exact {exact}, error {error:e} = {:e}·Σ|x|",
+                error / abs_sum
+            );
+            let again = run_and_read(&gpu, &dispatch, &out, 1)[0];
+            assert_eq!(got.to_bits(), again.to_bits(), "{what}, twice");
+        }
     }
 }
 
@@ -346,16 +481,225 @@ fn transpose_matches_ndarray() {
         let out = gpu.storage_buffer("out", rows * cols).unwrap();
         let dispatch =
             Transpose::bind(&gpu, "transpose test", rows, cols, &upload(&m), &out).unwrap();
-        Dispatch::run_all(&gpu, &[&dispatch]).unwrap();
         let want = m.t().as_standard_layout().to_owned();
         assert_close(
             &format!("transpose {rows}x{cols}"),
-            &gpu.read_f32(&out, rows * cols).unwrap(),
+            &run_and_read(&gpu, &dispatch, &out, rows * cols),
             want.as_slice().unwrap(),
             0.0,
             0.0,
         );
     }
+}
+
+#[test]
+fn reshape_points_a_dispatch_at_a_smaller_shape_and_refuses_a_larger_one() {
+    let gpu = gpu();
+    let capacity = (65, 70);
+    let (rows, cols) = (7, 63);
+    let len = capacity.0 * capacity.1;
+    let m = random_matrix(rows, cols, 8);
+    let input = upload_with_capacity(&m, len);
+    let out = gpu.storage_buffer("out", len).unwrap();
+    let too_big = |error: Error| {
+        let message = error.to_string();
+        assert!(
+            matches!(error, Error::Invalid { .. }) && message.contains("holds"),
+            "{message}"
+        );
+    };
+
+    let mut column_sum =
+        ColumnSum::bind(&gpu, "column sum", capacity.0, capacity.1, &input, &out).unwrap();
+    ColumnSum::reshape(&gpu, &mut column_sum, rows, cols).unwrap();
+    assert_close(
+        "column sums reshaped",
+        &run_and_read(&gpu, &column_sum, &out, cols),
+        m.sum_axis(Axis(0)).as_slice().unwrap(),
+        COLUMN_SUM_ATOL,
+        COLUMN_SUM_RTOL,
+    );
+    too_big(ColumnSum::reshape(&gpu, &mut column_sum, capacity.0 + 1, capacity.1).unwrap_err());
+
+    let mut sum = Sum::bind(&gpu, "sum", len, &input, &out).unwrap();
+    Sum::reshape(&gpu, &mut sum, rows * cols).unwrap();
+    assert_close(
+        "sum reshaped",
+        &run_and_read(&gpu, &sum, &out, 1),
+        &[m.sum()],
+        COLUMN_SUM_ATOL,
+        COLUMN_SUM_RTOL,
+    );
+    too_big(Sum::reshape(&gpu, &mut sum, len + 1).unwrap_err());
+
+    let mut transpose =
+        Transpose::bind(&gpu, "transpose", capacity.0, capacity.1, &input, &out).unwrap();
+    Transpose::reshape(&gpu, &mut transpose, rows, cols).unwrap();
+    assert_close(
+        "transpose reshaped",
+        &run_and_read(&gpu, &transpose, &out, rows * cols),
+        m.t().as_standard_layout().as_slice().unwrap(),
+        0.0,
+        0.0,
+    );
+    too_big(Transpose::reshape(&gpu, &mut transpose, capacity.0, capacity.1 + 1).unwrap_err());
+
+    let softmax = ActivationKernel::Forward(Activation::Softmax);
+    let mut activation = softmax
+        .bind(
+            &gpu, "softmax", capacity.0, capacity.1, &input, &input, &out,
+        )
+        .unwrap();
+    softmax.reshape(&gpu, &mut activation, rows, cols).unwrap();
+    assert_close(
+        "softmax reshaped",
+        &run_and_read(&gpu, &activation, &out, rows * cols),
+        softmax_rows(&m).as_slice().unwrap(),
+        ELEMENTWISE_ATOL,
+        ELEMENTWISE_RTOL,
+    );
+    too_big(
+        softmax
+            .reshape(&gpu, &mut activation, len + 1, 1)
+            .unwrap_err(),
+    );
+
+    // A new alpha as well as a new shape.
+    let y = upload_with_capacity(&m, len);
+    let mut update = Update::Axpy(1.0)
+        .bind(&gpu, "axpy", capacity.0, capacity.1, &input, &y)
+        .unwrap();
+    Update::Axpy(2.0)
+        .reshape(&gpu, &mut update, rows, cols)
+        .unwrap();
+    assert_close(
+        "axpy reshaped",
+        &run_and_read(&gpu, &update, &y, rows * cols),
+        (&m * 3.0).as_slice().unwrap(),
+        ELEMENTWISE_ATOL,
+        ELEMENTWISE_RTOL,
+    );
+    too_big(
+        Update::Axpy(2.0)
+            .reshape(&gpu, &mut update, capacity.0 + 1, capacity.1)
+            .unwrap_err(),
+    );
+
+    // A dispatch of another kernel is refused rather than misread.
+    let error = Elementwise::Hadamard
+        .reshape(&gpu, &mut update, rows, cols)
+        .unwrap_err();
+    assert!(error.to_string().contains("not bound by"), "{error}");
+}
+
+#[test]
+fn zero_sizes_short_buffers_and_aliased_outputs_are_refused_before_running() {
+    let gpu = gpu();
+    let ten = gpu.storage_buffer("ten", 10).unwrap();
+    let other = gpu.storage_buffer("other ten", 10).unwrap();
+    let out = gpu.storage_buffer("out ten", 10).unwrap();
+    let three = gpu.storage_buffer("three", 3).unwrap();
+    let refused = |result: Result<Dispatch, Error>, needle: &str| match result {
+        Err(error @ Error::Invalid { .. }) => {
+            assert!(error.to_string().contains(needle), "{needle}: {error}")
+        }
+        other => panic!("{needle}: expected Error::Invalid, got {other:?}"),
+    };
+    let softmax = Activation::Softmax;
+
+    // Empty shapes, and shapes past 32-bit indexing.
+    for (rows, cols) in [(0, 5), (5, 0), (0, 0), (1 << 16, 1 << 16)] {
+        let why = if rows * cols == 0 {
+            "at least 1"
+        } else {
+            "below 2³²"
+        };
+        refused(
+            Elementwise::Hadamard.bind(&gpu, "t", rows, cols, &ten, &other, &out),
+            why,
+        );
+        refused(
+            Update::Axpy(1.0).bind(&gpu, "t", rows, cols, &ten, &out),
+            why,
+        );
+        refused(
+            ActivationKernel::Forward(Activation::Relu)
+                .bind(&gpu, "t", rows, cols, &ten, &other, &out),
+            why,
+        );
+        refused(
+            ActivationKernel::Backward(softmax).bind(&gpu, "t", rows, cols, &ten, &other, &out),
+            why,
+        );
+        refused(ColumnSum::bind(&gpu, "t", rows, cols, &ten, &out), why);
+        refused(Transpose::bind(&gpu, "t", rows, cols, &ten, &out), why);
+    }
+    refused(Sum::bind(&gpu, "t", 0, &ten, &out), "at least 1");
+
+    // Buffers shorter than the shape: 3×4 = 12 values (48 bytes) in buffers of 10 or 3.
+    refused(
+        Elementwise::Hadamard.bind(&gpu, "t", 3, 4, &ten, &other, &out),
+        "first holds 40 bytes but the shape needs 48",
+    );
+    refused(
+        Elementwise::BiasAdd.bind(&gpu, "t", 2, 5, &ten, &three, &out),
+        "second holds 12 bytes but the shape needs 20",
+    );
+    assert!(
+        Elementwise::BiasAdd
+            .bind(&gpu, "t", 3, 3, &ten, &three, &out)
+            .is_ok(),
+        "a bias of cols values is enough"
+    );
+    refused(
+        Update::Scale(2.0).bind(&gpu, "t", 2, 5, &ten, &three),
+        "y holds 12 bytes but the shape needs 40",
+    );
+    refused(
+        ActivationKernel::Backward(Activation::Sigmoid).bind(&gpu, "t", 2, 5, &ten, &three, &out),
+        "second holds 12 bytes",
+    );
+    assert!(
+        ActivationKernel::Forward(softmax)
+            .bind(&gpu, "t", 2, 5, &ten, &three, &out)
+            .is_ok(),
+        "forward never reads second"
+    );
+    refused(
+        ColumnSum::bind(&gpu, "t", 2, 5, &ten, &three),
+        "output holds 12 bytes but the shape needs 20",
+    );
+    refused(Sum::bind(&gpu, "t", 11, &ten, &out), "input holds 40 bytes");
+    refused(Transpose::bind(&gpu, "t", 1, 11, &ten, &out), "input holds");
+
+    // One buffer as an input and the output: wgpu would fail only at submission, for good.
+    refused(
+        Elementwise::Axpy(1.0).bind(&gpu, "t", 2, 5, &ten, &out, &out),
+        "out is written, so it cannot also be bound as second",
+    );
+    refused(
+        ActivationKernel::Forward(softmax).bind(&gpu, "t", 2, 5, &ten, &ten, &ten),
+        "cannot also be bound as first",
+    );
+    refused(
+        Update::Axpy(1.0).bind(&gpu, "t", 2, 5, &ten, &ten),
+        "y is written",
+    );
+    refused(
+        ColumnSum::bind(&gpu, "t", 2, 5, &ten, &ten),
+        "output is written",
+    );
+    refused(Sum::bind(&gpu, "t", 10, &ten, &ten), "output is written");
+    refused(
+        Transpose::bind(&gpu, "t", 2, 5, &ten, &ten),
+        "out is written",
+    );
+
+    // And the context still works.
+    let dispatch = Update::Scale(2.0)
+        .bind(&gpu, "after refusals", 2, 5, &ten, &out)
+        .unwrap();
+    assert_eq!(run_and_read(&gpu, &dispatch, &out, 10), vec![0.0; 10]);
 }
 
 #[test]
@@ -392,46 +736,113 @@ fn grids_past_the_per_dimension_limit_fold_into_two_dimensions() {
             &out,
         )
         .unwrap();
-    Dispatch::run_all(&gpu, &[&dispatch]).unwrap();
     let want = &a * &b;
     assert_close(
         "folded hadamard",
-        &gpu.read_f32(&out, rows * cols).unwrap(),
+        &run_and_read(&gpu, &dispatch, &out, rows * cols),
         want.as_slice().unwrap(),
         0.0,
         1e-7,
     );
 }
 
+/// Workgroups per dimension on [`few_workgroups_gpu`]: small enough that a few thousand
+/// invocations need a folded grid.
+const FEW_WORKGROUPS: u32 = 8;
+
+/// The test adapter again, opened with at most [`FEW_WORKGROUPS`] workgroups per dimension.
+fn few_workgroups_gpu() -> Gpu {
+    let name = gpu().adapter_info().name.clone();
+    Gpu::with_limits(AdapterChoice::Name(name), |limits| {
+        limits.max_compute_workgroups_per_dimension = FEW_WORKGROUPS
+    })
+    .unwrap()
+}
+
 #[test]
-fn matmul_refuses_operands_smaller_than_the_shape() {
-    // The matmul module runs without wgpu's bounds checks, so the host must refuse this.
-    let gpu = gpu();
-    let small = gpu.storage_buffer("small", 10).unwrap();
-    let big = gpu.storage_buffer("big", 100).unwrap();
-    let shape = MatmulShape { m: 5, n: 5, k: 4 };
-    let error = Matmul::NN
-        .bind(&gpu, "too small", shape, &small, &big, &big, &big, &big)
-        .unwrap_err()
-        .to_string();
+fn every_one_dimensional_kernel_folds_its_grid_and_refuses_one_past_the_fold() {
+    let gpu = few_workgroups_gpu();
+    assert_eq!(gpu.config().max_workgroups_per_dimension, FEW_WORKGROUPS);
+    let per_row = (FEW_WORKGROUPS * gpu.config().workgroup_size) as usize;
+    // More invocations than one row of workgroups holds, fewer than the folded square.
+    let (rows, cols) = (per_row + 37, 3);
+    let m = random_matrix(rows, cols, 9);
+    let n = random_matrix(rows, cols, 10);
+    let (input, second) = (upload_to(&gpu, &m), upload_to(&gpu, &n));
+    let out = gpu.storage_buffer("out", rows * cols).unwrap();
+
+    let hadamard = Elementwise::Hadamard
+        .bind(&gpu, "folded", rows, cols, &input, &second, &out)
+        .unwrap();
+    assert_close(
+        "folded hadamard",
+        &run_and_read(&gpu, &hadamard, &out, rows * cols),
+        (&m * &n).as_slice().unwrap(),
+        0.0,
+        0.0,
+    );
+    // Softmax runs one invocation per row: `rows` alone needs the fold.
+    let softmax = ActivationKernel::Forward(Activation::Softmax)
+        .bind(&gpu, "folded", rows, cols, &input, &second, &out)
+        .unwrap();
+    assert_close(
+        "folded softmax",
+        &run_and_read(&gpu, &softmax, &out, rows * cols),
+        softmax_rows(&m).as_slice().unwrap(),
+        ELEMENTWISE_ATOL,
+        ELEMENTWISE_RTOL,
+    );
+    let transpose = Transpose::bind(&gpu, "folded", rows, cols, &input, &out).unwrap();
+    assert_close(
+        "folded transpose",
+        &run_and_read(&gpu, &transpose, &out, rows * cols),
+        m.t().as_standard_layout().as_slice().unwrap(),
+        0.0,
+        0.0,
+    );
+    // Column sums run one invocation per column: the transposed shape needs the fold.
+    let column_sum = ColumnSum::bind(&gpu, "folded", cols, rows, &input, &out).unwrap();
+    let wide = m.clone().into_shape_with_order((cols, rows)).unwrap();
+    assert_close(
+        "folded column sums",
+        &run_and_read(&gpu, &column_sum, &out, rows),
+        wide.sum_axis(Axis(0)).as_slice().unwrap(),
+        COLUMN_SUM_ATOL,
+        COLUMN_SUM_RTOL,
+    );
+
+    // Past FEW_WORKGROUPS² workgroups even the fold cannot cover: refused, not truncated.
+    let past = per_row * FEW_WORKGROUPS as usize + 1;
+    let big = gpu.storage_buffer("big", past).unwrap();
+    let big_out = gpu.storage_buffer("big out", past).unwrap();
+    let error = Update::Scale(1.0)
+        .bind(&gpu, "past the fold", past, 1, &big, &big_out)
+        .unwrap_err();
     assert!(
-        error.contains("a holds 40 bytes but m=5, n=5, k=4 needs 80"),
+        matches!(error, Error::Invalid { .. }) && error.to_string().contains("per dimension"),
         "{error}"
     );
-    let mut fits = Matmul::NN
-        .bind(&gpu, "fits", shape, &big, &big, &big, &big, &big)
-        .unwrap();
+}
+
+#[test]
+fn a_matmul_writing_one_of_its_operands_is_refused_and_the_device_stays_usable() {
+    let gpu = gpu();
+    let buffer = gpu.storage_buffer("shared", 64).unwrap();
+    let other = gpu.storage_buffer("other", 64).unwrap();
+    let shape = MatmulShape { m: 4, n: 4, k: 4 };
     let error = Matmul::NN
-        .reshape(
-            &gpu,
-            &mut fits,
-            MatmulShape {
-                m: 11,
-                n: 10,
-                k: 10,
-            },
+        .bind(
+            &gpu, "aliased", shape, &buffer, &other, &other, &other, &buffer,
         )
         .unwrap_err()
         .to_string();
-    assert!(error.contains("needs"), "{error}");
+    assert!(
+        error.contains("bound both as an output and as another operand"),
+        "{error}"
+    );
+    // Reading the same buffer twice is fine, and the device took no harm.
+    let fine = Matmul::NN
+        .bind(&gpu, "fine", shape, &other, &other, &other, &other, &buffer)
+        .unwrap();
+    Dispatch::run_all(&gpu, &[&fine]).unwrap();
 }

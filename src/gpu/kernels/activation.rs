@@ -1,12 +1,20 @@
 //! `shaders/activation.wgsl`: activations as kernels of their own, forward beside backward.
 //!
 //! Shapes: every buffer `(rows, cols)`. Forward reads `z` and writes `a = g(z)`; backward reads
-//! `a` and `da` and writes `dz = da ⊙ g′(a)` (softmax: the row-wise Jacobian-vector product
-//! `a ⊙ (da − Σ da·a)`). The training step uses the fused forms in `matmul.wgsl` and
+//! `a` and `da` and writes `dz = da ⊙ g′(a)`, with `g′` written in terms of the output `a`
+//! (softmax: the row-wise Jacobian-vector product `a ⊙ (da − Σ_j da_j a_j)`). Softmax subtracts
+//! each row's maximum before `exp`, so any finite logits give finite probabilities.
+//!
+//! The element-wise kernels run one invocation per element; the softmax kernels one per row,
+//! looping over its `cols` (rows are batch rows and short, e.g. 10 classes; barrier-free, which
+//! CPU adapters favour). The training step uses the fused forms in `matmul.wgsl` and
 //! `loss.wgsl`; these are the building blocks and the unfused baseline.
 
 use crate::error::Result;
 use crate::gpu::context::{Gpu, PipelineSpec};
+use crate::gpu::kernels::elementwise::{
+    bound_sizes, check_distinct, check_operand, grid_1d_checked,
+};
 use crate::gpu::kernels::{Dispatch, MatrixParams, Shader, bindings};
 use crate::model::Activation;
 
@@ -20,21 +28,26 @@ pub enum ActivationKernel {
 }
 
 impl ActivationKernel {
+    const WHAT: &str = "activation shape";
+
     fn activation(self) -> Activation {
         match self {
             ActivationKernel::Forward(a) | ActivationKernel::Backward(a) => a,
         }
     }
 
+    fn is_row_wise(self) -> bool {
+        self.activation() == Activation::Softmax
+    }
+
     fn spec(self) -> PipelineSpec {
-        let softmax = self.activation() == Activation::Softmax;
-        let entry_point = match (self, softmax) {
+        let entry_point = match (self, self.is_row_wise()) {
             (ActivationKernel::Forward(_), false) => "forward",
             (ActivationKernel::Backward(_), false) => "backward",
             (ActivationKernel::Forward(_), true) => "softmax_forward",
             (ActivationKernel::Backward(_), true) => "softmax_backward",
         };
-        let constants = if softmax {
+        let constants = if self.is_row_wise() {
             vec![]
         } else {
             vec![("ACTIVATION", self.activation().wgsl_code() as f64)]
@@ -48,19 +61,28 @@ impl ActivationKernel {
     }
 
     fn layout(self, gpu: &Gpu, rows: usize, cols: usize) -> Result<(MatrixParams, [u32; 3])> {
-        let params = MatrixParams::new("activation shape", rows, cols, 0.0)?;
-        // Softmax runs one invocation per row, the others one per element.
-        let items = if self.activation() == Activation::Softmax {
+        let params = MatrixParams::new(Self::WHAT, rows, cols, 0.0)?;
+        let invocations = if self.is_row_wise() {
             rows
         } else {
             rows * cols
         };
-        let config = gpu.config();
-        Ok((params, config.grid_1d(items, config.workgroup_size)))
+        Ok((params, grid_1d_checked(gpu, Self::WHAT, invocations)?))
     }
 
-    /// Binds `(rows, cols)` buffers: forward `z → out`, backward `a, da → out` (`second` is
-    /// ignored by the forward kernels; pass any buffer).
+    /// `sizes` in binding order: first, second, out. Forward never reads `second`.
+    fn check_buffers(self, rows: usize, cols: usize, [first, second, out]: [u64; 3]) -> Result<()> {
+        let len = rows * cols;
+        check_operand(Self::WHAT, "first", first, len)?;
+        if let ActivationKernel::Backward(_) = self {
+            check_operand(Self::WHAT, "second", second, len)?;
+        }
+        check_operand(Self::WHAT, "out", out, len)
+    }
+
+    /// Binds `(rows, cols)` buffers: forward `first = z → out = a`, backward
+    /// `first = a, second = da → out = dz`. Forward never reads `second`: pass any buffer but
+    /// `out`, which may not be bound as an input too.
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         self,
@@ -73,6 +95,12 @@ impl ActivationKernel {
         out: &wgpu::Buffer,
     ) -> Result<Dispatch> {
         let (params, groups) = self.layout(gpu, rows, cols)?;
+        self.check_buffers(rows, cols, [first.size(), second.size(), out.size()])?;
+        check_distinct(
+            Self::WHAT,
+            ("out", out),
+            &[("first", first), ("second", second)],
+        )?;
         Dispatch::new(
             gpu,
             label,
@@ -83,7 +111,7 @@ impl ActivationKernel {
         )
     }
 
-    /// Points the dispatch at a new shape.
+    /// Points a dispatch of the same kernel at a new shape; the bound buffers must hold it.
     pub fn reshape(
         self,
         gpu: &Gpu,
@@ -92,6 +120,7 @@ impl ActivationKernel {
         cols: usize,
     ) -> Result<()> {
         let (params, groups) = self.layout(gpu, rows, cols)?;
+        self.check_buffers(rows, cols, bound_sizes(dispatch, "ActivationKernel")?)?;
         dispatch.update(gpu, &params, groups);
         Ok(())
     }

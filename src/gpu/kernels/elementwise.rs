@@ -1,35 +1,158 @@
-//! `shaders/elementwise.wgsl`: the Hadamard product, the bias add and axpy over `(rows, cols)`.
+//! `shaders/elementwise.wgsl`: the Hadamard product, the bias add, axpy and scaling over
+//! `(rows, cols)`, one invocation per element.
 //!
-//! Shapes: `first, out: (rows, cols)`; `second: (rows, cols)`, or `(cols)` for the bias add.
+//! Shapes: [`Elementwise`] reads `first: (rows, cols)` and `second: (rows, cols)` (`(cols)` for
+//! the bias add) and writes `out: (rows, cols)`; [`Update`] reads `x: (rows, cols)` and writes
+//! (axpy: reads and writes) `y: (rows, cols)`.
+//!
+//! This module also holds the host-side checks the other one-matrix kernels (activation, reduce,
+//! transpose) share: `grid_1d_checked`, `check_operand` and `check_distinct`.
 
-use crate::error::Result;
-use crate::gpu::context::{Gpu, PipelineSpec};
+use crate::error::{Error, Result};
+use crate::gpu::context::{Access, Gpu, PipelineSpec};
 use crate::gpu::kernels::{Dispatch, MatrixParams, Shader, bindings};
 
-/// An element-wise operation.
+/// The workgroups of a one-dimensional kernel over `items` invocations
+/// ([`KernelConfig::grid_1d`]), refused when the adapter cannot dispatch them even folded into
+/// two dimensions, or when the last flat index of the folded grid would not fit in `u32` (an
+/// index that wrapped would pass the shader's bounds check and touch an element twice).
+///
+/// [`KernelConfig::grid_1d`]: crate::gpu::kernels::KernelConfig::grid_1d
+pub(crate) fn grid_1d_checked(gpu: &Gpu, what: &str, items: usize) -> Result<[u32; 3]> {
+    let config = gpu.config();
+    let max = config.max_workgroups_per_dimension;
+    let refuse = |why: String| Err(Error::invalid(what, why));
+    if max == 0 {
+        return refuse("the adapter allows no compute workgroups".into());
+    }
+    let groups = config.grid_1d(items, config.workgroup_size);
+    let [x, y, _] = groups;
+    if x > max || y > max {
+        return refuse(format!(
+            "{items} invocations need {x}×{y} workgroups of {}; the adapter allows {max} per \
+             dimension",
+            config.workgroup_size
+        ));
+    }
+    let invocations = u64::from(x) * u64::from(y) * u64::from(config.workgroup_size);
+    if invocations > 1 << 32 {
+        return refuse(format!(
+            "{items} invocations need a grid of {invocations}, past 32-bit indexing"
+        ));
+    }
+    Ok(groups)
+}
+
+/// Refuses an operand buffer of `bytes` that holds fewer than `values` f32 values. wgpu's bounds
+/// checks would keep a short buffer from being overrun, but the result would be silently wrong.
+pub(crate) fn check_operand(what: &str, operand: &str, bytes: u64, values: usize) -> Result<()> {
+    let needed = values as u64 * 4;
+    if bytes < needed {
+        return Err(Error::invalid(
+            what,
+            format!("{operand} holds {bytes} bytes but the shape needs {needed}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a written operand that is also bound as one of the read ones. wgpu accepts such a
+/// bind group and rejects only its dispatch, at submission, where the error escapes every error
+/// scope and leaves the whole context failing.
+pub(crate) fn check_distinct(
+    what: &str,
+    (written_name, written): (&str, &wgpu::Buffer),
+    read: &[(&str, &wgpu::Buffer)],
+) -> Result<()> {
+    match read.iter().find(|(_, buffer)| *buffer == written) {
+        Some((read_name, _)) => Err(Error::invalid(
+            what,
+            format!("{written_name} is written, so it cannot also be bound as {read_name}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The sizes of the `N` storage buffers bound to `dispatch`, or an error naming the kernel whose
+/// `bind` should have made it.
+pub(crate) fn bound_sizes<const N: usize>(dispatch: &Dispatch, kernel: &str) -> Result<[u64; N]> {
+    dispatch.buffer_sizes().try_into().map_err(|_| {
+        Error::invalid(
+            format!("{kernel} reshape"),
+            format!(
+                "dispatch {} was not bound by {kernel}::bind",
+                dispatch.label()
+            ),
+        )
+    })
+}
+
+/// `first, out, second`: the two inputs of [`Elementwise`] around its output, so that
+/// [`Update`]'s `x, y` are the prefix [`bindings::UNARY`] of the same shader's bindings.
+const FIRST_OUT_SECOND: &[Access] = &[Access::Read, Access::ReadWrite, Access::Read];
+
+/// One matrix shape as the uniform block, and the grid of one invocation per element.
+fn layout(
+    gpu: &Gpu,
+    what: &str,
+    rows: usize,
+    cols: usize,
+    alpha: f32,
+) -> Result<(MatrixParams, [u32; 3])> {
+    let params = MatrixParams::new(what, rows, cols, alpha)?;
+    Ok((params, grid_1d_checked(gpu, what, rows * cols)?))
+}
+
+/// An element-wise operation of two inputs into a third buffer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Elementwise {
-    /// `out = first ⊙ second`.
+    /// `out = first ⊙ second`, all `(rows, cols)`.
     Hadamard,
-    /// `out[r, c] = first[r, c] + second[c]`.
+    /// `out[r, c] = first[r, c] + second[c]`, with `second: (cols)`.
     BiasAdd,
-    /// `out = alpha·first + second`.
+    /// `out = alpha·first + second`, all `(rows, cols)` (axpy written out of place).
     Axpy(f32),
 }
 
 impl Elementwise {
-    fn layout(self, gpu: &Gpu, rows: usize, cols: usize) -> Result<(MatrixParams, [u32; 3])> {
-        let alpha = if let Elementwise::Axpy(alpha) = self {
-            alpha
-        } else {
-            0.0
-        };
-        let params = MatrixParams::new("elementwise shape", rows, cols, alpha)?;
-        let config = gpu.config();
-        Ok((params, config.grid_1d(rows * cols, config.workgroup_size)))
+    const WHAT: &str = "elementwise shape";
+
+    fn alpha(self) -> f32 {
+        match self {
+            Elementwise::Axpy(alpha) => alpha,
+            Elementwise::Hadamard | Elementwise::BiasAdd => 0.0,
+        }
     }
 
-    /// Binds `first`, `second` and `out` for a `(rows, cols)` operation.
+    fn spec(self) -> PipelineSpec {
+        let entry_point = match self {
+            Elementwise::Hadamard => "hadamard",
+            Elementwise::BiasAdd => "bias_add",
+            Elementwise::Axpy(_) => "axpy",
+        };
+        PipelineSpec {
+            shader: Shader::Elementwise,
+            entry_point,
+            constants: vec![],
+            storage: FIRST_OUT_SECOND,
+        }
+    }
+
+    /// `sizes` in binding order: first, out, second.
+    fn check_buffers(self, rows: usize, cols: usize, [first, out, second]: [u64; 3]) -> Result<()> {
+        let len = rows * cols;
+        let second_len = if self == Elementwise::BiasAdd {
+            cols
+        } else {
+            len
+        };
+        check_operand(Self::WHAT, "first", first, len)?;
+        check_operand(Self::WHAT, "second", second, second_len)?;
+        check_operand(Self::WHAT, "out", out, len)
+    }
+
+    /// Binds `first`, `second` and `out` (shapes on [`Elementwise`]'s variants); `out` must be a
+    /// buffer of its own (in-place axpy is [`Update::Axpy`]).
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         self,
@@ -41,22 +164,25 @@ impl Elementwise {
         second: &wgpu::Buffer,
         out: &wgpu::Buffer,
     ) -> Result<Dispatch> {
-        let entry_point = match self {
-            Elementwise::Hadamard => "hadamard",
-            Elementwise::BiasAdd => "bias_add",
-            Elementwise::Axpy(_) => "axpy",
-        };
-        let spec = PipelineSpec {
-            shader: Shader::Elementwise,
-            entry_point,
-            constants: vec![],
-            storage: bindings::BINARY,
-        };
-        let (params, groups) = self.layout(gpu, rows, cols)?;
-        Dispatch::new(gpu, label, &spec, &params, &[first, second, out], groups)
+        let (params, groups) = layout(gpu, Self::WHAT, rows, cols, self.alpha())?;
+        self.check_buffers(rows, cols, [first.size(), out.size(), second.size()])?;
+        check_distinct(
+            Self::WHAT,
+            ("out", out),
+            &[("first", first), ("second", second)],
+        )?;
+        Dispatch::new(
+            gpu,
+            label,
+            &self.spec(),
+            &params,
+            &[first, out, second],
+            groups,
+        )
     }
 
-    /// Points the dispatch at a new shape (and, for axpy, a new alpha).
+    /// Points a dispatch of the same operation at a new shape (and, for axpy, a new alpha); the
+    /// bound buffers must hold it.
     pub fn reshape(
         self,
         gpu: &Gpu,
@@ -64,7 +190,76 @@ impl Elementwise {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
-        let (params, groups) = self.layout(gpu, rows, cols)?;
+        let (params, groups) = layout(gpu, Self::WHAT, rows, cols, self.alpha())?;
+        self.check_buffers(rows, cols, bound_sizes(dispatch, "Elementwise")?)?;
+        dispatch.update(gpu, &params, groups);
+        Ok(())
+    }
+}
+
+/// An update of `y: (rows, cols)` from `x: (rows, cols)` and a scalar.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Update {
+    /// `y ← y + alpha·x` (BLAS axpy, in place).
+    Axpy(f32),
+    /// `y ← alpha·x` (`y`'s old values are not read).
+    Scale(f32),
+}
+
+impl Update {
+    const WHAT: &str = "update shape";
+
+    fn alpha(self) -> f32 {
+        match self {
+            Update::Axpy(alpha) | Update::Scale(alpha) => alpha,
+        }
+    }
+
+    fn spec(self) -> PipelineSpec {
+        let entry_point = match self {
+            Update::Axpy(_) => "add_scaled",
+            Update::Scale(_) => "scale",
+        };
+        PipelineSpec {
+            shader: Shader::Elementwise,
+            entry_point,
+            constants: vec![],
+            storage: bindings::UNARY,
+        }
+    }
+
+    fn check_buffers(rows: usize, cols: usize, [x, y]: [u64; 2]) -> Result<()> {
+        check_operand(Self::WHAT, "x", x, rows * cols)?;
+        check_operand(Self::WHAT, "y", y, rows * cols)
+    }
+
+    /// Binds `x` (read) and `y` (written; for axpy also read); they must be different buffers.
+    pub fn bind(
+        self,
+        gpu: &Gpu,
+        label: &str,
+        rows: usize,
+        cols: usize,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+    ) -> Result<Dispatch> {
+        let (params, groups) = layout(gpu, Self::WHAT, rows, cols, self.alpha())?;
+        Self::check_buffers(rows, cols, [x.size(), y.size()])?;
+        check_distinct(Self::WHAT, ("y", y), &[("x", x)])?;
+        Dispatch::new(gpu, label, &self.spec(), &params, &[x, y], groups)
+    }
+
+    /// Points a dispatch of the same update at a new shape and this alpha; the bound buffers must
+    /// hold the shape.
+    pub fn reshape(
+        self,
+        gpu: &Gpu,
+        dispatch: &mut Dispatch,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let (params, groups) = layout(gpu, Self::WHAT, rows, cols, self.alpha())?;
+        Self::check_buffers(rows, cols, bound_sizes(dispatch, "Update")?)?;
         dispatch.update(gpu, &params, groups);
         Ok(())
     }

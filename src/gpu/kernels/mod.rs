@@ -190,6 +190,20 @@ impl Dispatch {
                 ),
             ));
         }
+        // A buffer written by a dispatch must not be bound again in it: wgpu would accept the
+        // bind group and fail the whole submission later, leaving the device in error.
+        for (i, (first, first_access)) in buffers.iter().zip(spec.storage).enumerate() {
+            for (second, second_access) in buffers.iter().zip(spec.storage).skip(i + 1) {
+                let written =
+                    *first_access == Access::ReadWrite || *second_access == Access::ReadWrite;
+                if first == second && written {
+                    return Err(crate::error::Error::invalid(
+                        label,
+                        "one buffer is bound both as an output and as another operand",
+                    ));
+                }
+            }
+        }
         let pipeline = gpu.pipeline(spec)?;
         let (bind_group_layout, _) = gpu.layouts(spec.storage)?;
         let params_buffer = gpu.uniform_buffer(&format!("{label}.params"), params)?;

@@ -1,16 +1,20 @@
 //! `shaders/reduce.wgsl`: column sums (`db = Σ_rows δ`) and the full sum of a vector (the loss).
 //!
-//! [`Sum`]'s tree assumes a power-of-two `WORKGROUP_SIZE`, which [`KernelConfig`] guarantees.
+//! [`ColumnSum`] runs one invocation per column walking down the rows, barrier-free: it runs once
+//! per layer per step on a `(batch, outputs)` matrix, where the columns alone fill the adapter.
+//! [`Sum`] runs one workgroup that strides over the whole input and finishes with a tree in
+//! workgroup memory, which assumes a power-of-two `WORKGROUP_SIZE` ([`KernelConfig`] guarantees
+//! one); it sums a batch's losses, so one workgroup is plenty. Both sum in blocks of 64 terms to
+//! keep the rounding error of long sums small, and both are deterministic.
 //!
 //! [`KernelConfig`]: crate::gpu::kernels::KernelConfig
 
 use crate::error::Result;
 use crate::gpu::context::{Gpu, PipelineSpec};
+use crate::gpu::kernels::elementwise::{
+    bound_sizes, check_distinct, check_operand, grid_1d_checked,
+};
 use crate::gpu::kernels::{Dispatch, MatrixParams, Shader, bindings};
-
-fn params(what: &str, rows: usize, cols: usize) -> Result<MatrixParams> {
-    MatrixParams::new(what, rows, cols, 0.0)
-}
 
 fn spec(entry_point: &'static str) -> PipelineSpec {
     PipelineSpec {
@@ -26,12 +30,17 @@ fn spec(entry_point: &'static str) -> PipelineSpec {
 pub struct ColumnSum;
 
 impl ColumnSum {
+    const WHAT: &str = "column sum shape";
+
     fn layout(gpu: &Gpu, rows: usize, cols: usize) -> Result<(MatrixParams, [u32; 3])> {
-        let config = gpu.config();
-        Ok((
-            params("column sum shape", rows, cols)?,
-            config.grid_1d(cols, config.workgroup_size),
-        ))
+        let params = MatrixParams::new(Self::WHAT, rows, cols, 0.0)?;
+        Ok((params, grid_1d_checked(gpu, Self::WHAT, cols)?))
+    }
+
+    /// `sizes` in binding order: input, output.
+    fn check_buffers(rows: usize, cols: usize, [input, output]: [u64; 2]) -> Result<()> {
+        check_operand(Self::WHAT, "input", input, rows * cols)?;
+        check_operand(Self::WHAT, "output", output, cols)
     }
 
     /// Binds `input: (rows, cols)` and `output: (cols)`.
@@ -44,6 +53,8 @@ impl ColumnSum {
         output: &wgpu::Buffer,
     ) -> Result<Dispatch> {
         let (params, groups) = Self::layout(gpu, rows, cols)?;
+        Self::check_buffers(rows, cols, [input.size(), output.size()])?;
+        check_distinct(Self::WHAT, ("output", output), &[("input", input)])?;
         Dispatch::new(
             gpu,
             label,
@@ -54,19 +65,33 @@ impl ColumnSum {
         )
     }
 
-    /// Points the dispatch at a new shape.
+    /// Points the dispatch at a new shape; the bound buffers must hold it.
     pub fn reshape(gpu: &Gpu, dispatch: &mut Dispatch, rows: usize, cols: usize) -> Result<()> {
         let (params, groups) = Self::layout(gpu, rows, cols)?;
+        Self::check_buffers(rows, cols, bound_sizes(dispatch, "ColumnSum")?)?;
         dispatch.update(gpu, &params, groups);
         Ok(())
     }
 }
 
-/// `output[0] = Σ input[0 .. len]`, in one workgroup.
+/// `output[0] = Σ input[0 .. len]` for `input: (len)`, `output: (1)`, in one workgroup.
 #[derive(Clone, Copy, Debug)]
 pub struct Sum;
 
 impl Sum {
+    const WHAT: &str = "sum length";
+
+    /// The shader sums `rows · cols` values: one row of `len`.
+    fn params(len: usize) -> Result<MatrixParams> {
+        MatrixParams::new(Self::WHAT, 1, len, 0.0)
+    }
+
+    /// `sizes` in binding order: input, output.
+    fn check_buffers(len: usize, [input, output]: [u64; 2]) -> Result<()> {
+        check_operand(Self::WHAT, "input", input, len)?;
+        check_operand(Self::WHAT, "output", output, 1)
+    }
+
     /// Binds `input: (len)` and `output: (1)`.
     pub fn bind(
         gpu: &Gpu,
@@ -75,19 +100,24 @@ impl Sum {
         input: &wgpu::Buffer,
         output: &wgpu::Buffer,
     ) -> Result<Dispatch> {
+        let params = Self::params(len)?;
+        Self::check_buffers(len, [input.size(), output.size()])?;
+        check_distinct(Self::WHAT, ("output", output), &[("input", input)])?;
         Dispatch::new(
             gpu,
             label,
             &spec("sum"),
-            &params("sum length", 1, len)?,
+            &params,
             &[input, output],
             [1, 1, 1],
         )
     }
 
-    /// Points the dispatch at a new length.
+    /// Points the dispatch at a new length; the bound input must hold it.
     pub fn reshape(gpu: &Gpu, dispatch: &mut Dispatch, len: usize) -> Result<()> {
-        dispatch.update(gpu, &params("sum length", 1, len)?, [1, 1, 1]);
+        let params = Self::params(len)?;
+        Self::check_buffers(len, bound_sizes(dispatch, "Sum")?)?;
+        dispatch.update(gpu, &params, [1, 1, 1]);
         Ok(())
     }
 }
