@@ -12,10 +12,9 @@
 
 use crate::error::Result;
 use crate::gpu::context::{Gpu, PipelineSpec};
-use crate::gpu::kernels::elementwise::{
-    bound_sizes, check_distinct, check_operand, grid_1d_checked,
+use crate::gpu::kernels::{
+    Dispatch, MatrixParams, Shader, bindings, bound_sizes, check_operand, grid_1d_checked,
 };
-use crate::gpu::kernels::{Dispatch, MatrixParams, Shader, bindings};
 use crate::model::Activation;
 
 /// Which direction of which activation.
@@ -96,11 +95,6 @@ impl ActivationKernel {
     ) -> Result<Dispatch> {
         let (params, groups) = self.layout(gpu, rows, cols)?;
         self.check_buffers(rows, cols, [first.size(), second.size(), out.size()])?;
-        check_distinct(
-            Self::WHAT,
-            ("out", out),
-            &[("first", first), ("second", second)],
-        )?;
         Dispatch::new(
             gpu,
             label,

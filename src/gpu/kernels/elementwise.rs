@@ -4,88 +4,12 @@
 //! Shapes: [`Elementwise`] reads `first: (rows, cols)` and `second: (rows, cols)` (`(cols)` for
 //! the bias add) and writes `out: (rows, cols)`; [`Update`] reads `x: (rows, cols)` and writes
 //! (axpy: reads and writes) `y: (rows, cols)`.
-//!
-//! This module also holds the host-side checks the other one-matrix kernels (activation, reduce,
-//! transpose) share: `grid_1d_checked`, `check_operand` and `check_distinct`.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::context::{Access, Gpu, PipelineSpec};
-use crate::gpu::kernels::{Dispatch, MatrixParams, Shader, bindings};
-
-/// The workgroups of a one-dimensional kernel over `items` invocations
-/// ([`KernelConfig::grid_1d`]), refused when the adapter cannot dispatch them even folded into
-/// two dimensions, or when the last flat index of the folded grid would not fit in `u32` (an
-/// index that wrapped would pass the shader's bounds check and touch an element twice).
-///
-/// [`KernelConfig::grid_1d`]: crate::gpu::kernels::KernelConfig::grid_1d
-pub(crate) fn grid_1d_checked(gpu: &Gpu, what: &str, items: usize) -> Result<[u32; 3]> {
-    let config = gpu.config();
-    let max = config.max_workgroups_per_dimension;
-    let refuse = |why: String| Err(Error::invalid(what, why));
-    if max == 0 {
-        return refuse("the adapter allows no compute workgroups".into());
-    }
-    let groups = config.grid_1d(items, config.workgroup_size);
-    let [x, y, _] = groups;
-    if x > max || y > max {
-        return refuse(format!(
-            "{items} invocations need {x}×{y} workgroups of {}; the adapter allows {max} per \
-             dimension",
-            config.workgroup_size
-        ));
-    }
-    let invocations = u64::from(x) * u64::from(y) * u64::from(config.workgroup_size);
-    if invocations > 1 << 32 {
-        return refuse(format!(
-            "{items} invocations need a grid of {invocations}, past 32-bit indexing"
-        ));
-    }
-    Ok(groups)
-}
-
-/// Refuses an operand buffer of `bytes` that holds fewer than `values` f32 values. wgpu's bounds
-/// checks would keep a short buffer from being overrun, but the result would be silently wrong.
-pub(crate) fn check_operand(what: &str, operand: &str, bytes: u64, values: usize) -> Result<()> {
-    let needed = values as u64 * 4;
-    if bytes < needed {
-        return Err(Error::invalid(
-            what,
-            format!("{operand} holds {bytes} bytes but the shape needs {needed}"),
-        ));
-    }
-    Ok(())
-}
-
-/// Refuses a written operand that is also bound as one of the read ones. wgpu accepts such a
-/// bind group and rejects only its dispatch, at submission, where the error escapes every error
-/// scope and leaves the whole context failing.
-pub(crate) fn check_distinct(
-    what: &str,
-    (written_name, written): (&str, &wgpu::Buffer),
-    read: &[(&str, &wgpu::Buffer)],
-) -> Result<()> {
-    match read.iter().find(|(_, buffer)| *buffer == written) {
-        Some((read_name, _)) => Err(Error::invalid(
-            what,
-            format!("{written_name} is written, so it cannot also be bound as {read_name}"),
-        )),
-        None => Ok(()),
-    }
-}
-
-/// The sizes of the `N` storage buffers bound to `dispatch`, or an error naming the kernel whose
-/// `bind` should have made it.
-pub(crate) fn bound_sizes<const N: usize>(dispatch: &Dispatch, kernel: &str) -> Result<[u64; N]> {
-    dispatch.buffer_sizes().try_into().map_err(|_| {
-        Error::invalid(
-            format!("{kernel} reshape"),
-            format!(
-                "dispatch {} was not bound by {kernel}::bind",
-                dispatch.label()
-            ),
-        )
-    })
-}
+use crate::gpu::kernels::{
+    Dispatch, MatrixParams, Shader, bindings, bound_sizes, check_operand, grid_1d_checked,
+};
 
 /// `first, out, second`: the two inputs of [`Elementwise`] around its output, so that
 /// [`Update`]'s `x, y` are the prefix [`bindings::UNARY`] of the same shader's bindings.
@@ -166,11 +90,6 @@ impl Elementwise {
     ) -> Result<Dispatch> {
         let (params, groups) = layout(gpu, Self::WHAT, rows, cols, self.alpha())?;
         self.check_buffers(rows, cols, [first.size(), out.size(), second.size()])?;
-        check_distinct(
-            Self::WHAT,
-            ("out", out),
-            &[("first", first), ("second", second)],
-        )?;
         Dispatch::new(
             gpu,
             label,
@@ -245,7 +164,6 @@ impl Update {
     ) -> Result<Dispatch> {
         let (params, groups) = layout(gpu, Self::WHAT, rows, cols, self.alpha())?;
         Self::check_buffers(rows, cols, [x.size(), y.size()])?;
-        check_distinct(Self::WHAT, ("y", y), &[("x", x)])?;
         Dispatch::new(gpu, label, &self.spec(), &params, &[x, y], groups)
     }
 

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::{Access, Gpu, PipelineSpec};
-use crate::gpu::kernels::{Dispatch, MatmulStrategy, Shader};
+use crate::gpu::kernels::{Dispatch, MatmulStrategy, Shader, bound_sizes};
 use crate::model::Activation;
 
 /// Bindings after the uniform: a, b, bias, aux, c.
@@ -203,11 +203,7 @@ impl Matmul {
     /// Points an existing dispatch of this variant at a new `shape` (same buffers).
     pub fn reshape(&self, gpu: &Gpu, dispatch: &mut Dispatch, shape: MatmulShape) -> Result<()> {
         let (params, groups) = self.layout(gpu, shape)?;
-        let sizes: [u64; 5] = dispatch
-            .buffer_sizes()
-            .try_into()
-            .map_err(|_| Error::invalid("matmul dispatch", "it was not bound by Matmul::bind"))?;
-        self.check_buffers(shape, sizes)?;
+        self.check_buffers(shape, bound_sizes(dispatch, "Matmul")?)?;
         dispatch.update(gpu, &params, groups);
         Ok(())
     }

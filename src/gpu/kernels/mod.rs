@@ -16,7 +16,7 @@ pub mod optim;
 pub mod reduce;
 pub mod transpose;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::context::{Access, Gpu, PipelineSpec};
 
 /// The WGSL files in `shaders/`.
@@ -181,7 +181,7 @@ impl Dispatch {
         workgroups: [u32; 3],
     ) -> Result<Dispatch> {
         if buffers.len() != spec.storage.len() {
-            return Err(crate::error::Error::invalid(
+            return Err(Error::invalid(
                 label,
                 format!(
                     "{} buffers bound to a kernel with {} storage bindings",
@@ -193,13 +193,19 @@ impl Dispatch {
         // A buffer written by a dispatch must not be bound again in it: wgpu would accept the
         // bind group and fail the whole submission later, leaving the device in error.
         for (i, (first, first_access)) in buffers.iter().zip(spec.storage).enumerate() {
-            for (second, second_access) in buffers.iter().zip(spec.storage).skip(i + 1) {
+            for (j, (second, second_access)) in
+                buffers.iter().zip(spec.storage).enumerate().skip(i + 1)
+            {
                 let written =
                     *first_access == Access::ReadWrite || *second_access == Access::ReadWrite;
                 if first == second && written {
-                    return Err(crate::error::Error::invalid(
+                    return Err(Error::invalid(
                         label,
-                        "one buffer is bound both as an output and as another operand",
+                        format!(
+                            "one buffer is bound both as an output and as another operand (bindings {} and {})",
+                            i + 1,
+                            j + 1
+                        ),
                     ));
                 }
             }
@@ -293,7 +299,7 @@ impl MatrixParams {
     /// Checks that `rows × cols` is non-empty and indexable with `u32`.
     pub(crate) fn new(what: &str, rows: usize, cols: usize, alpha: f32) -> Result<Self> {
         if rows == 0 || cols == 0 || u32::try_from(rows.saturating_mul(cols)).is_err() {
-            return Err(crate::error::Error::invalid(
+            return Err(Error::invalid(
                 what,
                 format!(
                     "rows={rows}, cols={cols}: each must be at least 1 and rows·cols below 2³²"
@@ -307,6 +313,63 @@ impl MatrixParams {
             _pad: 0,
         })
     }
+}
+
+/// The workgroups of a one-dimensional kernel over `items` invocations
+/// ([`KernelConfig::grid_1d`]), refused when the adapter cannot dispatch them even folded into
+/// two dimensions, or when the last flat index of the folded grid would not fit in `u32` (an
+/// index that wrapped would pass the shader's bounds check and touch an element twice).
+///
+pub(crate) fn grid_1d_checked(gpu: &Gpu, what: &str, items: usize) -> Result<[u32; 3]> {
+    let config = gpu.config();
+    let max = config.max_workgroups_per_dimension;
+    let refuse = |why: String| Err(Error::invalid(what, why));
+    if max == 0 {
+        return refuse("the adapter allows no compute workgroups".into());
+    }
+    let groups = config.grid_1d(items, config.workgroup_size);
+    let [x, y, _] = groups;
+    if x > max || y > max {
+        return refuse(format!(
+            "{items} invocations need {x}×{y} workgroups of {}; the adapter allows {max} per \
+             dimension",
+            config.workgroup_size
+        ));
+    }
+    let invocations = u64::from(x) * u64::from(y) * u64::from(config.workgroup_size);
+    if invocations > 1 << 32 {
+        return refuse(format!(
+            "{items} invocations need a grid of {invocations}, past 32-bit indexing"
+        ));
+    }
+    Ok(groups)
+}
+
+/// Refuses an operand buffer of `bytes` that holds fewer than `values` f32 values. wgpu's bounds
+/// checks would keep a short buffer from being overrun, but the result would be silently wrong.
+pub(crate) fn check_operand(what: &str, operand: &str, bytes: u64, values: usize) -> Result<()> {
+    let needed = values as u64 * 4;
+    if bytes < needed {
+        return Err(Error::invalid(
+            what,
+            format!("{operand} holds {bytes} bytes but the shape needs {needed}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The sizes of the `N` storage buffers bound to `dispatch`, or an error naming the kernel whose
+/// `bind` should have made it.
+pub(crate) fn bound_sizes<const N: usize>(dispatch: &Dispatch, kernel: &str) -> Result<[u64; N]> {
+    dispatch.buffer_sizes().try_into().map_err(|_| {
+        Error::invalid(
+            format!("{kernel} reshape"),
+            format!(
+                "dispatch {} was not bound by {kernel}::bind",
+                dispatch.label()
+            ),
+        )
+    })
 }
 
 /// Storage access lists shared by several kernels.
