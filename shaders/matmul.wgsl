@@ -11,15 +11,26 @@
 //   matmul_tiled     shared-memory tiles and barriers; for GPUs.
 //   matmul_register  register blocks read straight from memory, no barrier; for CPU adapters,
 //                    where a barrier costs a context switch of every invocation.
-// Both give each invocation an MM_BLOCK × MM_BLOCK block of C; MM_WG × MM_WG invocations per
-// workgroup. MM_WG, MM_BLOCK and MM_TILE_K come from the generated header.
+// Both give each invocation an MM_BLOCK_M × MM_BLOCK_N block of C, with MM_WG_X × MM_WG_Y
+// invocations per workgroup. These four are pipeline-overridable, so that each product gets the
+// tile its shape wants (MatmulTile in src/gpu/kernels/matmul.rs); loops over them have constant
+// bounds once the pipeline is created and unroll. MM_TILE_K comes from the generated header.
 
 const EPILOGUE_NONE: u32 = 0u;
 const EPILOGUE_BIAS_ACTIVATION: u32 = 1u;   // c = g(c + bias[col])
 const EPILOGUE_TIMES_DERIVATIVE: u32 = 2u;  // c = c * g'(aux[row, col])
 
-// The side of the block of C one workgroup computes.
-const TILE: u32 = MM_WG * MM_BLOCK;
+override MM_WG_X: u32 = 8u;
+override MM_WG_Y: u32 = 8u;
+override MM_BLOCK_M: u32 = 4u;
+override MM_BLOCK_N: u32 = 4u;
+
+// The register arrays are sized for the largest block; a smaller one uses a prefix of them.
+const MM_MAX_BLOCK: u32 = 16u;
+
+// The block of C one workgroup computes: TILE_M rows by TILE_N columns.
+override TILE_M: u32 = MM_WG_Y * MM_BLOCK_M;
+override TILE_N: u32 = MM_WG_X * MM_BLOCK_N;
 
 override TRANSPOSE_A: bool = false;
 override TRANSPOSE_B: bool = false;
@@ -69,48 +80,50 @@ fn store_c(row: u32, col: u32, value: f32) {
 
 // ---- register-blocked, barrier-free ----
 //
-// A workgroup computes a TILE × TILE block of C (TILE = MM_WG · MM_BLOCK); invocation (x, y) owns
-// rows y + r·MM_WG and columns x + s·MM_WG of it, so that neighbouring invocations (the SIMD
-// lanes of a CPU adapter) touch neighbouring columns. Out-of-range rows and columns are clamped
+// A workgroup computes a TILE_M × TILE_N block of C; invocation (x, y) owns rows y + r·MM_WG_Y
+// and columns x + s·MM_WG_X of it, so that neighbouring invocations (the SIMD lanes of a CPU
+// adapter) touch neighbouring columns. Out-of-range rows and columns are clamped
 // for loading, so the inner loop has no branch, and skipped when storing. On a CPU adapter the
 // larger the block the better the per-invocation overhead is amortised (see KernelConfig).
 
-@compute @workgroup_size(MM_WG, MM_WG)
+@compute @workgroup_size(MM_WG_X, MM_WG_Y)
 fn matmul_register(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_id) local: vec3<u32>,
 ) {
-    let row0 = group.y * TILE + local.y;
-    let col0 = group.x * TILE + local.x;
+    let row0 = group.y * TILE_M + local.y;
+    let col0 = group.x * TILE_N + local.x;
     if row0 >= params.m || col0 >= params.n {
         return;
     }
-    var rows: array<u32, MM_BLOCK>;
-    var cols: array<u32, MM_BLOCK>;
-    for (var i = 0u; i < MM_BLOCK; i++) {
-        rows[i] = min(row0 + i * MM_WG, params.m - 1u);
-        cols[i] = min(col0 + i * MM_WG, params.n - 1u);
+    var rows: array<u32, MM_MAX_BLOCK>;
+    var cols: array<u32, MM_MAX_BLOCK>;
+    for (var r = 0u; r < MM_BLOCK_M; r++) {
+        rows[r] = min(row0 + r * MM_WG_Y, params.m - 1u);
     }
-    var acc: array<array<f32, MM_BLOCK>, MM_BLOCK>;
-    var a_reg: array<f32, MM_BLOCK>;
-    var b_reg: array<f32, MM_BLOCK>;
+    for (var s = 0u; s < MM_BLOCK_N; s++) {
+        cols[s] = min(col0 + s * MM_WG_X, params.n - 1u);
+    }
+    var acc: array<array<f32, MM_MAX_BLOCK>, MM_MAX_BLOCK>;
+    var a_reg: array<f32, MM_MAX_BLOCK>;
+    var b_reg: array<f32, MM_MAX_BLOCK>;
     for (var i = 0u; i < params.k; i++) {
-        for (var r = 0u; r < MM_BLOCK; r++) {
+        for (var r = 0u; r < MM_BLOCK_M; r++) {
             a_reg[r] = load_a(rows[r], i);
         }
-        for (var s = 0u; s < MM_BLOCK; s++) {
+        for (var s = 0u; s < MM_BLOCK_N; s++) {
             b_reg[s] = load_b(i, cols[s]);
         }
-        for (var r = 0u; r < MM_BLOCK; r++) {
-            for (var s = 0u; s < MM_BLOCK; s++) {
+        for (var r = 0u; r < MM_BLOCK_M; r++) {
+            for (var s = 0u; s < MM_BLOCK_N; s++) {
                 acc[r][s] = fma(a_reg[r], b_reg[s], acc[r][s]);
             }
         }
     }
-    for (var r = 0u; r < MM_BLOCK; r++) {
-        for (var s = 0u; s < MM_BLOCK; s++) {
-            let row = row0 + r * MM_WG;
-            let col = col0 + s * MM_WG;
+    for (var r = 0u; r < MM_BLOCK_M; r++) {
+        for (var s = 0u; s < MM_BLOCK_N; s++) {
+            let row = row0 + r * MM_WG_Y;
+            let col = col0 + s * MM_WG_X;
             if row < params.m && col < params.n {
                 store_c(row, col, acc[r][s]);
             }
@@ -120,36 +133,36 @@ fn matmul_register(
 
 // ---- shared-memory tiles ---------------------------------------------------------------------
 //
-// A workgroup computes a TILE × TILE block of C (TILE = MM_WG · MM_BLOCK), walking k in steps of
-// MM_TILE_K. Invocation (tx, ty) owns rows ty + r·MM_WG and columns tx + s·MM_WG, so that
-// neighbouring invocations read neighbouring shared-memory words and write neighbouring columns.
+// A workgroup computes a TILE_M × TILE_N block of C, walking k in steps of MM_TILE_K. Invocation
+// (tx, ty) owns rows ty + r·MM_WG_Y and columns tx + s·MM_WG_X, so that neighbouring invocations
+// read neighbouring shared-memory words and write neighbouring columns.
 
-const THREADS: u32 = MM_WG * MM_WG;
+override THREADS: u32 = MM_WG_X * MM_WG_Y;
 
-var<workgroup> tile_a: array<f32, MM_TILE_K * TILE>; // [kk][row]
-var<workgroup> tile_b: array<f32, MM_TILE_K * TILE>; // [kk][col]
+var<workgroup> tile_a: array<f32, MM_TILE_K * TILE_M>; // [kk][row]
+var<workgroup> tile_b: array<f32, MM_TILE_K * TILE_N>; // [kk][col]
 
-@compute @workgroup_size(MM_WG, MM_WG)
+@compute @workgroup_size(MM_WG_X, MM_WG_Y)
 fn matmul_tiled(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_id) local: vec3<u32>,
 ) {
-    let row_base = group.y * TILE;
-    let col_base = group.x * TILE;
-    let thread = local.y * MM_WG + local.x;
-    var acc: array<array<f32, MM_BLOCK>, MM_BLOCK>;
-    var a_reg: array<f32, MM_BLOCK>;
-    var b_reg: array<f32, MM_BLOCK>;
+    let row_base = group.y * TILE_M;
+    let col_base = group.x * TILE_N;
+    let thread = local.y * MM_WG_X + local.x;
+    var acc: array<array<f32, MM_MAX_BLOCK>, MM_MAX_BLOCK>;
+    var a_reg: array<f32, MM_MAX_BLOCK>;
+    var b_reg: array<f32, MM_MAX_BLOCK>;
 
     for (var k0 = 0u; k0 < params.k; k0 += MM_TILE_K) {
         // Cooperative loads; the index order follows the operand's memory layout so that
         // neighbouring invocations read neighbouring addresses.
-        for (var e = thread; e < MM_TILE_K * TILE; e += THREADS) {
+        for (var e = thread; e < MM_TILE_K * TILE_M; e += THREADS) {
             var kk: u32;
             var r: u32;
             if TRANSPOSE_A {
-                kk = e / TILE;
-                r = e % TILE;
+                kk = e / TILE_M;
+                r = e % TILE_M;
             } else {
                 kk = e % MM_TILE_K;
                 r = e / MM_TILE_K;
@@ -160,17 +173,17 @@ fn matmul_tiled(
             if row < params.m && i < params.k {
                 value = load_a(row, i);
             }
-            tile_a[kk * TILE + r] = value;
+            tile_a[kk * TILE_M + r] = value;
         }
-        for (var e = thread; e < MM_TILE_K * TILE; e += THREADS) {
+        for (var e = thread; e < MM_TILE_K * TILE_N; e += THREADS) {
             var kk: u32;
             var s: u32;
             if TRANSPOSE_B {
                 kk = e % MM_TILE_K;
                 s = e / MM_TILE_K;
             } else {
-                kk = e / TILE;
-                s = e % TILE;
+                kk = e / TILE_N;
+                s = e % TILE_N;
             }
             let col = col_base + s;
             let i = k0 + kk;
@@ -178,19 +191,19 @@ fn matmul_tiled(
             if col < params.n && i < params.k {
                 value = load_b(i, col);
             }
-            tile_b[kk * TILE + s] = value;
+            tile_b[kk * TILE_N + s] = value;
         }
         workgroupBarrier();
 
         for (var kk = 0u; kk < MM_TILE_K; kk++) {
-            for (var r = 0u; r < MM_BLOCK; r++) {
-                a_reg[r] = tile_a[kk * TILE + local.y + r * MM_WG];
+            for (var r = 0u; r < MM_BLOCK_M; r++) {
+                a_reg[r] = tile_a[kk * TILE_M + local.y + r * MM_WG_Y];
             }
-            for (var s = 0u; s < MM_BLOCK; s++) {
-                b_reg[s] = tile_b[kk * TILE + local.x + s * MM_WG];
+            for (var s = 0u; s < MM_BLOCK_N; s++) {
+                b_reg[s] = tile_b[kk * TILE_N + local.x + s * MM_WG_X];
             }
-            for (var r = 0u; r < MM_BLOCK; r++) {
-                for (var s = 0u; s < MM_BLOCK; s++) {
+            for (var r = 0u; r < MM_BLOCK_M; r++) {
+                for (var s = 0u; s < MM_BLOCK_N; s++) {
                     acc[r][s] = fma(a_reg[r], b_reg[s], acc[r][s]);
                 }
             }
@@ -198,10 +211,10 @@ fn matmul_tiled(
         workgroupBarrier();
     }
 
-    for (var r = 0u; r < MM_BLOCK; r++) {
-        for (var s = 0u; s < MM_BLOCK; s++) {
-            let row = row_base + local.y + r * MM_WG;
-            let col = col_base + local.x + s * MM_WG;
+    for (var r = 0u; r < MM_BLOCK_M; r++) {
+        for (var s = 0u; s < MM_BLOCK_N; s++) {
+            let row = row_base + local.y + r * MM_WG_Y;
+            let col = col_base + local.x + s * MM_WG_X;
             if row < params.m && col < params.n {
                 store_c(row, col, acc[r][s]);
             }

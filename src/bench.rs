@@ -12,6 +12,8 @@ use std::time::Instant;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::context::{AdapterChoice, Gpu};
+use crate::gpu::network::Fusion;
+use crate::gpu::profile::Profile;
 use crate::model::{Activation, Loss, Mlp};
 use crate::optim::OptimizerConfig;
 use crate::rng::Rng;
@@ -141,26 +143,60 @@ fn steps_for(workload: Workload, samples: usize) -> Result<usize> {
     Ok(samples.div_ceil(workload.config().batch_size))
 }
 
+/// What to run a GPU benchmark on, and how.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GpuBenchOptions {
+    /// The adapter.
+    pub adapter: AdapterChoice,
+    /// The fused kernels (the default) or the unfused ones, to measure what fusing saves.
+    pub fusion: Fusion,
+    /// After the timed region, profile this many more steps kernel by kernel (0: none).
+    pub profile_steps: usize,
+}
+
 /// Trains `workload` on the GPU `choice` selects: the first step from nothing, a warm-up, then
 /// at least `samples` samples.
 pub fn bench_gpu(workload: Workload, choice: AdapterChoice, samples: usize) -> Result<BenchReport> {
+    let options = GpuBenchOptions {
+        adapter: choice,
+        ..GpuBenchOptions::default()
+    };
+    Ok(bench_gpu_with(workload, samples, &options)?.0)
+}
+
+/// [`bench_gpu`] with [`GpuBenchOptions`]; also returns the profile if one was asked for.
+pub fn bench_gpu_with(
+    workload: Workload,
+    samples: usize,
+    options: &GpuBenchOptions,
+) -> Result<(BenchReport, Option<Profile>)> {
     let steps = steps_for(workload, samples)?;
     let data = random_dataset(steps.min(64) * workload.config().batch_size);
     let start = Instant::now();
-    let gpu = Gpu::new(choice)?;
+    let gpu = Gpu::new(options.adapter.clone())?;
     let mut trainer = GpuTrainer::new(&gpu, &workload.mlp(), &data, None, workload.config())?;
+    trainer.set_fusion(options.fusion)?;
     trainer.run_steps(1)?;
     let first_step_s = start.elapsed().as_secs_f64();
     trainer.run_steps(steps.div_ceil(10).max(2))?;
     let timed = Instant::now();
     trainer.run_steps(steps)?;
-    Ok(report(
+    let seconds = timed.elapsed().as_secs_f64();
+    let profile = if options.profile_steps > 0 {
+        trainer.profile_next_steps(options.profile_steps)?;
+        trainer.run_steps(options.profile_steps)?;
+        trainer.profile()
+    } else {
+        None
+    };
+    let report = report(
         workload,
         gpu.adapter_description(),
         steps,
-        timed.elapsed().as_secs_f64(),
+        seconds,
         first_step_s,
-    ))
+    );
+    Ok((report, profile))
 }
 
 /// The same on the CPU reference.

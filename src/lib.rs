@@ -47,6 +47,6 @@ pub mod rng;
 pub mod train;
 
 pub use error::{Error, Result};
-pub use gpu::{AdapterChoice, Gpu, GpuMlp};
+pub use gpu::{AdapterChoice, Fusion, Gpu, GpuMlp};
 pub use model::{Activation, Dense, DenseGradients, Gradients, Init, Loss, Mlp};
 pub use ndarray;

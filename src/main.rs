@@ -13,10 +13,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use wgpu_mlp::bench::{Workload, bench_cpu, bench_gpu};
+use wgpu_mlp::bench::{GpuBenchOptions, Workload, bench_cpu, bench_gpu_with};
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
 use wgpu_mlp::data::{self, Dataset, DatasetKind, download, image, synthetic};
 use wgpu_mlp::gpu::context::{available_adapters, describe_adapter};
+use wgpu_mlp::gpu::profile::Profile;
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
 use wgpu_mlp::plot::{EpochPoint, training_curves_svg};
@@ -24,7 +25,7 @@ use wgpu_mlp::rng::Rng;
 use wgpu_mlp::train::{
     CpuTrainer, EpochReport, Evaluation, GpuTrainer, Progress, TrainConfig, argmax, evaluate_cpu,
 };
-use wgpu_mlp::{Activation, AdapterChoice, Gpu, GpuMlp, Init, Loss, Mlp, reference};
+use wgpu_mlp::{Activation, AdapterChoice, Fusion, Gpu, GpuMlp, Init, Loss, Mlp, reference};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -79,6 +80,14 @@ struct BenchArgs {
     /// Samples in the timed region (after the first step and a warm-up).
     #[arg(long, default_value_t = 12_800)]
     samples: usize,
+    /// Then time STEPS more steps kernel by kernel with timestamp queries, and print where a
+    /// step's GPU time goes.
+    #[arg(long, value_name = "STEPS", num_args = 0..=1, default_missing_value = "20")]
+    profile: Option<usize>,
+    /// Run bias, activation and ⊙g′ as kernels of their own instead of in the matmul
+    /// epilogues, to measure what fusing them saves.
+    #[arg(long)]
+    unfused: bool,
     /// Print the result as one JSON line.
     #[arg(long)]
     json: bool,
@@ -227,6 +236,10 @@ struct TrainArgs {
     /// Draw loss and accuracy curves here (SVG).
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
+    /// Time the first STEPS training steps kernel by kernel with timestamp queries (they train
+    /// as usual) and print where a step's GPU time goes.
+    #[arg(long, value_name = "STEPS", num_args = 0..=1, default_missing_value = "20")]
+    profile: Option<usize>,
     /// Print a one-line JSON summary at the end.
     #[arg(long)]
     json: bool,
@@ -473,6 +486,9 @@ fn train(args: TrainArgs) -> Result<()> {
     if args.epochs == 0 {
         bail!("--epochs 0: nothing to train (give at least 1)");
     }
+    if args.cpu && args.profile.is_some() {
+        bail!("--profile times GPU kernels with timestamp queries; it cannot be used with --cpu");
+    }
     let (train_set, test_set) = load_data(&args.data, seed)?;
     let config = TrainConfig {
         optimizer: optimizer_config(&args),
@@ -487,16 +503,11 @@ fn train(args: TrainArgs) -> Result<()> {
     } else {
         let gpu = open_gpu(&args.adapter)?;
         let adapter = gpu.adapter_description();
-        (
-            Trainer::Gpu(Box::new(GpuTrainer::new(
-                &gpu,
-                &mlp,
-                &train_set,
-                Some(&test_set),
-                config,
-            )?)),
-            adapter,
-        )
+        let mut trainer = GpuTrainer::new(&gpu, &mlp, &train_set, Some(&test_set), config)?;
+        if let Some(steps) = args.profile {
+            trainer.profile_next_steps(steps)?;
+        }
+        (Trainer::Gpu(Box::new(trainer)), adapter)
     };
     trainer.set_epochs_done(epochs_before);
     if let Some(path) = &args.resume {
@@ -608,6 +619,13 @@ fn train(args: TrainArgs) -> Result<()> {
         eprintln!("saved {}", path.display());
     }
     print_confusion(&evaluation.confusion);
+    let profile = match &trainer {
+        Trainer::Gpu(t) => t.profile(),
+        Trainer::Cpu(_) => None,
+    };
+    if let Some(profile) = &profile {
+        println!("{profile}");
+    }
     if let Some(path) = &args.plot {
         checkpoint::write_atomically(path, training_curves_svg(&history).as_bytes())?;
         eprintln!("plotted {}", path.display());
@@ -619,6 +637,7 @@ fn train(args: TrainArgs) -> Result<()> {
             "epochs": epochs_before + args.epochs, "seconds": start.elapsed().as_secs_f64(),
             "samples_per_s": samples as f64 / train_seconds.max(1e-9), "adapter": adapter,
             "dataset": DatasetKind::from(args.data.dataset).name(),
+            "profile": profile.as_ref().map(profile_json),
         });
         println!("{summary}");
     }
@@ -848,32 +867,71 @@ fn bench(args: BenchArgs) -> Result<()> {
         WorkloadArg::W1 => Workload::W1,
         WorkloadArg::W2 => Workload::W2,
     };
-    let report = if args.cpu {
-        bench_cpu(workload, args.samples)?
+    let fusion = if args.unfused {
+        Fusion::Unfused
     } else {
-        bench_gpu(
-            workload,
-            args.adapter.parse().unwrap_or_default(),
-            args.samples,
-        )?
+        Fusion::Fused
+    };
+    let (report, profile) = if args.cpu {
+        if args.profile.is_some() || args.unfused {
+            bail!(
+                "--profile and --unfused are about the GPU kernels; they cannot be used with --cpu"
+            );
+        }
+        (bench_cpu(workload, args.samples)?, None)
+    } else {
+        let options = GpuBenchOptions {
+            adapter: args.adapter.parse().unwrap_or_default(),
+            fusion,
+            profile_steps: args.profile.unwrap_or(0),
+        };
+        bench_gpu_with(workload, args.samples, &options)?
     };
     if args.json {
         let line = json!({
             "workload": report.workload, "adapter": report.adapter, "samples_per_s": report.samples_per_s,
             "gflops": report.gflops, "first_step_s": report.first_step_s, "samples": report.samples, "seconds": report.seconds,
+            "kernels": if args.cpu { "cpu" } else if args.unfused { "unfused" } else { "fused" },
+            "profile": profile.as_ref().map(profile_json),
         });
         println!("{line}");
     } else {
         println!(
-            "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s",
+            "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s{}",
             report.workload,
             report.adapter,
             report.samples_per_s,
             report.gflops,
             report.samples,
             report.seconds,
-            report.first_step_s
+            report.first_step_s,
+            if args.unfused {
+                " (unfused kernels)"
+            } else {
+                ""
+            }
         );
+        if let Some(profile) = &profile {
+            println!("{profile}");
+        }
     }
     Ok(())
+}
+
+/// A profile as JSON: the kernels in step order with their time per step.
+fn profile_json(profile: &Profile) -> serde_json::Value {
+    let kernels: Vec<_> = profile
+        .kernels
+        .iter()
+        .map(|k| {
+            json!({
+                "kernel": k.label, "calls_per_step": k.calls_per_step,
+                "ms_per_step": k.per_step.as_secs_f64() * 1e3,
+            })
+        })
+        .collect();
+    json!({
+        "steps": profile.steps, "gpu_ms_per_step": profile.gpu_per_step().as_secs_f64() * 1e3,
+        "kernels": kernels,
+    })
 }

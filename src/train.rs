@@ -17,10 +17,11 @@ use ndarray::Array2;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
-use crate::gpu::kernels::Dispatch;
 use crate::gpu::kernels::data::{Gather, GatherBuffers, pack_bytes};
 use crate::gpu::kernels::metrics::{Metrics, MetricsBuffers};
-use crate::gpu::network::GpuMlp;
+use crate::gpu::kernels::{Dispatch, Recorder};
+use crate::gpu::network::{Fusion, GpuMlp};
+use crate::gpu::profile::{CountDispatches, Profile, Profiler};
 use crate::model::Mlp;
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::rng::Rng;
@@ -205,6 +206,8 @@ pub struct GpuTrainer {
     staging: wgpu::Buffer,
     /// Training rows consumed since the last shuffle (the GPU's data cursor, mirrored).
     rows_into_epoch: usize,
+    /// With `--profile`: the profiler and how many of the coming steps it still times.
+    profiler: Option<(Profiler, usize)>,
 }
 
 impl GpuTrainer {
@@ -273,6 +276,7 @@ impl GpuTrainer {
             train,
             eval,
             rows_into_epoch: 0,
+            profiler: None,
         })
     }
 
@@ -437,22 +441,63 @@ impl GpuTrainer {
         Ok(len)
     }
 
+    /// Records one training step: the batch's gather, the network's step, and the loss
+    /// bookkeeping.
+    fn record_step(net: &GpuMlp, train: &TrainPlan, recorder: &mut impl Recorder) {
+        train.gather.record(recorder);
+        net.record_step(recorder);
+        train.accumulate_loss.record(recorder);
+        train.watch_loss.record(recorder);
+    }
+
     /// Records `count` consecutive steps of `rows` rows each into one submission: nothing is read
-    /// between them, and the data cursor moves on the GPU.
-    fn submit_steps(&mut self, rows: usize, count: usize) -> Result<()> {
+    /// between them, and the data cursor moves on the GPU. Steps still to be profiled go one
+    /// submission each, with every dispatch timed.
+    fn submit_steps(&mut self, rows: usize, mut count: usize) -> Result<()> {
         self.set_rows(rows)?;
         let train = self.train.as_ref().ok_or_else(no_training_set)?;
+        if let Some((profiler, left)) = &mut self.profiler {
+            while count > 0 && *left > 0 {
+                profiler.profile_step(|timed| Self::record_step(&self.net, train, timed))?;
+                *left -= 1;
+                count -= 1;
+                self.rows_into_epoch += rows;
+            }
+        }
+        if count == 0 {
+            return Ok(());
+        }
         let encoder = self.net.encode("train.steps", |pass| {
             for _ in 0..count {
-                train.gather.record(pass);
-                self.net.record_step(pass);
-                train.accumulate_loss.record(pass);
-                train.watch_loss.record(pass);
+                Self::record_step(&self.net, train, pass);
             }
         });
         self.net.submit(encoder)?;
         self.rows_into_epoch += rows * count;
         Ok(())
+    }
+
+    /// Times every dispatch of the next `steps` training steps with timestamp queries (see
+    /// [`crate::gpu::profile`]); the steps train exactly as they otherwise would. An error if
+    /// the adapter has no timestamp queries.
+    pub fn profile_next_steps(&mut self, steps: usize) -> Result<()> {
+        let train = self.train.as_ref().ok_or_else(no_training_set)?;
+        let mut count = CountDispatches::default();
+        Self::record_step(&self.net, train, &mut count);
+        self.profiler = Some((Profiler::new(self.net.gpu(), count.0)?, steps));
+        Ok(())
+    }
+
+    /// Rebinds the training step to `fusion`; nothing trained so far changes.
+    pub fn set_fusion(&mut self, fusion: Fusion) -> Result<()> {
+        self.net.set_fusion(fusion)
+    }
+
+    /// The per-kernel times of the steps profiled so far, if profiling was asked for.
+    pub fn profile(&self) -> Option<Profile> {
+        self.profiler
+            .as_ref()
+            .map(|(profiler, _)| profiler.profile())
     }
 
     /// Trains one epoch; `progress` is called at most every [`PROGRESS_INTERVAL`] and at the end,

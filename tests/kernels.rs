@@ -4,7 +4,7 @@ mod common;
 
 use common::{assert_close, gpu, random_matrix};
 use wgpu_mlp::Activation;
-use wgpu_mlp::gpu::kernels::matmul::{Epilogue, Matmul, MatmulShape};
+use wgpu_mlp::gpu::kernels::matmul::{Epilogue, Matmul, MatmulShape, MatmulTile};
 use wgpu_mlp::gpu::kernels::{Dispatch, MatmulStrategy};
 use wgpu_mlp::ndarray::{Array1, Array2};
 
@@ -98,6 +98,69 @@ fn matmul_register_blocked_matches_ndarray_in_every_layout() {
 #[test]
 fn matmul_tiled_matches_ndarray_in_every_layout() {
     all_layouts(MatmulStrategy::Tiled);
+}
+
+#[test]
+fn matmul_every_tile_shape_matches_ndarray() {
+    // The tile is chosen per shape; every tile the shader accepts must give the same product,
+    // including rectangular blocks, several rows of invocations, and blocks larger than C.
+    let tiles = [
+        (1, 1, 1, 1),
+        (8, 1, 16, 16),
+        (8, 1, 16, 2),
+        (8, 2, 8, 16),
+        (8, 4, 3, 5),
+        (4, 8, 16, 1),
+        (16, 16, 4, 4),
+    ];
+    for strategy in [MatmulStrategy::RegisterBlocked, MatmulStrategy::Tiled] {
+        for (wg_x, wg_y, block_m, block_n) in tiles {
+            let tile = MatmulTile {
+                wg_x,
+                wg_y,
+                block_m,
+                block_n,
+            };
+            for variant in [Matmul::NN, Matmul::NT, Matmul::TN] {
+                for (m, n, k) in [(1, 1, 1), (10, 37, 65), (65, 10, 7)] {
+                    run_matmul(variant.with_strategy(strategy).with_tile(tile), m, n, k, 21);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_refuses_a_block_larger_than_the_shader_holds() {
+    let gpu = gpu();
+    let buffer = gpu.storage_buffer("operand", 64).unwrap();
+    let shape = MatmulShape { m: 8, n: 8, k: 1 };
+    for block in [0, MatmulTile::MAX_BLOCK + 1] {
+        let tile = MatmulTile {
+            wg_x: 8,
+            wg_y: 1,
+            block_m: block,
+            block_n: 4,
+        };
+        let error = Matmul::NN
+            .with_tile(tile)
+            .bind(
+                &gpu,
+                "too big",
+                shape,
+                &buffer,
+                &buffer,
+                &buffer,
+                &buffer,
+                &gpu.storage_buffer("c", 64).unwrap(),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("matmul tile") && error.contains("blocks 1 to 16"),
+            "{error}"
+        );
+    }
 }
 
 #[test]

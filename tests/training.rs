@@ -4,7 +4,7 @@ mod common;
 
 use common::{assert_close, assert_close2, gpu, one_hot, random_matrix, targets01};
 use wgpu_mlp::ndarray::s;
-use wgpu_mlp::{Activation, GpuMlp, Loss, Mlp};
+use wgpu_mlp::{Activation, Fusion, GpuMlp, Loss, Mlp};
 
 /// Losses and weights after 20 steps: the GPU and CPU differ only by f32 rounding, which SGD
 /// carries forward, so the tolerance is looser than for a single gradient.
@@ -113,6 +113,94 @@ fn twenty_sgd_steps_match_cpu_tanh_binary_cross_entropy() {
     );
 }
 
+#[test]
+fn unfused_kernels_compute_exactly_what_the_fused_ones_do() {
+    // The same f32 operations in the same order, only split over more passes: the results must
+    // be identical, through odd-sized batches (which reshape every dispatch) too.
+    let gpu = gpu();
+    for (mlp, batch) in [
+        (
+            Mlp::new(
+                &[13, 20, 17, 4],
+                Activation::Relu,
+                Activation::Softmax,
+                Loss::CrossEntropy,
+                4,
+            ),
+            19,
+        ),
+        (
+            Mlp::new(
+                &[9, 12, 3],
+                Activation::Sigmoid,
+                Activation::Sigmoid,
+                Loss::Mse,
+                5,
+            ),
+            8,
+        ),
+        (
+            Mlp::new(
+                &[6, 7, 5, 2],
+                Activation::Tanh,
+                Activation::Identity,
+                Loss::Mse,
+                6,
+            ),
+            5,
+        ),
+    ] {
+        let what = format!("{:?}", mlp.sizes());
+        let x = random_matrix(batch, mlp.inputs(), 3);
+        let y = if mlp.loss == Loss::CrossEntropy {
+            one_hot(batch, mlp.outputs(), 4)
+        } else {
+            targets01(batch, mlp.outputs(), 4)
+        };
+        let mut fused = GpuMlp::new(&gpu, &mlp).unwrap();
+        let mut unfused = GpuMlp::new(&gpu, &mlp).unwrap();
+        unfused.set_fusion(Fusion::Unfused).unwrap();
+        assert_eq!(unfused.fusion(), Fusion::Unfused);
+        let (fused_loss, fused_gradients) = fused.loss_and_gradients(x.view(), y.view()).unwrap();
+        let (unfused_loss, unfused_gradients) =
+            unfused.loss_and_gradients(x.view(), y.view()).unwrap();
+        assert_eq!(fused_loss, unfused_loss, "{what}: loss");
+        assert_eq!(fused_gradients, unfused_gradients, "{what}: gradients");
+        // And both are right.
+        let (cpu_loss, _) = mlp.loss_and_gradients(x.view(), y.view()).unwrap();
+        assert_close(
+            &format!("{what}: loss"),
+            &[fused_loss],
+            &[cpu_loss],
+            1e-6,
+            1e-5,
+        );
+        for step in 0..6 {
+            let rows = if step % 3 == 1 { batch / 2 + 1 } else { batch };
+            let (x, y) = (x.slice(s![..rows, ..]), y.slice(s![..rows, ..]));
+            fused.train_step(x, y, 0.2).unwrap();
+            unfused.train_step(x, y, 0.2).unwrap();
+            assert_eq!(
+                fused.last_loss().unwrap(),
+                unfused.last_loss().unwrap(),
+                "{what}: loss of step {step}"
+            );
+        }
+        assert_eq!(
+            fused.to_mlp().unwrap(),
+            unfused.to_mlp().unwrap(),
+            "{what}: weights"
+        );
+        // Back to fused: the scratch buffers go, the weights stay.
+        unfused.set_fusion(Fusion::Fused).unwrap();
+        assert_eq!(
+            fused.to_mlp().unwrap(),
+            unfused.to_mlp().unwrap(),
+            "{what}: weights"
+        );
+    }
+}
+
 mod trainers {
     use super::common::{assert_close, assert_close2, gpu};
     use wgpu_mlp::data::synthetic;
@@ -195,6 +283,71 @@ mod trainers {
                 );
             }
         }
+    }
+
+    #[test]
+    fn profiled_steps_time_every_kernel_and_train_exactly_as_unprofiled_ones() {
+        let gpu = gpu();
+        assert!(
+            gpu.has_timestamps(),
+            "lavapipe and every GPU we target have timestamp queries; {} has not",
+            gpu.adapter_description()
+        );
+        let (train, _) = synthetic::generate(160, 10, 5);
+        let mlp = Mlp::new(
+            &[784, 24, 16, 10],
+            Activation::Relu,
+            Activation::Softmax,
+            Loss::CrossEntropy,
+            8,
+        );
+        let run = |profile: usize| {
+            let mut trainer =
+                GpuTrainer::new(&gpu, &mlp, &train, None, config(Optimizer::Sgd, 0.1)).unwrap();
+            if profile > 0 {
+                trainer.profile_next_steps(profile).unwrap();
+            }
+            let report = trainer.train_epoch(|_| {}).unwrap();
+            (
+                trainer.to_mlp().unwrap(),
+                report.train_loss,
+                trainer.profile(),
+            )
+        };
+        let (plain, plain_loss, none) = run(0);
+        assert!(none.is_none());
+        let (profiled, profiled_loss, profile) = run(3);
+        assert_eq!(plain, profiled, "profiling changed the training");
+        assert_eq!(plain_loss, profiled_loss);
+        let profile = profile.unwrap();
+        assert_eq!(profile.steps, 3);
+        let labels: Vec<&str> = profile.kernels.iter().map(|k| k.label.as_str()).collect();
+        for layer in 0..3 {
+            for what in ["forward", "dweight", "dbias", "sgd"] {
+                let label = format!("layer{layer}.{what}");
+                assert!(
+                    labels.contains(&label.as_str()),
+                    "{label} missing from {labels:?}"
+                );
+            }
+        }
+        for label in [
+            "layer0.delta",
+            "layer1.delta",
+            "train.gather",
+            "output.loss",
+        ] {
+            assert!(labels.contains(&label), "{label} missing from {labels:?}");
+        }
+        assert!(
+            profile.kernels.iter().all(|k| k.calls_per_step == 1.0),
+            "{profile}"
+        );
+        assert!(
+            profile.gpu_per_step() > std::time::Duration::ZERO,
+            "{profile}"
+        );
+        assert!(profile.to_string().contains("layer0.forward"));
     }
 
     #[test]

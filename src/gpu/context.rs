@@ -237,7 +237,8 @@ impl Gpu {
         adjust(&mut limits);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgpu-mlp device"),
-            required_features: wgpu::Features::empty(),
+            // Timestamps cost nothing unless `--profile` writes them.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -274,6 +275,14 @@ impl Gpu {
                 fault,
             }),
         })
+    }
+
+    /// Whether the device can time passes with timestamp queries (`--profile`).
+    pub fn has_timestamps(&self) -> bool {
+        self.inner
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
     /// The adapter's name, backend, type and driver.

@@ -2,6 +2,7 @@
 pub mod context;
 pub mod kernels;
 pub mod network;
+pub mod profile;
 
 pub use context::{AdapterChoice, Gpu};
-pub use network::GpuMlp;
+pub use network::{Fusion, GpuMlp};

@@ -22,11 +22,13 @@ use ndarray::{Array1, Array2, ArrayView2};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
-use crate::gpu::kernels::Dispatch;
+use crate::gpu::kernels::activation::ActivationKernel;
+use crate::gpu::kernels::elementwise::Elementwise;
 use crate::gpu::kernels::loss::{OutputLayer, OutputMode};
 use crate::gpu::kernels::matmul::{Epilogue, Matmul, MatmulShape};
 use crate::gpu::kernels::optim::{Advance, Update, UpdateBuffers};
 use crate::gpu::kernels::reduce::{ColumnSum, Sum};
+use crate::gpu::kernels::{Dispatch, Recorder};
 use crate::model::{Activation, Dense, DenseGradients, Gradients, Loss, Mlp, check_batch};
 use crate::optim::{OptimizerConfig, OptimizerState};
 
@@ -36,6 +38,21 @@ pub const DEFAULT_BATCH_CAPACITY: usize = 256;
 /// How many submitted steps may be in flight before `train_step` waits for the oldest: enough to
 /// overlap host and GPU, few enough that queued uploads cannot pile up.
 const MAX_STEPS_IN_FLIGHT: usize = 2;
+
+/// Whether the bias, the activation and the ⊙g′ of backprop ride in the matmul epilogues (one
+/// pass over each layer's output) or run as kernels of their own after a plain matmul (three
+/// passes). Both compute the same numbers; the unfused step exists so that the benchmark can
+/// show what fusing saves (`wgpu-mlp bench --unfused`). The output layer's activation, loss and
+/// δ are one kernel either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Fusion {
+    /// Epilogues fused into the matmuls.
+    #[default]
+    Fused,
+    /// Plain matmuls, then bias-add and activation kernels (forward) and the activation's
+    /// backward kernel (backward).
+    Unfused,
+}
 
 /// A layer's parameters and their gradients on the device.
 struct LayerParams {
@@ -82,6 +99,9 @@ struct BatchBuffers {
     deltas: Vec<wgpu::Buffer>,
     /// The output layer's pre-activation `z: (capacity, outputs)`.
     logits: wgpu::Buffer,
+    /// [`Fusion::Unfused`] only: per layer `(capacity, outputs_l)`, for the matmul's result
+    /// before the bias-add or the ⊙g′ kernel reads it.
+    scratch: Vec<wgpu::Buffer>,
     /// `(capacity)`.
     row_loss: wgpu::Buffer,
     /// The batch loss, one value.
@@ -90,17 +110,35 @@ struct BatchBuffers {
     staging: wgpu::Buffer,
 }
 
+/// The dispatches of one layer's forward pass.
+struct LayerForward {
+    matmul: Dispatch,
+    /// [`Fusion::Unfused`] only: the bias-add, then (hidden layers) the activation.
+    epilogue: Vec<Dispatch>,
+}
+
 /// The dispatches of one layer's backward pass.
 struct LayerBackward {
     dweight: Dispatch,
     dbias: Dispatch,
     /// `δ_{l−1}`; absent for the first layer.
     delta_prev: Option<Dispatch>,
+    /// [`Fusion::Unfused`] only: ⊙g′ applied to `delta_prev`'s result.
+    delta_prev_epilogue: Option<Dispatch>,
+}
+
+/// What a [`Plan`] is bound for besides the buffers.
+#[derive(Clone, Copy, Debug)]
+struct StepSpec {
+    loss: Loss,
+    batch: usize,
+    optimizer: OptimizerConfig,
+    fusion: Fusion,
 }
 
 /// Every dispatch of a step, bound once.
 struct Plan {
-    forward: Vec<Dispatch>,
+    forward: Vec<LayerForward>,
     output_forward: Dispatch,
     output_loss: Dispatch,
     loss_sum: Dispatch,
@@ -120,6 +158,8 @@ pub struct GpuMlp {
     batch: usize,
     /// The update rule currently in the update dispatches.
     optimizer: OptimizerConfig,
+    /// Whether the plan's matmuls carry the epilogues.
+    fusion: Fusion,
     /// `[steps taken, data cursor]`, advanced on the GPU once per step.
     counters: wgpu::Buffer,
     in_flight: std::collections::VecDeque<wgpu::SubmissionIndex>,
@@ -137,17 +177,29 @@ impl std::fmt::Debug for GpuMlp {
     }
 }
 
-fn forward_matmul(layer: &LayerParams, is_output: bool) -> Matmul {
-    let activation = if is_output {
+/// The activation a layer's forward pass applies: the output layer's is in the output kernel.
+fn hidden_activation(layer: &LayerParams, is_output: bool) -> Activation {
+    if is_output {
         Activation::Identity
     } else {
         layer.activation
-    };
-    Matmul::NT.with_epilogue(Epilogue::BiasActivation(activation))
+    }
 }
 
-fn delta_prev_matmul(previous_activation: Activation) -> Matmul {
-    Matmul::NN.with_epilogue(Epilogue::TimesDerivative(previous_activation))
+fn forward_matmul(layer: &LayerParams, is_output: bool, fusion: Fusion) -> Matmul {
+    match fusion {
+        Fusion::Fused => Matmul::NT.with_epilogue(Epilogue::BiasActivation(hidden_activation(
+            layer, is_output,
+        ))),
+        Fusion::Unfused => Matmul::NT,
+    }
+}
+
+fn delta_prev_matmul(previous_activation: Activation, fusion: Fusion) -> Matmul {
+    match fusion {
+        Fusion::Fused => Matmul::NN.with_epilogue(Epilogue::TimesDerivative(previous_activation)),
+        Fusion::Unfused => Matmul::NN,
+    }
 }
 
 /// Row-major contiguous data of `array`, copying only if it is not already.
@@ -194,10 +246,15 @@ impl GpuMlp {
             })
             .collect::<Result<Vec<_>>>()?;
         let counters = gpu.storage_buffer("gpu_mlp.counters", 2)?;
-        let buffers = Self::allocate_batch_buffers(gpu, &layers, capacity)?;
-        let plan = Self::bind_plan(
-            gpu, mlp.loss, &layers, &buffers, &counters, capacity, &optimizer,
-        )?;
+        let fusion = Fusion::Fused;
+        let buffers = Self::allocate_batch_buffers(gpu, &layers, capacity, fusion)?;
+        let step = StepSpec {
+            loss: mlp.loss,
+            batch: capacity,
+            optimizer,
+            fusion,
+        };
+        let plan = Self::bind_plan(gpu, &layers, &buffers, &counters, step)?;
         let loss_staging = gpu.staging_buffer("gpu_mlp.loss_staging", 4)?;
         let mut net = GpuMlp {
             gpu: gpu.clone(),
@@ -207,6 +264,7 @@ impl GpuMlp {
             plan,
             batch: capacity,
             optimizer,
+            fusion,
             counters,
             in_flight: Default::default(),
             loss_staging,
@@ -303,6 +361,29 @@ impl GpuMlp {
         self.optimizer
     }
 
+    /// Whether the step's matmuls carry their epilogues.
+    pub fn fusion(&self) -> Fusion {
+        self.fusion
+    }
+
+    /// Rebinds the step to `fusion` (allocating or freeing the unfused step's scratch buffers).
+    /// Weights, optimizer state and counters are untouched.
+    pub fn set_fusion(&mut self, fusion: Fusion) -> Result<()> {
+        if fusion == self.fusion {
+            return Ok(());
+        }
+        self.wait_idle()?;
+        let buffers =
+            Self::allocate_batch_buffers(&self.gpu, &self.layers, self.buffers.capacity, fusion)?;
+        let step = StepSpec {
+            fusion,
+            ..self.step_spec()
+        };
+        let plan = Self::bind_plan(&self.gpu, &self.layers, &buffers, &self.counters, step)?;
+        (self.buffers, self.plan, self.fusion) = (buffers, plan, fusion);
+        Ok(())
+    }
+
     /// The layer sizes `[inputs, hidden…, outputs]`.
     pub fn sizes(&self) -> Vec<usize> {
         let mut sizes = vec![self.layers[0].inputs];
@@ -339,6 +420,7 @@ impl GpuMlp {
         gpu: &Gpu,
         layers: &[LayerParams],
         capacity: usize,
+        fusion: Fusion,
     ) -> Result<BatchBuffers> {
         let inputs = layers[0].inputs;
         let outputs = layers[layers.len() - 1].outputs;
@@ -350,6 +432,16 @@ impl GpuMlp {
             );
             deltas.push(gpu.storage_buffer(&format!("layer{i}.delta"), capacity * layer.outputs)?);
         }
+        let scratch = match fusion {
+            Fusion::Fused => Vec::new(),
+            Fusion::Unfused => layers
+                .iter()
+                .enumerate()
+                .map(|(i, layer)| {
+                    gpu.storage_buffer(&format!("layer{i}.scratch"), capacity * layer.outputs)
+                })
+                .collect::<Result<_>>()?,
+        };
         let parameters: usize = layers.iter().map(|l| l.outputs * (l.inputs + 1)).sum();
         let staging_values = (parameters + 1).max(capacity * outputs);
         Ok(BatchBuffers {
@@ -359,6 +451,7 @@ impl GpuMlp {
             activations,
             deltas,
             logits: gpu.storage_buffer("output.logits", capacity * outputs)?,
+            scratch,
             row_loss: gpu.storage_buffer("output.row_loss", capacity)?,
             loss: gpu.storage_buffer("output.loss", 1)?,
             staging: gpu.staging_buffer("gpu_mlp.staging", (staging_values * 4) as u64)?,
@@ -366,15 +459,29 @@ impl GpuMlp {
     }
 
     /// Binds every dispatch of a step for `batch` rows.
+    /// What the plan is bound for, as it is now.
+    fn step_spec(&self) -> StepSpec {
+        StepSpec {
+            loss: self.loss,
+            batch: self.batch,
+            optimizer: self.optimizer,
+            fusion: self.fusion,
+        }
+    }
+
     fn bind_plan(
         gpu: &Gpu,
-        loss: Loss,
         layers: &[LayerParams],
         buffers: &BatchBuffers,
         counters: &wgpu::Buffer,
-        batch: usize,
-        optimizer: &OptimizerConfig,
+        step: StepSpec,
     ) -> Result<Plan> {
+        let StepSpec {
+            loss,
+            batch,
+            optimizer,
+            fusion,
+        } = step;
         let last = layers.len() - 1;
         let input_of = |l: usize| {
             if l == 0 {
@@ -396,16 +503,56 @@ impl GpuMlp {
                 n: layer.outputs,
                 k: layer.inputs,
             };
-            forward.push(forward_matmul(layer, l == last).bind(
+            let label = |what: &str| format!("layer{l}.{what}");
+            let matmul_output = match fusion {
+                Fusion::Fused => output,
+                Fusion::Unfused => &buffers.scratch[l],
+            };
+            let matmul = forward_matmul(layer, l == last, fusion).bind(
                 gpu,
-                &format!("layer{l}.forward"),
+                &label("forward"),
                 shape,
                 input_of(l),
                 &layer.weight,
                 &layer.bias,
                 &layer.bias, // no aux operand in this epilogue
-                output,
-            )?);
+                matmul_output,
+            )?;
+            let mut epilogue = Vec::new();
+            if fusion == Fusion::Unfused {
+                let (rows, cols) = (batch, layer.outputs);
+                let activation = hidden_activation(layer, l == last);
+                // scratch + bias → z, then g(z) → a. The output layer has no activation here
+                // (it is in the output kernel), so its bias-add writes the logits directly; a
+                // hidden layer keeps z in its δ buffer, which nothing reads until backward
+                // overwrites it.
+                let z = if activation == Activation::Identity {
+                    output
+                } else {
+                    &buffers.deltas[l] // free until the backward pass writes δ_l
+                };
+                epilogue.push(Elementwise::BiasAdd.bind(
+                    gpu,
+                    &label("bias_add"),
+                    rows,
+                    cols,
+                    matmul_output,
+                    &layer.bias,
+                    z,
+                )?);
+                if activation != Activation::Identity {
+                    epilogue.push(ActivationKernel::Forward(activation).bind(
+                        gpu,
+                        &label("activation"),
+                        rows,
+                        cols,
+                        z,
+                        z, // forward reads no second operand
+                        output,
+                    )?);
+                }
+            }
+            forward.push(LayerForward { matmul, epilogue });
         }
 
         let output_layer = &layers[last];
@@ -462,11 +609,16 @@ impl GpuMlp {
                 delta,
                 &layer.dbias,
             )?;
-            let delta_prev = if l == 0 {
-                None
+            let (delta_prev, delta_prev_epilogue) = if l == 0 {
+                (None, None)
             } else {
                 let previous = &buffers.activations[l - 1];
-                Some(delta_prev_matmul(layers[l - 1].activation).bind(
+                let previous_activation = layers[l - 1].activation;
+                let matmul_output = match fusion {
+                    Fusion::Fused => &buffers.deltas[l - 1],
+                    Fusion::Unfused => &buffers.scratch[l - 1],
+                };
+                let delta_prev = delta_prev_matmul(previous_activation, fusion).bind(
                     gpu,
                     &format!("layer{}.delta", l - 1),
                     MatmulShape {
@@ -478,13 +630,27 @@ impl GpuMlp {
                     &layer.weight,
                     previous, // no bias operand: any read-only buffer
                     previous,
-                    &buffers.deltas[l - 1],
-                )?)
+                    matmul_output,
+                )?;
+                let epilogue = match fusion {
+                    Fusion::Fused => None,
+                    Fusion::Unfused => Some(ActivationKernel::Backward(previous_activation).bind(
+                        gpu,
+                        &format!("layer{}.activation_backward", l - 1),
+                        batch,
+                        layer.inputs,
+                        previous,
+                        matmul_output,
+                        &buffers.deltas[l - 1],
+                    )?),
+                };
+                (Some(delta_prev), epilogue)
             };
             backward.push(LayerBackward {
                 dweight,
                 dbias,
                 delta_prev,
+                delta_prev_epilogue,
             });
         }
 
@@ -494,7 +660,7 @@ impl GpuMlp {
             &layers[0].update_buffers(counters),
             batch,
         )?;
-        let update = Self::bind_updates(gpu, layers, counters, optimizer)?;
+        let update = Self::bind_updates(gpu, layers, counters, &optimizer)?;
 
         Ok(Plan {
             forward,
@@ -569,16 +735,14 @@ impl GpuMlp {
         if batch > self.buffers.capacity {
             let capacity = batch.next_power_of_two();
             self.wait_idle()?;
-            self.buffers = Self::allocate_batch_buffers(&self.gpu, &self.layers, capacity)?;
-            self.plan = Self::bind_plan(
-                &self.gpu,
-                self.loss,
-                &self.layers,
-                &self.buffers,
-                &self.counters,
+            self.buffers =
+                Self::allocate_batch_buffers(&self.gpu, &self.layers, capacity, self.fusion)?;
+            let step = StepSpec {
                 batch,
-                &self.optimizer,
-            )?;
+                ..self.step_spec()
+            };
+            self.plan =
+                Self::bind_plan(&self.gpu, &self.layers, &self.buffers, &self.counters, step)?;
             self.batch = batch;
             return Ok(());
         }
@@ -590,7 +754,22 @@ impl GpuMlp {
                 n: layer.outputs,
                 k: layer.inputs,
             };
-            forward_matmul(layer, l == last).reshape(gpu, &mut self.plan.forward[l], shape)?;
+            let fusion = self.fusion;
+            let forward = &mut self.plan.forward[l];
+            forward_matmul(layer, l == last, fusion).reshape(gpu, &mut forward.matmul, shape)?;
+            let activation = hidden_activation(layer, l == last);
+            for (i, dispatch) in forward.epilogue.iter_mut().enumerate() {
+                if i == 0 {
+                    Elementwise::BiasAdd.reshape(gpu, dispatch, batch, layer.outputs)?;
+                } else {
+                    ActivationKernel::Forward(activation).reshape(
+                        gpu,
+                        dispatch,
+                        batch,
+                        layer.outputs,
+                    )?;
+                }
+            }
             let backward = &mut self.plan.backward[l];
             Matmul::TN.reshape(
                 gpu,
@@ -608,7 +787,16 @@ impl GpuMlp {
                     n: layer.inputs,
                     k: layer.outputs,
                 };
-                delta_prev_matmul(self.layers[l - 1].activation).reshape(gpu, delta_prev, shape)?;
+                let previous_activation = self.layers[l - 1].activation;
+                delta_prev_matmul(previous_activation, fusion).reshape(gpu, delta_prev, shape)?;
+            }
+            if let Some(epilogue) = backward.delta_prev_epilogue.as_mut() {
+                ActivationKernel::Backward(self.layers[l - 1].activation).reshape(
+                    gpu,
+                    epilogue,
+                    batch,
+                    layer.inputs,
+                )?;
             }
         }
         let outputs = self.outputs();
@@ -634,9 +822,12 @@ impl GpuMlp {
     }
 
     /// Records the forward pass, and with `training` the output loss and δ.
-    pub(crate) fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>, training: bool) {
-        for dispatch in &self.plan.forward {
-            dispatch.record(pass);
+    pub(crate) fn record_forward(&self, pass: &mut impl Recorder, training: bool) {
+        for layer in &self.plan.forward {
+            layer.matmul.record(pass);
+            for dispatch in &layer.epilogue {
+                dispatch.record(pass);
+            }
         }
         if training {
             self.plan.output_loss.record(pass);
@@ -646,12 +837,12 @@ impl GpuMlp {
         }
     }
 
-    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
+    fn record_backward(&self, pass: &mut impl Recorder) {
         for step in self.plan.backward.iter().rev() {
             step.dweight.record(pass);
             step.dbias.record(pass);
-            if let Some(delta_prev) = &step.delta_prev {
-                delta_prev.record(pass);
+            for dispatch in step.delta_prev.iter().chain(&step.delta_prev_epilogue) {
+                dispatch.record(pass);
             }
         }
     }
@@ -693,7 +884,7 @@ impl GpuMlp {
     }
 
     /// Records one whole training step on whatever is in the batch buffers.
-    pub(crate) fn record_step(&self, pass: &mut wgpu::ComputePass<'_>) {
+    pub(crate) fn record_step(&self, pass: &mut impl Recorder) {
         self.record_forward(pass, true);
         self.record_backward(pass);
         self.plan.advance.record(pass);

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::{Access, Gpu, PipelineSpec};
-use crate::gpu::kernels::{Dispatch, MatmulStrategy, Shader, bound_sizes};
+use crate::gpu::kernels::{Dispatch, KernelConfig, MatmulStrategy, Shader, bound_sizes};
 use crate::model::Activation;
 
 /// Bindings after the uniform: a, b, bias, aux, c.
@@ -41,6 +41,83 @@ struct MatmulParams {
     _pad: u32,
 }
 
+/// The block of `C` one workgroup computes: `wg_x × wg_y` invocations, each accumulating a
+/// `block_m × block_n` register block whose rows are `wg_y` apart and columns `wg_x` apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatmulTile {
+    /// Invocations along the columns of `C` (a CPU adapter's SIMD lanes).
+    pub wg_x: u32,
+    /// Invocations along the rows of `C`.
+    pub wg_y: u32,
+    /// Rows of `C` per invocation, at most [`MatmulTile::MAX_BLOCK`].
+    pub block_m: u32,
+    /// Columns of `C` per invocation, at most [`MatmulTile::MAX_BLOCK`].
+    pub block_n: u32,
+}
+
+impl MatmulTile {
+    /// The largest block the shader's register arrays hold (`MM_MAX_BLOCK` in matmul.wgsl).
+    pub const MAX_BLOCK: u32 = 16;
+
+    /// The classic GPU tile: 16×16 invocations with 4×4 blocks, 64×64 of `C` per workgroup.
+    pub const GPU: MatmulTile = MatmulTile {
+        wg_x: 16,
+        wg_y: 16,
+        block_m: 4,
+        block_n: 4,
+    };
+
+    /// Rows of `C` per workgroup.
+    pub fn rows(self) -> u32 {
+        self.wg_y * self.block_m
+    }
+
+    /// Columns of `C` per workgroup.
+    pub fn cols(self) -> u32 {
+        self.wg_x * self.block_n
+    }
+
+    /// The tile for `shape` with `strategy` on `config`'s adapter.
+    ///
+    /// GPUs get [`MatmulTile::GPU`]. A CPU adapter (lavapipe) runs the 8 invocations along x as
+    /// the lanes of one SIMD register and loads storage buffers lane by lane, each load costing
+    /// about as much as 20 vector FMAs; so each invocation takes the largest block (16×16: 8
+    /// FMAs per value loaded) and a workgroup is one row of 8 invocations, 16×128 of `C`, which
+    /// keeps small products spread over every core. Narrow products (the 10 classes of an
+    /// output layer) get narrower blocks rather than compute columns that are thrown away.
+    /// Measured against the alternatives with `examples/tile_probe.rs`; see BENCHMARKS.md.
+    pub fn for_shape(_config: &KernelConfig, strategy: MatmulStrategy, shape: MatmulShape) -> Self {
+        if strategy == MatmulStrategy::Tiled {
+            return MatmulTile::GPU;
+        }
+        const LANES: u32 = 8;
+        let columns_per_lane = shape
+            .n
+            .div_ceil(LANES as usize)
+            .min(Self::MAX_BLOCK as usize);
+        MatmulTile {
+            wg_x: LANES,
+            wg_y: 1,
+            block_m: Self::MAX_BLOCK,
+            block_n: (columns_per_lane as u32).next_power_of_two(),
+        }
+    }
+
+    fn check(self) -> Result<()> {
+        let block_ok = |b: u32| (1..=Self::MAX_BLOCK).contains(&b);
+        if self.wg_x == 0 || self.wg_y == 0 || !block_ok(self.block_m) || !block_ok(self.block_n) {
+            return Err(Error::invalid(
+                "matmul tile",
+                format!(
+                    "{self:?}: workgroup sides must be at least 1 and blocks 1 to {}",
+                    Self::MAX_BLOCK
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One variant of the matmul kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Matmul {
@@ -52,6 +129,9 @@ pub struct Matmul {
     pub epilogue: Epilogue,
     /// Which kernel; `None` uses the adapter's choice ([`crate::gpu::kernels::KernelConfig`]).
     pub strategy: Option<MatmulStrategy>,
+    /// The tile; `None` picks one for the shape at bind time ([`MatmulTile::for_shape`]) and
+    /// keeps it when the dispatch is reshaped.
+    pub tile: Option<MatmulTile>,
 }
 
 /// Output shape and depth of one product.
@@ -72,6 +152,7 @@ impl Matmul {
         transpose_b: false,
         epilogue: Epilogue::None,
         strategy: None,
+        tile: None,
     };
     /// `A · Bᵀ`.
     pub const NT: Matmul = Matmul {
@@ -79,6 +160,7 @@ impl Matmul {
         transpose_b: true,
         epilogue: Epilogue::None,
         strategy: None,
+        tile: None,
     };
     /// `Aᵀ · B`.
     pub const TN: Matmul = Matmul {
@@ -86,6 +168,7 @@ impl Matmul {
         transpose_b: false,
         epilogue: Epilogue::None,
         strategy: None,
+        tile: None,
     };
 
     /// The same variant with `epilogue`.
@@ -101,7 +184,19 @@ impl Matmul {
         }
     }
 
-    fn spec(&self, gpu: &Gpu) -> Result<PipelineSpec> {
+    /// The same variant with `tile` whatever the shape.
+    pub fn with_tile(self, tile: MatmulTile) -> Matmul {
+        Matmul {
+            tile: Some(tile),
+            ..self
+        }
+    }
+
+    fn strategy(&self, gpu: &Gpu) -> MatmulStrategy {
+        self.strategy.unwrap_or(gpu.config().matmul)
+    }
+
+    fn spec(&self, gpu: &Gpu, tile: MatmulTile) -> Result<PipelineSpec> {
         let (epilogue, activation) = match self.epilogue {
             Epilogue::None => (0, Activation::Identity),
             Epilogue::BiasActivation(act) => (1, act),
@@ -113,7 +208,7 @@ impl Matmul {
                 "softmax is row-wise and cannot be fused into a matmul",
             ));
         }
-        let entry_point = match self.strategy.unwrap_or(gpu.config().matmul) {
+        let entry_point = match self.strategy(gpu) {
             MatmulStrategy::Tiled => "matmul_tiled",
             MatmulStrategy::RegisterBlocked => "matmul_register",
         };
@@ -125,12 +220,21 @@ impl Matmul {
                 ("TRANSPOSE_B", self.transpose_b as u32 as f64),
                 ("EPILOGUE", epilogue as f64),
                 ("ACTIVATION", activation.wgsl_code() as f64),
+                ("MM_WG_X", tile.wg_x as f64),
+                ("MM_WG_Y", tile.wg_y as f64),
+                ("MM_BLOCK_M", tile.block_m as f64),
+                ("MM_BLOCK_N", tile.block_n as f64),
             ],
             storage: STORAGE,
         })
     }
 
-    fn layout(&self, gpu: &Gpu, shape: MatmulShape) -> Result<(MatmulParams, [u32; 3])> {
+    fn layout(
+        &self,
+        gpu: &Gpu,
+        shape: MatmulShape,
+        tile: MatmulTile,
+    ) -> Result<(MatmulParams, [u32; 3])> {
         let MatmulShape { m, n, k } = shape;
         if m == 0 || n == 0 || k == 0 {
             return Err(Error::invalid(
@@ -145,11 +249,11 @@ impl Matmul {
                 format!("m={m}, n={n}, k={k} exceeds 32-bit indexing"),
             ));
         }
+        tile.check()?;
         let config = gpu.config();
-        let per_group = (config.matmul_workgroup_side * config.matmul_block) as usize;
         let groups = [
-            n.div_ceil(per_group) as u32,
-            m.div_ceil(per_group) as u32,
+            n.div_ceil(tile.cols() as usize) as u32,
+            m.div_ceil(tile.rows() as usize) as u32,
             1,
         ];
         if groups[0] > config.max_workgroups_per_dimension
@@ -188,21 +292,39 @@ impl Matmul {
         aux: &wgpu::Buffer,
         c: &wgpu::Buffer,
     ) -> Result<Dispatch> {
-        let (params, groups) = self.layout(gpu, shape)?;
+        let tile = self
+            .tile
+            .unwrap_or_else(|| MatmulTile::for_shape(gpu.config(), self.strategy(gpu), shape));
+        let (params, groups) = self.layout(gpu, shape, tile)?;
         self.check_buffers(shape, [a, b, bias, aux, c].map(|buffer| buffer.size()))?;
         Dispatch::new(
             gpu,
             label,
-            &self.spec(gpu)?,
+            &self.spec(gpu, tile)?,
             &params,
             &[a, b, bias, aux, c],
             groups,
         )
     }
 
-    /// Points an existing dispatch of this variant at a new `shape` (same buffers).
+    /// Points an existing dispatch of this variant at a new `shape` (same buffers), keeping the
+    /// tile it was bound with: no pipeline is created after binding.
     pub fn reshape(&self, gpu: &Gpu, dispatch: &mut Dispatch, shape: MatmulShape) -> Result<()> {
-        let (params, groups) = self.layout(gpu, shape)?;
+        let constant = |name| {
+            dispatch.constant(name).map(|v| v as u32).ok_or_else(|| {
+                Error::invalid(
+                    "matmul reshape",
+                    format!("{} is not a matmul dispatch", dispatch.label()),
+                )
+            })
+        };
+        let tile = MatmulTile {
+            wg_x: constant("MM_WG_X")?,
+            wg_y: constant("MM_WG_Y")?,
+            block_m: constant("MM_BLOCK_M")?,
+            block_n: constant("MM_BLOCK_N")?,
+        };
+        let (params, groups) = self.layout(gpu, shape, tile)?;
         self.check_buffers(shape, bound_sizes(dispatch, "Matmul")?)?;
         dispatch.update(gpu, &params, groups);
         Ok(())

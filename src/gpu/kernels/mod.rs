@@ -87,12 +87,9 @@ pub enum MatmulStrategy {
 /// Kernel shapes for one adapter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KernelConfig {
-    /// The matmul kernel.
+    /// The matmul kernel; its tile is chosen per product shape
+    /// ([`matmul::MatmulTile::for_shape`]).
     pub matmul: MatmulStrategy,
-    /// Matmul workgroups are `matmul_workgroup_side²` invocations.
-    pub matmul_workgroup_side: u32,
-    /// Each matmul invocation computes a `matmul_block × matmul_block` block of the output.
-    pub matmul_block: u32,
     /// Depth of the shared-memory tiles of [`MatmulStrategy::Tiled`].
     pub matmul_tile_k: u32,
     /// Threads per workgroup of the one-dimensional (element-wise) kernels.
@@ -104,13 +101,12 @@ pub struct KernelConfig {
 impl KernelConfig {
     /// The shapes that suit `info`'s kind of adapter, within `limits`.
     pub fn for_adapter(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> KernelConfig {
-        // Measured on lavapipe (2 cores, 1024³): 4×4 blocks of 16×16 invocations ran at 3.5
-        // GFLOP/s, 16×16 blocks of 8×8 invocations (128-wide tiles) several times faster: a CPU
-        // adapter pays per invocation, so each should do much. GPUs get the classic 64-wide
-        // shared-memory tiles of 16×16 invocations with 4×4 blocks.
-        let (matmul, matmul_workgroup_side, matmul_block) = match info.device_type {
-            wgpu::DeviceType::Cpu => (MatmulStrategy::RegisterBlocked, 8, 16),
-            _ => (MatmulStrategy::Tiled, 16, 4),
+        // A CPU adapter (lavapipe) runs 8 invocations as the lanes of one SIMD register and
+        // pays for a barrier with a context switch of every invocation: it wants register
+        // blocks and no shared memory. GPUs want shared-memory tiles.
+        let matmul = match info.device_type {
+            wgpu::DeviceType::Cpu => MatmulStrategy::RegisterBlocked,
+            _ => MatmulStrategy::Tiled,
         };
         // A power of two (reduce.wgsl's tree needs one) within the adapter's limits.
         let max_threads = limits
@@ -119,8 +115,6 @@ impl KernelConfig {
         let workgroup_size = 1 << 256u32.min(max_threads.max(1)).ilog2();
         KernelConfig {
             matmul,
-            matmul_workgroup_side,
-            matmul_block,
             matmul_tile_k: 16,
             workgroup_size,
             max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
@@ -132,10 +126,8 @@ impl KernelConfig {
         format!(
             "// Generated from KernelConfig (src/gpu/kernels/mod.rs).\n\
              const WORKGROUP_SIZE: u32 = {}u;\n\
-             const MM_WG: u32 = {}u;\n\
-             const MM_BLOCK: u32 = {}u;\n\
              const MM_TILE_K: u32 = {}u;\n",
-            self.workgroup_size, self.matmul_workgroup_side, self.matmul_block, self.matmul_tile_k
+            self.workgroup_size, self.matmul_tile_k
         )
     }
 
@@ -155,6 +147,20 @@ impl KernelConfig {
     }
 }
 
+/// Where dispatches are recorded: straight into a compute pass, or, for `--profile`, each into a
+/// pass of its own between two timestamps (`crate::gpu::profile`). The training step is written
+/// once against this trait, so the profiled step is the very step that trains.
+pub trait Recorder {
+    /// Records `dispatch`.
+    fn record(&mut self, dispatch: &Dispatch);
+}
+
+impl Recorder for wgpu::ComputePass<'_> {
+    fn record(&mut self, dispatch: &Dispatch) {
+        dispatch.record_into(self);
+    }
+}
+
 /// One kernel invocation with its buffers bound: a pipeline, a bind group made once, the uniform
 /// parameter block (rewritten only when a shape changes) and the workgroup counts.
 #[derive(Debug)]
@@ -167,6 +173,8 @@ pub struct Dispatch {
     /// Sizes in bytes of the storage buffers, in binding order, for kernels that check shapes
     /// against them.
     buffer_sizes: Vec<u64>,
+    /// The pipeline's override constants, for kernels whose grid depends on them.
+    constants: Vec<(&'static str, f64)>,
 }
 
 impl Dispatch {
@@ -240,6 +248,7 @@ impl Dispatch {
             params: params_buffer,
             workgroups,
             buffer_sizes: buffers.iter().map(|b| b.size()).collect(),
+            constants: spec.constants.clone(),
         })
     }
 
@@ -250,8 +259,13 @@ impl Dispatch {
         self.workgroups = workgroups;
     }
 
+    /// Records the dispatch into `recorder`: a compute pass, or a profiler that times it.
+    pub fn record<R: Recorder + ?Sized>(&self, recorder: &mut R) {
+        recorder.record(self);
+    }
+
     /// Records the dispatch into `pass`.
-    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+    pub(crate) fn record_into(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         let [x, y, z] = self.workgroups;
@@ -261,6 +275,14 @@ impl Dispatch {
     /// Sizes in bytes of the bound storage buffers, in binding order.
     pub(crate) fn buffer_sizes(&self) -> &[u64] {
         &self.buffer_sizes
+    }
+
+    /// The value the pipeline gives the override constant `name`, if it sets one.
+    pub(crate) fn constant(&self, name: &str) -> Option<f64> {
+        self.constants
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| *value)
     }
 
     /// The label given at creation.
