@@ -1,6 +1,7 @@
 //! Whole training steps of the W1 and W2 workloads (see `wgpu_mlp::bench`) with the data
-//! resident on the GPU, as samples/s (criterion's "elem/s"). The GPU is waited for inside the
-//! timed region.
+//! resident on the GPU, as samples/s (criterion's "elem/s"), with the fused kernels and with the
+//! unfused ones (bias, activation and ⊙g′ as kernels of their own) to show what fusing saves.
+//! The GPU is waited for inside the timed region.
 //!
 //! `cargo bench --bench train_step`; `wgpu-mlp bench` measures the same from the command line.
 
@@ -11,7 +12,7 @@ use wgpu_mlp::bench::Workload;
 use wgpu_mlp::data::Dataset;
 use wgpu_mlp::rng::Rng;
 use wgpu_mlp::train::GpuTrainer;
-use wgpu_mlp::{AdapterChoice, Gpu};
+use wgpu_mlp::{AdapterChoice, Fusion, Gpu};
 
 fn train_step(c: &mut Criterion) {
     let choice: AdapterChoice = std::env::var("WGPU_MLP_ADAPTER")
@@ -37,13 +38,16 @@ fn train_step(c: &mut Criterion) {
         };
         let mut trainer = GpuTrainer::new(&gpu, &workload.mlp(), &data, None, config).unwrap();
         group.throughput(Throughput::Elements(config.batch_size as u64));
-        group.bench_function(workload.name(), |bench| {
-            bench.iter_custom(|iters| {
-                let start = Instant::now();
-                trainer.run_steps(iters as usize).unwrap();
-                start.elapsed()
-            })
-        });
+        for fusion in [Fusion::Fused, Fusion::Unfused] {
+            trainer.set_fusion(fusion).unwrap();
+            group.bench_function(format!("{} {fusion:?}", workload.name()), |bench| {
+                bench.iter_custom(|iters| {
+                    let start = Instant::now();
+                    trainer.run_steps(iters as usize).unwrap();
+                    start.elapsed()
+                })
+            });
+        }
     }
     group.finish();
 }

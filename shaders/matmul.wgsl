@@ -11,10 +11,11 @@
 //   matmul_tiled     shared-memory tiles and barriers; for GPUs.
 //   matmul_register  register blocks read straight from memory, no barrier; for CPU adapters,
 //                    where a barrier costs a context switch of every invocation.
-// Both give each invocation an MM_BLOCK_M × MM_BLOCK_N block of C, with MM_WG_X × MM_WG_Y
-// invocations per workgroup. These four are pipeline-overridable, so that each product gets the
-// tile its shape wants (MatmulTile in src/gpu/kernels/matmul.rs); loops over them have constant
-// bounds once the pipeline is created and unroll. MM_TILE_K comes from the generated header.
+// Both give each invocation a register block of C. matmul_register's block (MM_BLOCK_M ×
+// MM_BLOCK_N) and workgroup (MM_WG_X × MM_WG_Y) are pipeline-overridable, so that each product
+// gets the tile its shape wants (MatmulTile in src/gpu/kernels/matmul.rs); loops over them have
+// constant bounds once the pipeline is created and unroll. matmul_tiled's shape is fixed below.
+// MM_TILE_K comes from the generated header.
 
 const EPILOGUE_NONE: u32 = 0u;
 const EPILOGUE_BIAS_ACTIVATION: u32 = 1u;   // c = g(c + bias[col])
@@ -140,36 +141,42 @@ fn matmul_register(
 
 // ---- shared-memory tiles ---------------------------------------------------------------------
 //
-// A workgroup computes a TILE_M × TILE_N block of C, walking k in steps of MM_TILE_K. Invocation
-// (tx, ty) owns rows ty + r·MM_WG_Y and columns tx + s·MM_WG_X, so that neighbouring invocations
-// read neighbouring shared-memory words and write neighbouring columns.
+// A workgroup of TILED_WG × TILED_WG invocations computes a TILED_TILE × TILED_TILE block of C,
+// walking k in steps of MM_TILE_K. Invocation (tx, ty) owns rows ty + r·TILED_WG and columns
+// tx + s·TILED_WG, so that neighbouring invocations read neighbouring shared-memory words and
+// write neighbouring columns. The shape is fixed at compile time (MatmulTile::GPU on the host):
+// sizing the shared arrays and loops by override constants ran this kernel 3× slower on
+// lavapipe, and a GPU compiler deserves the same constants.
 
-override THREADS: u32 = MM_WG_X * MM_WG_Y;
+const TILED_WG: u32 = 16u;
+const TILED_BLOCK: u32 = 4u;
+const TILED_TILE: u32 = TILED_WG * TILED_BLOCK;
+const THREADS: u32 = TILED_WG * TILED_WG;
 
-var<workgroup> tile_a: array<f32, MM_TILE_K * TILE_M>; // [kk][row]
-var<workgroup> tile_b: array<f32, MM_TILE_K * TILE_N>; // [kk][col]
+var<workgroup> tile_a: array<f32, MM_TILE_K * TILED_TILE>; // [kk][row]
+var<workgroup> tile_b: array<f32, MM_TILE_K * TILED_TILE>; // [kk][col]
 
-@compute @workgroup_size(MM_WG_X, MM_WG_Y)
+@compute @workgroup_size(TILED_WG, TILED_WG)
 fn matmul_tiled(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_id) local: vec3<u32>,
 ) {
-    let row_base = group.y * TILE_M;
-    let col_base = group.x * TILE_N;
-    let thread = local.y * MM_WG_X + local.x;
-    var acc: array<array<f32, MM_MAX_BLOCK>, MM_MAX_BLOCK>;
-    var a_reg: array<f32, MM_MAX_BLOCK>;
-    var b_reg: array<f32, MM_MAX_BLOCK>;
+    let row_base = group.y * TILED_TILE;
+    let col_base = group.x * TILED_TILE;
+    let thread = local.y * TILED_WG + local.x;
+    var acc: array<array<f32, TILED_BLOCK>, TILED_BLOCK>;
+    var a_reg: array<f32, TILED_BLOCK>;
+    var b_reg: array<f32, TILED_BLOCK>;
 
     for (var k0 = 0u; k0 < params.k; k0 += MM_TILE_K) {
         // Cooperative loads; the index order follows the operand's memory layout so that
         // neighbouring invocations read neighbouring addresses.
-        for (var e = thread; e < MM_TILE_K * TILE_M; e += THREADS) {
+        for (var e = thread; e < MM_TILE_K * TILED_TILE; e += THREADS) {
             var kk: u32;
             var r: u32;
             if TRANSPOSE_A {
-                kk = e / TILE_M;
-                r = e % TILE_M;
+                kk = e / TILED_TILE;
+                r = e % TILED_TILE;
             } else {
                 kk = e % MM_TILE_K;
                 r = e / MM_TILE_K;
@@ -180,17 +187,17 @@ fn matmul_tiled(
             if row < params.m && i < params.k {
                 value = load_a(row, i);
             }
-            tile_a[kk * TILE_M + r] = value;
+            tile_a[kk * TILED_TILE + r] = value;
         }
-        for (var e = thread; e < MM_TILE_K * TILE_N; e += THREADS) {
+        for (var e = thread; e < MM_TILE_K * TILED_TILE; e += THREADS) {
             var kk: u32;
             var s: u32;
             if TRANSPOSE_B {
                 kk = e % MM_TILE_K;
                 s = e / MM_TILE_K;
             } else {
-                kk = e / TILE_N;
-                s = e % TILE_N;
+                kk = e / TILED_TILE;
+                s = e % TILED_TILE;
             }
             let col = col_base + s;
             let i = k0 + kk;
@@ -198,19 +205,19 @@ fn matmul_tiled(
             if col < params.n && i < params.k {
                 value = load_b(i, col);
             }
-            tile_b[kk * TILE_N + s] = value;
+            tile_b[kk * TILED_TILE + s] = value;
         }
         workgroupBarrier();
 
         for (var kk = 0u; kk < MM_TILE_K; kk++) {
-            for (var r = 0u; r < MM_BLOCK_M; r++) {
-                a_reg[r] = tile_a[kk * TILE_M + local.y + r * MM_WG_Y];
+            for (var r = 0u; r < TILED_BLOCK; r++) {
+                a_reg[r] = tile_a[kk * TILED_TILE + local.y + r * TILED_WG];
             }
-            for (var s = 0u; s < MM_BLOCK_N; s++) {
-                b_reg[s] = tile_b[kk * TILE_N + local.x + s * MM_WG_X];
+            for (var s = 0u; s < TILED_BLOCK; s++) {
+                b_reg[s] = tile_b[kk * TILED_TILE + local.x + s * TILED_WG];
             }
-            for (var r = 0u; r < MM_BLOCK_M; r++) {
-                for (var s = 0u; s < MM_BLOCK_N; s++) {
+            for (var r = 0u; r < TILED_BLOCK; r++) {
+                for (var s = 0u; s < TILED_BLOCK; s++) {
                     acc[r][s] = fma(a_reg[r], b_reg[s], acc[r][s]);
                 }
             }
@@ -218,10 +225,10 @@ fn matmul_tiled(
         workgroupBarrier();
     }
 
-    for (var r = 0u; r < MM_BLOCK_M; r++) {
-        for (var s = 0u; s < MM_BLOCK_N; s++) {
-            let row = row_base + local.y + r * MM_WG_Y;
-            let col = col_base + local.x + s * MM_WG_X;
+    for (var r = 0u; r < TILED_BLOCK; r++) {
+        for (var s = 0u; s < TILED_BLOCK; s++) {
+            let row = row_base + local.y + r * TILED_WG;
+            let col = col_base + local.x + s * TILED_WG;
             if row < params.m && col < params.n {
                 store_c(row, col, acc[r][s]);
             }

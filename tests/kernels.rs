@@ -121,6 +121,9 @@ fn matmul_every_tile_shape_matches_ndarray() {
                 block_m,
                 block_n,
             };
+            if strategy == MatmulStrategy::Tiled && tile != MatmulTile::GPU {
+                continue; // compiled for one tile only; the refusal is tested below
+            }
             for variant in [Matmul::NN, Matmul::NT, Matmul::TN] {
                 for (m, n, k) in [(1, 1, 1), (10, 37, 65), (65, 10, 7)] {
                     run_matmul(variant.with_strategy(strategy).with_tile(tile), m, n, k, 21);
@@ -161,6 +164,22 @@ fn matmul_refuses_a_block_larger_than_the_shader_holds() {
             "{error}"
         );
     }
+    let tiled = Matmul::NN
+        .with_strategy(MatmulStrategy::Tiled)
+        .with_tile(MatmulTile {
+            wg_x: 8,
+            wg_y: 8,
+            block_m: 4,
+            block_n: 4,
+        });
+    let c = gpu.storage_buffer("c", 64).unwrap();
+    let error = tiled
+        .bind(
+            &gpu, "too big", shape, &buffer, &buffer, &buffer, &buffer, &c,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("compiled for"), "{error}");
 }
 
 #[test]

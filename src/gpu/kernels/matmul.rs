@@ -56,7 +56,7 @@ pub struct MatmulTile {
 }
 
 impl MatmulTile {
-    /// The largest block the shader's register arrays hold (`MM_MAX_BLOCK` in matmul.wgsl).
+    /// The largest block the register-blocked kernel's arrays hold (`MM_MAX_BLOCK` in matmul.wgsl).
     pub const MAX_BLOCK: u32 = 16;
 
     /// The classic GPU tile: 16×16 invocations with 4×4 blocks, 64×64 of `C` per workgroup.
@@ -103,8 +103,17 @@ impl MatmulTile {
         }
     }
 
-    fn check(self) -> Result<()> {
+    fn check(self, strategy: MatmulStrategy) -> Result<()> {
         let block_ok = |b: u32| (1..=Self::MAX_BLOCK).contains(&b);
+        if strategy == MatmulStrategy::Tiled && self != MatmulTile::GPU {
+            return Err(Error::invalid(
+                "matmul tile",
+                format!(
+                    "{self:?}: the shared-memory kernel is compiled for {:?} only",
+                    MatmulTile::GPU
+                ),
+            ));
+        }
         if self.wg_x == 0 || self.wg_y == 0 || !block_ok(self.block_m) || !block_ok(self.block_n) {
             return Err(Error::invalid(
                 "matmul tile",
@@ -249,7 +258,7 @@ impl Matmul {
                 format!("m={m}, n={n}, k={k} exceeds 32-bit indexing"),
             ));
         }
-        tile.check()?;
+        tile.check(self.strategy(gpu))?;
         let config = gpu.config();
         let groups = [
             n.div_ceil(tile.cols() as usize) as u32,
