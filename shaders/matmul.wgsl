@@ -1,11 +1,11 @@
 // matmul.wgsl — C[m, n] = op(A) · op(B), with an optional fused epilogue.
 //
-// op(A) is A [m, k] or, with TRANSPOSE_A, the transpose of A stored as [k, m]; likewise op(B) is
-// B [k, n] or, with TRANSPOSE_B, B stored as [n, k]. The three products backprop needs are then
+// op(A) is A [m, k] or, transposed, A stored as [k, m]; likewise op(B) is B [k, n] or, transposed,
+// B stored as [n, k]. The three products backprop needs are then
 // index variants of one kernel and no transpose is ever copied:
-//   forward   z  = a_prev · Wᵀ         (TRANSPOSE_B)   epilogue: + bias, then g
+//   forward   z  = a_prev · Wᵀ         (B transposed)  epilogue: + bias, then g
 //   backward  δp = δ · W               (plain)         epilogue: ⊙ g'(a_prev)
-//   gradient  dW = δᵀ · a_prev         (TRANSPOSE_A)
+//   gradient  dW = δᵀ · a_prev         (A transposed)
 //
 // Two strategies, picked per adapter by KernelConfig (src/gpu/kernels/mod.rs):
 //   matmul_tiled     shared-memory tiles and barriers; for GPUs.
@@ -35,16 +35,26 @@ const MM_MAX_BLOCK: u32 = 16u;
 override TILE_M: u32 = MM_WG_Y * MM_BLOCK_M;
 override TILE_N: u32 = MM_WG_X * MM_BLOCK_N;
 
-override TRANSPOSE_A: bool = false;
-override TRANSPOSE_B: bool = false;
-override EPILOGUE: u32 = EPILOGUE_NONE;
-override ACTIVATION: u32 = ACT_IDENTITY;
-
+// The layout and the epilogue are run-time parameters, not pipeline constants: then one
+// pipeline per tile serves every product of a network, and a CPU adapter, which spends 0.7 s of
+// compile on each 16×16-block pipeline, starts in a fraction of the time.
 struct MatmulParams {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    // MM_BLOCK_M × MM_BLOCK_N, at run time so that matmul_register's epilogue loop is not
+    // unrolled (see there).
+    block_elements: u32,
+    // op(A)[row, i] = a[row · a_row_stride + i · a_k_stride]: (k, 1), or (1, m) transposed.
+    a_row_stride: u32,
+    a_k_stride: u32,
+    // op(B)[i, col] = b[i · b_k_stride + col · b_col_stride]: (n, 1), or (1, k) transposed.
+    b_k_stride: u32,
+    b_col_stride: u32,
+    epilogue: u32,
+    activation: u32,
+    transpose_a: u32,
+    transpose_b: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: MatmulParams;
@@ -56,27 +66,21 @@ struct MatmulParams {
 
 // op(A)[row, i], for row < m and i < k.
 fn load_a(row: u32, i: u32) -> f32 {
-    if TRANSPOSE_A {
-        return a[i * params.m + row];
-    }
-    return a[row * params.k + i];
+    return a[row * params.a_row_stride + i * params.a_k_stride];
 }
 
 // op(B)[i, col], for i < k and col < n.
 fn load_b(i: u32, col: u32) -> f32 {
-    if TRANSPOSE_B {
-        return b[col * params.k + i];
-    }
-    return b[i * params.n + col];
+    return b[i * params.b_k_stride + col * params.b_col_stride];
 }
 
 fn store_c(row: u32, col: u32, value: f32) {
     let index = row * params.n + col;
     var result = value;
-    if EPILOGUE == EPILOGUE_BIAS_ACTIVATION {
-        result = activate(ACTIVATION, value + bias[col]);
-    } else if EPILOGUE == EPILOGUE_TIMES_DERIVATIVE {
-        result = value * activation_derivative(ACTIVATION, aux[index]);
+    if params.epilogue == EPILOGUE_BIAS_ACTIVATION {
+        result = activate(params.activation, value + bias[col]);
+    } else if params.epilogue == EPILOGUE_TIMES_DERIVATIVE {
+        result = value * activation_derivative(params.activation, aux[index]);
     }
     c[index] = result;
 }
@@ -128,12 +132,26 @@ fn matmul_register(
             }
         }
     }
+    // The block goes out raw, and the epilogue then rewrites it in place in a loop whose bound
+    // comes at run time. Unrolled 256 times, inlined activations and lane-by-lane loads of bias
+    // and aux cost lavapipe 2 s of compile per pipeline; the extra pass over the block is
+    // nothing beside the k loop. (Indexing a copy of the accumulators instead compiles to a
+    // 256-way branch tree: slower still.)
     for (var r = 0u; r < MM_BLOCK_M; r++) {
         for (var s = 0u; s < MM_BLOCK_N; s++) {
             let row = row0 + r * MM_WG_Y;
             let col = col0 + s * MM_WG_X;
             if row < params.m && col < params.n {
-                store_c(row, col, acc[r][s]);
+                c[row * params.n + col] = acc[r][s];
+            }
+        }
+    }
+    if params.epilogue != EPILOGUE_NONE {
+        for (var e = 0u; e < params.block_elements; e++) {
+            let row = row0 + (e / MM_BLOCK_N) * MM_WG_Y;
+            let col = col0 + (e % MM_BLOCK_N) * MM_WG_X;
+            if row < params.m && col < params.n {
+                store_c(row, col, c[row * params.n + col]);
             }
         }
     }
@@ -174,7 +192,7 @@ fn matmul_tiled(
         for (var e = thread; e < MM_TILE_K * TILED_TILE; e += THREADS) {
             var kk: u32;
             var r: u32;
-            if TRANSPOSE_A {
+            if params.transpose_a != 0u {
                 kk = e / TILED_TILE;
                 r = e % TILED_TILE;
             } else {
@@ -192,7 +210,7 @@ fn matmul_tiled(
         for (var e = thread; e < MM_TILE_K * TILED_TILE; e += THREADS) {
             var kk: u32;
             var s: u32;
-            if TRANSPOSE_B {
+            if params.transpose_b != 0u {
                 kk = e % MM_TILE_K;
                 s = e / MM_TILE_K;
             } else {

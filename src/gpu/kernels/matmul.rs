@@ -31,14 +31,24 @@ pub enum Epilogue {
     TimesDerivative(Activation),
 }
 
-/// `m, n, k` as the shader's `MatmulParams`.
+/// The shader's `MatmulParams`: the shape, the layout as strides, and the epilogue. Layout and
+/// epilogue are run-time values so that one pipeline per tile serves every product.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 struct MatmulParams {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    /// `block_m · block_n`: the epilogue's trip count, at run time (see matmul.wgsl).
+    block_elements: u32,
+    a_row_stride: u32,
+    a_k_stride: u32,
+    b_k_stride: u32,
+    b_col_stride: u32,
+    epilogue: u32,
+    activation: u32,
+    transpose_a: u32,
+    transpose_b: u32,
 }
 
 /// The block of `C` one workgroup computes: `wg_x × wg_y` invocations, each accumulating a
@@ -205,7 +215,8 @@ impl Matmul {
         self.strategy.unwrap_or(gpu.config().matmul)
     }
 
-    fn spec(&self, gpu: &Gpu, tile: MatmulTile) -> Result<PipelineSpec> {
+    /// The epilogue's and its activation's codes in matmul.wgsl.
+    fn epilogue_codes(&self) -> Result<(u32, u32)> {
         let (epilogue, activation) = match self.epilogue {
             Epilogue::None => (0, Activation::Identity),
             Epilogue::BiasActivation(act) => (1, act),
@@ -217,6 +228,10 @@ impl Matmul {
                 "softmax is row-wise and cannot be fused into a matmul",
             ));
         }
+        Ok((epilogue, activation.wgsl_code()))
+    }
+
+    fn spec(&self, gpu: &Gpu, tile: MatmulTile) -> Result<PipelineSpec> {
         let entry_point = match self.strategy(gpu) {
             MatmulStrategy::Tiled => "matmul_tiled",
             MatmulStrategy::RegisterBlocked => "matmul_register",
@@ -225,10 +240,6 @@ impl Matmul {
             shader: Shader::Matmul,
             entry_point,
             constants: vec![
-                ("TRANSPOSE_A", self.transpose_a as u32 as f64),
-                ("TRANSPOSE_B", self.transpose_b as u32 as f64),
-                ("EPILOGUE", epilogue as f64),
-                ("ACTIVATION", activation.wgsl_code() as f64),
                 ("MM_WG_X", tile.wg_x as f64),
                 ("MM_WG_Y", tile.wg_y as f64),
                 ("MM_BLOCK_M", tile.block_m as f64),
@@ -276,12 +287,24 @@ impl Matmul {
                 ),
             ));
         }
+        let (epilogue, activation) = self.epilogue_codes()?;
+        let (m, n, k) = (m as u32, n as u32, k as u32);
+        let (a_row_stride, a_k_stride) = if self.transpose_a { (1, m) } else { (k, 1) };
+        let (b_k_stride, b_col_stride) = if self.transpose_b { (1, k) } else { (n, 1) };
         Ok((
             MatmulParams {
-                m: m as u32,
-                n: n as u32,
-                k: k as u32,
-                _pad: 0,
+                m,
+                n,
+                k,
+                block_elements: tile.block_m * tile.block_n,
+                a_row_stride,
+                a_k_stride,
+                b_k_stride,
+                b_col_stride,
+                epilogue,
+                activation,
+                transpose_a: self.transpose_a.into(),
+                transpose_b: self.transpose_b.into(),
             },
             groups,
         ))
