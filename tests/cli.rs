@@ -305,6 +305,63 @@ fn gradcheck_passes_and_reports_the_worst_errors() {
 }
 
 #[test]
+fn bench_reports_throughput_and_profiles_every_kernel() {
+    for kernels in ["fused", "unfused"] {
+        let mut args = vec![
+            "bench",
+            "--workload",
+            "W1",
+            "--samples",
+            "128",
+            "--profile",
+            "2",
+            "--json",
+        ];
+        if kernels == "unfused" {
+            args.push("--unfused");
+        }
+        let report = last_json(&succeed(&args));
+        assert_eq!(report["workload"], "W1");
+        assert_eq!(report["kernels"], kernels);
+        assert!(report["samples"].as_u64().unwrap() >= 128, "{report}");
+        for key in ["samples_per_s", "gflops", "first_step_s"] {
+            assert!(report[key].as_f64().unwrap() > 0.0, "{key}: {report}");
+        }
+        let profile = &report["profile"];
+        assert_eq!(profile["steps"], 2, "{report}");
+        let kernels_timed: Vec<&str> = profile["kernels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kernel"].as_str().unwrap())
+            .collect();
+        for kernel in [
+            "layer0.forward",
+            "layer1.dweight",
+            "layer0.delta",
+            "train.gather",
+        ] {
+            assert!(
+                kernels_timed.contains(&kernel),
+                "{kernel} missing: {report}"
+            );
+        }
+        // The unfused step has the kernels the fused one folds into its matmuls.
+        assert_eq!(
+            kernels_timed.contains(&"layer0.bias_add"),
+            kernels == "unfused",
+            "{report}"
+        );
+        assert!(
+            profile["gpu_ms_per_step"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+    }
+    let stderr = fail(&["bench", "--cpu", "--profile"]);
+    assert!(stderr.contains("cannot be used with --cpu"), "{stderr}");
+}
+
+#[test]
 fn bad_options_are_clear_errors() {
     assert!(fail(&["train", "--layers", "784,0,10"]).contains("at least 1"));
     assert!(fail(&["train", "--layers", "784,-5,10"]).contains("invalid value '-5' for '--layers"));
