@@ -388,3 +388,65 @@ impl Matmul {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(device_type: wgpu::DeviceType) -> KernelConfig {
+        let info = wgpu::AdapterInfo {
+            device_type,
+            ..wgpu::AdapterInfo::new(wgpu::DeviceType::Other, wgpu::Backend::Vulkan)
+        };
+        KernelConfig::for_adapter(&info, &wgpu::Limits::default())
+    }
+
+    #[test]
+    fn gpus_get_shared_memory_tiles_and_cpu_adapters_one_row_of_big_blocks() {
+        let gpu = config(wgpu::DeviceType::DiscreteGpu);
+        assert_eq!(gpu.matmul, MatmulStrategy::Tiled);
+        let shape = MatmulShape {
+            m: 256,
+            n: 1024,
+            k: 784,
+        };
+        assert_eq!(
+            MatmulTile::for_shape(&gpu, gpu.matmul, shape),
+            MatmulTile::GPU
+        );
+
+        let cpu = config(wgpu::DeviceType::Cpu);
+        assert_eq!(cpu.matmul, MatmulStrategy::RegisterBlocked);
+        let tile = |n| MatmulTile::for_shape(&cpu, cpu.matmul, MatmulShape { m: 64, n, k: 9 });
+        assert_eq!(
+            tile(1024),
+            MatmulTile {
+                wg_x: 8,
+                wg_y: 1,
+                block_m: 16,
+                block_n: 16
+            }
+        );
+        // Narrow outputs get narrow blocks instead of columns computed and thrown away.
+        assert_eq!(tile(10).block_n, 2);
+        assert_eq!(tile(1).block_n, 1);
+        assert_eq!(tile(100).block_n, 16);
+        for n in [1, 7, 10, 65, 1000] {
+            let t = tile(n);
+            assert!(t.check(MatmulStrategy::RegisterBlocked).is_ok(), "{t:?}");
+            assert!(t.cols() as usize >= n.min(128), "{t:?} for n={n}");
+        }
+    }
+
+    #[test]
+    fn the_shared_memory_kernel_takes_only_the_tile_it_is_compiled_for() {
+        assert!(MatmulTile::GPU.check(MatmulStrategy::Tiled).is_ok());
+        let other = MatmulTile {
+            block_m: 8,
+            ..MatmulTile::GPU
+        };
+        let error = other.check(MatmulStrategy::Tiled).unwrap_err().to_string();
+        assert!(error.contains("compiled for"), "{error}");
+        assert!(other.check(MatmulStrategy::RegisterBlocked).is_ok());
+    }
+}
