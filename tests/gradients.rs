@@ -4,8 +4,9 @@
 mod common;
 
 use common::{assert_close, assert_close2, gpu, one_hot, random_matrix, targets01, worked_example};
+use wgpu_mlp::gpu::kernels::MatmulStrategy;
 use wgpu_mlp::ndarray::Array2;
-use wgpu_mlp::{Activation, Error, GpuMlp, Loss, Mlp};
+use wgpu_mlp::{Activation, AdapterChoice, Error, Gpu, GpuMlp, Loss, Mlp};
 
 /// `|gpu − cpu| ≤ ATOL + RTOL·|cpu|` for losses and gradients: both are f32 and only the order of
 /// the sums differs.
@@ -115,6 +116,50 @@ fn gpu_gradients_match_cpu_across_tile_boundaries() {
     }
     assert!(net.batch_capacity() >= 257);
     eprintln!("worst |gpu − cpu| gradient difference: {worst:e}");
+}
+
+#[test]
+fn the_shared_memory_kernels_gpus_get_also_match_cpu() {
+    // CI has only a CPU adapter, which gets the register-blocked matmul; run whole networks
+    // with the shared-memory matmul a real GPU gets, so that its path is tested end to end too.
+    let choice: AdapterChoice = std::env::var("WGPU_MLP_ADAPTER")
+        .unwrap_or_else(|_| "auto".into())
+        .parse()
+        .unwrap();
+    let gpu = Gpu::with_kernel_config(choice, |config| config.matmul = MatmulStrategy::Tiled)
+        .expect("GPU tests need an adapter");
+    assert_eq!(gpu.config().matmul, MatmulStrategy::Tiled);
+    let mut worst = 0.0f32;
+    for (sizes, hidden, output, loss) in [
+        (
+            &[65, 63, 64, 10][..],
+            Activation::Relu,
+            Activation::Softmax,
+            Loss::CrossEntropy,
+        ),
+        (
+            &[13, 17, 5][..],
+            Activation::Sigmoid,
+            Activation::Sigmoid,
+            Loss::Mse,
+        ),
+        (
+            &[9, 70, 4][..],
+            Activation::Tanh,
+            Activation::Identity,
+            Loss::Mse,
+        ),
+    ] {
+        let mlp = Mlp::new(sizes, hidden, output, loss, 3);
+        let mut net = GpuMlp::new(&gpu, &mlp).unwrap();
+        for batch in [1, 7, 65] {
+            let x = random_matrix(batch, sizes[0], batch as u64);
+            let y = targets_for(loss, batch, sizes[sizes.len() - 1], batch as u64);
+            let what = format!("tiled {sizes:?} batch {batch}");
+            worst = worst.max(compare(&mut net, &mlp, &x, &y, &what));
+        }
+    }
+    eprintln!("shared-memory matmul: worst |gpu − cpu| gradient difference: {worst:e}");
 }
 
 #[test]

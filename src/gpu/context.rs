@@ -231,10 +231,28 @@ impl Gpu {
         choice: AdapterChoice,
         adjust: impl FnOnce(&mut wgpu::Limits),
     ) -> Result<Gpu> {
+        Self::open(choice, adjust, |_| {})
+    }
+
+    /// [`Gpu::new`] with the kernel shapes [`KernelConfig::for_adapter`] chose changed by
+    /// `adjust`: to run the kernels one kind of adapter gets on another, e.g. the shared-memory
+    /// matmul GPUs get on a CPU adapter in CI, or to measure an alternative.
+    pub fn with_kernel_config(
+        choice: AdapterChoice,
+        adjust: impl FnOnce(&mut KernelConfig),
+    ) -> Result<Gpu> {
+        Self::open(choice, |_| {}, adjust)
+    }
+
+    fn open(
+        choice: AdapterChoice,
+        adjust_limits: impl FnOnce(&mut wgpu::Limits),
+        adjust_config: impl FnOnce(&mut KernelConfig),
+    ) -> Result<Gpu> {
         let adapter = choose_adapter(&choice)?;
         let adapter_info = adapter.get_info();
         let mut limits = adapter.limits();
-        adjust(&mut limits);
+        adjust_limits(&mut limits);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgpu-mlp device"),
             // Timestamps cost nothing unless `--profile` writes them.
@@ -261,7 +279,8 @@ impl Gpu {
             slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
         });
 
-        let config = KernelConfig::for_adapter(&adapter_info, &limits);
+        let mut config = KernelConfig::for_adapter(&adapter_info, &limits);
+        adjust_config(&mut config);
         Ok(Gpu {
             inner: Arc::new(GpuInner {
                 adapter_info,
