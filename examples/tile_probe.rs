@@ -34,7 +34,7 @@ fn main() -> Result<()> {
     };
     let gpu = Gpu::new(AdapterChoice::Auto)?;
     let shape = MatmulShape { m, n, k };
-    let chosen = MatmulTile::for_shape(gpu.config(), gpu.config().matmul, shape);
+    let chosen = MatmulTile::for_shape(gpu.config().matmul, shape);
     let mut tiles = Vec::new();
     for i in (4..args.len()).step_by(3) {
         tiles.push(MatmulTile {

@@ -113,8 +113,10 @@ struct BatchBuffers {
 /// The dispatches of one layer's forward pass.
 struct LayerForward {
     matmul: Dispatch,
-    /// [`Fusion::Unfused`] only: the bias-add, then (hidden layers) the activation.
-    epilogue: Vec<Dispatch>,
+    /// [`Fusion::Unfused`] only: the bias-add…
+    bias_add: Option<Dispatch>,
+    /// …then, for a hidden layer, the activation.
+    activation: Option<Dispatch>,
 }
 
 /// The dispatches of one layer's backward pass.
@@ -458,7 +460,6 @@ impl GpuMlp {
         })
     }
 
-    /// Binds every dispatch of a step for `batch` rows.
     /// What the plan is bound for, as it is now.
     fn step_spec(&self) -> StepSpec {
         StepSpec {
@@ -469,6 +470,7 @@ impl GpuMlp {
         }
     }
 
+    /// Binds every dispatch of a step for `step.batch` rows.
     fn bind_plan(
         gpu: &Gpu,
         layers: &[LayerParams],
@@ -518,7 +520,7 @@ impl GpuMlp {
                 &layer.bias, // no aux operand in this epilogue
                 matmul_output,
             )?;
-            let mut epilogue = Vec::new();
+            let (mut bias_add, mut activation_kernel) = (None, None);
             if fusion == Fusion::Unfused {
                 let (rows, cols) = (batch, layer.outputs);
                 let activation = hidden_activation(layer, l == last);
@@ -531,7 +533,7 @@ impl GpuMlp {
                 } else {
                     &buffers.deltas[l] // free until the backward pass writes δ_l
                 };
-                epilogue.push(Elementwise::BiasAdd.bind(
+                bias_add = Some(Elementwise::BiasAdd.bind(
                     gpu,
                     &label("bias_add"),
                     rows,
@@ -541,7 +543,7 @@ impl GpuMlp {
                     z,
                 )?);
                 if activation != Activation::Identity {
-                    epilogue.push(ActivationKernel::Forward(activation).bind(
+                    activation_kernel = Some(ActivationKernel::Forward(activation).bind(
                         gpu,
                         &label("activation"),
                         rows,
@@ -552,7 +554,11 @@ impl GpuMlp {
                     )?);
                 }
             }
-            forward.push(LayerForward { matmul, epilogue });
+            forward.push(LayerForward {
+                matmul,
+                bias_add,
+                activation: activation_kernel,
+            });
         }
 
         let output_layer = &layers[last];
@@ -757,18 +763,12 @@ impl GpuMlp {
             let fusion = self.fusion;
             let forward = &mut self.plan.forward[l];
             forward_matmul(layer, l == last, fusion).reshape(gpu, &mut forward.matmul, shape)?;
-            let activation = hidden_activation(layer, l == last);
-            for (i, dispatch) in forward.epilogue.iter_mut().enumerate() {
-                if i == 0 {
-                    Elementwise::BiasAdd.reshape(gpu, dispatch, batch, layer.outputs)?;
-                } else {
-                    ActivationKernel::Forward(activation).reshape(
-                        gpu,
-                        dispatch,
-                        batch,
-                        layer.outputs,
-                    )?;
-                }
+            if let Some(bias_add) = forward.bias_add.as_mut() {
+                Elementwise::BiasAdd.reshape(gpu, bias_add, batch, layer.outputs)?;
+            }
+            if let Some(activation) = forward.activation.as_mut() {
+                let kernel = ActivationKernel::Forward(hidden_activation(layer, l == last));
+                kernel.reshape(gpu, activation, batch, layer.outputs)?;
             }
             let backward = &mut self.plan.backward[l];
             Matmul::TN.reshape(
@@ -824,8 +824,10 @@ impl GpuMlp {
     /// Records the forward pass, and with `training` the output loss and δ.
     pub(crate) fn record_forward(&self, pass: &mut impl Recorder, training: bool) {
         for layer in &self.plan.forward {
-            layer.matmul.record(pass);
-            for dispatch in &layer.epilogue {
+            for dispatch in std::iter::once(&layer.matmul)
+                .chain(&layer.bias_add)
+                .chain(&layer.activation)
+            {
                 dispatch.record(pass);
             }
         }

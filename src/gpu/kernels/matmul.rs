@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::{Access, Gpu, PipelineSpec};
-use crate::gpu::kernels::{Dispatch, KernelConfig, MatmulStrategy, Shader, bound_sizes};
+use crate::gpu::kernels::{Dispatch, MatmulStrategy, Shader, bound_sizes};
 use crate::model::Activation;
 
 /// Bindings after the uniform: a, b, bias, aux, c.
@@ -87,7 +87,7 @@ impl MatmulTile {
         self.wg_x * self.block_n
     }
 
-    /// The tile for `shape` with `strategy` on `config`'s adapter.
+    /// The tile for `shape` with `strategy`.
     ///
     /// GPUs get [`MatmulTile::GPU`]. A CPU adapter (lavapipe) runs the 8 invocations along x as
     /// the lanes of one SIMD register and loads storage buffers lane by lane, each load costing
@@ -96,7 +96,7 @@ impl MatmulTile {
     /// keeps small products spread over every core. Narrow products (the 10 classes of an
     /// output layer) get narrower blocks rather than compute columns that are thrown away.
     /// Measured against the alternatives with `examples/tile_probe.rs`; see BENCHMARKS.md.
-    pub fn for_shape(_config: &KernelConfig, strategy: MatmulStrategy, shape: MatmulShape) -> Self {
+    pub fn for_shape(strategy: MatmulStrategy, shape: MatmulShape) -> Self {
         if strategy == MatmulStrategy::Tiled {
             return MatmulTile::GPU;
         }
@@ -326,7 +326,7 @@ impl Matmul {
     ) -> Result<Dispatch> {
         let tile = self
             .tile
-            .unwrap_or_else(|| MatmulTile::for_shape(gpu.config(), self.strategy(gpu), shape));
+            .unwrap_or_else(|| MatmulTile::for_shape(self.strategy(gpu), shape));
         let (params, groups) = self.layout(gpu, shape, tile)?;
         self.check_buffers(shape, [a, b, bias, aux, c].map(|buffer| buffer.size()))?;
         Dispatch::new(
@@ -392,6 +392,7 @@ impl Matmul {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::kernels::KernelConfig;
 
     fn config(device_type: wgpu::DeviceType) -> KernelConfig {
         let info = wgpu::AdapterInfo {
@@ -410,14 +411,11 @@ mod tests {
             n: 1024,
             k: 784,
         };
-        assert_eq!(
-            MatmulTile::for_shape(&gpu, gpu.matmul, shape),
-            MatmulTile::GPU
-        );
+        assert_eq!(MatmulTile::for_shape(gpu.matmul, shape), MatmulTile::GPU);
 
         let cpu = config(wgpu::DeviceType::Cpu);
         assert_eq!(cpu.matmul, MatmulStrategy::RegisterBlocked);
-        let tile = |n| MatmulTile::for_shape(&cpu, cpu.matmul, MatmulShape { m: 64, n, k: 9 });
+        let tile = |n| MatmulTile::for_shape(cpu.matmul, MatmulShape { m: 64, n, k: 9 });
         assert_eq!(
             tile(1024),
             MatmulTile {
