@@ -10,6 +10,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use wgpu_mlp::gpu::kernels::elementwise::Elementwise;
 use wgpu_mlp::gpu::kernels::matmul::{Matmul, MatmulShape};
 use wgpu_mlp::gpu::kernels::{Dispatch, MatmulStrategy};
+use wgpu_mlp::rng::Rng;
 use wgpu_mlp::{AdapterChoice, Gpu};
 
 fn gpu() -> Gpu {
@@ -18,6 +19,13 @@ fn gpu() -> Gpu {
         .parse()
         .unwrap();
     Gpu::new(choice).expect("benchmarks need a GPU adapter")
+}
+
+/// A buffer of `len` values from N(0, 1): never time on zeros, which a GPU multiplies faster.
+fn random_buffer(gpu: &Gpu, label: &str, len: usize) -> wgpu::Buffer {
+    let mut rng = Rng::new(len as u64);
+    let values: Vec<f32> = (0..len).map(|_| rng.normal() as f32).collect();
+    gpu.storage_buffer_with(label, &values).unwrap()
 }
 
 /// Records `dispatch` `iters` times in one pass, submits, waits; returns the wall time.
@@ -62,8 +70,8 @@ fn matmul(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     for (m, k, n) in SHAPES {
-        let a = gpu.storage_buffer("a", m * k).unwrap();
-        let b = gpu.storage_buffer("b", k * n).unwrap();
+        let a = random_buffer(&gpu, "a", m * k);
+        let b = random_buffer(&gpu, "b", k * n);
         let out = gpu.storage_buffer("c", m * n).unwrap();
         group.throughput(Throughput::Elements((2 * m * n * k) as u64));
         for (name, variant) in [
@@ -95,12 +103,16 @@ fn matmul_strategies(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     let (m, k, n) = (256, 1024, 1024);
     let (a, b, out) = (
-        gpu.storage_buffer("a", m * k).unwrap(),
-        gpu.storage_buffer("b", k * n).unwrap(),
+        random_buffer(&gpu, "a", m * k),
+        random_buffer(&gpu, "b", k * n),
         gpu.storage_buffer("c", m * n).unwrap(),
     );
     group.throughput(Throughput::Elements((2 * m * n * k) as u64));
-    for strategy in [MatmulStrategy::RegisterBlocked, MatmulStrategy::Tiled] {
+    for strategy in [
+        MatmulStrategy::RegisterBlocked,
+        MatmulStrategy::Tiled,
+        MatmulStrategy::TiledVec4,
+    ] {
         let dispatch = Matmul::NT
             .with_strategy(strategy)
             .bind(&gpu, "bench", MatmulShape { m, n, k }, &a, &b, &a, &a, &out)
@@ -123,8 +135,8 @@ fn elementwise(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2));
     let (rows, cols) = (1024, 1024);
     let (a, b, out) = (
-        gpu.storage_buffer("a", rows * cols).unwrap(),
-        gpu.storage_buffer("b", rows * cols).unwrap(),
+        random_buffer(&gpu, "a", rows * cols),
+        random_buffer(&gpu, "b", rows * cols),
         gpu.storage_buffer("c", rows * cols).unwrap(),
     );
     // Two reads and one write of f32 per element.

@@ -3,22 +3,77 @@
 //! another adapter.
 //!
 //! ```text
-//! cargo run --release --example tile_probe -- M N K LAYOUT [WG_Y BLOCK_M BLOCK_N]...
+//! cargo run --release --example tile_probe -- M N K LAYOUT [TILE]...
 //! ```
-//! LAYOUT is `nn` (A·B), `nt` (A·Bᵀ) or `tn` (Aᵀ·B); each tile is 8 invocations wide. The first
-//! run of a new pipeline includes the driver's shader compile, so it is printed apart.
+//! LAYOUT is `nn` (A·B), `nt` (A·Bᵀ) or `tn` (Aᵀ·B). A TILE is `shared` (the shared-memory
+//! kernel GPUs get, with its one tile), `vec4` (every tile of the vec4 shared-memory kernel),
+//! `register` (the register-blocked kernel's usual tiles) or `KERNEL:WG_X,WG_Y,BLOCK_M,BLOCK_N`
+//! with KERNEL `s` (shared memory), `v` (vec4 shared memory) or `r` (register blocks). Without
+//! a TILE, the kernel and tile the adapter picks. The first run of a new pipeline includes the
+//! driver's shader compile, so it is printed apart.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use wgpu_mlp::gpu::kernels::Dispatch;
 use wgpu_mlp::gpu::kernels::matmul::{Matmul, MatmulShape, MatmulTile};
+use wgpu_mlp::gpu::kernels::{Dispatch, MatmulStrategy};
+use wgpu_mlp::rng::Rng;
 use wgpu_mlp::{AdapterChoice, Gpu};
+
+fn parse_tiles(spec: &str) -> Result<Vec<(MatmulStrategy, MatmulTile)>> {
+    let register = |wg_y, block_m, block_n| MatmulTile {
+        wg_x: 8,
+        wg_y,
+        block_m,
+        block_n,
+    };
+    match spec {
+        "shared" => return Ok(vec![(MatmulStrategy::Tiled, MatmulTile::GPU)]),
+        "vec4" => {
+            return Ok(MatmulTile::SHARED_TILES
+                .iter()
+                .map(|&tile| (MatmulStrategy::TiledVec4, tile))
+                .collect());
+        }
+        "register" => {
+            return Ok([register(1, 16, 16), register(2, 8, 16), register(8, 4, 4)]
+                .into_iter()
+                .map(|tile| (MatmulStrategy::RegisterBlocked, tile))
+                .collect());
+        }
+        _ => {}
+    }
+    let (kernel, sides) = spec.split_once(':').with_context(|| {
+        format!("tile {spec:?}: give shared, vec4, register or s|v|r:X,Y,BM,BN")
+    })?;
+    let strategy = match kernel {
+        "s" => MatmulStrategy::Tiled,
+        "v" => MatmulStrategy::TiledVec4,
+        "r" => MatmulStrategy::RegisterBlocked,
+        other => bail!("tile {spec:?}: kernel {other:?} is not s, v or r"),
+    };
+    let sides: Vec<u32> = sides
+        .split(',')
+        .map(|v| v.parse().with_context(|| format!("tile {spec:?}: {v:?}")))
+        .collect::<Result<_>>()?;
+    let [wg_x, wg_y, block_m, block_n] = sides[..] else {
+        bail!("tile {spec:?}: give four numbers");
+    };
+    Ok(vec![(
+        strategy,
+        MatmulTile {
+            wg_x,
+            wg_y,
+            block_m,
+            block_n,
+        },
+    )])
+}
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() < 4 || !(args.len() - 4).is_multiple_of(3) {
-        bail!("usage: tile_probe M N K nn|nt|tn [WG_Y BLOCK_M BLOCK_N]...");
+    if args.len() < 4 {
+        bail!("usage: tile_probe M N K nn|nt|tn [shared|vec4|register|s|v|r:X,Y,BM,BN]...");
     }
     let number = |i: usize| -> Result<usize> {
         args[i]
@@ -34,43 +89,56 @@ fn main() -> Result<()> {
     };
     let gpu = Gpu::new(AdapterChoice::Auto)?;
     let shape = MatmulShape { m, n, k };
-    let chosen = MatmulTile::for_shape(gpu.config().matmul, shape);
+    let strategy = gpu.config().matmul;
+    let chosen = MatmulTile::for_shape(strategy, shape);
     let mut tiles = Vec::new();
-    for i in (4..args.len()).step_by(3) {
-        tiles.push(MatmulTile {
-            wg_x: 8,
-            wg_y: number(i)? as u32,
-            block_m: number(i + 1)? as u32,
-            block_n: number(i + 2)? as u32,
-        });
+    for spec in &args[4..] {
+        tiles.extend(parse_tiles(spec)?);
     }
     if tiles.is_empty() {
-        tiles.push(chosen);
+        tiles.push((strategy, chosen));
     }
-    let a = gpu.storage_buffer("a", m * k)?;
-    let b = gpu.storage_buffer("b", k * n)?;
+    // Random operands: a GPU multiplies zeros faster than real data.
+    let mut rng = Rng::new(1);
+    let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal() as f32).collect() };
+    let a = gpu.storage_buffer_with("a", &random(m * k))?;
+    let b = gpu.storage_buffer_with("b", &random(k * n))?;
     let c = gpu.storage_buffer("c", m * n)?;
     println!("{m}×{n}×{k} {} on {}", args[3], gpu.adapter_description());
-    for tile in tiles {
+    for (tile_strategy, tile) in tiles {
         let dispatch = variant
+            .with_strategy(tile_strategy)
             .with_tile(tile)
             .bind(&gpu, "probe", shape, &a, &b, &a, &a, &c)?;
         let start = Instant::now();
         Dispatch::run_all(&gpu, &[&dispatch])?;
         let first = start.elapsed().as_secs_f64();
         let flops = 2.0 * (m * n * k) as f64;
-        let runs = ((2e9 / flops).ceil() as usize).max(3);
+        // Enough runs for 25 ms at 20 TFLOP/s, and at least 3.
+        let runs = ((5e11 / flops).ceil() as usize).clamp(3, 2_000);
+        let runs = if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+            ((2e9 / flops).ceil() as usize).max(3)
+        } else {
+            runs
+        };
         let list = vec![&dispatch; runs];
         let start = Instant::now();
         Dispatch::run_all(&gpu, &list)?;
         let seconds = start.elapsed().as_secs_f64();
         println!(
-            "  {:>2}×{} invocations, {:>2}×{:<2} blocks{:<9} {:7.2} GFLOP/s   (first run {:.3} s)",
+            "  {:<15} {:>2}×{:<2} invocations, {:>2}×{:<2} blocks, {:>3}×{:<3} tile{:<9} {:9.1} GFLOP/s   (first run {:.3} s)",
+            format!("{tile_strategy:?}"),
             tile.wg_x,
             tile.wg_y,
             tile.block_m,
             tile.block_n,
-            if tile == chosen { " (chosen)" } else { "" },
+            tile.rows(),
+            tile.cols(),
+            if (tile_strategy, tile) == (strategy, chosen) {
+                " (chosen)"
+            } else {
+                ""
+            },
             flops * runs as f64 / seconds / 1e9,
             first
         );

@@ -7,15 +7,18 @@
 //   backward  δp = δ · W               (plain)         epilogue: ⊙ g'(a_prev)
 //   gradient  dW = δᵀ · a_prev         (A transposed)
 //
-// Two strategies, picked per adapter by KernelConfig (src/gpu/kernels/mod.rs):
-//   matmul_tiled     shared-memory tiles and barriers; for GPUs.
-//   matmul_register  register blocks read straight from memory, no barrier; for CPU adapters,
-//                    where a barrier costs a context switch of every invocation.
-// Both give each invocation a register block of C. matmul_register's block (MM_BLOCK_M ×
+// Three strategies (MatmulStrategy in src/gpu/kernels/mod.rs; KernelConfig picks per adapter):
+//   matmul_tiled       shared-memory tiles and barriers, one fixed 64×64 tile; what GPUs get.
+//   matmul_tiled_vec4  shared-memory tiles of vec4s with the next slice prefetched, the tile
+//                      chosen per product; correct everywhere, not yet any adapter's default:
+//                      it becomes the GPUs' kernel once a GPU has measured it faster.
+//   matmul_register    register blocks read straight from memory, no barrier; for CPU adapters,
+//                      where a barrier costs a context switch of every invocation.
+// Each gives each invocation a register block of C. matmul_register's block (MM_BLOCK_M ×
 // MM_BLOCK_N) and workgroup (MM_WG_X × MM_WG_Y) are pipeline-overridable, so that each product
 // gets the tile its shape wants (MatmulTile in src/gpu/kernels/matmul.rs); loops over them have
-// constant bounds once the pipeline is created and unroll. matmul_tiled's shape is fixed below.
-// MM_TILE_K comes from the generated header.
+// constant bounds once the pipeline is created and unroll. matmul_tiled's shape is fixed below,
+// matmul_tiled_vec4's comes from the TL_* constants.
 
 const EPILOGUE_NONE: u32 = 0u;
 const EPILOGUE_BIAS_ACTIVATION: u32 = 1u;   // c = g(c + bias[col])
@@ -160,19 +163,21 @@ fn matmul_register(
 // ---- shared-memory tiles ---------------------------------------------------------------------
 //
 // A workgroup of TILED_WG × TILED_WG invocations computes a TILED_TILE × TILED_TILE block of C,
-// walking k in steps of MM_TILE_K. Invocation (tx, ty) owns rows ty + r·TILED_WG and columns
+// walking k in steps of TILED_TILE_K. Invocation (tx, ty) owns rows ty + r·TILED_WG and columns
 // tx + s·TILED_WG, so that neighbouring invocations read neighbouring shared-memory words and
 // write neighbouring columns. The shape is fixed at compile time (MatmulTile::GPU on the host):
 // sizing the shared arrays and loops by override constants ran this kernel 3× slower on
-// lavapipe, and a GPU compiler deserves the same constants.
+// lavapipe, and a GPU compiler deserves the same constants. On an H100 (Vulkan) it runs W2's
+// products at about 4.7 TFLOP/s (BENCHMARKS.md).
 
 const TILED_WG: u32 = 16u;
+const TILED_TILE_K: u32 = 16u;
 const TILED_BLOCK: u32 = 4u;
 const TILED_TILE: u32 = TILED_WG * TILED_BLOCK;
 const THREADS: u32 = TILED_WG * TILED_WG;
 
-var<workgroup> tile_a: array<f32, MM_TILE_K * TILED_TILE>; // [kk][row]
-var<workgroup> tile_b: array<f32, MM_TILE_K * TILED_TILE>; // [kk][col]
+var<workgroup> tile_a: array<f32, TILED_TILE_K * TILED_TILE>; // [kk][row]
+var<workgroup> tile_b: array<f32, TILED_TILE_K * TILED_TILE>; // [kk][col]
 
 @compute @workgroup_size(TILED_WG, TILED_WG)
 fn matmul_tiled(
@@ -186,18 +191,18 @@ fn matmul_tiled(
     var a_reg: array<f32, TILED_BLOCK>;
     var b_reg: array<f32, TILED_BLOCK>;
 
-    for (var k0 = 0u; k0 < params.k; k0 += MM_TILE_K) {
+    for (var k0 = 0u; k0 < params.k; k0 += TILED_TILE_K) {
         // Cooperative loads; the index order follows the operand's memory layout so that
         // neighbouring invocations read neighbouring addresses.
-        for (var e = thread; e < MM_TILE_K * TILED_TILE; e += THREADS) {
+        for (var e = thread; e < TILED_TILE_K * TILED_TILE; e += THREADS) {
             var kk: u32;
             var r: u32;
             if params.transpose_a != 0u {
                 kk = e / TILED_TILE;
                 r = e % TILED_TILE;
             } else {
-                kk = e % MM_TILE_K;
-                r = e / MM_TILE_K;
+                kk = e % TILED_TILE_K;
+                r = e / TILED_TILE_K;
             }
             let row = row_base + r;
             let i = k0 + kk;
@@ -207,12 +212,12 @@ fn matmul_tiled(
             }
             tile_a[kk * TILED_TILE + r] = value;
         }
-        for (var e = thread; e < MM_TILE_K * TILED_TILE; e += THREADS) {
+        for (var e = thread; e < TILED_TILE_K * TILED_TILE; e += THREADS) {
             var kk: u32;
             var s: u32;
             if params.transpose_b != 0u {
-                kk = e % MM_TILE_K;
-                s = e / MM_TILE_K;
+                kk = e % TILED_TILE_K;
+                s = e / TILED_TILE_K;
             } else {
                 kk = e / TILED_TILE;
                 s = e % TILED_TILE;
@@ -227,7 +232,7 @@ fn matmul_tiled(
         }
         workgroupBarrier();
 
-        for (var kk = 0u; kk < MM_TILE_K; kk++) {
+        for (var kk = 0u; kk < TILED_TILE_K; kk++) {
             for (var r = 0u; r < TILED_BLOCK; r++) {
                 a_reg[r] = tile_a[kk * TILED_TILE + local.y + r * TILED_WG];
             }
@@ -250,6 +255,201 @@ fn matmul_tiled(
             if row < params.m && col < params.n {
                 store_c(row, col, acc[r][s]);
             }
+        }
+    }
+}
+
+// ---- shared-memory tiles of vec4s, shaped per product ----------------------------------------
+//
+// A workgroup of TL_WG_X × TL_WG_Y invocations computes a TL_TILE_M × TL_TILE_N block of C,
+// walking k in slices of TL_TILE_K. Each invocation owns TL_GROUPS_M × TL_GROUPS_N (1 or 2 each)
+// blocks of 4×4 elements: rows 4·ty … 4·ty+3 of each 4·TL_WG_Y-row band, columns 4·tx … 4·tx+3
+// of each 4·TL_WG_X-column band. A step of k then reads one vec4 of the A slice and one of the B
+// slice per block side from workgroup memory, neighbouring invocations reading neighbouring
+// vec4s, and does 16 FMAs per block. While the invocations multiply one slice, the loads of the
+// next are in flight into registers.
+//
+// Everything an invocation holds is a named variable, never an array indexed in a loop: a GPU
+// compiler that does not unroll such a loop keeps the array in (slow, off-chip) local memory.
+// The 2-group code is skipped by a branch on a pipeline constant, which the compiler removes.
+//
+// Each invocation moves (TL_TILE_K · TL_GROUPS_M / TL_WG_X) vec4s of A and (TL_TILE_K ·
+// TL_GROUPS_N / TL_WG_Y) of B per slice, which MatmulTile::check holds to one or two.
+//
+// A first version that kept the blocks in arrays indexed by loops over the TL_* constants ran
+// 3–10× slower than matmul_tiled on an H100; this one has so far run only on lavapipe.
+
+override TL_WG_X: u32 = 16u;
+override TL_WG_Y: u32 = 16u;
+override TL_GROUPS_M: u32 = 2u;
+override TL_GROUPS_N: u32 = 2u;
+const TL_TILE_K: u32 = 16u;
+// vec4s per row of a slice, and the largest tile side the arrays hold.
+override TL_QUADS_M: u32 = TL_WG_Y * TL_GROUPS_M;
+override TL_QUADS_N: u32 = TL_WG_X * TL_GROUPS_N;
+override TL_THREADS: u32 = TL_WG_X * TL_WG_Y;
+override TL_LOADS_A: u32 = TL_TILE_K * TL_QUADS_M / TL_THREADS;
+override TL_LOADS_B: u32 = TL_TILE_K * TL_QUADS_N / TL_THREADS;
+const TL_MAX_QUADS: u32 = 32u;
+// One vec4 of padding per row, so that the slices of a k-contiguous operand, stored a k-row at
+// a time by neighbouring invocations, fall in different banks.
+const TL_ROW: u32 = TL_MAX_QUADS + 1u;
+
+var<workgroup> quads_a: array<vec4<f32>, TL_TILE_K * TL_ROW>; // [kk][row / 4]
+var<workgroup> quads_b: array<vec4<f32>, TL_TILE_K * TL_ROW>; // [kk][col / 4]
+
+// Where the vec4 `e` of a slice goes: (kk, quad). Numbered along the operand's memory layout, so
+// that neighbouring invocations load neighbouring words: k fastest when the operand is
+// contiguous along k, the quad fastest otherwise.
+fn slice_slot(e: u32, k_contiguous: bool, quads: u32) -> vec2<u32> {
+    if k_contiguous {
+        return vec2(e % TL_TILE_K, e / TL_TILE_K);
+    }
+    return vec2(e / quads, e % quads);
+}
+
+// Rows 4·quad … 4·quad+3 of op(A) at depth i, zero past the edges.
+fn load_a4(row0: u32, i: u32) -> vec4<f32> {
+    var v = vec4(0.0);
+    if i < params.k {
+        if row0 < params.m { v.x = load_a(row0, i); }
+        if row0 + 1u < params.m { v.y = load_a(row0 + 1u, i); }
+        if row0 + 2u < params.m { v.z = load_a(row0 + 2u, i); }
+        if row0 + 3u < params.m { v.w = load_a(row0 + 3u, i); }
+    }
+    return v;
+}
+
+// Columns col0 … col0+3 of op(B) at depth i, zero past the edges.
+fn load_b4(i: u32, col0: u32) -> vec4<f32> {
+    var v = vec4(0.0);
+    if i < params.k {
+        if col0 < params.n { v.x = load_b(i, col0); }
+        if col0 + 1u < params.n { v.y = load_b(i, col0 + 1u); }
+        if col0 + 2u < params.n { v.z = load_b(i, col0 + 2u); }
+        if col0 + 3u < params.n { v.w = load_b(i, col0 + 3u); }
+    }
+    return v;
+}
+
+// Vec4 `e` of op(A)'s slice starting at depth k0 (see slice_slot).
+fn fetch_a(e: u32, k0: u32, row_base: u32) -> vec4<f32> {
+    let at = slice_slot(e, params.transpose_a == 0u, TL_QUADS_M);
+    return load_a4(row_base + 4u * at.y, k0 + at.x);
+}
+
+fn fetch_b(e: u32, k0: u32, col_base: u32) -> vec4<f32> {
+    let at = slice_slot(e, params.transpose_b != 0u, TL_QUADS_N);
+    return load_b4(k0 + at.x, col_base + 4u * at.y);
+}
+
+fn put_a(e: u32, value: vec4<f32>) {
+    let at = slice_slot(e, params.transpose_a == 0u, TL_QUADS_M);
+    quads_a[at.x * TL_ROW + at.y] = value;
+}
+
+fn put_b(e: u32, value: vec4<f32>) {
+    let at = slice_slot(e, params.transpose_b != 0u, TL_QUADS_N);
+    quads_b[at.x * TL_ROW + at.y] = value;
+}
+
+// acc + a ⊗ b, with row r of the 4×4 block in column r of the matrix.
+fn outer_fma(a: vec4<f32>, b: vec4<f32>, acc: mat4x4<f32>) -> mat4x4<f32> {
+    return mat4x4(
+        fma(vec4(a.x), b, acc[0]),
+        fma(vec4(a.y), b, acc[1]),
+        fma(vec4(a.z), b, acc[2]),
+        fma(vec4(a.w), b, acc[3]),
+    );
+}
+
+fn store_row(row: u32, col0: u32, values: vec4<f32>) {
+    if row < params.m {
+        if col0 < params.n { store_c(row, col0, values.x); }
+        if col0 + 1u < params.n { store_c(row, col0 + 1u, values.y); }
+        if col0 + 2u < params.n { store_c(row, col0 + 2u, values.z); }
+        if col0 + 3u < params.n { store_c(row, col0 + 3u, values.w); }
+    }
+}
+
+fn store_block(row0: u32, col0: u32, acc: mat4x4<f32>) {
+    store_row(row0, col0, acc[0]);
+    store_row(row0 + 1u, col0, acc[1]);
+    store_row(row0 + 2u, col0, acc[2]);
+    store_row(row0 + 3u, col0, acc[3]);
+}
+
+@compute @workgroup_size(TL_WG_X, TL_WG_Y)
+fn matmul_tiled_vec4(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(local_invocation_id) local: vec3<u32>,
+) {
+    let row_base = group.y * 4u * TL_QUADS_M;
+    let col_base = group.x * 4u * TL_QUADS_N;
+    let thread = local.y * TL_WG_X + local.x;
+    let two_a = TL_LOADS_A > 1u;
+    let two_b = TL_LOADS_B > 1u;
+    let e1 = thread + TL_THREADS;
+
+    var acc00 = mat4x4<f32>();
+    var acc01 = mat4x4<f32>();
+    var acc10 = mat4x4<f32>();
+    var acc11 = mat4x4<f32>();
+
+    // The first slice's loads.
+    var next_a0 = fetch_a(thread, 0u, row_base);
+    var next_a1 = vec4(0.0);
+    if two_a { next_a1 = fetch_a(e1, 0u, row_base); }
+    var next_b0 = fetch_b(thread, 0u, col_base);
+    var next_b1 = vec4(0.0);
+    if two_b { next_b1 = fetch_b(e1, 0u, col_base); }
+
+    for (var k0 = 0u; k0 < params.k; k0 += TL_TILE_K) {
+        put_a(thread, next_a0);
+        if two_a { put_a(e1, next_a1); }
+        put_b(thread, next_b0);
+        if two_b { put_b(e1, next_b1); }
+        workgroupBarrier();
+
+        // The next slice's loads, in flight while this one is multiplied.
+        let k_next = k0 + TL_TILE_K;
+        if k_next < params.k {
+            next_a0 = fetch_a(thread, k_next, row_base);
+            if two_a { next_a1 = fetch_a(e1, k_next, row_base); }
+            next_b0 = fetch_b(thread, k_next, col_base);
+            if two_b { next_b1 = fetch_b(e1, k_next, col_base); }
+        }
+
+        for (var kk = 0u; kk < TL_TILE_K; kk++) {
+            let a0 = quads_a[kk * TL_ROW + local.y];
+            let b0 = quads_b[kk * TL_ROW + local.x];
+            acc00 = outer_fma(a0, b0, acc00);
+            if TL_GROUPS_N > 1u {
+                let b1 = quads_b[kk * TL_ROW + TL_WG_X + local.x];
+                acc01 = outer_fma(a0, b1, acc01);
+                if TL_GROUPS_M > 1u {
+                    let a1 = quads_a[kk * TL_ROW + TL_WG_Y + local.y];
+                    acc10 = outer_fma(a1, b0, acc10);
+                    acc11 = outer_fma(a1, b1, acc11);
+                }
+            } else if TL_GROUPS_M > 1u {
+                let a1 = quads_a[kk * TL_ROW + TL_WG_Y + local.y];
+                acc10 = outer_fma(a1, b0, acc10);
+            }
+        }
+        workgroupBarrier();
+    }
+
+    let row0 = row_base + 4u * local.y;
+    let col0 = col_base + 4u * local.x;
+    store_block(row0, col0, acc00);
+    if TL_GROUPS_N > 1u {
+        store_block(row0, col0 + 4u * TL_WG_X, acc01);
+    }
+    if TL_GROUPS_M > 1u {
+        store_block(row0 + 4u * TL_WG_Y, col0, acc10);
+        if TL_GROUPS_N > 1u {
+            store_block(row0 + 4u * TL_WG_Y, col0 + 4u * TL_WG_X, acc11);
         }
     }
 }

@@ -45,6 +45,39 @@ fn column_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     }
 }
 
+// The same sums for GPUs, where one invocation per column leaves most of the cores idle (a
+// 256×1024 bias gradient is 1,024 invocations walking 256 rows each): a workgroup takes
+// SPLIT_COLS columns, and its SPLIT_ROWS rows of invocations each sum every SPLIT_ROWS-th row of
+// them; the SPLIT_ROWS partial sums then meet in a fixed order, so the result stays
+// deterministic.
+const SPLIT_COLS: u32 = 32u;
+const SPLIT_ROWS: u32 = 8u;
+
+var<workgroup> column_partial: array<array<f32, SPLIT_COLS>, SPLIT_ROWS>;
+
+@compute @workgroup_size(SPLIT_COLS, SPLIT_ROWS)
+fn column_sum_split(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) local: vec3<u32>,
+) {
+    let col = (group.x + group.y * groups.x) * SPLIT_COLS + local.x;
+    var total = 0.0;
+    if col < params.cols && local.y < params.rows {
+        let count = (params.rows - local.y - 1u) / SPLIT_ROWS + 1u;
+        total = strided_sum(local.y * params.cols + col, SPLIT_ROWS * params.cols, count);
+    }
+    column_partial[local.y][local.x] = total;
+    workgroupBarrier();
+    if local.y == 0u && col < params.cols {
+        var sum = column_partial[0][local.x];
+        for (var r = 1u; r < SPLIT_ROWS; r++) {
+            sum += column_partial[r][local.x];
+        }
+        output[col] = sum;
+    }
+}
+
 var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
 
 // output[0] = Σ input[0 .. rows·cols]. One workgroup: invocation t sums elements t, t + W, t + 2W,

@@ -12,6 +12,7 @@ use std::time::Instant;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::context::{AdapterChoice, Gpu};
+use crate::gpu::kernels::MatmulStrategy;
 use crate::gpu::network::Fusion;
 use crate::gpu::profile::Profile;
 use crate::model::{Activation, Loss, Mlp};
@@ -99,6 +100,8 @@ pub struct BenchReport {
     pub gflops: f64,
     /// From nothing to the end of the first step.
     pub first_step_s: f64,
+    /// The matmul kernel the GPU ran; `None` for the CPU reference.
+    pub matmul: Option<MatmulStrategy>,
 }
 
 /// Random MNIST-shaped bytes: the arithmetic does not depend on the values.
@@ -132,6 +135,7 @@ fn report(
         samples_per_s,
         gflops: samples_per_s * flops_per_sample(&workload.mlp()) / 1e9,
         first_step_s,
+        matmul: None,
     }
 }
 
@@ -152,6 +156,9 @@ pub struct GpuBenchOptions {
     pub fusion: Fusion,
     /// After the timed region, profile this many more steps kernel by kernel (0: none).
     pub profile_steps: usize,
+    /// The matmul kernel; `None` keeps the adapter's choice
+    /// ([`KernelConfig::for_adapter`](crate::gpu::kernels::KernelConfig::for_adapter)).
+    pub matmul: Option<MatmulStrategy>,
 }
 
 /// Trains `workload` on the GPU `choice` selects: the first step from nothing, a warm-up, then
@@ -173,7 +180,11 @@ pub fn bench_gpu_with(
     let steps = steps_for(workload, samples)?;
     let data = random_dataset(steps.min(64) * workload.config().batch_size);
     let start = Instant::now();
-    let gpu = Gpu::new(options.adapter.clone())?;
+    let gpu = Gpu::with_kernel_config(options.adapter.clone(), |config| {
+        if let Some(matmul) = options.matmul {
+            config.matmul = matmul;
+        }
+    })?;
     let mut trainer = GpuTrainer::new(&gpu, &workload.mlp(), &data, None, workload.config())?;
     trainer.set_fusion(options.fusion)?;
     trainer.run_steps(1)?;
@@ -189,13 +200,16 @@ pub fn bench_gpu_with(
     } else {
         None
     };
-    let report = report(
-        workload,
-        gpu.adapter_description(),
-        steps,
-        seconds,
-        first_step_s,
-    );
+    let report = BenchReport {
+        matmul: Some(gpu.config().matmul),
+        ..report(
+            workload,
+            gpu.adapter_description(),
+            steps,
+            seconds,
+            first_step_s,
+        )
+    };
     Ok((report, profile))
 }
 

@@ -17,6 +17,7 @@ use wgpu_mlp::bench::{GpuBenchOptions, Workload, bench_cpu, bench_gpu_with};
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
 use wgpu_mlp::data::{self, Dataset, DatasetKind, download, image, synthetic};
 use wgpu_mlp::gpu::context::{available_adapters, describe_adapter};
+use wgpu_mlp::gpu::kernels::MatmulStrategy;
 use wgpu_mlp::gpu::profile::Profile;
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
@@ -88,9 +89,24 @@ struct BenchArgs {
     /// epilogues, to measure what fusing them saves.
     #[arg(long)]
     unfused: bool,
+    /// The matmul kernel: the adapter's choice, or one forced, to compare them.
+    #[arg(long, value_enum, default_value = "auto")]
+    matmul: MatmulArg,
     /// Print the result as one JSON line.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum MatmulArg {
+    /// What the adapter gets: shared-memory tiles on GPUs, register blocks on CPU adapters.
+    Auto,
+    /// Shared-memory tiles, one 64×64 tile.
+    Tiled,
+    /// Shared-memory tiles of vec4s, the tile chosen per product.
+    TiledVec4,
+    /// Register blocks with no barrier.
+    Register,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -873,9 +889,10 @@ fn bench(args: BenchArgs) -> Result<()> {
         Fusion::Fused
     };
     let (report, profile) = if args.cpu {
-        if args.profile.is_some() || args.unfused {
+        if args.profile.is_some() || args.unfused || args.matmul != MatmulArg::Auto {
             bail!(
-                "--profile and --unfused are about the GPU kernels; they cannot be used with --cpu"
+                "--profile, --unfused and --matmul are about the GPU kernels; they cannot be used \
+                 with --cpu"
             );
         }
         (bench_cpu(workload, args.samples)?, None)
@@ -884,6 +901,12 @@ fn bench(args: BenchArgs) -> Result<()> {
             adapter: args.adapter.parse().unwrap_or_default(),
             fusion,
             profile_steps: args.profile.unwrap_or(0),
+            matmul: match args.matmul {
+                MatmulArg::Auto => None,
+                MatmulArg::Tiled => Some(MatmulStrategy::Tiled),
+                MatmulArg::TiledVec4 => Some(MatmulStrategy::TiledVec4),
+                MatmulArg::Register => Some(MatmulStrategy::RegisterBlocked),
+            },
         };
         bench_gpu_with(workload, args.samples, &options)?
     };
@@ -892,12 +915,13 @@ fn bench(args: BenchArgs) -> Result<()> {
             "workload": report.workload, "adapter": report.adapter, "samples_per_s": report.samples_per_s,
             "gflops": report.gflops, "first_step_s": report.first_step_s, "samples": report.samples, "seconds": report.seconds,
             "kernels": if args.cpu { "cpu" } else if args.unfused { "unfused" } else { "fused" },
+            "matmul": report.matmul.map(|m| format!("{m:?}")),
             "profile": profile.as_ref().map(profile_json),
         });
         println!("{line}");
     } else {
         println!(
-            "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s{}",
+            "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s{}{}",
             report.workload,
             report.adapter,
             report.samples_per_s,
@@ -909,7 +933,11 @@ fn bench(args: BenchArgs) -> Result<()> {
                 " (unfused kernels)"
             } else {
                 ""
-            }
+            },
+            report
+                .matmul
+                .map(|m| format!(" ({m:?} matmul)"))
+                .unwrap_or_default()
         );
         if let Some(profile) = &profile {
             println!("{profile}");

@@ -362,6 +362,26 @@ fn bench_reports_throughput_and_profiles_every_kernel() {
 }
 
 #[test]
+fn bench_runs_the_matmul_kernel_asked_for() {
+    let args = |matmul| ["bench", "--samples", "64", "--json", "--matmul", matmul];
+    for (matmul, strategy) in [
+        ("tiled", "Tiled"),
+        ("tiled-vec4", "TiledVec4"),
+        ("register", "RegisterBlocked"),
+    ] {
+        let report = last_json(&succeed(&args(matmul)));
+        assert_eq!(report["matmul"], strategy, "{report}");
+        assert!(report["samples_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    let cpu = last_json(&succeed(&["bench", "--cpu", "--samples", "64", "--json"]));
+    assert!(cpu["matmul"].is_null(), "{cpu}");
+    let stderr = fail(&["bench", "--cpu", "--matmul", "tiled"]);
+    assert!(stderr.contains("cannot be used with --cpu"), "{stderr}");
+    let stderr = fail(&["bench", "--matmul", "fastest"]);
+    assert!(stderr.contains("invalid value 'fastest' for '--matmul"), "{stderr}");
+}
+
+#[test]
 fn bad_options_are_clear_errors() {
     assert!(fail(&["train", "--layers", "784,0,10"]).contains("at least 1"));
     assert!(fail(&["train", "--layers", "784,-5,10"]).contains("invalid value '-5' for '--layers"));

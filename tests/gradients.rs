@@ -6,7 +6,7 @@ mod common;
 use common::{assert_close, assert_close2, gpu, one_hot, random_matrix, targets01, worked_example};
 use wgpu_mlp::gpu::kernels::MatmulStrategy;
 use wgpu_mlp::ndarray::Array2;
-use wgpu_mlp::{Activation, AdapterChoice, Error, Gpu, GpuMlp, Loss, Mlp};
+use wgpu_mlp::{Activation, Error, Gpu, GpuMlp, Loss, Mlp};
 
 /// `|gpu − cpu| ≤ ATOL + RTOL·|cpu|` for losses and gradients: both are f32 and only the order of
 /// the sums differs.
@@ -121,14 +121,21 @@ fn gpu_gradients_match_cpu_across_tile_boundaries() {
 #[test]
 fn the_shared_memory_kernels_gpus_get_also_match_cpu() {
     // CI has only a CPU adapter, which gets the register-blocked matmul; run whole networks
-    // with the shared-memory matmul a real GPU gets, so that its path is tested end to end too.
-    let choice: AdapterChoice = std::env::var("WGPU_MLP_ADAPTER")
-        .unwrap_or_else(|_| "auto".into())
-        .parse()
-        .unwrap();
-    let gpu = Gpu::with_kernel_config(choice, |config| config.matmul = MatmulStrategy::Tiled)
-        .expect("GPU tests need an adapter");
-    assert_eq!(gpu.config().matmul, MatmulStrategy::Tiled);
+    // with the shared-memory matmuls a real GPU gets or may get, so that their paths are tested
+    // end to end too.
+    for strategy in [MatmulStrategy::Tiled, MatmulStrategy::TiledVec4] {
+        let gpu = common::gpu_with(|config| {
+            config.matmul = strategy;
+            config.split_column_sums = true;
+        });
+        assert_eq!(gpu.config().matmul, strategy);
+        let worst = worst_gradient_difference(&gpu);
+        eprintln!("{strategy:?} matmul: worst |gpu − cpu| gradient difference: {worst:e}");
+    }
+}
+
+/// Trains a few small networks on `gpu` against the CPU reference; the worst difference.
+fn worst_gradient_difference(gpu: &Gpu) -> f32 {
     let mut worst = 0.0f32;
     for (sizes, hidden, output, loss) in [
         (
@@ -151,15 +158,15 @@ fn the_shared_memory_kernels_gpus_get_also_match_cpu() {
         ),
     ] {
         let mlp = Mlp::new(sizes, hidden, output, loss, 3);
-        let mut net = GpuMlp::new(&gpu, &mlp).unwrap();
+        let mut net = GpuMlp::new(gpu, &mlp).unwrap();
         for batch in [1, 7, 65] {
             let x = random_matrix(batch, sizes[0], batch as u64);
             let y = targets_for(loss, batch, sizes[sizes.len() - 1], batch as u64);
-            let what = format!("tiled {sizes:?} batch {batch}");
+            let what = format!("{:?} {sizes:?} batch {batch}", gpu.config().matmul);
             worst = worst.max(compare(&mut net, &mlp, &x, &y, &what));
         }
     }
-    eprintln!("shared-memory matmul: worst |gpu − cpu| gradient difference: {worst:e}");
+    worst
 }
 
 #[test]

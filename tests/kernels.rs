@@ -76,6 +76,13 @@ fn run_matmul(variant: Matmul, m: usize, n: usize, k: usize, seed: u64) {
     );
 }
 
+/// Every matmul kernel: the one CPU adapters get, the one GPUs get, and the candidate.
+const STRATEGIES: [MatmulStrategy; 3] = [
+    MatmulStrategy::RegisterBlocked,
+    MatmulStrategy::Tiled,
+    MatmulStrategy::TiledVec4,
+];
+
 fn all_layouts(strategy: MatmulStrategy) {
     for variant in [Matmul::NN, Matmul::NT, Matmul::TN] {
         let variant = variant.with_strategy(strategy);
@@ -101,6 +108,11 @@ fn matmul_tiled_matches_ndarray_in_every_layout() {
 }
 
 #[test]
+fn matmul_tiled_vec4_matches_ndarray_in_every_layout() {
+    all_layouts(MatmulStrategy::TiledVec4);
+}
+
+#[test]
 fn matmul_every_tile_shape_matches_ndarray() {
     // The tile is chosen per shape; every tile the shader accepts must give the same product,
     // including rectangular blocks, several rows of invocations, and blocks larger than C.
@@ -113,19 +125,21 @@ fn matmul_every_tile_shape_matches_ndarray() {
         (4, 8, 16, 1),
         (16, 16, 4, 4),
     ];
-    for strategy in [MatmulStrategy::RegisterBlocked, MatmulStrategy::Tiled] {
-        for (wg_x, wg_y, block_m, block_n) in tiles {
-            let tile = MatmulTile {
-                wg_x,
-                wg_y,
-                block_m,
-                block_n,
-            };
-            if strategy == MatmulStrategy::Tiled && tile != MatmulTile::GPU {
-                continue; // compiled for one tile only; the refusal is tested below
-            }
+    let register = tiles.map(|(wg_x, wg_y, block_m, block_n)| MatmulTile {
+        wg_x,
+        wg_y,
+        block_m,
+        block_n,
+    });
+    for (strategy, tiles) in [
+        (MatmulStrategy::RegisterBlocked, &register[..]),
+        (MatmulStrategy::Tiled, &[MatmulTile::GPU][..]),
+        (MatmulStrategy::TiledVec4, &MatmulTile::SHARED_TILES[..]),
+    ] {
+        for &tile in tiles {
             for variant in [Matmul::NN, Matmul::NT, Matmul::TN] {
-                for (m, n, k) in [(1, 1, 1), (10, 37, 65), (65, 10, 7)] {
+                // Smaller than a tile, ragged edges, and several tiles with a k remainder.
+                for (m, n, k) in [(1, 1, 1), (10, 37, 65), (65, 10, 7), (130, 131, 37)] {
                     run_matmul(variant.with_strategy(strategy).with_tile(tile), m, n, k, 21);
                 }
             }
@@ -146,6 +160,7 @@ fn matmul_refuses_a_block_larger_than_the_shader_holds() {
             block_n: 4,
         };
         let error = Matmul::NN
+            .with_strategy(MatmulStrategy::RegisterBlocked)
             .with_tile(tile)
             .bind(
                 &gpu,
@@ -164,34 +179,40 @@ fn matmul_refuses_a_block_larger_than_the_shader_holds() {
             "{error}"
         );
     }
-    let tiled = Matmul::NN
-        .with_strategy(MatmulStrategy::Tiled)
-        .with_tile(MatmulTile {
+    let c = gpu.storage_buffer("c", 64).unwrap();
+    for (strategy, expected) in [
+        (MatmulStrategy::Tiled, "compiled for"),
+        (
+            MatmulStrategy::TiledVec4,
+            "vec4 shared-memory kernel takes blocks of 4 or 8",
+        ),
+    ] {
+        let tiled = Matmul::NN.with_strategy(strategy).with_tile(MatmulTile {
             wg_x: 8,
             wg_y: 8,
-            block_m: 4,
+            block_m: 16,
             block_n: 4,
         });
-    let c = gpu.storage_buffer("c", 64).unwrap();
-    let error = tiled
-        .bind(
-            &gpu, "too big", shape, &buffer, &buffer, &buffer, &buffer, &c,
-        )
-        .unwrap_err()
-        .to_string();
-    assert!(error.contains("compiled for"), "{error}");
+        let error = tiled
+            .bind(
+                &gpu, "too big", shape, &buffer, &buffer, &buffer, &buffer, &c,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(expected), "{strategy:?}: {error}");
+    }
 }
 
 #[test]
 fn matmul_large_square_1000() {
-    for strategy in [MatmulStrategy::RegisterBlocked, MatmulStrategy::Tiled] {
+    for strategy in STRATEGIES {
         run_matmul(Matmul::NN.with_strategy(strategy), 1000, 1000, 1000, 9);
     }
 }
 
 #[test]
 fn matmul_fused_epilogues_match_ndarray() {
-    for strategy in [MatmulStrategy::RegisterBlocked, MatmulStrategy::Tiled] {
+    for strategy in STRATEGIES {
         for act in [
             Activation::Identity,
             Activation::Sigmoid,
@@ -510,17 +531,25 @@ fn elementwise_kernels_and_updates_match_ndarray() {
 
 #[test]
 fn column_sums_match_ndarray() {
-    let gpu = gpu();
-    for (rows, cols) in shapes()
-        .into_iter()
-        .chain([(1000, 10), (1000, 1000), (1, 1)])
-    {
+    // Both kernels: one invocation per column (CPU adapters) and rows split over a workgroup
+    // (GPUs), whichever this adapter picks by itself.
+    let split = common::gpu_with(|config| config.split_column_sums = true);
+    let serial = common::gpu_with(|config| config.split_column_sums = false);
+    for (gpu, (rows, cols)) in [split, serial].iter().flat_map(|gpu| {
+        shapes()
+            .into_iter()
+            .chain([(1000, 10), (1000, 1000), (1, 1), (7, 33), (9, 65)])
+            .map(move |shape| (gpu.clone(), shape))
+    }) {
         let m = random_matrix(rows, cols, 4);
         let out = gpu.storage_buffer("out", cols).unwrap();
-        let dispatch =
-            ColumnSum::bind(&gpu, "column sum test", rows, cols, &upload(&m), &out).unwrap();
+        let input = upload_to(&gpu, &m);
+        let dispatch = ColumnSum::bind(&gpu, "column sum test", rows, cols, &input, &out).unwrap();
         assert_close(
-            &format!("column sums {rows}x{cols}"),
+            &format!(
+                "column sums {rows}x{cols}, split {}",
+                gpu.config().split_column_sums
+            ),
             &run_and_read(&gpu, &dispatch, &out, cols),
             m.sum_axis(Axis(0)).as_slice().unwrap(),
             COLUMN_SUM_ATOL,

@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use wgpu_mlp::gpu::kernels::KernelConfig;
 use wgpu_mlp::ndarray::{Array2, ArrayView2};
 use wgpu_mlp::rng::Rng;
 use wgpu_mlp::{AdapterChoice, Gpu};
@@ -22,6 +23,17 @@ pub fn gpu() -> Gpu {
         gpu
     })
     .clone()
+}
+
+/// A GPU of its own on the same adapter as [`gpu`], with its kernel choices changed by `adjust`:
+/// how CI's CPU adapter tests the kernels a real GPU gets, and the other way round.
+pub fn gpu_with(adjust: impl FnOnce(&mut KernelConfig)) -> Gpu {
+    let choice: AdapterChoice = std::env::var("WGPU_MLP_ADAPTER")
+        .unwrap_or_else(|_| "auto".into())
+        .parse()
+        .unwrap();
+    Gpu::with_kernel_config(choice, adjust)
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
 }
 
 /// A `(rows, cols)` matrix of uniform values in [-1, 1), fixed by `seed`.

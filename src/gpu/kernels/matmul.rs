@@ -69,13 +69,37 @@ impl MatmulTile {
     /// The largest block the register-blocked kernel's arrays hold (`MM_MAX_BLOCK` in matmul.wgsl).
     pub const MAX_BLOCK: u32 = 16;
 
-    /// The classic GPU tile: 16×16 invocations with 4×4 blocks, 64×64 of `C` per workgroup.
-    pub const GPU: MatmulTile = MatmulTile {
-        wg_x: 16,
-        wg_y: 16,
-        block_m: 4,
-        block_n: 4,
-    };
+    /// The largest tile side of the vec4 shared-memory kernel (4 · `TL_MAX_QUADS` in
+    /// matmul.wgsl).
+    pub const MAX_SHARED_TILE: u32 = 128;
+
+    /// The depth of the vec4 shared-memory kernel's slices (`TL_TILE_K` in matmul.wgsl).
+    pub const SHARED_TILE_K: u32 = 16;
+
+    /// The tiles of [`MatmulStrategy::TiledVec4`], largest first: 16×16 or fewer invocations,
+    /// each with 4×4 elements in one or two groups per side (`block_m`, `block_n` of 4 or 8).
+    pub const SHARED_TILES: [MatmulTile; 7] = [
+        MatmulTile::shared(16, 16, 8, 8),
+        MatmulTile::shared(16, 16, 8, 4),
+        MatmulTile::shared(16, 16, 4, 8),
+        MatmulTile::shared(16, 16, 4, 4),
+        MatmulTile::shared(16, 8, 4, 4),
+        MatmulTile::shared(8, 16, 4, 4),
+        MatmulTile::shared(8, 8, 4, 4),
+    ];
+
+    /// The one tile of [`MatmulStrategy::Tiled`]: 16×16 invocations with 4×4 blocks, 64×64 of
+    /// `C` per workgroup.
+    pub const GPU: MatmulTile = MatmulTile::shared(16, 16, 4, 4);
+
+    const fn shared(wg_x: u32, wg_y: u32, block_m: u32, block_n: u32) -> MatmulTile {
+        MatmulTile {
+            wg_x,
+            wg_y,
+            block_m,
+            block_n,
+        }
+    }
 
     /// Rows of `C` per workgroup.
     pub fn rows(self) -> u32 {
@@ -87,18 +111,35 @@ impl MatmulTile {
         self.wg_x * self.block_n
     }
 
+    fn workgroups(self, shape: MatmulShape) -> usize {
+        shape.m.div_ceil(self.rows() as usize) * shape.n.div_ceil(self.cols() as usize)
+    }
+
     /// The tile for `shape` with `strategy`.
     ///
-    /// GPUs get [`MatmulTile::GPU`]. A CPU adapter (lavapipe) runs the 8 invocations along x as
-    /// the lanes of one SIMD register and loads storage buffers lane by lane, each load costing
-    /// about as much as 20 vector FMAs; so each invocation takes the largest block (16×16: 8
-    /// FMAs per value loaded) and a workgroup is one row of 8 invocations, 16×128 of `C`, which
-    /// keeps small products spread over every core. Narrow products (the 10 classes of an
-    /// output layer) get narrower blocks rather than compute columns that are thrown away.
+    /// [`MatmulStrategy::Tiled`] has the one tile [`MatmulTile::GPU`].
+    /// [`MatmulStrategy::TiledVec4`] takes the largest of [`MatmulTile::SHARED_TILES`] that still
+    /// gives [`MIN_GPU_WORKGROUPS`] workgroups, or failing that the smallest: a big tile reuses
+    /// each operand load more, but a product of a few big tiles leaves most of a GPU's cores idle.
+    ///
+    /// A CPU adapter (lavapipe) runs the 8 invocations along x as the lanes of one SIMD
+    /// register and loads storage buffers lane by lane, each load costing about as much as 20
+    /// vector FMAs; so each invocation takes the largest block (16×16: 8 FMAs per value loaded)
+    /// and a workgroup is one row of 8 invocations, 16×128 of `C`, which keeps small products
+    /// spread over every core. Narrow products (the 10 classes of an output layer) get narrower
+    /// blocks rather than compute columns that are thrown away.
+    ///
     /// Measured against the alternatives with `examples/tile_probe.rs`; see BENCHMARKS.md.
     pub fn for_shape(strategy: MatmulStrategy, shape: MatmulShape) -> Self {
         if strategy == MatmulStrategy::Tiled {
             return MatmulTile::GPU;
+        }
+        if strategy == MatmulStrategy::TiledVec4 {
+            let tiles = Self::SHARED_TILES;
+            return tiles
+                .into_iter()
+                .find(|tile| tile.workgroups(shape) >= MIN_GPU_WORKGROUPS)
+                .unwrap_or(tiles[tiles.len() - 1]);
         }
         const LANES: u32 = 8;
         let columns_per_lane = shape
@@ -113,8 +154,8 @@ impl MatmulTile {
         }
     }
 
+    /// Whether `strategy`'s kernel can run this tile.
     fn check(self, strategy: MatmulStrategy) -> Result<()> {
-        let block_ok = |b: u32| (1..=Self::MAX_BLOCK).contains(&b);
         if strategy == MatmulStrategy::Tiled && self != MatmulTile::GPU {
             return Err(Error::invalid(
                 "matmul tile",
@@ -124,6 +165,38 @@ impl MatmulTile {
                 ),
             ));
         }
+        if strategy == MatmulStrategy::TiledVec4 {
+            // Each invocation carries one or two vec4s of each operand per slice (see
+            // matmul.wgsl), and the workgroup arrays hold tiles up to MAX_SHARED_TILE.
+            let loads_ok = |groups: u32, side: u32| {
+                side > 0 && (Self::SHARED_TILE_K * groups).is_multiple_of(side) && {
+                    let loads = Self::SHARED_TILE_K * groups / side;
+                    loads == 1 || loads == 2
+                }
+            };
+            let fits = [self.block_m, self.block_n]
+                .iter()
+                .all(|b| [4, 8].contains(b))
+                && self.wg_x * self.wg_y <= 256
+                && self.rows() <= Self::MAX_SHARED_TILE
+                && self.cols() <= Self::MAX_SHARED_TILE
+                && loads_ok(self.block_m / 4, self.wg_x)
+                && loads_ok(self.block_n / 4, self.wg_y);
+            if !fits {
+                return Err(Error::invalid(
+                    "matmul tile",
+                    format!(
+                        "{self:?}: the vec4 shared-memory kernel takes blocks of 4 or 8, at most 256 \
+                         invocations, tiles of at most {0}×{0}, and one or two vec4 loads per \
+                         invocation of each operand's {1}-deep slice",
+                        Self::MAX_SHARED_TILE,
+                        Self::SHARED_TILE_K,
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        let block_ok = |b: u32| (1..=Self::MAX_BLOCK).contains(&b);
         if self.wg_x == 0 || self.wg_y == 0 || !block_ok(self.block_m) || !block_ok(self.block_n) {
             return Err(Error::invalid(
                 "matmul tile",
@@ -135,7 +208,57 @@ impl MatmulTile {
         }
         Ok(())
     }
+
+    /// The pipeline constants that give `strategy`'s kernel this tile.
+    fn constants(self, strategy: MatmulStrategy) -> Vec<(&'static str, f64)> {
+        let names = Self::constant_names(strategy);
+        let values = match strategy {
+            MatmulStrategy::TiledVec4 => [self.wg_x, self.wg_y, self.block_m / 4, self.block_n / 4],
+            // matmul_tiled ignores these; they record the tile for `of_dispatch`.
+            MatmulStrategy::Tiled | MatmulStrategy::RegisterBlocked => {
+                [self.wg_x, self.wg_y, self.block_m, self.block_n]
+            }
+        };
+        names.into_iter().zip(values.map(f64::from)).collect()
+    }
+
+    fn constant_names(strategy: MatmulStrategy) -> [&'static str; 4] {
+        match strategy {
+            MatmulStrategy::TiledVec4 => ["TL_WG_X", "TL_WG_Y", "TL_GROUPS_M", "TL_GROUPS_N"],
+            MatmulStrategy::Tiled | MatmulStrategy::RegisterBlocked => {
+                ["MM_WG_X", "MM_WG_Y", "MM_BLOCK_M", "MM_BLOCK_N"]
+            }
+        }
+    }
+
+    /// The tile a dispatch of `strategy`'s kernel was bound with.
+    fn of_dispatch(strategy: MatmulStrategy, dispatch: &Dispatch) -> Result<MatmulTile> {
+        let names = Self::constant_names(strategy);
+        let mut values = [0; 4];
+        for (value, name) in values.iter_mut().zip(names) {
+            *value = dispatch.constant(name).map(|v| v as u32).ok_or_else(|| {
+                Error::invalid(
+                    "matmul reshape",
+                    format!("{} is not a {strategy:?} matmul dispatch", dispatch.label()),
+                )
+            })?;
+        }
+        let [wg_x, wg_y, block_m, block_n] = values;
+        Ok(match strategy {
+            MatmulStrategy::TiledVec4 => MatmulTile::shared(wg_x, wg_y, block_m * 4, block_n * 4),
+            MatmulStrategy::Tiled | MatmulStrategy::RegisterBlocked => MatmulTile {
+                wg_x,
+                wg_y,
+                block_m,
+                block_n,
+            },
+        })
+    }
 }
+
+/// The workgroups a GPU product should have before [`MatmulTile::for_shape`] takes a bigger
+/// tile: enough for two per core of a large discrete GPU.
+pub const MIN_GPU_WORKGROUPS: usize = 128;
 
 /// One variant of the matmul kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -234,17 +357,13 @@ impl Matmul {
     fn spec(&self, gpu: &Gpu, tile: MatmulTile) -> Result<PipelineSpec> {
         let entry_point = match self.strategy(gpu) {
             MatmulStrategy::Tiled => "matmul_tiled",
+            MatmulStrategy::TiledVec4 => "matmul_tiled_vec4",
             MatmulStrategy::RegisterBlocked => "matmul_register",
         };
         Ok(PipelineSpec {
             shader: Shader::Matmul,
             entry_point,
-            constants: vec![
-                ("MM_WG_X", tile.wg_x as f64),
-                ("MM_WG_Y", tile.wg_y as f64),
-                ("MM_BLOCK_M", tile.block_m as f64),
-                ("MM_BLOCK_N", tile.block_n as f64),
-            ],
+            constants: tile.constants(self.strategy(gpu)),
             storage: STORAGE,
         })
     }
@@ -342,20 +461,7 @@ impl Matmul {
     /// Points an existing dispatch of this variant at a new `shape` (same buffers), keeping the
     /// tile it was bound with: no pipeline is created after binding.
     pub fn reshape(&self, gpu: &Gpu, dispatch: &mut Dispatch, shape: MatmulShape) -> Result<()> {
-        let constant = |name| {
-            dispatch.constant(name).map(|v| v as u32).ok_or_else(|| {
-                Error::invalid(
-                    "matmul reshape",
-                    format!("{} is not a matmul dispatch", dispatch.label()),
-                )
-            })
-        };
-        let tile = MatmulTile {
-            wg_x: constant("MM_WG_X")?,
-            wg_y: constant("MM_WG_Y")?,
-            block_m: constant("MM_BLOCK_M")?,
-            block_n: constant("MM_BLOCK_N")?,
-        };
+        let tile = MatmulTile::of_dispatch(self.strategy(gpu), dispatch)?;
         let (params, groups) = self.layout(gpu, shape, tile)?;
         self.check_buffers(shape, bound_sizes(dispatch, "Matmul")?)?;
         dispatch.update(gpu, &params, groups);
@@ -412,6 +518,22 @@ mod tests {
             k: 784,
         };
         assert_eq!(MatmulTile::for_shape(gpu.matmul, shape), MatmulTile::GPU);
+        assert!(MatmulTile::GPU.check(MatmulStrategy::Tiled).is_ok());
+
+        // The vec4 kernel: 256×1024 fills 128 workgroups only with 32×64 tiles; 1024×1024 with
+        // 128×64 ones; 4096² with the largest; a product too small for any gets the smallest.
+        let vec4 = MatmulStrategy::TiledVec4;
+        let tile = |m, n| MatmulTile::for_shape(vec4, MatmulShape { m, n, k: 64 });
+        assert_eq!(
+            MatmulTile::for_shape(vec4, shape),
+            MatmulTile::shared(16, 8, 4, 4)
+        );
+        assert_eq!(tile(1024, 1024), MatmulTile::shared(16, 16, 8, 4));
+        assert_eq!(tile(4096, 4096), MatmulTile::SHARED_TILES[0]);
+        assert_eq!(tile(256, 10), MatmulTile::shared(8, 8, 4, 4));
+        for tile in MatmulTile::SHARED_TILES {
+            assert!(tile.check(vec4).is_ok(), "{tile:?}");
+        }
 
         let cpu = config(wgpu::DeviceType::Cpu);
         assert_eq!(cpu.matmul, MatmulStrategy::RegisterBlocked);
@@ -438,13 +560,36 @@ mod tests {
 
     #[test]
     fn the_shared_memory_kernel_takes_only_the_tile_it_is_compiled_for() {
-        assert!(MatmulTile::GPU.check(MatmulStrategy::Tiled).is_ok());
         let other = MatmulTile {
             block_m: 8,
             ..MatmulTile::GPU
         };
         let error = other.check(MatmulStrategy::Tiled).unwrap_err().to_string();
         assert!(error.contains("compiled for"), "{error}");
-        assert!(other.check(MatmulStrategy::RegisterBlocked).is_ok());
+        assert!(other.check(MatmulStrategy::TiledVec4).is_ok());
+    }
+
+    #[test]
+    fn the_vec4_kernel_refuses_tiles_its_arrays_cannot_hold() {
+        let tiled = |tile: MatmulTile| tile.check(MatmulStrategy::TiledVec4);
+        for bad in [
+            MatmulTile::shared(16, 16, 16, 4), // blocks of 4 or 8 only
+            MatmulTile::shared(32, 16, 4, 4),  // a 128-wide tile, but 512 invocations
+            MatmulTile::shared(32, 8, 4, 8),   // 256 columns
+            MatmulTile::shared(4, 4, 4, 4),    // 4 vec4 loads per invocation per slice
+            MatmulTile::shared(3, 8, 4, 4),    // 3 invocations do not divide a slice row
+        ] {
+            let error = tiled(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("vec4 shared-memory kernel takes"),
+                "{bad:?}: {error}"
+            );
+        }
+        // The register-blocked kernel takes any block up to its arrays.
+        assert!(
+            MatmulTile::shared(16, 16, 16, 4)
+                .check(MatmulStrategy::RegisterBlocked)
+                .is_ok()
+        );
     }
 }

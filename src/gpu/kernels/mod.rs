@@ -77,8 +77,14 @@ impl Shader {
 /// How matrix products are computed on this adapter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulStrategy {
-    /// Shared-memory tiles with workgroup barriers: what discrete and integrated GPUs want.
+    /// Shared-memory tiles with workgroup barriers, one 64×64 tile for every product
+    /// ([`matmul::MatmulTile::GPU`]): what discrete and integrated GPUs get.
     Tiled,
+    /// Shared-memory tiles of vec4s with the next slice prefetched into registers, the tile
+    /// chosen per product from [`matmul::MatmulTile::SHARED_TILES`]. Correct on every adapter
+    /// and selectable, but no adapter's default until a GPU has measured it faster than
+    /// [`MatmulStrategy::Tiled`] (see matmul.wgsl).
+    TiledVec4,
     /// Each thread accumulates a register block straight from global memory, with no barrier:
     /// what CPU-based software adapters (lavapipe, WARP) want.
     RegisterBlocked,
@@ -90,10 +96,11 @@ pub struct KernelConfig {
     /// The matmul kernel; its tile is chosen per product shape
     /// ([`matmul::MatmulTile::for_shape`]).
     pub matmul: MatmulStrategy,
-    /// Depth of the shared-memory tiles of [`MatmulStrategy::Tiled`].
-    pub matmul_tile_k: u32,
     /// Threads per workgroup of the one-dimensional (element-wise) kernels.
     pub workgroup_size: u32,
+    /// Whether column sums (bias gradients) split each column's rows over a workgroup, with a
+    /// barrier: what GPUs want. CPU adapters run one invocation per column instead.
+    pub split_column_sums: bool,
     /// Largest workgroup count per dispatch dimension.
     pub max_workgroups_per_dimension: u32,
 }
@@ -115,8 +122,8 @@ impl KernelConfig {
         let workgroup_size = 1 << 256u32.min(max_threads.max(1)).ilog2();
         KernelConfig {
             matmul,
-            matmul_tile_k: 16,
             workgroup_size,
+            split_column_sums: matmul != MatmulStrategy::RegisterBlocked && max_threads >= 256,
             max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
         }
     }
@@ -125,9 +132,8 @@ impl KernelConfig {
     pub(crate) fn wgsl_header(&self) -> String {
         format!(
             "// Generated from KernelConfig (src/gpu/kernels/mod.rs).\n\
-             const WORKGROUP_SIZE: u32 = {}u;\n\
-             const MM_TILE_K: u32 = {}u;\n",
-            self.workgroup_size, self.matmul_tile_k
+             const WORKGROUP_SIZE: u32 = {}u;\n",
+            self.workgroup_size
         )
     }
 

@@ -1,15 +1,18 @@
 //! `shaders/reduce.wgsl`: column sums (`db = Σ_rows δ`) and the full sum of a vector (the loss).
 //!
-//! [`ColumnSum`] runs one invocation per column walking down the rows, barrier-free: it runs once
-//! per layer per step on a `(batch, outputs)` matrix, where the columns alone fill the adapter.
+//! [`ColumnSum`] runs once per layer per step on a `(batch, outputs)` matrix. On a CPU adapter it
+//! runs one invocation per column walking down the rows, barrier-free, as the columns alone fill
+//! its cores; on a GPU, where they would not, a workgroup splits each column's rows over 8 rows
+//! of invocations ([`KernelConfig::split_column_sums`]).
 //! [`Sum`] runs one workgroup that strides over the whole input and finishes with a tree in
 //! workgroup memory, which assumes a power-of-two `WORKGROUP_SIZE` ([`KernelConfig`] guarantees
 //! one); it sums a batch's losses, so one workgroup is plenty. Both sum in blocks of 64 terms to
 //! keep the rounding error of long sums small, and both are deterministic.
 //!
 //! [`KernelConfig`]: crate::gpu::kernels::KernelConfig
+//! [`KernelConfig::split_column_sums`]: crate::gpu::kernels::KernelConfig::split_column_sums
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::context::{Gpu, PipelineSpec};
 use crate::gpu::kernels::{
     Dispatch, MatrixParams, Shader, bindings, bound_sizes, check_operand, grid_1d_checked,
@@ -31,9 +34,26 @@ pub struct ColumnSum;
 impl ColumnSum {
     const WHAT: &str = "column sum shape";
 
+    /// Columns per workgroup of `column_sum_split` (`SPLIT_COLS` in reduce.wgsl).
+    const SPLIT_COLS: u32 = 32;
+
     fn layout(gpu: &Gpu, rows: usize, cols: usize) -> Result<(MatrixParams, [u32; 3])> {
         let params = MatrixParams::new(Self::WHAT, rows, cols, 0.0)?;
-        Ok((params, grid_1d_checked(gpu, Self::WHAT, cols)?))
+        let groups = if gpu.config().split_column_sums {
+            let config = gpu.config();
+            let groups = config.grid_1d(cols, Self::SPLIT_COLS);
+            let max = config.max_workgroups_per_dimension;
+            if groups[0] > max || groups[1] > max {
+                return Err(Error::invalid(
+                    Self::WHAT,
+                    format!("{cols} columns need {groups:?} workgroups; the adapter allows {max}"),
+                ));
+            }
+            groups
+        } else {
+            grid_1d_checked(gpu, Self::WHAT, cols)?
+        };
+        Ok((params, groups))
     }
 
     /// `sizes` in binding order: input, output.
@@ -56,7 +76,11 @@ impl ColumnSum {
         Dispatch::new(
             gpu,
             label,
-            &spec("column_sum"),
+            &spec(if gpu.config().split_column_sums {
+                "column_sum_split"
+            } else {
+                "column_sum"
+            }),
             &params,
             &[input, output],
             groups,
