@@ -19,8 +19,12 @@ cargo build --release --all-targets --locked
 # An adapter on one of the backends the library is for. A machine with Mesa's OpenGL libraries
 # (libegl-mesa0) but no Vulkan driver shows only llvmpipe through wgpu's GL backend; the suite
 # is meant for lavapipe, so such a machine gets the Vulkan driver too.
+# (The list is read whole first: `grep -q` stops at the first match, and under pipefail the
+# writer's SIGPIPE would fail the pipeline.)
 has_compute_adapter() {
-    target/release/wgpu-mlp adapters 2>/dev/null | grep -qE '\((Vulkan|Metal|Dx12), '
+    local adapters
+    adapters="$(target/release/wgpu-mlp adapters 2>/dev/null || true)"
+    grep -qE '\((Vulkan|Metal|Dx12), ' <<<"$adapters"
 }
 
 if ! has_compute_adapter; then

@@ -257,7 +257,9 @@ impl MatmulTile {
 }
 
 /// The workgroups a GPU product should have before [`MatmulTile::for_shape`] takes a bigger
-/// tile: enough for two per core of a large discrete GPU.
+/// tile: about one per core (SM) of a large discrete GPU (an H100 has 132). On the H100 the
+/// `Tiled` kernel ran products with 64 workgroups at a third of the speed of those with 208–256
+/// (BENCHMARKS.md).
 pub const MIN_GPU_WORKGROUPS: usize = 128;
 
 /// One variant of the matmul kernel.
