@@ -331,6 +331,7 @@ struct DownloadArgs {
 }
 
 fn main() {
+    restore_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         None => TrainArgs::try_parse_from(["train"])
@@ -347,6 +348,17 @@ fn main() {
     if let Err(error) = result {
         eprintln!("error: {error:#}");
         std::process::exit(1);
+    }
+}
+
+/// Rust ignores SIGPIPE, so a write to a closed pipe (`wgpu-mlp adapters | head -1`) fails and
+/// `println!` panics. Command-line tools instead end when the reader has gone; the signal's
+/// default action does that. Saved files are unaffected: they are written whole and renamed.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any thread exists; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -378,7 +378,10 @@ fn bench_runs_the_matmul_kernel_asked_for() {
     let stderr = fail(&["bench", "--cpu", "--matmul", "tiled"]);
     assert!(stderr.contains("cannot be used with --cpu"), "{stderr}");
     let stderr = fail(&["bench", "--matmul", "fastest"]);
-    assert!(stderr.contains("invalid value 'fastest' for '--matmul"), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'fastest' for '--matmul"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -659,4 +662,30 @@ fn diverging_training_stops_naming_the_step_and_keeps_the_last_good_model() {
             "{side:?}: the last good model was overwritten"
         );
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_command_quietly_instead_of_panicking() {
+    use std::os::unix::process::ExitStatusExt;
+    // `wgpu-mlp adapters | head -0`, deterministically: the pipe's reader is gone before the
+    // command writes its first line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+        .arg("adapters")
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    const SIGPIPE: i32 = 13;
+    assert_eq!(
+        output.status.signal(),
+        Some(SIGPIPE),
+        "{:?}: {stderr}",
+        output.status
+    );
 }
