@@ -28,59 +28,39 @@ struct P { m: u32, n: u32, k: u32, pad: u32 }
 const BM: u32 = 16u;
 const BN: u32 = 16u;
 
-@compute @workgroup_size(8, 1)
-fn ssbo(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-    let row0 = g.y * BM;
-    let col0 = g.x * 128u + l.x;
-    var acc: array<array<f32, BN>, BM>;
-    var ar: array<f32, BM>;
-    var br: array<f32, BN>;
-    for (var i = 0u; i < p.k; i++) {
-        for (var r = 0u; r < BM; r++) { ar[r] = a[(row0 + r) * p.k + i]; }
-        for (var s = 0u; s < BN; s++) { br[s] = b[i * p.n + col0 + s * 8u]; }
-        for (var r = 0u; r < BM; r++) { for (var s = 0u; s < BN; s++) { acc[r][s] = fma(ar[r], br[s], acc[r][s]); } }
+// Where B comes from: 0 the storage buffer, 1 the r32float texture, 2 the rgba32float one.
+override SOURCE: u32 = 0u;
+
+// Column `s` of invocation `l`'s block: columns 8 apart, or with rgba32float vec4s of
+// consecutive columns 8 quads apart (texel (q, i) holds B[i, 4q .. 4q+3]).
+fn column(g: vec3<u32>, l: vec3<u32>, s: u32) -> u32 {
+    if SOURCE == 2u {
+        return 4u * (g.x * 32u + l.x + (s / 4u) * 8u) + s % 4u;
     }
-    for (var r = 0u; r < BM; r++) { for (var s = 0u; s < BN; s++) { c[(row0 + r) * p.n + col0 + s * 8u] = acc[r][s]; } }
+    return g.x * 128u + l.x + s * 8u;
 }
 
 @compute @workgroup_size(8, 1)
-fn tex(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+fn matmul(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
     let row0 = g.y * BM;
-    let col0 = g.x * 128u + l.x;
     var acc: array<array<f32, BN>, BM>;
     var ar: array<f32, BM>;
     var br: array<f32, BN>;
     for (var i = 0u; i < p.k; i++) {
         for (var r = 0u; r < BM; r++) { ar[r] = a[(row0 + r) * p.k + i]; }
-        for (var s = 0u; s < BN; s++) { br[s] = textureLoad(b_tex, vec2<u32>(col0 + s * 8u, i), 0).x; }
-        for (var r = 0u; r < BM; r++) { for (var s = 0u; s < BN; s++) { acc[r][s] = fma(ar[r], br[s], acc[r][s]); } }
-    }
-    for (var r = 0u; r < BM; r++) { for (var s = 0u; s < BN; s++) { c[(row0 + r) * p.n + col0 + s * 8u] = acc[r][s]; } }
-}
-
-// rgba32float: texel (q, i) holds B[i, 4q .. 4q+3]; lane l takes quads l + 8t, t < 4.
-@compute @workgroup_size(8, 1)
-fn tex4(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
-    let row0 = g.y * BM;
-    let q0 = g.x * 32u + l.x;
-    var acc: array<array<f32, BN>, BM>;
-    var ar: array<f32, BM>;
-    var br: array<f32, BN>;
-    for (var i = 0u; i < p.k; i++) {
-        for (var r = 0u; r < BM; r++) { ar[r] = a[(row0 + r) * p.k + i]; }
-        for (var t = 0u; t < 4u; t++) {
-            let v = textureLoad(b_tex4, vec2<u32>(q0 + t * 8u, i), 0);
-            br[4u * t] = v.x; br[4u * t + 1u] = v.y; br[4u * t + 2u] = v.z; br[4u * t + 3u] = v.w;
-        }
-        for (var r = 0u; r < BM; r++) { for (var s = 0u; s < BN; s++) { acc[r][s] = fma(ar[r], br[s], acc[r][s]); } }
-    }
-    for (var r = 0u; r < BM; r++) {
-        for (var t = 0u; t < 4u; t++) {
-            for (var e = 0u; e < 4u; e++) {
-                c[(row0 + r) * p.n + 4u * (q0 + t * 8u) + e] = acc[r][4u * t + e];
+        if SOURCE == 2u {
+            for (var t = 0u; t < BN / 4u; t++) {
+                let v = textureLoad(b_tex4, vec2<u32>(column(g, l, 4u * t) / 4u, i), 0);
+                br[4u * t] = v.x; br[4u * t + 1u] = v.y; br[4u * t + 2u] = v.z; br[4u * t + 3u] = v.w;
             }
+        } else if SOURCE == 1u {
+            for (var s = 0u; s < BN; s++) { br[s] = textureLoad(b_tex, vec2<u32>(column(g, l, s), i), 0).x; }
+        } else {
+            for (var s = 0u; s < BN; s++) { br[s] = b[i * p.n + column(g, l, s)]; }
         }
+        for (var r = 0u; r < BM; r++) { for (var s = 0u; s < BN; s++) { acc[r][s] = fma(ar[r], br[s], acc[r][s]); } }
     }
+    for (var r = 0u; r < BM; r++) { for (var s = 0u; s < BN; s++) { c[(row0 + r) * p.n + column(g, l, s)] = acc[r][s]; } }
 }
 "#;
 
@@ -163,48 +143,31 @@ fn main() -> Result<()> {
             .map(|i| a[r * k as usize + i] * b[i * n as usize + col])
             .sum()
     };
-    for entry in ["ssbo", "tex", "tex4"] {
+    // One pipeline per source; every pipeline gets all three Bs, so one bind group serves all.
+    let binding = |binding, resource| wgpu::BindGroupEntry { binding, resource };
+    for (name, source) in [("buffer", 0.0), ("r32", 1.0), ("rgba32", 2.0)] {
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
+            label: Some(name),
             layout: None,
             module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
+            entry_point: Some("matmul"),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &[("SOURCE", source)],
+                ..Default::default()
+            },
             cache: None,
         });
-        let layout = pipeline.get_bind_group_layout(0);
-        let mut entries = vec![
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: params.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: a_buf.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 3,
-                resource: c_buf.as_entire_binding(),
-            },
-        ];
-        match entry {
-            "ssbo" => entries.push(wgpu::BindGroupEntry {
-                binding: 2,
-                resource: b_buf.as_entire_binding(),
-            }),
-            "tex" => entries.push(wgpu::BindGroupEntry {
-                binding: 4,
-                resource: wgpu::BindingResource::TextureView(&tex1),
-            }),
-            _ => entries.push(wgpu::BindGroupEntry {
-                binding: 5,
-                resource: wgpu::BindingResource::TextureView(&tex4),
-            }),
-        }
         let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &layout,
-            entries: &entries,
+            label: Some(name),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[
+                binding(0, params.as_entire_binding()),
+                binding(1, a_buf.as_entire_binding()),
+                binding(2, b_buf.as_entire_binding()),
+                binding(3, c_buf.as_entire_binding()),
+                binding(4, wgpu::BindingResource::TextureView(&tex1)),
+                binding(5, wgpu::BindingResource::TextureView(&tex4)),
+            ],
         });
         let run = |times: usize| -> Result<f64> {
             let start = Instant::now();
@@ -228,7 +191,7 @@ fn main() -> Result<()> {
             .fold(0.0f32, f32::max);
         let flops = 2.0 * (m * n * k) as f64 * 4.0;
         println!(
-            "{entry:5} {:6.2} GFLOP/s  first {first:.2} s  worst error {worst:e}",
+            "{name:6} {:6.2} GFLOP/s  first {first:.2} s  worst error {worst:e}",
             flops / seconds / 1e9
         );
     }
