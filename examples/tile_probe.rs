@@ -114,13 +114,14 @@ fn main() -> Result<()> {
         Dispatch::run_all(&gpu, &[&dispatch])?;
         let first = start.elapsed().as_secs_f64();
         let flops = 2.0 * (m * n * k) as f64;
-        // Enough runs for 25 ms at 20 TFLOP/s, and at least 3.
-        let runs = ((5e11 / flops).ceil() as usize).clamp(3, 2_000);
-        let runs = if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
-            ((2e9 / flops).ceil() as usize).max(3)
+        // Enough runs for about 25 ms on a GPU at 20 TFLOP/s, or 0.2 s on a CPU adapter at
+        // 10 GFLOP/s; at least 3.
+        let flops_to_run = if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+            2e9
         } else {
-            runs
+            5e11
         };
+        let runs = ((flops_to_run / flops).ceil() as usize).clamp(3, 2_000);
         let list = vec![&dispatch; runs];
         let start = Instant::now();
         Dispatch::run_all(&gpu, &list)?;

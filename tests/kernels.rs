@@ -533,28 +533,26 @@ fn elementwise_kernels_and_updates_match_ndarray() {
 fn column_sums_match_ndarray() {
     // Both kernels: one invocation per column (CPU adapters) and rows split over a workgroup
     // (GPUs), whichever this adapter picks by itself.
-    let split = common::gpu_with(|config| config.split_column_sums = true);
-    let serial = common::gpu_with(|config| config.split_column_sums = false);
-    for (gpu, (rows, cols)) in [split, serial].iter().flat_map(|gpu| {
-        shapes()
-            .into_iter()
-            .chain([(1000, 10), (1000, 1000), (1, 1), (7, 33), (9, 65)])
-            .map(move |shape| (gpu.clone(), shape))
-    }) {
-        let m = random_matrix(rows, cols, 4);
-        let out = gpu.storage_buffer("out", cols).unwrap();
-        let input = upload_to(&gpu, &m);
-        let dispatch = ColumnSum::bind(&gpu, "column sum test", rows, cols, &input, &out).unwrap();
-        assert_close(
-            &format!(
-                "column sums {rows}x{cols}, split {}",
-                gpu.config().split_column_sums
-            ),
-            &run_and_read(&gpu, &dispatch, &out, cols),
-            m.sum_axis(Axis(0)).as_slice().unwrap(),
-            COLUMN_SUM_ATOL,
-            COLUMN_SUM_RTOL,
-        );
+    for split in [true, false] {
+        let gpu = common::gpu_with(|config| config.split_column_sums = split);
+        for (rows, cols) in
+            shapes()
+                .into_iter()
+                .chain([(1000, 10), (1000, 1000), (1, 1), (7, 33), (9, 65)])
+        {
+            let m = random_matrix(rows, cols, 4);
+            let out = gpu.storage_buffer("out", cols).unwrap();
+            let input = upload_to(&gpu, &m);
+            let dispatch =
+                ColumnSum::bind(&gpu, "column sum test", rows, cols, &input, &out).unwrap();
+            assert_close(
+                &format!("column sums {rows}x{cols}, split {split}"),
+                &run_and_read(&gpu, &dispatch, &out, cols),
+                m.sum_axis(Axis(0)).as_slice().unwrap(),
+                COLUMN_SUM_ATOL,
+                COLUMN_SUM_RTOL,
+            );
+        }
     }
 }
 

@@ -347,24 +347,33 @@ impl MatrixParams {
 /// ([`KernelConfig::grid_1d`]), refused when the adapter cannot dispatch them even folded into
 /// two dimensions, or when the last flat index of the folded grid would not fit in `u32` (an
 /// index that wrapped would pass the shader's bounds check and touch an element twice).
-///
 pub(crate) fn grid_1d_checked(gpu: &Gpu, what: &str, items: usize) -> Result<[u32; 3]> {
+    grid_checked(gpu, what, items, gpu.config().workgroup_size)
+}
+
+/// [`grid_1d_checked`] for a kernel that covers `items_per_group` items per workgroup instead
+/// of `WORKGROUP_SIZE`.
+pub(crate) fn grid_checked(
+    gpu: &Gpu,
+    what: &str,
+    items: usize,
+    items_per_group: u32,
+) -> Result<[u32; 3]> {
     let config = gpu.config();
     let max = config.max_workgroups_per_dimension;
     let refuse = |why: String| Err(Error::invalid(what, why));
     if max == 0 {
         return refuse("the adapter allows no compute workgroups".into());
     }
-    let groups = config.grid_1d(items, config.workgroup_size);
+    let groups = config.grid_1d(items, items_per_group);
     let [x, y, _] = groups;
     if x > max || y > max {
         return refuse(format!(
-            "{items} invocations need {x}×{y} workgroups of {}; the adapter allows {max} per \
-             dimension",
-            config.workgroup_size
+            "{items} invocations need {x}×{y} workgroups of {items_per_group}; the adapter \
+             allows {max} per dimension"
         ));
     }
-    let invocations = u64::from(x) * u64::from(y) * u64::from(config.workgroup_size);
+    let invocations = u64::from(x) * u64::from(y) * u64::from(items_per_group);
     if invocations > 1 << 32 {
         return refuse(format!(
             "{items} invocations need a grid of {invocations}, past 32-bit indexing"

@@ -12,10 +12,10 @@
 //! [`KernelConfig`]: crate::gpu::kernels::KernelConfig
 //! [`KernelConfig::split_column_sums`]: crate::gpu::kernels::KernelConfig::split_column_sums
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::context::{Gpu, PipelineSpec};
 use crate::gpu::kernels::{
-    Dispatch, MatrixParams, Shader, bindings, bound_sizes, check_operand, grid_1d_checked,
+    Dispatch, MatrixParams, Shader, bindings, bound_sizes, check_operand, grid_checked,
 };
 
 fn spec(entry_point: &'static str) -> PipelineSpec {
@@ -37,23 +37,19 @@ impl ColumnSum {
     /// Columns per workgroup of `column_sum_split` (`SPLIT_COLS` in reduce.wgsl).
     const SPLIT_COLS: u32 = 32;
 
+    /// The entry point this adapter gets, and the columns one of its workgroups sums.
+    fn kernel(gpu: &Gpu) -> (&'static str, u32) {
+        if gpu.config().split_column_sums {
+            ("column_sum_split", Self::SPLIT_COLS)
+        } else {
+            ("column_sum", gpu.config().workgroup_size)
+        }
+    }
+
     fn layout(gpu: &Gpu, rows: usize, cols: usize) -> Result<(MatrixParams, [u32; 3])> {
         let params = MatrixParams::new(Self::WHAT, rows, cols, 0.0)?;
-        let groups = if gpu.config().split_column_sums {
-            let config = gpu.config();
-            let groups = config.grid_1d(cols, Self::SPLIT_COLS);
-            let max = config.max_workgroups_per_dimension;
-            if groups[0] > max || groups[1] > max {
-                return Err(Error::invalid(
-                    Self::WHAT,
-                    format!("{cols} columns need {groups:?} workgroups; the adapter allows {max}"),
-                ));
-            }
-            groups
-        } else {
-            grid_1d_checked(gpu, Self::WHAT, cols)?
-        };
-        Ok((params, groups))
+        let (_, cols_per_group) = Self::kernel(gpu);
+        Ok((params, grid_checked(gpu, Self::WHAT, cols, cols_per_group)?))
     }
 
     /// `sizes` in binding order: input, output.
@@ -76,11 +72,7 @@ impl ColumnSum {
         Dispatch::new(
             gpu,
             label,
-            &spec(if gpu.config().split_column_sums {
-                "column_sum_split"
-            } else {
-                "column_sum"
-            }),
+            &spec(Self::kernel(gpu).0),
             &params,
             &[input, output],
             groups,
