@@ -108,11 +108,7 @@ fn matmul_strategies(c: &mut Criterion) {
         gpu.storage_buffer("c", m * n).unwrap(),
     );
     group.throughput(Throughput::Elements((2 * m * n * k) as u64));
-    for strategy in [
-        MatmulStrategy::RegisterBlocked,
-        MatmulStrategy::Tiled,
-        MatmulStrategy::TiledVec4,
-    ] {
+    for strategy in [MatmulStrategy::RegisterBlocked, MatmulStrategy::Tiled] {
         let dispatch = Matmul::NT
             .with_strategy(strategy)
             .bind(&gpu, "bench", MatmulShape { m, n, k }, &a, &b, &a, &a, &out)

@@ -5,11 +5,10 @@
 //! ```text
 //! cargo run --release --example tile_probe -- M N K LAYOUT [TILE]...
 //! ```
-//! LAYOUT is `nn` (A·B), `nt` (A·Bᵀ) or `tn` (Aᵀ·B). A TILE is `shared` (the shared-memory
-//! kernel GPUs get, with its one tile), `vec4` (every tile of the vec4 shared-memory kernel),
-//! `register` (the register-blocked kernel's usual tiles) or `KERNEL:WG_X,WG_Y,BLOCK_M,BLOCK_N`
-//! with KERNEL `s` (shared memory), `v` (vec4 shared memory) or `r` (register blocks). Without
-//! a TILE, the kernel and tile the adapter picks. The first run of a new pipeline includes the
+//! LAYOUT is `nn` (A·B), `nt` (A·Bᵀ) or `tn` (Aᵀ·B). A TILE is `shared` (every tile of the
+//! shared-memory kernel GPUs get), `register` (the register-blocked kernel's usual tiles) or
+//! `KERNEL:WG_X,WG_Y,BLOCK_M,BLOCK_N` with KERNEL `s` (shared memory) or `r` (register blocks).
+//! Without a TILE, the kernel and tile the adapter picks. The first run of a new pipeline includes the
 //! driver's shader compile, so it is printed apart.
 
 use std::time::Instant;
@@ -28,11 +27,10 @@ fn parse_tiles(spec: &str) -> Result<Vec<(MatmulStrategy, MatmulTile)>> {
         block_n,
     };
     match spec {
-        "shared" => return Ok(vec![(MatmulStrategy::Tiled, MatmulTile::GPU)]),
-        "vec4" => {
+        "shared" => {
             return Ok(MatmulTile::SHARED_TILES
                 .iter()
-                .map(|&tile| (MatmulStrategy::TiledVec4, tile))
+                .map(|&tile| (MatmulStrategy::Tiled, tile))
                 .collect());
         }
         "register" => {
@@ -43,14 +41,13 @@ fn parse_tiles(spec: &str) -> Result<Vec<(MatmulStrategy, MatmulTile)>> {
         }
         _ => {}
     }
-    let (kernel, sides) = spec.split_once(':').with_context(|| {
-        format!("tile {spec:?}: give shared, vec4, register or s|v|r:X,Y,BM,BN")
-    })?;
+    let (kernel, sides) = spec
+        .split_once(':')
+        .with_context(|| format!("tile {spec:?}: give shared, register or s|r:X,Y,BM,BN"))?;
     let strategy = match kernel {
         "s" => MatmulStrategy::Tiled,
-        "v" => MatmulStrategy::TiledVec4,
         "r" => MatmulStrategy::RegisterBlocked,
-        other => bail!("tile {spec:?}: kernel {other:?} is not s, v or r"),
+        other => bail!("tile {spec:?}: kernel {other:?} is not s or r"),
     };
     let sides: Vec<u32> = sides
         .split(',')
@@ -73,7 +70,7 @@ fn parse_tiles(spec: &str) -> Result<Vec<(MatmulStrategy, MatmulTile)>> {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 4 {
-        bail!("usage: tile_probe M N K nn|nt|tn [shared|vec4|register|s|v|r:X,Y,BM,BN]...");
+        bail!("usage: tile_probe M N K nn|nt|tn [shared|register|s|r:X,Y,BM,BN]...");
     }
     let number = |i: usize| -> Result<usize> {
         args[i]

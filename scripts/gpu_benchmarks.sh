@@ -3,7 +3,7 @@
 #
 #     scripts/gpu_benchmarks.sh [--quick]
 #
-# whole steps (W1, W2; the adapter's matmul and each shared-memory one; fused and unfused), a W2
+# whole steps (W1, W2; the adapter's matmul and each kernel by name; fused and unfused), a W2
 # profile, the matmul at W2's shapes and at squares with every shared-memory tile, and PyTorch's
 # CUDA FP32 baseline when torch is installed. Each part has its own time limit, so one slow part
 # cannot eat the rest. `--quick` shrinks everything so that the script itself can be checked on
@@ -42,16 +42,13 @@ part() {
 
 part 30 "adapters" "$bin/wgpu-mlp" adapters
 for workload in W1 W2; do
-    for matmul in auto tiled tiled-vec4; do
+    for matmul in auto tiled register; do
         part 60 "$workload, --matmul $matmul" \
             "$bin/wgpu-mlp" bench --workload "$workload" --samples "$samples" --matmul "$matmul" --json
     done
 done
 part 60 "W2 unfused" "$bin/wgpu-mlp" bench --workload W2 --samples "$samples" --unfused --json
-for matmul in tiled tiled-vec4; do
-    part 60 "W2 profile, --matmul $matmul" \
-        "$bin/wgpu-mlp" bench --workload W2 --samples "$samples" --matmul "$matmul" --profile "$profile_steps"
-done
+part 60 "W2 profile" "$bin/wgpu-mlp" bench --workload W2 --samples "$samples" --profile "$profile_steps"
 
 # W2's products as (m n k layout): forward, δ of the hidden layer, dW of the first layer.
 probe="$bin/examples/tile_probe"
@@ -62,10 +59,10 @@ else
 fi
 for shape in "${shapes[@]}"; do
     # shellcheck disable=SC2086 # the shape is four words on purpose
-    part 60 "matmul $shape" "$probe" $shape shared vec4
+    part 60 "matmul $shape" "$probe" $shape shared
 done
 for n in $squares; do
-    part 60 "matmul ${n}³ nn" "$probe" "$n" "$n" "$n" nn shared vec4
+    part 60 "matmul ${n}³ nn" "$probe" "$n" "$n" "$n" nn shared
 done
 
 if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then

@@ -7,18 +7,16 @@
 //   backward  δp = δ · W               (plain)         epilogue: ⊙ g'(a_prev)
 //   gradient  dW = δᵀ · a_prev         (A transposed)
 //
-// Three strategies (MatmulStrategy in src/gpu/kernels/mod.rs; KernelConfig picks per adapter):
-//   matmul_tiled       shared-memory tiles and barriers, one fixed 64×64 tile; what GPUs get.
-//   matmul_tiled_vec4  shared-memory tiles of vec4s with the next slice prefetched, the tile
-//                      chosen per product; correct everywhere, not yet any adapter's default:
-//                      it becomes the GPUs' kernel once a GPU has measured it faster.
-//   matmul_register    register blocks read straight from memory, no barrier; for CPU adapters,
-//                      where a barrier costs a context switch of every invocation.
+// Two strategies (MatmulStrategy in src/gpu/kernels/mod.rs; KernelConfig picks per adapter):
+//   matmul_tiled     shared-memory tiles of vec4s with the next slice prefetched, the tile
+//                    chosen per product; what GPUs get.
+//   matmul_register  register blocks read straight from memory, no barrier; for CPU adapters,
+//                    where a barrier costs a context switch of every invocation.
 // Each gives each invocation a register block of C. matmul_register's block (MM_BLOCK_M ×
 // MM_BLOCK_N) and workgroup (MM_WG_X × MM_WG_Y) are pipeline-overridable, so that each product
 // gets the tile its shape wants (MatmulTile in src/gpu/kernels/matmul.rs); loops over them have
-// constant bounds once the pipeline is created and unroll. matmul_tiled's shape is fixed below,
-// matmul_tiled_vec4's comes from the TL_* constants.
+// constant bounds once the pipeline is created and unroll. matmul_tiled's shape comes from the
+// TL_* constants.
 
 const EPILOGUE_NONE: u32 = 0u;
 const EPILOGUE_BIAS_ACTIVATION: u32 = 1u;   // c = g(c + bias[col])
@@ -160,105 +158,6 @@ fn matmul_register(
     }
 }
 
-// ---- shared-memory tiles ---------------------------------------------------------------------
-//
-// A workgroup of TILED_WG × TILED_WG invocations computes a TILED_TILE × TILED_TILE block of C,
-// walking k in steps of TILED_TILE_K. Invocation (tx, ty) owns rows ty + r·TILED_WG and columns
-// tx + s·TILED_WG, so that neighbouring invocations read neighbouring shared-memory words and
-// write neighbouring columns. The shape is fixed at compile time (MatmulTile::GPU on the host):
-// sizing the shared arrays and loops by override constants ran this kernel 3× slower on
-// lavapipe, and a GPU compiler deserves the same constants. On an H100 (Vulkan) it runs W2's
-// products at about 4.7 TFLOP/s (BENCHMARKS.md).
-
-const TILED_WG: u32 = 16u;
-const TILED_TILE_K: u32 = 16u;
-const TILED_BLOCK: u32 = 4u;
-const TILED_TILE: u32 = TILED_WG * TILED_BLOCK;
-const THREADS: u32 = TILED_WG * TILED_WG;
-
-var<workgroup> tile_a: array<f32, TILED_TILE_K * TILED_TILE>; // [kk][row]
-var<workgroup> tile_b: array<f32, TILED_TILE_K * TILED_TILE>; // [kk][col]
-
-@compute @workgroup_size(TILED_WG, TILED_WG)
-fn matmul_tiled(
-    @builtin(workgroup_id) group: vec3<u32>,
-    @builtin(local_invocation_id) local: vec3<u32>,
-) {
-    let row_base = group.y * TILED_TILE;
-    let col_base = group.x * TILED_TILE;
-    let thread = local.y * TILED_WG + local.x;
-    var acc: array<array<f32, TILED_BLOCK>, TILED_BLOCK>;
-    var a_reg: array<f32, TILED_BLOCK>;
-    var b_reg: array<f32, TILED_BLOCK>;
-
-    for (var k0 = 0u; k0 < params.k; k0 += TILED_TILE_K) {
-        // Cooperative loads; the index order follows the operand's memory layout so that
-        // neighbouring invocations read neighbouring addresses.
-        for (var e = thread; e < TILED_TILE_K * TILED_TILE; e += THREADS) {
-            var kk: u32;
-            var r: u32;
-            if params.transpose_a != 0u {
-                kk = e / TILED_TILE;
-                r = e % TILED_TILE;
-            } else {
-                kk = e % TILED_TILE_K;
-                r = e / TILED_TILE_K;
-            }
-            let row = row_base + r;
-            let i = k0 + kk;
-            var value = 0.0;
-            if row < params.m && i < params.k {
-                value = load_a(row, i);
-            }
-            tile_a[kk * TILED_TILE + r] = value;
-        }
-        for (var e = thread; e < TILED_TILE_K * TILED_TILE; e += THREADS) {
-            var kk: u32;
-            var s: u32;
-            if params.transpose_b != 0u {
-                kk = e % TILED_TILE_K;
-                s = e / TILED_TILE_K;
-            } else {
-                kk = e / TILED_TILE;
-                s = e % TILED_TILE;
-            }
-            let col = col_base + s;
-            let i = k0 + kk;
-            var value = 0.0;
-            if col < params.n && i < params.k {
-                value = load_b(i, col);
-            }
-            tile_b[kk * TILED_TILE + s] = value;
-        }
-        workgroupBarrier();
-
-        for (var kk = 0u; kk < TILED_TILE_K; kk++) {
-            for (var r = 0u; r < TILED_BLOCK; r++) {
-                a_reg[r] = tile_a[kk * TILED_TILE + local.y + r * TILED_WG];
-            }
-            for (var s = 0u; s < TILED_BLOCK; s++) {
-                b_reg[s] = tile_b[kk * TILED_TILE + local.x + s * TILED_WG];
-            }
-            for (var r = 0u; r < TILED_BLOCK; r++) {
-                for (var s = 0u; s < TILED_BLOCK; s++) {
-                    acc[r][s] = fma(a_reg[r], b_reg[s], acc[r][s]);
-                }
-            }
-        }
-        workgroupBarrier();
-    }
-
-    for (var r = 0u; r < TILED_BLOCK; r++) {
-        for (var s = 0u; s < TILED_BLOCK; s++) {
-            let row = row_base + local.y + r * TILED_WG;
-            let col = col_base + local.x + s * TILED_WG;
-            if row < params.m && col < params.n {
-                store_c(row, col, acc[r][s]);
-            }
-        }
-    }
-}
-
 // ---- shared-memory tiles of vec4s, shaped per product ----------------------------------------
 //
 // A workgroup of TL_WG_X × TL_WG_Y invocations computes a TL_TILE_M × TL_TILE_N block of C,
@@ -277,7 +176,8 @@ fn matmul_tiled(
 // TL_GROUPS_N / TL_WG_Y) of B per slice, which MatmulTile::check holds to one or two.
 //
 // A first version that kept the blocks in arrays indexed by loops over the TL_* constants ran
-// 3–10× slower than matmul_tiled on an H100; this one has so far run only on lavapipe.
+// 3–10× slower on an H100 than a fixed 64×64 kernel; this one runs 1.3–2× faster than that one
+// on an H200, and its 128×128 tile reaches 52% of FP32 peak at 4096³ (BENCHMARKS.md).
 
 override TL_WG_X: u32 = 16u;
 override TL_WG_Y: u32 = 16u;
@@ -380,7 +280,7 @@ fn store_block(row0: u32, col0: u32, acc: mat4x4<f32>) {
 }
 
 @compute @workgroup_size(TL_WG_X, TL_WG_Y)
-fn matmul_tiled_vec4(
+fn matmul_tiled(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_id) local: vec3<u32>,
 ) {

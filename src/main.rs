@@ -101,10 +101,8 @@ struct BenchArgs {
 enum MatmulArg {
     /// What the adapter gets: shared-memory tiles on GPUs, register blocks on CPU adapters.
     Auto,
-    /// Shared-memory tiles, one 64×64 tile.
-    Tiled,
     /// Shared-memory tiles of vec4s, the tile chosen per product.
-    TiledVec4,
+    Tiled,
     /// Register blocks with no barrier.
     Register,
 }
@@ -916,7 +914,6 @@ fn bench(args: BenchArgs) -> Result<()> {
             matmul: match args.matmul {
                 MatmulArg::Auto => None,
                 MatmulArg::Tiled => Some(MatmulStrategy::Tiled),
-                MatmulArg::TiledVec4 => Some(MatmulStrategy::TiledVec4),
                 MatmulArg::Register => Some(MatmulStrategy::RegisterBlocked),
             },
         };

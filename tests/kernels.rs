@@ -76,12 +76,8 @@ fn run_matmul(variant: Matmul, m: usize, n: usize, k: usize, seed: u64) {
     );
 }
 
-/// Every matmul kernel: the one CPU adapters get, the one GPUs get, and the candidate.
-const STRATEGIES: [MatmulStrategy; 3] = [
-    MatmulStrategy::RegisterBlocked,
-    MatmulStrategy::Tiled,
-    MatmulStrategy::TiledVec4,
-];
+/// Every matmul kernel: the one CPU adapters get and the one GPUs get.
+const STRATEGIES: [MatmulStrategy; 2] = [MatmulStrategy::RegisterBlocked, MatmulStrategy::Tiled];
 
 fn all_layouts(strategy: MatmulStrategy) {
     for variant in [Matmul::NN, Matmul::NT, Matmul::TN] {
@@ -108,11 +104,6 @@ fn matmul_tiled_matches_ndarray_in_every_layout() {
 }
 
 #[test]
-fn matmul_tiled_vec4_matches_ndarray_in_every_layout() {
-    all_layouts(MatmulStrategy::TiledVec4);
-}
-
-#[test]
 fn matmul_every_tile_shape_matches_ndarray() {
     // The tile is chosen per shape; every tile the shader accepts must give the same product,
     // including rectangular blocks, several rows of invocations, and blocks larger than C.
@@ -133,8 +124,7 @@ fn matmul_every_tile_shape_matches_ndarray() {
     });
     for (strategy, tiles) in [
         (MatmulStrategy::RegisterBlocked, &register[..]),
-        (MatmulStrategy::Tiled, &[MatmulTile::GPU][..]),
-        (MatmulStrategy::TiledVec4, &MatmulTile::SHARED_TILES[..]),
+        (MatmulStrategy::Tiled, &MatmulTile::SHARED_TILES[..]),
     ] {
         for &tile in tiles {
             for variant in [Matmul::NN, Matmul::NT, Matmul::TN] {
@@ -180,27 +170,24 @@ fn matmul_refuses_a_block_larger_than_the_shader_holds() {
         );
     }
     let c = gpu.storage_buffer("c", 64).unwrap();
-    for (strategy, expected) in [
-        (MatmulStrategy::Tiled, "compiled for"),
-        (
-            MatmulStrategy::TiledVec4,
-            "vec4 shared-memory kernel takes blocks of 4 or 8",
-        ),
-    ] {
-        let tiled = Matmul::NN.with_strategy(strategy).with_tile(MatmulTile {
+    let tiled = Matmul::NN
+        .with_strategy(MatmulStrategy::Tiled)
+        .with_tile(MatmulTile {
             wg_x: 8,
             wg_y: 8,
             block_m: 16,
             block_n: 4,
         });
-        let error = tiled
-            .bind(
-                &gpu, "too big", shape, &buffer, &buffer, &buffer, &buffer, &c,
-            )
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains(expected), "{strategy:?}: {error}");
-    }
+    let error = tiled
+        .bind(
+            &gpu, "too big", shape, &buffer, &buffer, &buffer, &buffer, &c,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("vec4 shared-memory kernel takes blocks of 4 or 8"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -912,16 +899,29 @@ fn every_one_dimensional_kernel_folds_its_grid_and_refuses_one_past_the_fold() {
         0.0,
         0.0,
     );
-    // Column sums run one invocation per column: the transposed shape needs the fold.
-    let column_sum = ColumnSum::bind(&gpu, "folded", cols, rows, &input, &out).unwrap();
-    let wide = m.clone().into_shape_with_order((cols, rows)).unwrap();
-    assert_close(
-        "folded column sums",
-        &run_and_read(&gpu, &column_sum, &out, rows),
-        wide.sum_axis(Axis(0)).as_slice().unwrap(),
-        COLUMN_SUM_ATOL,
-        COLUMN_SUM_RTOL,
-    );
+    // Column sums size their grid by columns, and the split kernel GPUs get sums fewer columns
+    // per workgroup: a matrix wider than one row of its workgroups needs the fold, with either.
+    let split = common::gpu_with(|config| {
+        config.split_column_sums = !gpu.config().split_column_sums;
+        config.max_workgroups_per_dimension = FEW_WORKGROUPS;
+    });
+    for gpu in [&gpu, &split] {
+        let wide_cols = (FEW_WORKGROUPS * ColumnSum::columns_per_workgroup(gpu)) as usize + 37;
+        let wide = random_matrix(cols, wide_cols, 11);
+        let (wide_input, sums) = (
+            upload_to(gpu, &wide),
+            gpu.storage_buffer("sums", wide_cols).unwrap(),
+        );
+        let column_sum =
+            ColumnSum::bind(gpu, "folded", cols, wide_cols, &wide_input, &sums).unwrap();
+        assert_close(
+            "folded column sums",
+            &run_and_read(gpu, &column_sum, &sums, wide_cols),
+            wide.sum_axis(Axis(0)).as_slice().unwrap(),
+            COLUMN_SUM_ATOL,
+            COLUMN_SUM_RTOL,
+        );
+    }
 
     // Past FEW_WORKGROUPS² workgroups even the fold cannot cover: refused, not truncated.
     let past = per_row * FEW_WORKGROUPS as usize + 1;

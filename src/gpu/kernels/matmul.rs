@@ -76,7 +76,7 @@ impl MatmulTile {
     /// The depth of the vec4 shared-memory kernel's slices (`TL_TILE_K` in matmul.wgsl).
     pub const SHARED_TILE_K: u32 = 16;
 
-    /// The tiles of [`MatmulStrategy::TiledVec4`], largest first: 16×16 or fewer invocations,
+    /// The tiles of [`MatmulStrategy::Tiled`], largest first: 16×16 or fewer invocations,
     /// each with 4×4 elements in one or two groups per side (`block_m`, `block_n` of 4 or 8).
     pub const SHARED_TILES: [MatmulTile; 7] = [
         MatmulTile::shared(16, 16, 8, 8),
@@ -87,10 +87,6 @@ impl MatmulTile {
         MatmulTile::shared(8, 16, 4, 4),
         MatmulTile::shared(8, 8, 4, 4),
     ];
-
-    /// The one tile of [`MatmulStrategy::Tiled`]: 16×16 invocations with 4×4 blocks, 64×64 of
-    /// `C` per workgroup.
-    pub const GPU: MatmulTile = MatmulTile::shared(16, 16, 4, 4);
 
     const fn shared(wg_x: u32, wg_y: u32, block_m: u32, block_n: u32) -> MatmulTile {
         MatmulTile {
@@ -117,8 +113,7 @@ impl MatmulTile {
 
     /// The tile for `shape` with `strategy`.
     ///
-    /// [`MatmulStrategy::Tiled`] has the one tile [`MatmulTile::GPU`].
-    /// [`MatmulStrategy::TiledVec4`] takes the largest of [`MatmulTile::SHARED_TILES`] that still
+    /// [`MatmulStrategy::Tiled`] takes the largest of [`MatmulTile::SHARED_TILES`] that still
     /// gives [`MIN_GPU_WORKGROUPS`] workgroups, or failing that the smallest: a big tile reuses
     /// each operand load more, but a product of a few big tiles leaves most of a GPU's cores idle.
     ///
@@ -132,9 +127,6 @@ impl MatmulTile {
     /// Measured against the alternatives with `examples/tile_probe.rs`; see BENCHMARKS.md.
     pub fn for_shape(strategy: MatmulStrategy, shape: MatmulShape) -> Self {
         if strategy == MatmulStrategy::Tiled {
-            return MatmulTile::GPU;
-        }
-        if strategy == MatmulStrategy::TiledVec4 {
             let tiles = Self::SHARED_TILES;
             return tiles
                 .into_iter()
@@ -156,16 +148,7 @@ impl MatmulTile {
 
     /// Whether `strategy`'s kernel can run this tile.
     fn check(self, strategy: MatmulStrategy) -> Result<()> {
-        if strategy == MatmulStrategy::Tiled && self != MatmulTile::GPU {
-            return Err(Error::invalid(
-                "matmul tile",
-                format!(
-                    "{self:?}: the shared-memory kernel is compiled for {:?} only",
-                    MatmulTile::GPU
-                ),
-            ));
-        }
-        if strategy == MatmulStrategy::TiledVec4 {
+        if strategy == MatmulStrategy::Tiled {
             // Each invocation carries one or two vec4s of each operand per slice (see
             // matmul.wgsl), and the workgroup arrays hold tiles up to MAX_SHARED_TILE.
             let loads_ok = |groups: u32, side: u32| {
@@ -213,21 +196,16 @@ impl MatmulTile {
     fn constants(self, strategy: MatmulStrategy) -> Vec<(&'static str, f64)> {
         let names = Self::constant_names(strategy);
         let values = match strategy {
-            MatmulStrategy::TiledVec4 => [self.wg_x, self.wg_y, self.block_m / 4, self.block_n / 4],
-            // matmul_tiled ignores these; they record the tile for `of_dispatch`.
-            MatmulStrategy::Tiled | MatmulStrategy::RegisterBlocked => {
-                [self.wg_x, self.wg_y, self.block_m, self.block_n]
-            }
+            MatmulStrategy::Tiled => [self.wg_x, self.wg_y, self.block_m / 4, self.block_n / 4],
+            MatmulStrategy::RegisterBlocked => [self.wg_x, self.wg_y, self.block_m, self.block_n],
         };
         names.into_iter().zip(values.map(f64::from)).collect()
     }
 
     fn constant_names(strategy: MatmulStrategy) -> [&'static str; 4] {
         match strategy {
-            MatmulStrategy::TiledVec4 => ["TL_WG_X", "TL_WG_Y", "TL_GROUPS_M", "TL_GROUPS_N"],
-            MatmulStrategy::Tiled | MatmulStrategy::RegisterBlocked => {
-                ["MM_WG_X", "MM_WG_Y", "MM_BLOCK_M", "MM_BLOCK_N"]
-            }
+            MatmulStrategy::Tiled => ["TL_WG_X", "TL_WG_Y", "TL_GROUPS_M", "TL_GROUPS_N"],
+            MatmulStrategy::RegisterBlocked => ["MM_WG_X", "MM_WG_Y", "MM_BLOCK_M", "MM_BLOCK_N"],
         }
     }
 
@@ -245,8 +223,8 @@ impl MatmulTile {
         }
         let [wg_x, wg_y, block_m, block_n] = values;
         Ok(match strategy {
-            MatmulStrategy::TiledVec4 => MatmulTile::shared(wg_x, wg_y, block_m * 4, block_n * 4),
-            MatmulStrategy::Tiled | MatmulStrategy::RegisterBlocked => MatmulTile {
+            MatmulStrategy::Tiled => MatmulTile::shared(wg_x, wg_y, block_m * 4, block_n * 4),
+            MatmulStrategy::RegisterBlocked => MatmulTile {
                 wg_x,
                 wg_y,
                 block_m,
@@ -257,9 +235,9 @@ impl MatmulTile {
 }
 
 /// The workgroups a GPU product should have before [`MatmulTile::for_shape`] takes a bigger
-/// tile: about one per core (SM) of a large discrete GPU (an H100 has 132). On the H100 the
-/// `Tiled` kernel ran products with 64 workgroups at a third of the speed of those with 208–256
-/// (BENCHMARKS.md).
+/// tile: about one per core (SM) of a large discrete GPU (an H100 or H200 has 132). On the H200,
+/// W2's 256-row products ran at 12–13 TFLOP/s with the 128 workgroups of 32×64 tiles against
+/// 10 with the 64 of 64×64 ones and 6 with the 32 of 128×64 ones (BENCHMARKS.md).
 pub const MIN_GPU_WORKGROUPS: usize = 128;
 
 /// One variant of the matmul kernel.
@@ -359,7 +337,6 @@ impl Matmul {
     fn spec(&self, gpu: &Gpu, tile: MatmulTile) -> Result<PipelineSpec> {
         let entry_point = match self.strategy(gpu) {
             MatmulStrategy::Tiled => "matmul_tiled",
-            MatmulStrategy::TiledVec4 => "matmul_tiled_vec4",
             MatmulStrategy::RegisterBlocked => "matmul_register",
         };
         Ok(PipelineSpec {
@@ -519,22 +496,20 @@ mod tests {
             n: 1024,
             k: 784,
         };
-        assert_eq!(MatmulTile::for_shape(gpu.matmul, shape), MatmulTile::GPU);
-        assert!(MatmulTile::GPU.check(MatmulStrategy::Tiled).is_ok());
 
-        // The vec4 kernel: 256×1024 fills 128 workgroups only with 32×64 tiles; 1024×1024 with
-        // 128×64 ones; 4096² with the largest; a product too small for any gets the smallest.
-        let vec4 = MatmulStrategy::TiledVec4;
-        let tile = |m, n| MatmulTile::for_shape(vec4, MatmulShape { m, n, k: 64 });
+        // 256×1024 fills 128 workgroups only with 32×64 tiles; 1024×1024 with 128×64 ones;
+        // 4096² with the largest; a product too small for any gets the smallest.
+        let tiled = MatmulStrategy::Tiled;
+        let tile = |m, n| MatmulTile::for_shape(tiled, MatmulShape { m, n, k: 64 });
         assert_eq!(
-            MatmulTile::for_shape(vec4, shape),
+            MatmulTile::for_shape(tiled, shape),
             MatmulTile::shared(16, 8, 4, 4)
         );
         assert_eq!(tile(1024, 1024), MatmulTile::shared(16, 16, 8, 4));
         assert_eq!(tile(4096, 4096), MatmulTile::SHARED_TILES[0]);
         assert_eq!(tile(256, 10), MatmulTile::shared(8, 8, 4, 4));
         for tile in MatmulTile::SHARED_TILES {
-            assert!(tile.check(vec4).is_ok(), "{tile:?}");
+            assert!(tile.check(tiled).is_ok(), "{tile:?}");
         }
 
         let cpu = config(wgpu::DeviceType::Cpu);
@@ -561,19 +536,8 @@ mod tests {
     }
 
     #[test]
-    fn the_shared_memory_kernel_takes_only_the_tile_it_is_compiled_for() {
-        let other = MatmulTile {
-            block_m: 8,
-            ..MatmulTile::GPU
-        };
-        let error = other.check(MatmulStrategy::Tiled).unwrap_err().to_string();
-        assert!(error.contains("compiled for"), "{error}");
-        assert!(other.check(MatmulStrategy::TiledVec4).is_ok());
-    }
-
-    #[test]
-    fn the_vec4_kernel_refuses_tiles_its_arrays_cannot_hold() {
-        let tiled = |tile: MatmulTile| tile.check(MatmulStrategy::TiledVec4);
+    fn the_shared_memory_kernel_refuses_tiles_its_arrays_cannot_hold() {
+        let tiled = |tile: MatmulTile| tile.check(MatmulStrategy::Tiled);
         for bad in [
             MatmulTile::shared(16, 16, 16, 4), // blocks of 4 or 8 only
             MatmulTile::shared(32, 16, 4, 4),  // a 128-wide tile, but 512 invocations

@@ -77,14 +77,10 @@ impl Shader {
 /// How matrix products are computed on this adapter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulStrategy {
-    /// Shared-memory tiles with workgroup barriers, one 64×64 tile for every product
-    /// ([`matmul::MatmulTile::GPU`]): what discrete and integrated GPUs get.
+    /// Shared-memory tiles of vec4s with workgroup barriers and the next slice prefetched into
+    /// registers, the tile chosen per product from [`matmul::MatmulTile::SHARED_TILES`]: what
+    /// discrete and integrated GPUs get.
     Tiled,
-    /// Shared-memory tiles of vec4s with the next slice prefetched into registers, the tile
-    /// chosen per product from [`matmul::MatmulTile::SHARED_TILES`]. Correct on every adapter
-    /// and selectable, but no adapter's default until a GPU has measured it faster than
-    /// [`MatmulStrategy::Tiled`] (see matmul.wgsl).
-    TiledVec4,
     /// Each thread accumulates a register block straight from global memory, with no barrier:
     /// what CPU-based software adapters (lavapipe, WARP) want.
     RegisterBlocked,

@@ -37,19 +37,29 @@ impl ColumnSum {
     /// Columns per workgroup of `column_sum_split` (`SPLIT_COLS` in reduce.wgsl).
     const SPLIT_COLS: u32 = 32;
 
-    /// The entry point this adapter gets, and the columns one of its workgroups sums.
-    fn kernel(gpu: &Gpu) -> (&'static str, u32) {
+    /// The entry point this adapter gets.
+    fn entry_point(gpu: &Gpu) -> &'static str {
         if gpu.config().split_column_sums {
-            ("column_sum_split", Self::SPLIT_COLS)
+            "column_sum_split"
         } else {
-            ("column_sum", gpu.config().workgroup_size)
+            "column_sum"
+        }
+    }
+
+    /// The columns one workgroup sums on `gpu`: what sizes the grid, and so the widest matrix
+    /// that fits the adapter's workgroup limits.
+    pub fn columns_per_workgroup(gpu: &Gpu) -> u32 {
+        if gpu.config().split_column_sums {
+            Self::SPLIT_COLS
+        } else {
+            gpu.config().workgroup_size
         }
     }
 
     fn layout(gpu: &Gpu, rows: usize, cols: usize) -> Result<(MatrixParams, [u32; 3])> {
         let params = MatrixParams::new(Self::WHAT, rows, cols, 0.0)?;
-        let (_, cols_per_group) = Self::kernel(gpu);
-        Ok((params, grid_checked(gpu, Self::WHAT, cols, cols_per_group)?))
+        let groups = grid_checked(gpu, Self::WHAT, cols, Self::columns_per_workgroup(gpu))?;
+        Ok((params, groups))
     }
 
     /// `sizes` in binding order: input, output.
@@ -72,7 +82,7 @@ impl ColumnSum {
         Dispatch::new(
             gpu,
             label,
-            &spec(Self::kernel(gpu).0),
+            &spec(Self::entry_point(gpu)),
             &params,
             &[input, output],
             groups,
