@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use wgpu_mlp::gpu::kernels::matmul::{Matmul, MatmulShape, MatmulTile};
+use wgpu_mlp::gpu::kernels::matmul::{Matmul, MatmulShape, MatmulSplit, MatmulTile};
 use wgpu_mlp::gpu::kernels::{Dispatch, MatmulStrategy};
 use wgpu_mlp::rng::Rng;
 use wgpu_mlp::{AdapterChoice, Gpu};
@@ -123,8 +123,12 @@ fn main() -> Result<()> {
         let start = Instant::now();
         Dispatch::run_all(&gpu, &list)?;
         let seconds = start.elapsed().as_secs_f64();
+        let split = match MatmulSplit::for_shape(tile_strategy, tile, shape) {
+            Some(split) => format!(", k in {:>2} parts", split.parts),
+            None => String::new(),
+        };
         println!(
-            "  {:<15} {:>2}×{:<2} invocations, {:>2}×{:<2} blocks, {:>3}×{:<3} tile{:<9} {:9.1} GFLOP/s   (first run {:.3} s)",
+            "  {:<15} {:>2}×{:<2} invocations, {:>2}×{:<2} blocks, {:>3}×{:<3} tile{split:<15}{:<9} {:9.1} GFLOP/s   (first run {:.3} s)",
             format!("{tile_strategy:?}"),
             tile.wg_x,
             tile.wg_y,

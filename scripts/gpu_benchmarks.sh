@@ -50,12 +50,14 @@ done
 part 60 "W2 unfused" "$bin/wgpu-mlp" bench --workload W2 --samples "$samples" --unfused --json
 part 60 "W2 profile" "$bin/wgpu-mlp" bench --workload W2 --samples "$samples" --profile "$profile_steps"
 
-# W2's products as (m n k layout): forward, δ of the hidden layer, dW of the first layer.
+# W2's products as (m n k layout): forward, δ of the hidden layer, dW, and the output layer's
+# forward and dW, which split over k.
 probe="$bin/examples/tile_probe"
 if $quick; then
     shapes=("64 128 96 nt")
 else
-    shapes=("256 1024 784 nt" "256 1024 1024 nt" "256 784 1024 nn" "1024 784 256 tn" "1024 1024 256 tn")
+    shapes=("256 1024 784 nt" "256 1024 1024 nt" "256 784 1024 nn" "1024 784 256 tn" "1024 1024 256 tn"
+        "256 10 1024 nt" "10 1024 256 tn")
 fi
 for shape in "${shapes[@]}"; do
     # shellcheck disable=SC2086 # the shape is four words on purpose

@@ -56,6 +56,13 @@ struct MatmulParams {
     activation: u32,
     transpose_a: u32,
     transpose_b: u32,
+    // Split over k (matmul_tiled only; MatmulSplit on the host): workgroup z sums depths
+    // [z · k_chunk, (z + 1) · k_chunk) into part z of `partials`, and matmul_sum_parts adds the
+    // k_parts parts and applies the epilogue. Not split: k_chunk = k, k_parts = 1, split = 0.
+    k_chunk: u32,
+    k_parts: u32,
+    split: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: MatmulParams;
@@ -64,6 +71,7 @@ struct MatmulParams {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> aux: array<f32>;
 @group(0) @binding(5) var<storage, read_write> c: array<f32>;
+@group(0) @binding(6) var<storage, read_write> partials: array<f32>; // [k_parts][m][n]
 
 // op(A)[row, i], for row < m and i < k.
 fn load_a(row: u32, i: u32) -> f32 {
@@ -263,20 +271,29 @@ fn outer_fma(a: vec4<f32>, b: vec4<f32>, acc: mat4x4<f32>) -> mat4x4<f32> {
     );
 }
 
-fn store_row(row: u32, col0: u32, values: vec4<f32>) {
-    if row < params.m {
-        if col0 < params.n { store_c(row, col0, values.x); }
-        if col0 + 1u < params.n { store_c(row, col0 + 1u, values.y); }
-        if col0 + 2u < params.n { store_c(row, col0 + 2u, values.z); }
-        if col0 + 3u < params.n { store_c(row, col0 + 3u, values.w); }
+// C[row, col], or with a split product the raw sum into its part of `partials`.
+fn store_result(part: u32, row: u32, col: u32, value: f32) {
+    if params.split != 0u {
+        partials[(part * params.m + row) * params.n + col] = value;
+    } else {
+        store_c(row, col, value);
     }
 }
 
-fn store_block(row0: u32, col0: u32, acc: mat4x4<f32>) {
-    store_row(row0, col0, acc[0]);
-    store_row(row0 + 1u, col0, acc[1]);
-    store_row(row0 + 2u, col0, acc[2]);
-    store_row(row0 + 3u, col0, acc[3]);
+fn store_row(part: u32, row: u32, col0: u32, values: vec4<f32>) {
+    if row < params.m {
+        if col0 < params.n { store_result(part, row, col0, values.x); }
+        if col0 + 1u < params.n { store_result(part, row, col0 + 1u, values.y); }
+        if col0 + 2u < params.n { store_result(part, row, col0 + 2u, values.z); }
+        if col0 + 3u < params.n { store_result(part, row, col0 + 3u, values.w); }
+    }
+}
+
+fn store_block(part: u32, row0: u32, col0: u32, acc: mat4x4<f32>) {
+    store_row(part, row0, col0, acc[0]);
+    store_row(part, row0 + 1u, col0, acc[1]);
+    store_row(part, row0 + 2u, col0, acc[2]);
+    store_row(part, row0 + 3u, col0, acc[3]);
 }
 
 @compute @workgroup_size(TL_WG_X, TL_WG_Y)
@@ -290,6 +307,12 @@ fn matmul_tiled(
     let two_a = TL_LOADS_A > 1u;
     let two_b = TL_LOADS_B > 1u;
     let e1 = thread + TL_THREADS;
+    // The depths this workgroup sums: all of k, or its part of a split product. A part starts
+    // on a multiple of TL_TILE_K (the host makes k_chunk one), so only the last slice of k is
+    // ragged and `load_a4`/`load_b4`'s test against k is the only bound needed.
+    let part = group.z;
+    let k_begin = part * params.k_chunk;
+    let k_end = min(k_begin + params.k_chunk, params.k);
 
     var acc00 = mat4x4<f32>();
     var acc01 = mat4x4<f32>();
@@ -297,14 +320,14 @@ fn matmul_tiled(
     var acc11 = mat4x4<f32>();
 
     // The first slice's loads.
-    var next_a0 = fetch_a(thread, 0u, row_base);
+    var next_a0 = fetch_a(thread, k_begin, row_base);
     var next_a1 = vec4(0.0);
-    if two_a { next_a1 = fetch_a(e1, 0u, row_base); }
-    var next_b0 = fetch_b(thread, 0u, col_base);
+    if two_a { next_a1 = fetch_a(e1, k_begin, row_base); }
+    var next_b0 = fetch_b(thread, k_begin, col_base);
     var next_b1 = vec4(0.0);
-    if two_b { next_b1 = fetch_b(e1, 0u, col_base); }
+    if two_b { next_b1 = fetch_b(e1, k_begin, col_base); }
 
-    for (var k0 = 0u; k0 < params.k; k0 += TL_TILE_K) {
+    for (var k0 = k_begin; k0 < k_end; k0 += TL_TILE_K) {
         put_a(thread, next_a0);
         if two_a { put_a(e1, next_a1); }
         put_b(thread, next_b0);
@@ -313,7 +336,7 @@ fn matmul_tiled(
 
         // The next slice's loads, in flight while this one is multiplied.
         let k_next = k0 + TL_TILE_K;
-        if k_next < params.k {
+        if k_next < k_end {
             next_a0 = fetch_a(thread, k_next, row_base);
             if two_a { next_a1 = fetch_a(e1, k_next, row_base); }
             next_b0 = fetch_b(thread, k_next, col_base);
@@ -342,14 +365,38 @@ fn matmul_tiled(
 
     let row0 = row_base + 4u * local.y;
     let col0 = col_base + 4u * local.x;
-    store_block(row0, col0, acc00);
+    store_block(part, row0, col0, acc00);
     if TL_GROUPS_N > 1u {
-        store_block(row0, col0 + 4u * TL_WG_X, acc01);
+        store_block(part, row0, col0 + 4u * TL_WG_X, acc01);
     }
     if TL_GROUPS_M > 1u {
-        store_block(row0 + 4u * TL_WG_Y, col0, acc10);
+        store_block(part, row0 + 4u * TL_WG_Y, col0, acc10);
         if TL_GROUPS_N > 1u {
-            store_block(row0 + 4u * TL_WG_Y, col0 + 4u * TL_WG_X, acc11);
+            store_block(part, row0 + 4u * TL_WG_Y, col0 + 4u * TL_WG_X, acc11);
         }
     }
+}
+
+// ---- the sum of a split product's parts ------------------------------------------------------
+//
+// A product with few output tiles and a long k (an output layer's 10 columns over 1024 inputs)
+// would leave most of a GPU idle; matmul_tiled then sums parts of k in separate workgroups, and
+// this kernel adds the parts in a fixed order (so the result is deterministic) and applies the
+// epilogue. One invocation per element of C.
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn matmul_sum_parts(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let index = flat_index(gid, groups);
+    let size = params.m * params.n;
+    if index >= size {
+        return;
+    }
+    var sum = 0.0;
+    for (var part = 0u; part < params.k_parts; part++) {
+        sum += partials[part * size + index];
+    }
+    store_c(index / params.n, index % params.n, sum);
 }

@@ -154,6 +154,14 @@ fn worst_gradient_difference(gpu: &Gpu) -> f32 {
             Activation::Identity,
             Loss::Mse,
         ),
+        // Long k and few output tiles: the shared-memory matmul splits both forward products
+        // over k (MatmulSplit), and batches 1 and 7 reshape the split dispatches.
+        (
+            &[200, 130, 3][..],
+            Activation::Relu,
+            Activation::Softmax,
+            Loss::CrossEntropy,
+        ),
     ] {
         let mlp = Mlp::new(sizes, hidden, output, loss, 3);
         let mut net = GpuMlp::new(gpu, &mlp).unwrap();

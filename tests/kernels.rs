@@ -4,7 +4,7 @@ mod common;
 
 use common::{assert_close, gpu, random_matrix};
 use wgpu_mlp::Activation;
-use wgpu_mlp::gpu::kernels::matmul::{Epilogue, Matmul, MatmulShape, MatmulTile};
+use wgpu_mlp::gpu::kernels::matmul::{Epilogue, Matmul, MatmulShape, MatmulSplit, MatmulTile};
 use wgpu_mlp::gpu::kernels::{Dispatch, MatmulStrategy};
 use wgpu_mlp::ndarray::{Array1, Array2};
 
@@ -225,6 +225,91 @@ fn matmul_fused_epilogues_match_ndarray() {
                 2,
             );
         }
+    }
+}
+
+#[test]
+fn matmul_split_over_k_matches_ndarray_with_every_layout_and_epilogue() {
+    // Few output tiles and a long k: an output layer's forward product, its weight gradient,
+    // and a part count that leaves a short last part.
+    let shapes = [(256, 10, 1024), (10, 37, 1000), (65, 10, 200)];
+    for (m, n, k) in shapes {
+        let shape = MatmulShape { m, n, k };
+        let tile = MatmulTile::for_shape(MatmulStrategy::Tiled, shape);
+        let split = MatmulSplit::for_shape(MatmulStrategy::Tiled, tile, shape);
+        assert!(
+            split.is_some_and(|s| s.parts >= 2),
+            "{shape:?} is not split"
+        );
+    }
+    let epilogues = [
+        Epilogue::None,
+        Epilogue::BiasActivation(Activation::Sigmoid),
+        Epilogue::TimesDerivative(Activation::Relu),
+    ];
+    for variant in [Matmul::NN, Matmul::NT, Matmul::TN] {
+        for epilogue in epilogues {
+            for (i, (m, n, k)) in shapes.into_iter().enumerate() {
+                let variant = variant
+                    .with_strategy(MatmulStrategy::Tiled)
+                    .with_epilogue(epilogue);
+                run_matmul(variant, m, n, k, 30 + i as u64);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_split_matmul_reshaped_stays_split_within_its_parts_buffer() {
+    let gpu = gpu();
+    let variant = Matmul::NT.with_strategy(MatmulStrategy::Tiled);
+    let (m, n, k) = (256, 10, 1024);
+    let a = random_matrix(m, k, 40);
+    let b = random_matrix(n, k, 41);
+    let (a_buffer, b_buffer) = (upload_to(&gpu, &a), upload_to(&gpu, &b));
+    let c = gpu.storage_buffer("c", m * n).unwrap();
+    let mut dispatch = variant
+        .bind(
+            &gpu,
+            "split",
+            MatmulShape { m, n, k },
+            &a_buffer,
+            &b_buffer,
+            &a_buffer,
+            &a_buffer,
+            &c,
+        )
+        .unwrap();
+    // A smaller batch (more parts wanted than bound), a shorter k (fewer), and a k too short
+    // to split (one part).
+    for (rows, depth) in [(100, 1024), (256, 300), (37, 40)] {
+        variant
+            .reshape(
+                &gpu,
+                &mut dispatch,
+                MatmulShape {
+                    m: rows,
+                    n,
+                    k: depth,
+                },
+            )
+            .unwrap();
+        // The operands are the stored ones, read with the new shape's strides.
+        let a_view = Array2::from_shape_vec(
+            (rows, depth),
+            a.as_slice().unwrap()[..rows * depth].to_vec(),
+        )
+        .unwrap();
+        let b_view =
+            Array2::from_shape_vec((n, depth), b.as_slice().unwrap()[..n * depth].to_vec())
+                .unwrap();
+        assert_close(
+            &format!("split matmul reshaped to m={rows} k={depth}"),
+            &run_and_read(&gpu, &dispatch, &c, rows * n),
+            a_view.dot(&b_view.t()).as_slice().unwrap(),
+            MATMUL_ATOL,
+            MATMUL_RTOL,
+        );
     }
 }
 

@@ -7,15 +7,16 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::{Access, Gpu, PipelineSpec};
-use crate::gpu::kernels::{Dispatch, MatmulStrategy, Shader, bound_sizes};
+use crate::gpu::kernels::{Dispatch, MatmulStrategy, Shader, bound_sizes, grid_1d_checked};
 use crate::model::Activation;
 
-/// Bindings after the uniform: a, b, bias, aux, c.
+/// Bindings after the uniform: a, b, bias, aux, c, and the parts of a product split over k.
 const STORAGE: &[Access] = &[
     Access::Read,
     Access::Read,
     Access::Read,
     Access::Read,
+    Access::ReadWrite,
     Access::ReadWrite,
 ];
 
@@ -49,6 +50,11 @@ struct MatmulParams {
     activation: u32,
     transpose_a: u32,
     transpose_b: u32,
+    k_chunk: u32,
+    k_parts: u32,
+    /// 1 when the parts go to `partials` for `matmul_sum_parts` to add.
+    split: u32,
+    _pad: u32,
 }
 
 /// The block of `C` one workgroup computes: `wg_x × wg_y` invocations, each accumulating a
@@ -240,6 +246,57 @@ impl MatmulTile {
 /// 10 with the 64 of 64×64 ones and 6 with the 32 of 128×64 ones (BENCHMARKS.md).
 pub const MIN_GPU_WORKGROUPS: usize = 128;
 
+/// A product split over k (split-K): part `z` of `parts` sums depths `[z · chunk, (z + 1) ·
+/// chunk)` in workgroups of its own, and a second kernel adds the parts and applies the
+/// epilogue. An output layer's forward product (256×10 over k = 1024) is 8 workgroups of the
+/// smallest tile, each walking all of k while the rest of a GPU idles; split 16 ways it is 128.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulSplit {
+    /// Depths per part: a multiple of [`MatmulTile::SHARED_TILE_K`].
+    pub chunk: u32,
+    /// Parts: `k.div_ceil(chunk)`.
+    pub parts: u32,
+}
+
+impl MatmulSplit {
+    /// The shortest part worth a workgroup of its own: 4 slices, so that each part still
+    /// overlaps its loads with its arithmetic.
+    pub const MIN_CHUNK: usize = 4 * MatmulTile::SHARED_TILE_K as usize;
+
+    /// How `strategy` splits `shape` with `tile`: only the shared-memory kernel splits, and
+    /// only a product with fewer than [`MIN_GPU_WORKGROUPS`] tiles and room for two parts; it
+    /// takes parts enough to reach that many workgroups, each at least [`Self::MIN_CHUNK`] deep.
+    pub fn for_shape(
+        strategy: MatmulStrategy,
+        tile: MatmulTile,
+        shape: MatmulShape,
+    ) -> Option<MatmulSplit> {
+        if strategy != MatmulStrategy::Tiled || tile.check(strategy).is_err() {
+            return None;
+        }
+        let tiles = tile.workgroups(shape);
+        if tiles >= MIN_GPU_WORKGROUPS {
+            return None;
+        }
+        let wanted = MIN_GPU_WORKGROUPS.div_ceil(tiles);
+        let parts = wanted.min(shape.k / Self::MIN_CHUNK);
+        if parts < 2 {
+            return None;
+        }
+        Some(Self::with_parts(shape.k, parts))
+    }
+
+    /// At most `parts` parts of k, each a whole number of slices.
+    fn with_parts(k: usize, parts: usize) -> MatmulSplit {
+        let slice = MatmulTile::SHARED_TILE_K as usize;
+        let chunk = k.div_ceil(parts.max(1)).div_ceil(slice) * slice;
+        MatmulSplit {
+            chunk: chunk as u32,
+            parts: k.div_ceil(chunk) as u32,
+        }
+    }
+}
+
 /// One variant of the matmul kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Matmul {
@@ -334,6 +391,21 @@ impl Matmul {
         Ok((epilogue, activation.wgsl_code()))
     }
 
+    /// The kernel that adds a split product's parts (`matmul_sum_parts`).
+    fn sum_spec() -> PipelineSpec {
+        PipelineSpec {
+            shader: Shader::Matmul,
+            entry_point: "matmul_sum_parts",
+            constants: vec![],
+            storage: STORAGE,
+        }
+    }
+
+    /// `matmul_sum_parts`'s grid: one invocation per element of `C`.
+    fn sum_groups(gpu: &Gpu, shape: MatmulShape) -> Result<[u32; 3]> {
+        grid_1d_checked(gpu, "matmul shape", shape.m * shape.n)
+    }
+
     fn spec(&self, gpu: &Gpu, tile: MatmulTile) -> Result<PipelineSpec> {
         let entry_point = match self.strategy(gpu) {
             MatmulStrategy::Tiled => "matmul_tiled",
@@ -352,6 +424,7 @@ impl Matmul {
         gpu: &Gpu,
         shape: MatmulShape,
         tile: MatmulTile,
+        split: Option<MatmulSplit>,
     ) -> Result<(MatmulParams, [u32; 3])> {
         let MatmulShape { m, n, k } = shape;
         if m == 0 || n == 0 || k == 0 {
@@ -372,15 +445,17 @@ impl Matmul {
         let groups = [
             n.div_ceil(tile.cols() as usize) as u32,
             m.div_ceil(tile.rows() as usize) as u32,
-            1,
+            split.map_or(1, |split| split.parts),
         ];
-        if groups[0] > config.max_workgroups_per_dimension
-            || groups[1] > config.max_workgroups_per_dimension
+        if groups
+            .iter()
+            .any(|&g| g > config.max_workgroups_per_dimension)
         {
             return Err(Error::invalid(
                 "matmul shape",
                 format!(
-                    "m={m}, n={n} needs {groups:?} workgroups; the adapter allows {} per dimension",
+                    "m={m}, n={n}, k={k} needs {groups:?} workgroups; the adapter allows {} per \
+                     dimension",
                     config.max_workgroups_per_dimension
                 ),
             ));
@@ -403,13 +478,19 @@ impl Matmul {
                 activation,
                 transpose_a: self.transpose_a.into(),
                 transpose_b: self.transpose_b.into(),
+                k_chunk: split.map_or(k, |split| split.chunk),
+                k_parts: split.map_or(1, |split| split.parts),
+                split: split.is_some().into(),
+                _pad: 0,
             },
             groups,
         ))
     }
 
     /// Binds `a`, `b` and `c` (and `bias` or `aux` for the epilogues that read them; pass any
-    /// buffer otherwise) to this variant for `shape`.
+    /// buffer otherwise) to this variant for `shape`. A product that splits over k
+    /// ([`MatmulSplit::for_shape`]) gets a buffer for its parts and a second kernel that adds
+    /// them, both here.
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
@@ -422,34 +503,60 @@ impl Matmul {
         aux: &wgpu::Buffer,
         c: &wgpu::Buffer,
     ) -> Result<Dispatch> {
+        let strategy = self.strategy(gpu);
         let tile = self
             .tile
-            .unwrap_or_else(|| MatmulTile::for_shape(self.strategy(gpu), shape));
-        let (params, groups) = self.layout(gpu, shape, tile)?;
-        self.check_buffers(shape, [a, b, bias, aux, c].map(|buffer| buffer.size()))?;
-        Dispatch::new(
+            .unwrap_or_else(|| MatmulTile::for_shape(strategy, shape));
+        let split = MatmulSplit::for_shape(strategy, tile, shape);
+        let (params, groups) = self.layout(gpu, shape, tile, split)?;
+        // Unsplit, the kernel never touches the parts; the binding still needs a buffer.
+        let parts_len = split.map_or(1, |split| split.parts as usize * shape.m * shape.n);
+        let parts = gpu.storage_buffer(&format!("{label}.parts"), parts_len)?;
+        let buffers = [a, b, bias, aux, c, &parts];
+        self.check_buffers(shape, split, buffers.map(|buffer| buffer.size()))?;
+        let dispatch = Dispatch::new(
             gpu,
             label,
             &self.spec(gpu, tile)?,
             &params,
-            &[a, b, bias, aux, c],
+            &buffers,
             groups,
-        )
+        )?;
+        match split {
+            Some(_) => dispatch.then(gpu, &Self::sum_spec(), Self::sum_groups(gpu, shape)?),
+            None => Ok(dispatch),
+        }
     }
 
     /// Points an existing dispatch of this variant at a new `shape` (same buffers), keeping the
-    /// tile it was bound with: no pipeline is created after binding.
+    /// tile it was bound with: no pipeline is created after binding. A split product stays
+    /// split, in as many parts as the new shape wants and the bound parts buffer holds.
     pub fn reshape(&self, gpu: &Gpu, dispatch: &mut Dispatch, shape: MatmulShape) -> Result<()> {
-        let tile = MatmulTile::of_dispatch(self.strategy(gpu), dispatch)?;
-        let (params, groups) = self.layout(gpu, shape, tile)?;
-        self.check_buffers(shape, bound_sizes(dispatch, "Matmul")?)?;
+        let strategy = self.strategy(gpu);
+        let tile = MatmulTile::of_dispatch(strategy, dispatch)?;
+        let sizes = bound_sizes(dispatch, "Matmul")?;
+        let split = dispatch.has_follow_up().then(|| {
+            let room = (sizes[5] / 4) as usize / (shape.m * shape.n).max(1);
+            let wanted = MatmulSplit::for_shape(strategy, tile, shape).map_or(1, |s| s.parts);
+            MatmulSplit::with_parts(shape.k, (wanted as usize).min(room))
+        });
+        let (params, groups) = self.layout(gpu, shape, tile, split)?;
+        self.check_buffers(shape, split, sizes)?;
         dispatch.update(gpu, &params, groups);
+        if split.is_some() {
+            dispatch.update_follow_up(Self::sum_groups(gpu, shape)?);
+        }
         Ok(())
     }
 
     /// The kernel runs without wgpu's bounds checks (see `Shader::guards_its_indices`), so every
     /// operand must hold what `shape` reads or writes: refuse anything smaller.
-    fn check_buffers(&self, shape: MatmulShape, [a, b, bias, aux, c]: [u64; 5]) -> Result<()> {
+    fn check_buffers(
+        &self,
+        shape: MatmulShape,
+        split: Option<MatmulSplit>,
+        [a, b, bias, aux, c, parts]: [u64; 6],
+    ) -> Result<()> {
         let MatmulShape { m, n, k } = shape;
         let bytes = |values: usize| values as u64 * 4;
         let mut needs = vec![
@@ -457,6 +564,13 @@ impl Matmul {
             ("b", b, bytes(k * n)),
             ("c", c, bytes(m * n)),
         ];
+        if let Some(split) = split {
+            needs.push((
+                "the parts of a split product",
+                parts,
+                bytes(split.parts as usize * m * n),
+            ));
+        }
         match self.epilogue {
             Epilogue::None => {}
             Epilogue::BiasActivation(_) => needs.push(("bias", bias, bytes(n))),
@@ -533,6 +647,52 @@ mod tests {
             assert!(t.check(MatmulStrategy::RegisterBlocked).is_ok(), "{t:?}");
             assert!(t.cols() as usize >= n.min(128), "{t:?} for n={n}");
         }
+    }
+
+    #[test]
+    fn only_shared_memory_products_with_few_tiles_and_a_long_k_split() {
+        let split = |m, n, k| {
+            let shape = MatmulShape { m, n, k };
+            let tile = MatmulTile::for_shape(MatmulStrategy::Tiled, shape);
+            MatmulSplit::for_shape(MatmulStrategy::Tiled, tile, shape)
+        };
+        // W2's output layer: 8 tiles of 32×32 over k = 1024, 16 parts of 64 make 128 workgroups.
+        assert_eq!(
+            split(256, 10, 1024),
+            Some(MatmulSplit {
+                chunk: 64,
+                parts: 16
+            })
+        );
+        // Its weight gradient (10×1024 over the batch): 32 tiles, 4 parts.
+        assert_eq!(
+            split(10, 1024, 256),
+            Some(MatmulSplit {
+                chunk: 64,
+                parts: 4
+            })
+        );
+        // Parts round up to whole slices, so the last part is short: 1000 = 4·240 + 40.
+        assert_eq!(
+            split(10, 37, 1000),
+            Some(MatmulSplit {
+                chunk: 80,
+                parts: 13
+            })
+        );
+        // Enough tiles, or too short a k for two parts of 64, or a CPU adapter's kernel.
+        assert_eq!(split(256, 1024, 784), None);
+        assert_eq!(split(256, 10, 127), None);
+        let shape = MatmulShape {
+            m: 256,
+            n: 10,
+            k: 1024,
+        };
+        let register = MatmulTile::for_shape(MatmulStrategy::RegisterBlocked, shape);
+        assert_eq!(
+            MatmulSplit::for_shape(MatmulStrategy::RegisterBlocked, register, shape),
+            None
+        );
     }
 
     #[test]

@@ -177,6 +177,16 @@ pub struct Dispatch {
     buffer_sizes: Vec<u64>,
     /// The pipeline's override constants, for kernels whose grid depends on them.
     constants: Vec<(&'static str, f64)>,
+    /// A second kernel run right after this one with the same bindings: the sum of a matmul's
+    /// parts when it is split over k.
+    follow_up: Option<FollowUp>,
+}
+
+/// The second kernel of a [`Dispatch`].
+#[derive(Debug)]
+struct FollowUp {
+    pipeline: wgpu::ComputePipeline,
+    workgroups: [u32; 3],
 }
 
 impl Dispatch {
@@ -251,7 +261,28 @@ impl Dispatch {
             workgroups,
             buffer_sizes: buffers.iter().map(|b| b.size()).collect(),
             constants: spec.constants.clone(),
+            follow_up: None,
         })
+    }
+
+    /// Adds a kernel that runs right after this one with the same bindings; `spec` must bind
+    /// the same storage buffers.
+    pub(crate) fn then(
+        mut self,
+        gpu: &Gpu,
+        spec: &PipelineSpec,
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch> {
+        self.follow_up = Some(FollowUp {
+            pipeline: gpu.pipeline(spec)?,
+            workgroups,
+        });
+        Ok(self)
+    }
+
+    /// Whether a second kernel follows this one ([`Dispatch::then`]).
+    pub(crate) fn has_follow_up(&self) -> bool {
+        self.follow_up.is_some()
     }
 
     /// Rewrites the parameter block and workgroup counts (when the batch size changes).
@@ -259,6 +290,13 @@ impl Dispatch {
         gpu.queue()
             .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
         self.workgroups = workgroups;
+    }
+
+    /// Rewrites the workgroup counts of the kernel added by [`Dispatch::then`].
+    pub(crate) fn update_follow_up(&mut self, workgroups: [u32; 3]) {
+        if let Some(follow_up) = &mut self.follow_up {
+            follow_up.workgroups = workgroups;
+        }
     }
 
     /// Records the dispatch into `recorder`: a compute pass, or a profiler that times it.
@@ -272,6 +310,12 @@ impl Dispatch {
         pass.set_bind_group(0, &self.bind_group, &[]);
         let [x, y, z] = self.workgroups;
         pass.dispatch_workgroups(x, y, z);
+        if let Some(follow_up) = &self.follow_up {
+            // wgpu puts a barrier between the two: the second reads what the first wrote.
+            pass.set_pipeline(&follow_up.pipeline);
+            let [x, y, z] = follow_up.workgroups;
+            pass.dispatch_workgroups(x, y, z);
+        }
     }
 
     /// Sizes in bytes of the bound storage buffers, in binding order.
