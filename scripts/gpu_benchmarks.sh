@@ -3,7 +3,7 @@
 #
 #     scripts/gpu_benchmarks.sh [--quick]
 #
-# whole steps (W1, W2; the adapter's matmul and each kernel by name; fused and unfused), a W2
+# whole steps (W1, W2; the adapter's matmul and each kernel by name; fused and unfused), W1 and W2
 # profile, the matmul at W2's shapes and at squares with every shared-memory tile, and PyTorch's
 # CUDA FP32 baseline when torch is installed. Each part has its own time limit, so one slow part
 # cannot eat the rest. `--quick` shrinks everything so that the script itself can be checked on
@@ -48,7 +48,10 @@ for workload in W1 W2; do
     done
 done
 part 60 "W2 unfused" "$bin/wgpu-mlp" bench --workload W2 --samples "$samples" --unfused --json
-part 60 "W2 profile" "$bin/wgpu-mlp" bench --workload W2 --samples "$samples" --profile "$profile_steps"
+for workload in W1 W2; do
+    part 60 "$workload profile" \
+        "$bin/wgpu-mlp" bench --workload "$workload" --samples "$samples" --profile "$profile_steps"
+done
 
 # W2's products as (m n k layout): forward, δ of the hidden layer, dW, and the output layer's
 # forward and dW, which split over k.

@@ -472,10 +472,11 @@ impl Gpu {
                     source: wgpu::ShaderSource::Wgsl(source.into()),
                 };
                 if shader.guards_its_indices() {
-                    // SAFETY: the kernel clamps every load into its operands and guards every
-                    // store (see matmul.wgsl), and the host sizes each buffer for the shape it
-                    // binds (`Matmul::bind` checks the shape), so the checks wgpu would insert
-                    // can never fire; without them the matmul runs 25–45% faster on lavapipe.
+                    // SAFETY: the kernels clamp every load into their operands and guard every
+                    // store, parts of a split product included (see matmul.wgsl), and the host
+                    // sizes each buffer for the shape it binds (`Matmul::bind` checks the shape
+                    // and the parts), so the checks wgpu would insert can never fire; without
+                    // them the matmul runs 25–45% faster on lavapipe.
                     unsafe {
                         device.create_shader_module_trusted(
                             descriptor,
