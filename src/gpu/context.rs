@@ -549,6 +549,43 @@ impl Gpu {
     }
 
     /// The pipeline for `spec`, compiled on first request and cached.
+    /// Creates the pipelines of `specs` that are not cached yet, on a thread each. A GPU driver
+    /// compiles a pipeline when it is created, and a matmul tile is one of the slower ones to
+    /// compile, so a network that binds several tiles waits for the slowest instead of their
+    /// sum. (wgpu's error scopes are per thread, so each creation is checked on its own.)
+    pub(crate) fn prepare_pipelines(&self, specs: &[PipelineSpec]) -> Result<()> {
+        let mut missing: Vec<&PipelineSpec> = Vec::new();
+        {
+            let cached = self
+                .inner
+                .pipelines
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for spec in specs {
+                let key = spec.cache_key();
+                if !cached.contains_key(&key) && missing.iter().all(|m| m.cache_key() != key) {
+                    missing.push(spec);
+                }
+            }
+        }
+        // Modules and layouts first, once each, so that the threads only create pipelines.
+        for spec in &missing {
+            self.module(spec.shader)?;
+            self.layouts(spec.storage)?;
+        }
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = missing
+                .iter()
+                .map(|spec| scope.spawn(move || self.pipeline(spec).map(drop)))
+                .collect();
+            threads.into_iter().try_for_each(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+        })
+    }
+
     pub(crate) fn pipeline(&self, spec: &PipelineSpec) -> Result<wgpu::ComputePipeline> {
         let key = spec.cache_key();
         if let Some(pipeline) = self
@@ -716,5 +753,37 @@ mod tests {
             .submit_and_wait(gpu.encoder("after the fault"))
             .unwrap_err();
         assert!(error.to_string().contains("invalid on purpose"), "{error}");
+    }
+
+    #[test]
+    fn pipelines_prepared_in_parallel_are_cached_once_and_failures_are_errors() {
+        let gpu = Gpu::new(AdapterChoice::Auto).unwrap();
+        let matmul = |entry_point, block: f64| PipelineSpec {
+            shader: Shader::Matmul,
+            entry_point,
+            constants: vec![("MM_BLOCK_M", block)],
+            storage: crate::gpu::kernels::matmul::STORAGE,
+        };
+        let cached = |gpu: &Gpu| gpu.inner.pipelines.lock().unwrap().len();
+        // Two distinct pipelines, one of them asked for twice.
+        let specs = [
+            matmul("matmul_register", 2.0),
+            matmul("matmul_register", 4.0),
+            matmul("matmul_register", 2.0),
+        ];
+        gpu.prepare_pipelines(&specs).unwrap();
+        assert_eq!(cached(&gpu), 2);
+        // Prepared pipelines are the ones later asked for: nothing new is created.
+        gpu.pipeline(&specs[1]).unwrap();
+        assert_eq!(cached(&gpu), 2);
+
+        // A pipeline that cannot be created is an error naming it, whichever thread made it.
+        let error = gpu
+            .prepare_pipelines(&[
+                matmul("matmul_register", 8.0),
+                matmul("no_such_entry_point", 8.0),
+            ])
+            .unwrap_err();
+        assert!(error.to_string().contains("no_such_entry_point"), "{error}");
     }
 }

@@ -492,6 +492,21 @@ impl GpuMlp {
                 &buffers.activations[l - 1]
             }
         };
+        // Every product's pipeline at once, compiled in parallel (the shapes are those bound
+        // below; layout and epilogue are run-time parameters and need no pipeline of their own).
+        let mut specs = Vec::new();
+        for (l, layer) in layers.iter().enumerate() {
+            let (inputs, outputs) = (layer.inputs, layer.outputs);
+            let mut product = |variant: Matmul, m, n, k| {
+                specs.extend(variant.pipeline_specs(gpu, MatmulShape { m, n, k }));
+            };
+            product(Matmul::NT, batch, outputs, inputs);
+            product(Matmul::TN, outputs, inputs, batch);
+            if l > 0 {
+                product(Matmul::NN, batch, inputs, outputs);
+            }
+        }
+        gpu.prepare_pipelines(&specs)?;
 
         let mut forward = Vec::with_capacity(layers.len());
         for (l, layer) in layers.iter().enumerate() {

@@ -11,7 +11,7 @@ use crate::gpu::kernels::{Dispatch, MatmulStrategy, Shader, bound_sizes, grid_1d
 use crate::model::Activation;
 
 /// Bindings after the uniform: a, b, bias, aux, c, and the parts of a product split over k.
-const STORAGE: &[Access] = &[
+pub(crate) const STORAGE: &[Access] = &[
     Access::Read,
     Access::Read,
     Access::Read,
@@ -515,11 +515,7 @@ impl Matmul {
         aux: &wgpu::Buffer,
         c: &wgpu::Buffer,
     ) -> Result<Dispatch> {
-        let strategy = self.strategy(gpu);
-        let tile = self
-            .tile
-            .unwrap_or_else(|| MatmulTile::for_shape(strategy, shape));
-        let split = MatmulSplit::for_shape(strategy, tile, shape);
+        let (tile, split) = self.plan(gpu, shape);
         let (params, groups) = self.layout(gpu, shape, tile, split)?;
         // Unsplit, the kernel never touches the parts; the binding still needs a buffer.
         let parts_len = split.map_or(1, |split| split.parts as usize * shape.m * shape.n);
@@ -538,6 +534,33 @@ impl Matmul {
             Some(_) => dispatch.then(gpu, &Self::sum_spec(), Self::sum_groups(gpu, shape)?),
             None => Ok(dispatch),
         }
+    }
+
+    /// The pipelines [`Matmul::bind`] will use for `shape`, to create them ahead
+    /// ([`Gpu::prepare_pipelines`]); a tile the kernel cannot run gives none, and `bind` the
+    /// error.
+    pub(crate) fn pipeline_specs(&self, gpu: &Gpu, shape: MatmulShape) -> Vec<PipelineSpec> {
+        let (tile, split) = self.plan(gpu, shape);
+        let Ok(spec) = tile
+            .check(self.strategy(gpu))
+            .and_then(|()| self.spec(gpu, tile))
+        else {
+            return Vec::new();
+        };
+        let mut specs = vec![spec];
+        if split.is_some() {
+            specs.push(Self::sum_spec());
+        }
+        specs
+    }
+
+    /// The tile and split this variant takes for `shape`.
+    fn plan(&self, gpu: &Gpu, shape: MatmulShape) -> (MatmulTile, Option<MatmulSplit>) {
+        let strategy = self.strategy(gpu);
+        let tile = self
+            .tile
+            .unwrap_or_else(|| MatmulTile::for_shape(strategy, shape));
+        (tile, MatmulSplit::for_shape(strategy, tile, shape))
     }
 
     /// Points an existing dispatch of this variant at a new `shape` (same buffers), keeping the
