@@ -9,7 +9,8 @@
 //
 // Two strategies (MatmulStrategy in src/gpu/kernels/mod.rs; KernelConfig picks per adapter):
 //   matmul_tiled     shared-memory tiles of vec4s with the next slice prefetched, the tile
-//                    chosen per product; what GPUs get.
+//                    chosen per product; what GPUs get. A product with too few tiles to fill
+//                    a GPU splits k over workgroups, and matmul_sum_parts adds the parts.
 //   matmul_register  register blocks read straight from memory, no barrier; for CPU adapters,
 //                    where a barrier costs a context switch of every invocation.
 // Each gives each invocation a register block of C. matmul_register's block (MM_BLOCK_M ×
