@@ -858,9 +858,14 @@ fn adapters() -> Result<()> {
     }
     let gpu = Gpu::new(AdapterChoice::Auto)?;
     println!(
-        "--adapter auto uses: {} (kernels: {:?} matmul)",
+        "--adapter auto uses: {} (kernels: {:?} matmul{})",
         gpu.adapter_description(),
-        gpu.config().matmul
+        gpu.config().matmul,
+        if gpu.config().bounds_checks {
+            ", wgpu's bounds checks on (WGPU_MLP_BOUNDS_CHECKS=1)"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

@@ -9,11 +9,17 @@ use std::process::{Command, Output};
 use wgpu_mlp::data::download::md5_of;
 
 fn wgpu_mlp(args: &[&str]) -> Output {
+    wgpu_mlp_with(args, &[])
+}
+
+/// [`wgpu_mlp`] with extra environment variables.
+fn wgpu_mlp_with(args: &[&str], vars: &[(&str, &str)]) -> Output {
     let runtime = std::env::temp_dir().join("wgpu-mlp-xdg");
     std::fs::create_dir_all(&runtime).unwrap();
     Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
         .args(args)
         .env("XDG_RUNTIME_DIR", runtime)
+        .envs(vars.iter().copied())
         .output()
         .unwrap()
 }
@@ -359,6 +365,32 @@ fn bench_reports_throughput_and_profiles_every_kernel() {
     }
     let stderr = fail(&["bench", "--cpu", "--profile"]);
     assert!(stderr.contains("cannot be used with --cpu"), "{stderr}");
+}
+
+#[test]
+fn wgpu_mlp_bounds_checks_turns_wgpus_checks_on_and_changes_no_result() {
+    let adapters = |checked: &str| {
+        let output = wgpu_mlp_with(&["adapters"], &[("WGPU_MLP_BOUNDS_CHECKS", checked)]);
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert!(adapters("1").contains("bounds checks on"));
+    assert!(!adapters("0").contains("bounds checks on"));
+    // With the checks on, the same loss and gradients, on tiles with ragged edges.
+    let gpu_lines = |checked: &str| {
+        let args = ["gradcheck", "--layers", "70,33,5", "--hidden", "relu"];
+        let output = wgpu_mlp_with(&args, &[("WGPU_MLP_BOUNDS_CHECKS", checked)]);
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{stdout}");
+        let lines: Vec<String> = stdout
+            .lines()
+            .filter(|l| l.starts_with("loss: gpu") || l.starts_with("worst |gpu − cpu|"))
+            .map(String::from)
+            .collect();
+        assert_eq!(lines.len(), 2, "{stdout}");
+        lines
+    };
+    assert_eq!(gpu_lines("1"), gpu_lines("0"));
 }
 
 #[test]

@@ -314,6 +314,30 @@ fn a_split_matmul_reshaped_stays_split_within_its_parts_buffer() {
 }
 
 #[test]
+fn matmul_gives_the_same_bits_with_wgpus_bounds_checks_on() {
+    // The matmul module is trusted to guard its own indices (no wgpu checks); the checked
+    // build of the same kernels must agree bit for bit, ragged edges and split products included.
+    let checked = common::gpu_with(|config| config.bounds_checks = true);
+    let unchecked = common::gpu_with(|config| config.bounds_checks = false);
+    for strategy in STRATEGIES {
+        for (m, n, k) in [(65, 33, 70), (10, 37, 1000)] {
+            let a = random_matrix(m, k, 50);
+            let b = random_matrix(n, k, 51);
+            let run = |gpu: &Gpu| {
+                let (a, b) = (upload_to(gpu, &a), upload_to(gpu, &b));
+                let c = gpu.storage_buffer("c", m * n).unwrap();
+                let dispatch = Matmul::NT
+                    .with_strategy(strategy)
+                    .bind(gpu, "checks", MatmulShape { m, n, k }, &a, &b, &a, &a, &c)
+                    .unwrap();
+                run_and_read(gpu, &dispatch, &c, m * n)
+            };
+            assert_eq!(run(&checked), run(&unchecked), "{strategy:?} {m}×{n}×{k}");
+        }
+    }
+}
+
+#[test]
 fn matmul_refuses_operands_smaller_than_the_shape() {
     // The matmul module runs without wgpu's bounds checks, so the host must refuse this.
     let gpu = gpu();

@@ -97,6 +97,11 @@ pub struct KernelConfig {
     /// Whether column sums (bias gradients) split each column's rows over a workgroup, with a
     /// barrier: what GPUs want. CPU adapters run one invocation per column instead.
     pub split_column_sums: bool,
+    /// Whether wgpu's run-time bounds checks stay in the kernels that guard their own indices
+    /// (the matmul, built with `create_shader_module_trusted` otherwise): off, unless the
+    /// environment sets `WGPU_MLP_BOUNDS_CHECKS=1`, to debug a kernel or to measure what the
+    /// checks cost.
+    pub bounds_checks: bool,
     /// Largest workgroup count per dispatch dimension.
     pub max_workgroups_per_dimension: u32,
 }
@@ -120,6 +125,7 @@ impl KernelConfig {
             matmul,
             workgroup_size,
             split_column_sums: matmul != MatmulStrategy::RegisterBlocked && max_threads >= 256,
+            bounds_checks: std::env::var_os("WGPU_MLP_BOUNDS_CHECKS").is_some_and(|v| v == "1"),
             max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
         }
     }
