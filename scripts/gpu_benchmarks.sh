@@ -3,8 +3,8 @@
 #
 #     scripts/gpu_benchmarks.sh [--quick]
 #
-# whole steps (W1, W2; the adapter's matmul and each kernel by name; fused and unfused), W1 and W2
-# profile, the matmul at W2's shapes and at squares with every shared-memory tile, and PyTorch's
+# whole steps (W1, W2; the adapter's matmul and each kernel by name; fused and unfused), W1's and
+# W2's profiles, the matmul at W2's shapes and at squares with every shared-memory tile, PyTorch's
 # CUDA FP32 baseline when torch is installed. Each part has its own time limit, so one slow part
 # cannot eat the rest. `--quick` shrinks everything so that the script itself can be checked on
 # a software adapter. Set WGPU_MLP to use a prebuilt binary directory (default target/release).
