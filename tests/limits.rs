@@ -8,16 +8,12 @@ use common::{one_hot, random_matrix};
 use wgpu_mlp::data::synthetic;
 use wgpu_mlp::optim::OptimizerConfig;
 use wgpu_mlp::train::{GpuTrainer, TrainConfig};
-use wgpu_mlp::{Activation, AdapterChoice, Error, Gpu, GpuMlp, Loss, Mlp};
+use wgpu_mlp::{Activation, Error, Gpu, GpuMlp, Loss, Mlp};
 
 const ONE_MIB: u64 = 1 << 20;
 
 fn small_gpu() -> Gpu {
-    let choice: AdapterChoice = std::env::var("WGPU_MLP_ADAPTER")
-        .unwrap_or_else(|_| "auto".into())
-        .parse()
-        .unwrap();
-    Gpu::with_limits(choice, |limits| {
+    Gpu::with_limits(common::adapter_choice(), |limits| {
         limits.max_storage_buffer_binding_size = ONE_MIB
     })
     .unwrap()

@@ -549,34 +549,31 @@ impl Gpu {
         Ok(pair)
     }
 
-    /// The pipeline for `spec`, compiled on first request and cached.
     /// Creates the pipelines of `specs` that are not cached yet, on a thread each. A GPU driver
     /// compiles a pipeline when it is created, and a matmul tile is one of the slower ones to
     /// compile, so a network that binds several tiles waits for the slowest instead of their
     /// sum. (wgpu's error scopes are per thread, so each creation is checked on its own.)
     pub(crate) fn prepare_pipelines(&self, specs: &[PipelineSpec]) -> Result<()> {
-        let mut missing: Vec<&PipelineSpec> = Vec::new();
-        {
+        let missing: HashMap<String, &PipelineSpec> = {
             let cached = self
                 .inner
                 .pipelines
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            for spec in specs {
-                let key = spec.cache_key();
-                if !cached.contains_key(&key) && missing.iter().all(|m| m.cache_key() != key) {
-                    missing.push(spec);
-                }
-            }
-        }
+            specs
+                .iter()
+                .map(|spec| (spec.cache_key(), spec))
+                .filter(|(key, _)| !cached.contains_key(key))
+                .collect()
+        };
         // Modules and layouts first, once each, so that the threads only create pipelines.
-        for spec in &missing {
+        for spec in missing.values() {
             self.module(spec.shader)?;
             self.layouts(spec.storage)?;
         }
         std::thread::scope(|scope| {
             let threads: Vec<_> = missing
-                .iter()
+                .values()
                 .map(|spec| scope.spawn(move || self.pipeline(spec).map(drop)))
                 .collect();
             threads.into_iter().try_for_each(|thread| {
@@ -587,6 +584,7 @@ impl Gpu {
         })
     }
 
+    /// The pipeline for `spec`, compiled on first request and cached.
     pub(crate) fn pipeline(&self, spec: &PipelineSpec) -> Result<wgpu::ComputePipeline> {
         let key = spec.cache_key();
         if let Some(pipeline) = self

@@ -14,11 +14,8 @@ use wgpu_mlp::{AdapterChoice, Gpu};
 pub fn gpu() -> Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
     GPU.get_or_init(|| {
-        let choice: AdapterChoice = std::env::var("WGPU_MLP_ADAPTER")
-            .unwrap_or_else(|_| "auto".into())
-            .parse()
-            .unwrap();
-        let gpu = Gpu::new(choice).unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+        let gpu =
+            Gpu::new(adapter_choice()).unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
         eprintln!("tests run on adapter: {}", gpu.adapter_description());
         gpu
     })
@@ -28,12 +25,16 @@ pub fn gpu() -> Gpu {
 /// A GPU of its own on the same adapter as [`gpu`], with its kernel choices changed by `adjust`:
 /// how CI's CPU adapter tests the kernels a real GPU gets, and the other way round.
 pub fn gpu_with(adjust: impl FnOnce(&mut KernelConfig)) -> Gpu {
-    let choice: AdapterChoice = std::env::var("WGPU_MLP_ADAPTER")
+    Gpu::with_kernel_config(adapter_choice(), adjust)
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
+}
+
+/// The adapter the tests run on: `WGPU_MLP_ADAPTER`, or auto.
+pub fn adapter_choice() -> AdapterChoice {
+    std::env::var("WGPU_MLP_ADAPTER")
         .unwrap_or_else(|_| "auto".into())
         .parse()
-        .unwrap();
-    Gpu::with_kernel_config(choice, adjust)
-        .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
+        .unwrap()
 }
 
 /// A `(rows, cols)` matrix of uniform values in [-1, 1), fixed by `seed`.

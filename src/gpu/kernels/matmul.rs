@@ -418,17 +418,17 @@ impl Matmul {
         grid_1d_checked(gpu, "matmul shape", shape.m * shape.n)
     }
 
-    fn spec(&self, gpu: &Gpu, tile: MatmulTile) -> Result<PipelineSpec> {
+    fn spec(&self, gpu: &Gpu, tile: MatmulTile) -> PipelineSpec {
         let entry_point = match self.strategy(gpu) {
             MatmulStrategy::Tiled => "matmul_tiled",
             MatmulStrategy::RegisterBlocked => "matmul_register",
         };
-        Ok(PipelineSpec {
+        PipelineSpec {
             shader: Shader::Matmul,
             entry_point,
             constants: tile.constants(self.strategy(gpu)),
             storage: STORAGE,
-        })
+        }
     }
 
     fn layout(
@@ -522,14 +522,7 @@ impl Matmul {
         let parts = gpu.storage_buffer(&format!("{label}.parts"), parts_len)?;
         let buffers = [a, b, bias, aux, c, &parts];
         self.check_buffers(shape, split, buffers.map(|buffer| buffer.size()))?;
-        let dispatch = Dispatch::new(
-            gpu,
-            label,
-            &self.spec(gpu, tile)?,
-            &params,
-            &buffers,
-            groups,
-        )?;
+        let dispatch = Dispatch::new(gpu, label, &self.spec(gpu, tile), &params, &buffers, groups)?;
         match split {
             Some(_) => dispatch.then(gpu, &Self::sum_spec(), Self::sum_groups(gpu, shape)?),
             None => Ok(dispatch),
@@ -541,13 +534,10 @@ impl Matmul {
     /// error.
     pub(crate) fn pipeline_specs(&self, gpu: &Gpu, shape: MatmulShape) -> Vec<PipelineSpec> {
         let (tile, split) = self.plan(gpu, shape);
-        let Ok(spec) = tile
-            .check(self.strategy(gpu))
-            .and_then(|()| self.spec(gpu, tile))
-        else {
+        if tile.check(self.strategy(gpu)).is_err() {
             return Vec::new();
-        };
-        let mut specs = vec![spec];
+        }
+        let mut specs = vec![self.spec(gpu, tile)];
         if split.is_some() {
             specs.push(Self::sum_spec());
         }
@@ -693,45 +683,16 @@ mod tests {
             let tile = MatmulTile::for_shape(MatmulStrategy::Tiled, shape);
             MatmulSplit::for_shape(MatmulStrategy::Tiled, tile, shape)
         };
+        let parts = |chunk, parts| Some(MatmulSplit { chunk, parts });
         // W2's output layer: 8 tiles of 32×32 over k = 1024, 16 parts of 64 make 128 workgroups.
-        assert_eq!(
-            split(256, 10, 1024),
-            Some(MatmulSplit {
-                chunk: 64,
-                parts: 16
-            })
-        );
+        assert_eq!(split(256, 10, 1024), parts(64, 16));
         // Its weight gradient (10×1024 over the batch): 32 tiles, 4 parts.
-        assert_eq!(
-            split(10, 1024, 256),
-            Some(MatmulSplit {
-                chunk: 64,
-                parts: 4
-            })
-        );
-        // Parts round up to whole slices, so the last part is short: 1000 = 4·240 + 40.
-        assert_eq!(
-            split(10, 37, 1000),
-            Some(MatmulSplit {
-                chunk: 80,
-                parts: 13
-            })
-        );
-        // W2's hidden layers: 128×64 tiles, k in parts of 208 or 256.
-        assert_eq!(
-            split(256, 1024, 784),
-            Some(MatmulSplit {
-                chunk: 208,
-                parts: 4
-            })
-        );
-        assert_eq!(
-            split(256, 784, 1024),
-            Some(MatmulSplit {
-                chunk: 208,
-                parts: 5
-            })
-        );
+        assert_eq!(split(10, 1024, 256), parts(64, 4));
+        // Parts round up to whole slices, so the last part is short: 1000 = 12·80 + 40.
+        assert_eq!(split(10, 37, 1000), parts(80, 13));
+        // W2's hidden layers: 128×64 tiles, k in parts of 208.
+        assert_eq!(split(256, 1024, 784), parts(208, 4));
+        assert_eq!(split(256, 784, 1024), parts(208, 5));
         // Enough tiles, or too short a k for two parts of 64, or a CPU adapter's kernel.
         assert_eq!(split(1024, 1024, 256), None);
         assert_eq!(split(256, 10, 127), None);
