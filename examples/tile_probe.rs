@@ -6,8 +6,9 @@
 //! cargo run --release --example tile_probe -- M N K LAYOUT [TILE]...
 //! ```
 //! LAYOUT is `nn` (A·B), `nt` (A·Bᵀ) or `tn` (Aᵀ·B). A TILE is `shared` (every tile of the
-//! shared-memory kernel GPUs get), `register` (the register-blocked kernel's usual tiles) or
-//! `KERNEL:WG_X,WG_Y,BLOCK_M,BLOCK_N` with KERNEL `s` (shared memory) or `r` (register blocks).
+//! shared-memory kernel GPUs get), `register` (the register-blocked kernel's usual tiles),
+//! `shuffled` (the shuffled kernel's) or `KERNEL:WG_X,WG_Y,BLOCK_M,BLOCK_N` with KERNEL `s`
+//! (shared memory), `r` (register blocks) or `q` (register blocks with A shuffled).
 //! Without a TILE, the kernel and tile the adapter picks. The first run of a new pipeline includes the
 //! driver's shader compile, so it is printed apart.
 
@@ -39,15 +40,22 @@ fn parse_tiles(spec: &str) -> Result<Vec<(MatmulStrategy, MatmulTile)>> {
                 .map(|tile| (MatmulStrategy::RegisterBlocked, tile))
                 .collect());
         }
+        "shuffled" => {
+            return Ok([register(1, 32, 8), register(1, 16, 8), register(1, 32, 4)]
+                .into_iter()
+                .map(|tile| (MatmulStrategy::Shuffled, tile))
+                .collect());
+        }
         _ => {}
     }
     let (kernel, sides) = spec
         .split_once(':')
-        .with_context(|| format!("tile {spec:?}: give shared, register or s|r:X,Y,BM,BN"))?;
+        .with_context(|| format!("tile {spec:?}: give shared, register, shuffled or s|r|q:X,Y,BM,BN"))?;
     let strategy = match kernel {
         "s" => MatmulStrategy::Tiled,
         "r" => MatmulStrategy::RegisterBlocked,
-        other => bail!("tile {spec:?}: kernel {other:?} is not s or r"),
+        "q" => MatmulStrategy::Shuffled,
+        other => bail!("tile {spec:?}: kernel {other:?} is not s, r or q"),
     };
     let sides: Vec<u32> = sides
         .split(',')
@@ -70,7 +78,7 @@ fn parse_tiles(spec: &str) -> Result<Vec<(MatmulStrategy, MatmulTile)>> {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 4 {
-        bail!("usage: tile_probe M N K nn|nt|tn [shared|register|s|r:X,Y,BM,BN]...");
+        bail!("usage: tile_probe M N K nn|nt|tn [shared|register|shuffled|s|r|q:X,Y,BM,BN]...");
     }
     let number = |i: usize| -> Result<usize> {
         args[i]

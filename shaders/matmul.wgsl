@@ -7,7 +7,8 @@
 //   backward  δp = δ · W               (plain)         epilogue: ⊙ g'(a_prev)
 //   gradient  dW = δᵀ · a_prev         (A transposed)
 //
-// Two strategies (MatmulStrategy in src/gpu/kernels/mod.rs; KernelConfig picks per adapter):
+// Two strategies here (MatmulStrategy in src/gpu/kernels/mod.rs; KernelConfig picks per
+// adapter), and a third, matmul_shuffled, in matmul_shuffled.wgsl for devices with subgroups:
 //   matmul_tiled     shared-memory tiles of vec4s with the next slice prefetched, the tile
 //                    chosen per product; what GPUs get. A product with too few tiles to fill
 //                    a GPU splits k over workgroups, and matmul_sum_parts adds the parts.

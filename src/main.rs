@@ -99,12 +99,15 @@ struct BenchArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum MatmulArg {
-    /// What the adapter gets: shared-memory tiles on GPUs, register blocks on CPU adapters.
+    /// What the adapter gets: shared-memory tiles on GPUs, register blocks on CPU adapters
+    /// (shuffled where they have subgroups).
     Auto,
     /// Shared-memory tiles of vec4s, the tile chosen per product.
     Tiled,
     /// Register blocks with no barrier.
     Register,
+    /// Register blocks with A passed between lanes by subgroup shuffles.
+    Shuffled,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -920,6 +923,7 @@ fn bench(args: BenchArgs) -> Result<()> {
                 MatmulArg::Auto => None,
                 MatmulArg::Tiled => Some(MatmulStrategy::Tiled),
                 MatmulArg::Register => Some(MatmulStrategy::RegisterBlocked),
+                MatmulArg::Shuffled => Some(MatmulStrategy::Shuffled),
             },
         };
         bench_gpu_with(workload, args.samples, &options)?

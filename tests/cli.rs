@@ -396,7 +396,11 @@ fn wgpu_mlp_bounds_checks_turns_wgpus_checks_on_and_changes_no_result() {
 #[test]
 fn bench_runs_the_matmul_kernel_asked_for() {
     let args = |matmul| ["bench", "--samples", "64", "--json", "--matmul", matmul];
-    for (matmul, strategy) in [("tiled", "Tiled"), ("register", "RegisterBlocked")] {
+    for (matmul, strategy) in [
+        ("tiled", "Tiled"),
+        ("register", "RegisterBlocked"),
+        ("shuffled", "Shuffled"),
+    ] {
         let report = last_json(&succeed(&args(matmul)));
         assert_eq!(report["matmul"], strategy, "{report}");
         assert!(report["samples_per_s"].as_f64().unwrap() > 0.0, "{report}");

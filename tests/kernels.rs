@@ -16,7 +16,10 @@ const MATMUL_ATOL: f32 = 1e-4;
 const MATMUL_RTOL: f32 = 1e-4;
 
 fn run_matmul(variant: Matmul, m: usize, n: usize, k: usize, seed: u64) {
-    let gpu = gpu();
+    run_matmul_on(&gpu(), variant, m, n, k, seed);
+}
+
+fn run_matmul_on(gpu: &wgpu_mlp::Gpu, variant: Matmul, m: usize, n: usize, k: usize, seed: u64) {
     let a_stored = if variant.transpose_a {
         random_matrix(k, m, seed)
     } else {
@@ -55,7 +58,7 @@ fn run_matmul(variant: Matmul, m: usize, n: usize, k: usize, seed: u64) {
     let c = gpu.storage_buffer("c", m * n).unwrap();
     let dispatch = variant
         .bind(
-            &gpu,
+            gpu,
             "matmul test",
             MatmulShape { m, n, k },
             &a,
@@ -65,7 +68,7 @@ fn run_matmul(variant: Matmul, m: usize, n: usize, k: usize, seed: u64) {
             &c,
         )
         .unwrap();
-    Dispatch::run_all(&gpu, &[&dispatch]).unwrap();
+    Dispatch::run_all(gpu, &[&dispatch]).unwrap();
     let got = gpu.read_f32(&c, m * n).unwrap();
     assert_close(
         &format!("{variant:?} m={m} n={n} k={k}"),
@@ -76,8 +79,12 @@ fn run_matmul(variant: Matmul, m: usize, n: usize, k: usize, seed: u64) {
     );
 }
 
-/// Every matmul kernel: the one CPU adapters get and the one GPUs get.
-const STRATEGIES: [MatmulStrategy; 2] = [MatmulStrategy::RegisterBlocked, MatmulStrategy::Tiled];
+/// Every matmul kernel: the ones CPU adapters get and the one GPUs get.
+const STRATEGIES: [MatmulStrategy; 3] = [
+    MatmulStrategy::RegisterBlocked,
+    MatmulStrategy::Shuffled,
+    MatmulStrategy::Tiled,
+];
 
 fn all_layouts(strategy: MatmulStrategy) {
     for variant in [Matmul::NN, Matmul::NT, Matmul::TN] {
@@ -96,6 +103,11 @@ fn all_layouts(strategy: MatmulStrategy) {
 #[test]
 fn matmul_register_blocked_matches_ndarray_in_every_layout() {
     all_layouts(MatmulStrategy::RegisterBlocked);
+}
+
+#[test]
+fn matmul_shuffled_matches_ndarray_in_every_layout() {
+    all_layouts(MatmulStrategy::Shuffled);
 }
 
 #[test]
@@ -122,8 +134,24 @@ fn matmul_every_tile_shape_matches_ndarray() {
         block_m,
         block_n,
     });
+    // One row of invocations: as many as a subgroup, half, twice, or one alone.
+    let shuffled = [
+        (8, 32, 8),
+        (8, 32, 2),
+        (8, 5, 3),
+        (4, 7, 8),
+        (16, 32, 8),
+        (1, 3, 1),
+    ]
+    .map(|(wg_x, block_m, block_n)| MatmulTile {
+        wg_x,
+        wg_y: 1,
+        block_m,
+        block_n,
+    });
     for (strategy, tiles) in [
         (MatmulStrategy::RegisterBlocked, &register[..]),
+        (MatmulStrategy::Shuffled, &shuffled[..]),
         (MatmulStrategy::Tiled, &MatmulTile::SHARED_TILES[..]),
     ] {
         for &tile in tiles {
@@ -187,6 +215,60 @@ fn matmul_refuses_a_block_larger_than_the_shader_holds() {
     assert!(
         error.contains("vec4 shared-memory kernel takes blocks of 4 or 8"),
         "{error}"
+    );
+    let shuffled = |tile| {
+        Matmul::NN
+            .with_strategy(MatmulStrategy::Shuffled)
+            .with_tile(tile)
+            .bind(
+                &gpu, "too big", shape, &buffer, &buffer, &buffer, &buffer, &c,
+            )
+            .unwrap_err()
+            .to_string()
+    };
+    for (wg_x, wg_y, block_m, block_n) in [(8, 2, 4, 4), (6, 1, 4, 4), (8, 1, 33, 4), (8, 1, 4, 9)]
+    {
+        let error = shuffled(MatmulTile {
+            wg_x,
+            wg_y,
+            block_m,
+            block_n,
+        });
+        assert!(
+            error.contains("the shuffled kernel takes one row of a power of two"),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn the_shuffled_matmul_is_refused_without_subgroups() {
+    // On a device without subgroup operations the kernel is not even in the module.
+    let gpu = common::gpu_with(|config| config.subgroups = false);
+    let buffer = gpu.storage_buffer("operand", 64).unwrap();
+    let error = Matmul::NN
+        .with_strategy(MatmulStrategy::Shuffled)
+        .bind(
+            &gpu,
+            "no subgroups",
+            MatmulShape { m: 8, n: 8, k: 1 },
+            &buffer,
+            &buffer,
+            &buffer,
+            &buffer,
+            &buffer,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("needs subgroup operations"), "{error}");
+    // The other kernels still run there.
+    run_matmul_on(
+        &gpu,
+        Matmul::NT.with_strategy(MatmulStrategy::RegisterBlocked),
+        9,
+        10,
+        11,
+        5,
     );
 }
 

@@ -255,8 +255,10 @@ impl Gpu {
         adjust_limits(&mut limits);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgpu-mlp device"),
-            // Timestamps cost nothing unless `--profile` writes them.
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            // Timestamps cost nothing unless `--profile` writes them; subgroups serve the
+            // shuffled matmul (KernelConfig::for_adapter).
+            required_features: adapter.features()
+                & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP),
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -279,7 +281,7 @@ impl Gpu {
             slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
         });
 
-        let mut config = KernelConfig::for_adapter(&adapter_info, &limits);
+        let mut config = KernelConfig::for_adapter(&adapter_info, &limits, device.features());
         adjust_config(&mut config);
         Ok(Gpu {
             inner: Arc::new(GpuInner {

@@ -75,6 +75,13 @@ impl MatmulTile {
     /// The largest block the register-blocked kernel's arrays hold (`MM_MAX_BLOCK` in matmul.wgsl).
     pub const MAX_BLOCK: u32 = 16;
 
+    /// The most rows per invocation of the shuffled kernel (`MS_MAX_ROWS` in
+    /// matmul_shuffled.wgsl).
+    pub const MAX_SHUFFLED_ROWS: u32 = 32;
+
+    /// The most columns per invocation of the shuffled kernel (`MS_MAX_COLS`).
+    pub const MAX_SHUFFLED_COLS: u32 = 8;
+
     /// The largest tile side of the vec4 shared-memory kernel (4 · `TL_MAX_QUADS` in
     /// matmul.wgsl).
     pub const MAX_SHARED_TILE: u32 = 128;
@@ -133,6 +140,10 @@ impl MatmulTile {
     /// spread over every core. Narrow products (the 10 classes of an output layer) get narrower
     /// blocks rather than compute columns that are thrown away.
     ///
+    /// [`MatmulStrategy::Shuffled`] loads A once per 8 depths instead of once per depth, so its
+    /// blocks trade columns for rows: 32×8 takes 12 loads per depth for 256 FMAs where 16×16
+    /// takes 32. On lavapipe that doubled W2's throughput.
+    ///
     /// Measured against the alternatives with `examples/tile_probe.rs`; see BENCHMARKS.md.
     pub fn for_shape(strategy: MatmulStrategy, shape: MatmulShape) -> Self {
         if strategy == MatmulStrategy::Tiled {
@@ -146,14 +157,15 @@ impl MatmulTile {
                 .unwrap_or(tiles[tiles.len() - 1]);
         }
         const LANES: u32 = 8;
-        let columns_per_lane = shape
-            .n
-            .div_ceil(LANES as usize)
-            .min(Self::MAX_BLOCK as usize);
+        let (block_m, max_block_n) = match strategy {
+            MatmulStrategy::Shuffled => (Self::MAX_SHUFFLED_ROWS, Self::MAX_SHUFFLED_COLS),
+            _ => (Self::MAX_BLOCK, Self::MAX_BLOCK),
+        };
+        let columns_per_lane = shape.n.div_ceil(LANES as usize).min(max_block_n as usize);
         MatmulTile {
             wg_x: LANES,
             wg_y: 1,
-            block_m: Self::MAX_BLOCK,
+            block_m,
             block_n: (columns_per_lane as u32).next_power_of_two(),
         }
     }
@@ -191,6 +203,24 @@ impl MatmulTile {
             }
             return Ok(());
         }
+        if strategy == MatmulStrategy::Shuffled {
+            let fits = self.wg_x.is_power_of_two()
+                && self.wg_y == 1
+                && (1..=Self::MAX_SHUFFLED_ROWS).contains(&self.block_m)
+                && (1..=Self::MAX_SHUFFLED_COLS).contains(&self.block_n);
+            if !fits {
+                return Err(Error::invalid(
+                    "matmul tile",
+                    format!(
+                        "{self:?}: the shuffled kernel takes one row of a power of two of \
+                         invocations, each with at most {} rows and {} columns",
+                        Self::MAX_SHUFFLED_ROWS,
+                        Self::MAX_SHUFFLED_COLS,
+                    ),
+                ));
+            }
+            return Ok(());
+        }
         let block_ok = |b: u32| (1..=Self::MAX_BLOCK).contains(&b);
         if self.wg_x == 0 || self.wg_y == 0 || !block_ok(self.block_m) || !block_ok(self.block_n) {
             return Err(Error::invalid(
@@ -209,7 +239,9 @@ impl MatmulTile {
         let names = Self::constant_names(strategy);
         let values = match strategy {
             MatmulStrategy::Tiled => [self.wg_x, self.wg_y, self.block_m / 4, self.block_n / 4],
-            MatmulStrategy::RegisterBlocked => [self.wg_x, self.wg_y, self.block_m, self.block_n],
+            MatmulStrategy::RegisterBlocked | MatmulStrategy::Shuffled => {
+                [self.wg_x, self.wg_y, self.block_m, self.block_n]
+            }
         };
         names.into_iter().zip(values.map(f64::from)).collect()
     }
@@ -217,7 +249,9 @@ impl MatmulTile {
     fn constant_names(strategy: MatmulStrategy) -> [&'static str; 4] {
         match strategy {
             MatmulStrategy::Tiled => ["TL_WG_X", "TL_WG_Y", "TL_GROUPS_M", "TL_GROUPS_N"],
-            MatmulStrategy::RegisterBlocked => ["MM_WG_X", "MM_WG_Y", "MM_BLOCK_M", "MM_BLOCK_N"],
+            MatmulStrategy::RegisterBlocked | MatmulStrategy::Shuffled => {
+                ["MM_WG_X", "MM_WG_Y", "MM_BLOCK_M", "MM_BLOCK_N"]
+            }
         }
     }
 
@@ -236,7 +270,7 @@ impl MatmulTile {
         let [wg_x, wg_y, block_m, block_n] = values;
         Ok(match strategy {
             MatmulStrategy::Tiled => MatmulTile::shared(wg_x, wg_y, block_m * 4, block_n * 4),
-            MatmulStrategy::RegisterBlocked => MatmulTile {
+            MatmulStrategy::RegisterBlocked | MatmulStrategy::Shuffled => MatmulTile {
                 wg_x,
                 wg_y,
                 block_m,
@@ -422,6 +456,7 @@ impl Matmul {
         let entry_point = match self.strategy(gpu) {
             MatmulStrategy::Tiled => "matmul_tiled",
             MatmulStrategy::RegisterBlocked => "matmul_register",
+            MatmulStrategy::Shuffled => "matmul_shuffled",
         };
         PipelineSpec {
             shader: Shader::Matmul,
@@ -429,6 +464,19 @@ impl Matmul {
             constants: tile.constants(self.strategy(gpu)),
             storage: STORAGE,
         }
+    }
+
+    /// Whether this variant's kernel can run `tile` on `gpu`.
+    fn check_runnable(&self, gpu: &Gpu, tile: MatmulTile) -> Result<()> {
+        let strategy = self.strategy(gpu);
+        tile.check(strategy)?;
+        if strategy == MatmulStrategy::Shuffled && !gpu.config().subgroups {
+            return Err(Error::invalid(
+                "matmul strategy",
+                "the shuffled kernel needs subgroup operations, which this device does not have",
+            ));
+        }
+        Ok(())
     }
 
     fn layout(
@@ -452,7 +500,7 @@ impl Matmul {
                 format!("m={m}, n={n}, k={k} exceeds 32-bit indexing"),
             ));
         }
-        tile.check(self.strategy(gpu))?;
+        self.check_runnable(gpu, tile)?;
         let config = gpu.config();
         let groups = [
             n.div_ceil(tile.cols() as usize) as u32,
@@ -534,7 +582,7 @@ impl Matmul {
     /// error.
     pub(crate) fn pipeline_specs(&self, gpu: &Gpu, shape: MatmulShape) -> Vec<PipelineSpec> {
         let (tile, split) = self.plan(gpu, shape);
-        if tile.check(self.strategy(gpu)).is_err() {
+        if self.check_runnable(gpu, tile).is_err() {
             return Vec::new();
         }
         let mut specs = vec![self.spec(gpu, tile)];
@@ -619,11 +667,15 @@ mod tests {
     use crate::gpu::kernels::KernelConfig;
 
     fn config(device_type: wgpu::DeviceType) -> KernelConfig {
+        config_with(device_type, wgpu::Features::empty())
+    }
+
+    fn config_with(device_type: wgpu::DeviceType, features: wgpu::Features) -> KernelConfig {
         let info = wgpu::AdapterInfo {
             device_type,
             ..wgpu::AdapterInfo::new(wgpu::DeviceType::Other, wgpu::Backend::Vulkan)
         };
-        KernelConfig::for_adapter(&info, &wgpu::Limits::default())
+        KernelConfig::for_adapter(&info, &wgpu::Limits::default(), features)
     }
 
     #[test]
@@ -674,6 +726,45 @@ mod tests {
             assert!(t.check(MatmulStrategy::RegisterBlocked).is_ok(), "{t:?}");
             assert!(t.cols() as usize >= n.min(128), "{t:?} for n={n}");
         }
+    }
+
+    #[test]
+    fn cpu_adapters_with_subgroups_get_tall_shuffled_blocks() {
+        let subgroups = wgpu::Features::SUBGROUP;
+        let cpu = config_with(wgpu::DeviceType::Cpu, subgroups);
+        assert_eq!(cpu.matmul, MatmulStrategy::Shuffled);
+        assert!(cpu.subgroups && !cpu.split_column_sums);
+        // GPUs keep their shared-memory tiles whatever they have.
+        let gpu = config_with(wgpu::DeviceType::IntegratedGpu, subgroups);
+        assert_eq!(gpu.matmul, MatmulStrategy::Tiled);
+
+        let tile = |n| MatmulTile::for_shape(cpu.matmul, MatmulShape { m: 64, n, k: 784 });
+        assert_eq!(
+            tile(1024),
+            MatmulTile {
+                wg_x: 8,
+                wg_y: 1,
+                block_m: 32,
+                block_n: 8
+            }
+        );
+        assert_eq!(tile(10).block_n, 2);
+        assert_eq!(tile(1).block_n, 1);
+        for n in [1, 7, 10, 65, 1000] {
+            let t = tile(n);
+            assert!(t.check(MatmulStrategy::Shuffled).is_ok(), "{t:?}");
+            assert!(t.cols() as usize >= n.min(64), "{t:?} for n={n}");
+        }
+        // The 16×16 blocks of the plain register kernel are too wide for its arrays.
+        let register = MatmulTile::for_shape(
+            MatmulStrategy::RegisterBlocked,
+            MatmulShape {
+                m: 64,
+                n: 1024,
+                k: 784,
+            },
+        );
+        assert!(register.check(MatmulStrategy::Shuffled).is_err());
     }
 
     #[test]

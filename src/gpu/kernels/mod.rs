@@ -70,7 +70,15 @@ impl Shader {
             Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
             Shader::Transpose => include_str!("../../../shaders/transpose.wgsl"),
         };
-        format!("{}\n{COMMON}\n{own}", config.wgsl_header())
+        // The shuffled matmul uses subgroup operations, which naga refuses on a device
+        // without them, so it joins its family's module only where it can run.
+        let extra = match self {
+            Shader::Matmul if config.subgroups => {
+                include_str!("../../../shaders/matmul_shuffled.wgsl")
+            }
+            _ => "",
+        };
+        format!("{}\n{COMMON}\n{own}\n{extra}", config.wgsl_header())
     }
 }
 
@@ -84,6 +92,10 @@ pub enum MatmulStrategy {
     /// Each thread accumulates a register block straight from global memory, with no barrier:
     /// what CPU-based software adapters (lavapipe, WARP) want.
     RegisterBlocked,
+    /// [`MatmulStrategy::RegisterBlocked`] with A loaded once per subgroup-size depths and passed
+    /// between the lanes by subgroup shuffles, in taller blocks: what CPU adapters with subgroup
+    /// operations get. Needs [`KernelConfig::subgroups`].
+    Shuffled,
 }
 
 /// Kernel shapes for one adapter.
@@ -104,15 +116,26 @@ pub struct KernelConfig {
     pub bounds_checks: bool,
     /// Largest workgroup count per dispatch dimension.
     pub max_workgroups_per_dimension: u32,
+    /// Whether the device runs subgroup operations (wgpu's `SUBGROUP` feature), which
+    /// [`MatmulStrategy::Shuffled`] needs.
+    pub subgroups: bool,
 }
 
 impl KernelConfig {
-    /// The shapes that suit `info`'s kind of adapter, within `limits`.
-    pub fn for_adapter(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> KernelConfig {
+    /// The shapes that suit `info`'s kind of adapter, within `limits`, on a device with
+    /// `features`.
+    pub fn for_adapter(
+        info: &wgpu::AdapterInfo,
+        limits: &wgpu::Limits,
+        features: wgpu::Features,
+    ) -> KernelConfig {
         // A CPU adapter (lavapipe) runs 8 invocations as the lanes of one SIMD register and
         // pays for a barrier with a context switch of every invocation: it wants register
-        // blocks and no shared memory. GPUs want shared-memory tiles.
+        // blocks and no shared memory, and shuffles where it has them. GPUs want shared-memory
+        // tiles.
+        let subgroups = features.contains(wgpu::Features::SUBGROUP);
         let matmul = match info.device_type {
+            wgpu::DeviceType::Cpu if subgroups => MatmulStrategy::Shuffled,
             wgpu::DeviceType::Cpu => MatmulStrategy::RegisterBlocked,
             _ => MatmulStrategy::Tiled,
         };
@@ -124,9 +147,10 @@ impl KernelConfig {
         KernelConfig {
             matmul,
             workgroup_size,
-            split_column_sums: matmul != MatmulStrategy::RegisterBlocked && max_threads >= 256,
+            split_column_sums: matmul == MatmulStrategy::Tiled && max_threads >= 256,
             bounds_checks: std::env::var_os("WGPU_MLP_BOUNDS_CHECKS").is_some_and(|v| v == "1"),
             max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+            subgroups,
         }
     }
 
