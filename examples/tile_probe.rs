@@ -48,9 +48,9 @@ fn parse_tiles(spec: &str) -> Result<Vec<(MatmulStrategy, MatmulTile)>> {
         }
         _ => {}
     }
-    let (kernel, sides) = spec
-        .split_once(':')
-        .with_context(|| format!("tile {spec:?}: give shared, register, shuffled or s|r|q:X,Y,BM,BN"))?;
+    let (kernel, sides) = spec.split_once(':').with_context(|| {
+        format!("tile {spec:?}: give shared, register, shuffled or s|r|q:X,Y,BM,BN")
+    })?;
     let strategy = match kernel {
         "s" => MatmulStrategy::Tiled,
         "r" => MatmulStrategy::RegisterBlocked,

@@ -286,6 +286,63 @@ mod trainers {
     }
 
     #[test]
+    fn images_whose_rows_are_not_whole_words_are_gathered_byte_by_byte() {
+        // 5×5 = 25 pixels: the GPU gather's four-pixel words straddle samples, so it takes its
+        // per-byte path (MNIST's 784 takes the per-word one, tested above).
+        let mut rng = wgpu_mlp::rng::Rng::new(17);
+        let dataset = |count: usize, rng: &mut wgpu_mlp::rng::Rng| wgpu_mlp::data::Dataset {
+            images: (0..count * 25).map(|_| rng.below(256) as u8).collect(),
+            labels: (0..count).map(|i| (i % 3) as u8).collect(),
+            rows: 5,
+            cols: 5,
+            classes: 3,
+        };
+        let (train, test) = (dataset(45, &mut rng), dataset(11, &mut rng));
+        let mlp = Mlp::new(
+            &[25, 7, 3],
+            Activation::Tanh,
+            Activation::Softmax,
+            Loss::CrossEntropy,
+            6,
+        );
+        let config = TrainConfig {
+            batch_size: 9,
+            ..config(Optimizer::Sgd, 0.2)
+        };
+        let mut on_gpu = GpuTrainer::new(&gpu(), &mlp, &train, Some(&test), config).unwrap();
+        let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), config).unwrap();
+        for _ in 0..2 {
+            let (g, c) = (
+                on_gpu.train_epoch(|_| {}).unwrap(),
+                on_cpu.train_epoch(|_| {}).unwrap(),
+            );
+            assert_close(
+                "train loss",
+                &[g.train_loss],
+                &[c.train_loss],
+                TRAINER_ATOL,
+                TRAINER_RTOL,
+            );
+        }
+        let (g, c) = (on_gpu.evaluate().unwrap(), on_cpu.evaluate().unwrap());
+        assert_close(
+            "test loss",
+            &[g.loss],
+            &[c.loss],
+            TRAINER_ATOL,
+            TRAINER_RTOL,
+        );
+        let (gm, cm) = (on_gpu.to_mlp().unwrap(), on_cpu.to_mlp());
+        assert_close2(
+            "first layer",
+            gm.layers[0].weight.view(),
+            cm.layers[0].weight.view(),
+            TRAINER_ATOL,
+            TRAINER_RTOL,
+        );
+    }
+
+    #[test]
     fn profiled_steps_time_every_kernel_and_train_exactly_as_unprofiled_ones() {
         let gpu = gpu();
         assert!(

@@ -57,8 +57,10 @@ impl Gather {
         inputs: usize,
         classes: usize,
     ) -> Result<(GatherParams, [u32; 3])> {
-        let items = rows.max(1) * inputs.max(classes);
-        if rows == 0 || inputs == 0 || classes == 0 || u32::try_from(items).is_err() {
+        // An invocation per four elements of x, and per element of y (data.wgsl).
+        let items = (rows * inputs).div_ceil(4).max(rows * classes);
+        let too_big = u32::try_from(rows * inputs.max(classes)).is_err();
+        if rows == 0 || inputs == 0 || classes == 0 || too_big {
             return Err(Error::invalid(
                 "gather shape",
                 format!("rows={rows}, inputs={inputs}, classes={classes}"),
