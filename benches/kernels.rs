@@ -94,7 +94,7 @@ fn matmul(c: &mut Criterion) {
 }
 
 fn matmul_strategies(c: &mut Criterion) {
-    // Both kernels on this adapter, to show why the adapter's choice is what it is.
+    // Every kernel this adapter can run, to show why its choice is what it is.
     let gpu = gpu();
     let mut group = c.benchmark_group(format!("matmul strategies on {}", gpu.adapter_info().name));
     group
@@ -108,7 +108,13 @@ fn matmul_strategies(c: &mut Criterion) {
         gpu.storage_buffer("c", m * n).unwrap(),
     );
     group.throughput(Throughput::Elements((2 * m * n * k) as u64));
-    for strategy in [MatmulStrategy::RegisterBlocked, MatmulStrategy::Tiled] {
+    let shuffled = gpu.config().subgroups.then_some(MatmulStrategy::Shuffled);
+    let strategies = [
+        Some(MatmulStrategy::RegisterBlocked),
+        shuffled,
+        Some(MatmulStrategy::Tiled),
+    ];
+    for strategy in strategies.into_iter().flatten() {
         let dispatch = Matmul::NT
             .with_strategy(strategy)
             .bind(&gpu, "bench", MatmulShape { m, n, k }, &a, &b, &a, &a, &out)
