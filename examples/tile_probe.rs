@@ -21,7 +21,7 @@ use wgpu_mlp::rng::Rng;
 use wgpu_mlp::{AdapterChoice, Gpu};
 
 fn parse_tiles(spec: &str) -> Result<Vec<(MatmulStrategy, MatmulTile)>> {
-    let register = |wg_y, block_m, block_n| MatmulTile {
+    let eight_wide = |wg_y, block_m, block_n| MatmulTile {
         wg_x: 8,
         wg_y,
         block_m,
@@ -35,16 +35,24 @@ fn parse_tiles(spec: &str) -> Result<Vec<(MatmulStrategy, MatmulTile)>> {
                 .collect());
         }
         "register" => {
-            return Ok([register(1, 16, 16), register(2, 8, 16), register(8, 4, 4)]
-                .into_iter()
-                .map(|tile| (MatmulStrategy::RegisterBlocked, tile))
-                .collect());
+            return Ok([
+                eight_wide(1, 16, 16),
+                eight_wide(2, 8, 16),
+                eight_wide(8, 4, 4),
+            ]
+            .into_iter()
+            .map(|tile| (MatmulStrategy::RegisterBlocked, tile))
+            .collect());
         }
         "shuffled" => {
-            return Ok([register(1, 32, 8), register(1, 16, 8), register(1, 32, 4)]
-                .into_iter()
-                .map(|tile| (MatmulStrategy::Shuffled, tile))
-                .collect());
+            return Ok([
+                eight_wide(1, 32, 8),
+                eight_wide(1, 16, 8),
+                eight_wide(1, 32, 4),
+            ]
+            .into_iter()
+            .map(|tile| (MatmulStrategy::Shuffled, tile))
+            .collect());
         }
         _ => {}
     }

@@ -157,13 +157,20 @@ fn matmul_register(
             }
         }
     }
-    if params.epilogue != EPILOGUE_NONE {
-        for (var e = 0u; e < params.block_elements; e++) {
-            let row = row0 + (e / MM_BLOCK_N) * MM_WG_Y;
-            let col = col0 + (e % MM_BLOCK_N) * MM_WG_X;
-            if row < params.m && col < params.n {
-                store_c(row, col, c[row * params.n + col]);
-            }
+    epilogue_in_place(row0, col0, MM_WG_Y);
+}
+
+// The epilogue over a register block already stored raw: rows `row_step` apart from row0,
+// columns MM_WG_X apart from col0. Shared by matmul_register and matmul_shuffled.
+fn epilogue_in_place(row0: u32, col0: u32, row_step: u32) {
+    if params.epilogue == EPILOGUE_NONE {
+        return;
+    }
+    for (var e = 0u; e < params.block_elements; e++) {
+        let row = row0 + (e / MM_BLOCK_N) * row_step;
+        let col = col0 + (e % MM_BLOCK_N) * MM_WG_X;
+        if row < params.m && col < params.n {
+            store_c(row, col, c[row * params.n + col]);
         }
     }
 }

@@ -1,7 +1,7 @@
 // matmul_shuffled.wgsl — matmul_register with A passed around the subgroup.
 //
-// Appended to matmul.wgsl (its parameters, bindings, load_a, load_b and store_c) only for a
-// device with subgroup operations: naga refuses a module that uses them on any other.
+// Appended to matmul.wgsl (its parameters, bindings, load_a, load_b and epilogue_in_place) only
+// for a device with subgroup operations: naga refuses a module that uses them on any other.
 //
 // In matmul_register every lane of a workgroup row loads the same element of A, once per depth:
 // on lavapipe that is as dear as a lane-varying load (each costs about 20 vector FMAs), and it
@@ -73,13 +73,5 @@ fn matmul_shuffled(
             }
         }
     }
-    if params.epilogue != EPILOGUE_NONE {
-        for (var e = 0u; e < params.block_elements; e++) {
-            let row = row0 + e / MM_BLOCK_N;
-            let col = col0 + (e % MM_BLOCK_N) * MM_WG_X;
-            if row < params.m && col < params.n {
-                store_c(row, col, c[row * params.n + col]);
-            }
-        }
-    }
+    epilogue_in_place(row0, col0, 1u);
 }

@@ -225,6 +225,23 @@ mod trainers {
         }
     }
 
+    /// Trains both sides `epochs` epochs, checking after each that their mean losses agree.
+    fn train_both(on_gpu: &mut GpuTrainer, on_cpu: &mut CpuTrainer, epochs: usize, what: &str) {
+        for _ in 0..epochs {
+            let (g, c) = (
+                on_gpu.train_epoch(|_| {}).unwrap(),
+                on_cpu.train_epoch(|_| {}).unwrap(),
+            );
+            assert_close(
+                &format!("{what} epoch {} loss", g.epoch),
+                &[g.train_loss],
+                &[c.train_loss],
+                TRAINER_ATOL,
+                TRAINER_RTOL,
+            );
+        }
+    }
+
     #[test]
     fn gpu_trainer_follows_the_cpu_trainer_with_every_optimizer() {
         // 301 samples: nine full batches of 32 and a last one of 13.
@@ -244,19 +261,7 @@ mod trainers {
             let config = config(optimizer, learning_rate);
             let mut on_gpu = GpuTrainer::new(&gpu(), &mlp, &train, Some(&test), config).unwrap();
             let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), config).unwrap();
-            for _ in 0..3 {
-                let (g, c) = (
-                    on_gpu.train_epoch(|_| {}).unwrap(),
-                    on_cpu.train_epoch(|_| {}).unwrap(),
-                );
-                assert_close(
-                    &format!("{optimizer:?} epoch {} loss", g.epoch),
-                    &[g.train_loss],
-                    &[c.train_loss],
-                    TRAINER_ATOL,
-                    TRAINER_RTOL,
-                );
-            }
+            train_both(&mut on_gpu, &mut on_cpu, 3, &format!("{optimizer:?}"));
             let (g, c) = (on_gpu.evaluate().unwrap(), on_cpu.evaluate().unwrap());
             assert_close(
                 &format!("{optimizer:?} test loss"),
@@ -311,19 +316,7 @@ mod trainers {
         };
         let mut on_gpu = GpuTrainer::new(&gpu(), &mlp, &train, Some(&test), config).unwrap();
         let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), config).unwrap();
-        for _ in 0..2 {
-            let (g, c) = (
-                on_gpu.train_epoch(|_| {}).unwrap(),
-                on_cpu.train_epoch(|_| {}).unwrap(),
-            );
-            assert_close(
-                "train loss",
-                &[g.train_loss],
-                &[c.train_loss],
-                TRAINER_ATOL,
-                TRAINER_RTOL,
-            );
-        }
+        train_both(&mut on_gpu, &mut on_cpu, 2, "25 inputs");
         let (g, c) = (on_gpu.evaluate().unwrap(), on_cpu.evaluate().unwrap());
         assert_close(
             "test loss",

@@ -705,65 +705,44 @@ mod tests {
             assert!(tile.check(tiled).is_ok(), "{tile:?}");
         }
 
-        let cpu = config(wgpu::DeviceType::Cpu);
-        assert_eq!(cpu.matmul, MatmulStrategy::RegisterBlocked);
-        let tile = |n| MatmulTile::for_shape(cpu.matmul, MatmulShape { m: 64, n, k: 9 });
-        assert_eq!(
-            tile(1024),
-            MatmulTile {
+        // CPU adapters: one row of 8 invocations with the largest block their kernel holds,
+        // taller and narrower for the shuffled kernel they get where they have subgroups.
+        for (features, strategy, block_m, block_n) in [
+            (
+                wgpu::Features::empty(),
+                MatmulStrategy::RegisterBlocked,
+                16,
+                16,
+            ),
+            (wgpu::Features::SUBGROUP, MatmulStrategy::Shuffled, 32, 8),
+        ] {
+            let cpu = config_with(wgpu::DeviceType::Cpu, features);
+            assert_eq!(cpu.matmul, strategy);
+            assert_eq!(cpu.subgroups, features.contains(wgpu::Features::SUBGROUP));
+            assert!(!cpu.split_column_sums);
+            let tile = |n| MatmulTile::for_shape(strategy, MatmulShape { m: 64, n, k: 9 });
+            let wide = MatmulTile {
                 wg_x: 8,
                 wg_y: 1,
-                block_m: 16,
-                block_n: 16
+                block_m,
+                block_n,
+            };
+            assert_eq!(tile(1024), wide);
+            // Narrow outputs get narrow blocks instead of columns computed and thrown away.
+            assert_eq!(tile(10).block_n, 2);
+            assert_eq!(tile(1).block_n, 1);
+            assert_eq!(tile(100).block_n, block_n);
+            for n in [1, 7, 10, 65, 1000] {
+                let t = tile(n);
+                assert!(t.check(strategy).is_ok(), "{t:?}");
+                assert!(t.cols() >= (n as u32).min(wide.cols()), "{t:?} for n={n}");
             }
-        );
-        // Narrow outputs get narrow blocks instead of columns computed and thrown away.
-        assert_eq!(tile(10).block_n, 2);
-        assert_eq!(tile(1).block_n, 1);
-        assert_eq!(tile(100).block_n, 16);
-        for n in [1, 7, 10, 65, 1000] {
-            let t = tile(n);
-            assert!(t.check(MatmulStrategy::RegisterBlocked).is_ok(), "{t:?}");
-            assert!(t.cols() as usize >= n.min(128), "{t:?} for n={n}");
         }
-    }
-
-    #[test]
-    fn cpu_adapters_with_subgroups_get_tall_shuffled_blocks() {
-        let subgroups = wgpu::Features::SUBGROUP;
-        let cpu = config_with(wgpu::DeviceType::Cpu, subgroups);
-        assert_eq!(cpu.matmul, MatmulStrategy::Shuffled);
-        assert!(cpu.subgroups && !cpu.split_column_sums);
         // GPUs keep their shared-memory tiles whatever they have.
-        let gpu = config_with(wgpu::DeviceType::IntegratedGpu, subgroups);
+        let gpu = config_with(wgpu::DeviceType::IntegratedGpu, wgpu::Features::SUBGROUP);
         assert_eq!(gpu.matmul, MatmulStrategy::Tiled);
-
-        let tile = |n| MatmulTile::for_shape(cpu.matmul, MatmulShape { m: 64, n, k: 784 });
-        assert_eq!(
-            tile(1024),
-            MatmulTile {
-                wg_x: 8,
-                wg_y: 1,
-                block_m: 32,
-                block_n: 8
-            }
-        );
-        assert_eq!(tile(10).block_n, 2);
-        assert_eq!(tile(1).block_n, 1);
-        for n in [1, 7, 10, 65, 1000] {
-            let t = tile(n);
-            assert!(t.check(MatmulStrategy::Shuffled).is_ok(), "{t:?}");
-            assert!(t.cols() as usize >= n.min(64), "{t:?} for n={n}");
-        }
-        // The 16×16 blocks of the plain register kernel are too wide for its arrays.
-        let register = MatmulTile::for_shape(
-            MatmulStrategy::RegisterBlocked,
-            MatmulShape {
-                m: 64,
-                n: 1024,
-                k: 784,
-            },
-        );
+        // The plain register kernel's 16×16 blocks are too wide for the shuffled kernel's arrays.
+        let register = MatmulTile::for_shape(MatmulStrategy::RegisterBlocked, shape);
         assert!(register.check(MatmulStrategy::Shuffled).is_err());
     }
 
