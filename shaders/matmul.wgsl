@@ -34,6 +34,13 @@ override MM_BLOCK_N: u32 = 4u;
 // at a sixth of the speed; blocks smaller than the arrays lose too, so CPU adapters use 16×16.)
 const MM_MAX_BLOCK: u32 = 16u;
 
+// The register kernels store their block STORE_ROWS rows at a time, in a loop that is not
+// unrolled, and move the rows below up after each pass. lavapipe turns a store to a lane-varying
+// address into one scalar store per lane; the 256 stores of a 16×16 or 32×8 block, unrolled, were
+// 1.1 s of the 1.5 s its LLVM took to compile the pipeline, and it is 0.4 s with two rows named
+// in the loop. Moving the registers costs nothing measurable beside the k loop (BENCHMARKS.md).
+const STORE_ROWS: u32 = 2u;
+
 // The block of C one workgroup computes: TILE_M rows by TILE_N columns.
 override TILE_M: u32 = MM_WG_Y * MM_BLOCK_M;
 override TILE_N: u32 = MM_WG_X * MM_BLOCK_N;
@@ -143,18 +150,23 @@ fn matmul_register(
             }
         }
     }
-    // The block goes out raw, and the epilogue then rewrites it in place in a loop whose bound
-    // comes at run time. Unrolled 256 times, inlined activations and lane-by-lane loads of bias
+    // The block goes out raw (see STORE_ROWS), and the epilogue then rewrites it in place in a
+    // loop whose bound comes at run time. Unrolled 256 times, inlined activations and lane-by-lane loads of bias
     // and aux cost lavapipe 2 s of compile per pipeline; the extra pass over the block is
     // nothing beside the k loop. (Indexing a copy of the accumulators instead compiles to a
     // 256-way branch tree: slower still.)
-    for (var r = 0u; r < MM_BLOCK_M; r++) {
-        for (var s = 0u; s < MM_BLOCK_N; s++) {
-            let row = row0 + r * MM_WG_Y;
-            let col = col0 + s * MM_WG_X;
-            if row < params.m && col < params.n {
-                c[row * params.n + col] = acc[r][s];
+    for (var q = 0u; q < MM_BLOCK_M; q += STORE_ROWS) {
+        for (var r = 0u; r < STORE_ROWS; r++) {
+            for (var s = 0u; s < MM_BLOCK_N; s++) {
+                let row = row0 + (q + r) * MM_WG_Y;
+                let col = col0 + s * MM_WG_X;
+                if q + r < MM_BLOCK_M && row < params.m && col < params.n {
+                    c[row * params.n + col] = acc[r][s];
+                }
             }
+        }
+        for (var r = 0u; r < MM_MAX_BLOCK - STORE_ROWS; r++) {
+            acc[r] = acc[r + STORE_ROWS];
         }
     }
     epilogue_in_place(row0, col0, MM_WG_Y);

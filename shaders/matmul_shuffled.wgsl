@@ -63,14 +63,20 @@ fn matmul_shuffled(
             }
         }
     }
-    // Out raw, then the epilogue in place, as in matmul_register (and for the same reason).
-    for (var r = 0u; r < MM_BLOCK_M; r++) {
-        for (var s = 0u; s < MM_BLOCK_N; s++) {
-            let row = row0 + r;
-            let col = col0 + s * MM_WG_X;
-            if row < params.m && col < params.n {
-                c[row * params.n + col] = acc[r][s];
+    // Out raw, STORE_ROWS rows at a time, then the epilogue in place, as in matmul_register
+    // (and for the same reasons).
+    for (var q = 0u; q < MM_BLOCK_M; q += STORE_ROWS) {
+        for (var r = 0u; r < STORE_ROWS; r++) {
+            for (var s = 0u; s < MM_BLOCK_N; s++) {
+                let row = row0 + q + r;
+                let col = col0 + s * MM_WG_X;
+                if q + r < MM_BLOCK_M && row < params.m && col < params.n {
+                    c[row * params.n + col] = acc[r][s];
+                }
             }
+        }
+        for (var r = 0u; r < MS_MAX_ROWS - STORE_ROWS; r++) {
+            acc[r] = acc[r + STORE_ROWS];
         }
     }
     epilogue_in_place(row0, col0, 1u);
