@@ -1,9 +1,10 @@
 //! Does reading B through a texture beat a storage buffer on a CPU adapter? lavapipe loads a
 //! lane-varying storage-buffer address one lane at a time through the stack (BENCHMARKS.md, "a
-//! slower host"); its texel fetches take another path. Three copies of the CPU adapter's
+//! slower host"); its texel fetches take another path. Four copies of the CPU adapter's
 //! 16×16-block register kernel compute `C = A·B` at 256×1024×1024, reading B from a storage
-//! buffer, an `r32float` texture, or an `rgba32float` texture (a vec4 of columns per lane), and
-//! each is checked against a CPU sum at a few elements.
+//! buffer, an `r32float` texture, an `rgba32float` texture (a vec4 of columns per lane), or the
+//! storage buffer as `array<vec4<f32>>` (the same vec4s; lavapipe still fetches each component
+//! lane by lane), and each is checked against a CPU sum at a few elements.
 //!
 //! ```text
 //! cargo run --release --example texture_probe
@@ -24,17 +25,19 @@ struct P { m: u32, n: u32, k: u32, pad: u32 }
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var b_tex: texture_2d<f32>;
 @group(0) @binding(5) var b_tex4: texture_2d<f32>;
+@group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
 
 const BM: u32 = 16u;
 const BN: u32 = 16u;
 
-// Where B comes from: 0 the storage buffer, 1 the r32float texture, 2 the rgba32float one.
+// Where B comes from: 0 the storage buffer, 1 the r32float texture, 2 the rgba32float one,
+// 3 the storage buffer as vec4s.
 override SOURCE: u32 = 0u;
 
 // Column `s` of invocation `l`'s block: columns 8 apart, or with rgba32float vec4s of
 // consecutive columns 8 quads apart (texel (q, i) holds B[i, 4q .. 4q+3]).
 fn column(g: vec3<u32>, l: vec3<u32>, s: u32) -> u32 {
-    if SOURCE == 2u {
+    if SOURCE >= 2u {
         return 4u * (g.x * 32u + l.x + (s / 4u) * 8u) + s % 4u;
     }
     return g.x * 128u + l.x + s * 8u;
@@ -48,7 +51,12 @@ fn matmul(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_id) l: 
     var br: array<f32, BN>;
     for (var i = 0u; i < p.k; i++) {
         for (var r = 0u; r < BM; r++) { ar[r] = a[(row0 + r) * p.k + i]; }
-        if SOURCE == 2u {
+        if SOURCE == 3u {
+            for (var t = 0u; t < BN / 4u; t++) {
+                let v = b4[(i * p.n + column(g, l, 4u * t)) / 4u];
+                br[4u * t] = v.x; br[4u * t + 1u] = v.y; br[4u * t + 2u] = v.z; br[4u * t + 3u] = v.w;
+            }
+        } else if SOURCE == 2u {
             for (var t = 0u; t < BN / 4u; t++) {
                 let v = textureLoad(b_tex4, vec2<u32>(column(g, l, 4u * t) / 4u, i), 0);
                 br[4u * t] = v.x; br[4u * t + 1u] = v.y; br[4u * t + 2u] = v.z; br[4u * t + 3u] = v.w;
@@ -143,9 +151,14 @@ fn main() -> Result<()> {
             .map(|i| a[r * k as usize + i] * b[i * n as usize + col])
             .sum()
     };
-    // One pipeline per source; every pipeline gets all three Bs, so one bind group serves all.
+    // One pipeline per source; every pipeline gets all four Bs, so one bind group serves all.
     let binding = |binding, resource| wgpu::BindGroupEntry { binding, resource };
-    for (name, source) in [("buffer", 0.0), ("r32", 1.0), ("rgba32", 2.0)] {
+    for (name, source) in [
+        ("buffer", 0.0),
+        ("r32", 1.0),
+        ("rgba32", 2.0),
+        ("vec4", 3.0),
+    ] {
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(name),
             layout: None,
@@ -167,6 +180,7 @@ fn main() -> Result<()> {
                 binding(3, c_buf.as_entire_binding()),
                 binding(4, wgpu::BindingResource::TextureView(&tex1)),
                 binding(5, wgpu::BindingResource::TextureView(&tex4)),
+                binding(6, b_buf.as_entire_binding()),
             ],
         });
         let run = |times: usize| -> Result<f64> {
