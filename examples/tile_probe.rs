@@ -34,25 +34,22 @@ fn parse_tiles(spec: &str) -> Result<Vec<(MatmulStrategy, MatmulTile)>> {
                 .map(|&tile| (MatmulStrategy::Tiled, tile))
                 .collect());
         }
-        "register" => {
-            return Ok([
-                eight_wide(1, 16, 16),
-                eight_wide(2, 8, 16),
-                eight_wide(8, 4, 4),
-            ]
-            .into_iter()
-            .map(|tile| (MatmulStrategy::RegisterBlocked, tile))
-            .collect());
-        }
-        "shuffled" => {
-            return Ok([
-                eight_wide(1, 32, 8),
-                eight_wide(1, 16, 8),
-                eight_wide(1, 32, 4),
-            ]
-            .into_iter()
-            .map(|tile| (MatmulStrategy::Shuffled, tile))
-            .collect());
+        "register" | "shuffled" => {
+            // (rows of invocations, block rows, block columns) of each kernel's candidate tiles.
+            let (strategy, tiles) = match spec {
+                "register" => (
+                    MatmulStrategy::RegisterBlocked,
+                    [(1, 16, 16), (2, 8, 16), (8, 4, 4)],
+                ),
+                _ => (
+                    MatmulStrategy::Shuffled,
+                    [(1, 32, 8), (1, 16, 8), (1, 32, 4)],
+                ),
+            };
+            return Ok(tiles
+                .into_iter()
+                .map(|(wg_y, block_m, block_n)| (strategy, eight_wide(wg_y, block_m, block_n)))
+                .collect());
         }
         _ => {}
     }

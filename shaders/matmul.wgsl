@@ -151,10 +151,10 @@ fn matmul_register(
         }
     }
     // The block goes out raw (see STORE_ROWS), and the epilogue then rewrites it in place in a
-    // loop whose bound comes at run time. Unrolled 256 times, inlined activations and lane-by-lane loads of bias
-    // and aux cost lavapipe 2 s of compile per pipeline; the extra pass over the block is
-    // nothing beside the k loop. (Indexing a copy of the accumulators instead compiles to a
-    // 256-way branch tree: slower still.)
+    // loop whose bound comes at run time. Unrolled 256 times, inlined activations and
+    // lane-by-lane loads of bias and aux cost lavapipe 2 s of compile per pipeline; the extra
+    // pass over the block is nothing beside the k loop. (Indexing a copy of the accumulators
+    // instead compiles to a 256-way branch tree: slower still.)
     for (var q = 0u; q < MM_BLOCK_M; q += STORE_ROWS) {
         for (var r = 0u; r < STORE_ROWS; r++) {
             for (var s = 0u; s < MM_BLOCK_N; s++) {
