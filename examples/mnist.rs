@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
 use wgpu_mlp::data::{self, DatasetKind};
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-use wgpu_mlp::train::{GpuTrainer, TrainConfig};
+use wgpu_mlp::train::{GpuTrainer, TrainConfig, Trainer};
 use wgpu_mlp::{Activation, AdapterChoice, Gpu, Loss, Mlp};
 
 fn main() -> wgpu_mlp::Result<()> {
@@ -47,7 +47,7 @@ fn main() -> wgpu_mlp::Result<()> {
     println!("adapter: {}", gpu.adapter_description());
     let mut trainer = GpuTrainer::new(&gpu, &mlp, &train, Some(&test), config)?;
     for _ in 0..epochs {
-        let report = trainer.train_epoch(|_| {})?;
+        let report = trainer.train_epoch(&mut |_| {})?;
         let evaluation = trainer.evaluate()?;
         println!(
             "epoch {}: train loss {:.4}, test accuracy {:.2}%, {:.0} samples/s",

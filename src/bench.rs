@@ -18,14 +18,17 @@ use crate::gpu::profile::Profile;
 use crate::model::{Activation, Loss, Mlp};
 use crate::optim::OptimizerConfig;
 use crate::rng::Rng;
-use crate::train::{CpuTrainer, GpuTrainer, TrainConfig};
+use crate::train::{CpuTrainer, GpuTrainer, TrainConfig, Trainer};
 
 /// A benchmark workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Workload {
     /// 784-128-10 sigmoid, MSE, batch 64, SGD 0.5: the textbook network.
+    #[cfg_attr(feature = "cli", value(name = "W1", alias = "w1"))]
     W1,
     /// 784-1024-1024-10 ReLU/softmax, cross-entropy, batch 256, SGD 0.05.
+    #[cfg_attr(feature = "cli", value(name = "W2", alias = "w2"))]
     W2,
 }
 
@@ -161,18 +164,9 @@ pub struct GpuBenchOptions {
     pub matmul: Option<MatmulStrategy>,
 }
 
-/// Trains `workload` on the GPU `choice` selects: the first step from nothing, a warm-up, then
-/// at least `samples` samples.
-pub fn bench_gpu(workload: Workload, choice: AdapterChoice, samples: usize) -> Result<BenchReport> {
-    let options = GpuBenchOptions {
-        adapter: choice,
-        ..GpuBenchOptions::default()
-    };
-    Ok(bench_gpu_with(workload, samples, &options)?.0)
-}
-
-/// [`bench_gpu`] with [`GpuBenchOptions`]; also returns the profile if one was asked for.
-pub fn bench_gpu_with(
+/// Trains `workload` on the GPU `options` select: the first step from nothing, a warm-up, then at
+/// least `samples` samples; also returns the profile if one was asked for.
+pub fn bench_gpu(
     workload: Workload,
     samples: usize,
     options: &GpuBenchOptions,
@@ -219,12 +213,12 @@ pub fn bench_cpu(workload: Workload, samples: usize) -> Result<BenchReport> {
     let batch = workload.config().batch_size;
     let start = Instant::now();
     let first = random_dataset(batch);
-    CpuTrainer::new(&workload.mlp(), &first, None, workload.config())?.train_epoch(|_| {})?;
+    CpuTrainer::new(&workload.mlp(), &first, None, workload.config())?.train_epoch(&mut |_| {})?;
     let first_step_s = start.elapsed().as_secs_f64();
     let data = random_dataset(steps * batch);
     let mut trainer = CpuTrainer::new(&workload.mlp(), &data, None, workload.config())?;
     let timed = Instant::now();
-    trainer.train_epoch(|_| {})?;
+    trainer.train_epoch(&mut |_| {})?;
     Ok(report(
         workload,
         "cpu (ndarray reference)".into(),

@@ -38,6 +38,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod files;
 pub mod gpu;
 pub mod model;
 pub mod optim;
@@ -48,5 +49,8 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{AdapterChoice, Fusion, Gpu, GpuMlp};
+pub use data::Dataset;
 pub use model::{Activation, Dense, DenseGradients, Gradients, Init, Loss, Mlp};
+pub use optim::{Optimizer, OptimizerConfig};
+pub use train::{CpuTrainer, GpuTrainer, TrainConfig, Trainer};
 pub use ndarray;

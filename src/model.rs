@@ -13,6 +13,7 @@ use crate::rng::Rng;
 
 /// The nonlinearity `g` applied after a layer's affine map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Activation {
     /// `g(z) = z`.
     Identity,
@@ -96,6 +97,7 @@ impl Activation {
 
 /// The training objective, reduced by the mean as PyTorch's default `reduction='mean'` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Loss {
     /// Mean over batch × outputs of `(a − y)²` (`nn.MSELoss`).
     Mse,
@@ -148,6 +150,7 @@ impl Loss {
 
 /// How initial weights are drawn: uniformly in `±limit`, biases zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Init {
     /// He for ReLU layers, Xavier for the others.
     Auto,

@@ -242,3 +242,15 @@ impl OptimizerState {
         Ok(())
     }
 }
+
+/// `--optimizer sgd|momentum|adam`, each with its usual hyper-parameters.
+#[cfg(feature = "cli")]
+impl clap::ValueEnum for Optimizer {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Optimizer::Sgd, Optimizer::MOMENTUM, Optimizer::ADAM]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}

@@ -397,6 +397,20 @@ impl Mlp {
         Ok(network.loss(x, y, None))
     }
 
+    /// The output activations and the mean loss on `x: (batch, in)` with targets
+    /// `y: (batch, out)`, from one forward pass.
+    pub fn forward_and_loss(
+        &self,
+        x: ArrayView2<'_, f32>,
+        y: ArrayView2<'_, f32>,
+    ) -> Result<(Array2<f32>, f32)> {
+        let network = Network::of(self)?;
+        check_batch(self.inputs(), self.outputs(), x, Some(y))?;
+        let mut outputs = network.logits(x, None);
+        let loss = activate_output_with_loss(network.output().activation, self.loss, &mut outputs, y);
+        Ok((outputs, loss))
+    }
+
     /// The mean loss and the gradient of every layer on `x: (batch, in)`, `y: (batch, out)`.
     pub fn loss_and_gradients(
         &self,

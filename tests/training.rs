@@ -205,7 +205,7 @@ mod trainers {
     use super::common::{assert_close, assert_close2, gpu};
     use wgpu_mlp::data::synthetic;
     use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-    use wgpu_mlp::train::{CpuTrainer, GpuTrainer, TrainConfig};
+    use wgpu_mlp::train::{CpuTrainer, GpuTrainer, TrainConfig, Trainer};
     use wgpu_mlp::{Activation, Loss, Mlp};
 
     /// After 30 steps of an adaptive optimizer the two sides drift apart by a few f32 ulps per
@@ -229,8 +229,8 @@ mod trainers {
     fn train_both(on_gpu: &mut GpuTrainer, on_cpu: &mut CpuTrainer, epochs: usize, what: &str) {
         for _ in 0..epochs {
             let (g, c) = (
-                on_gpu.train_epoch(|_| {}).unwrap(),
-                on_cpu.train_epoch(|_| {}).unwrap(),
+                on_gpu.train_epoch(&mut |_| {}).unwrap(),
+                on_cpu.train_epoch(&mut |_| {}).unwrap(),
             );
             assert_close(
                 &format!("{what} epoch {} loss", g.epoch),
@@ -277,7 +277,7 @@ mod trainers {
                 c.accuracy
             );
             assert_eq!(g.confusion.sum(), 97);
-            let (gm, cm) = (on_gpu.to_mlp().unwrap(), on_cpu.to_mlp());
+            let (gm, cm) = (on_gpu.to_mlp().unwrap(), on_cpu.to_mlp().unwrap());
             for (l, (a, b)) in gm.layers.iter().zip(&cm.layers).enumerate() {
                 assert_close2(
                     &format!("{optimizer:?} layer {l} weight"),
@@ -325,7 +325,7 @@ mod trainers {
             TRAINER_ATOL,
             TRAINER_RTOL,
         );
-        let (gm, cm) = (on_gpu.to_mlp().unwrap(), on_cpu.to_mlp());
+        let (gm, cm) = (on_gpu.to_mlp().unwrap(), on_cpu.to_mlp().unwrap());
         assert_close2(
             "first layer",
             gm.layers[0].weight.view(),
@@ -357,7 +357,7 @@ mod trainers {
             if profile > 0 {
                 trainer.profile_next_steps(profile).unwrap();
             }
-            let report = trainer.train_epoch(|_| {}).unwrap();
+            let report = trainer.train_epoch(&mut |_| {}).unwrap();
             (
                 trainer.to_mlp().unwrap(),
                 report.train_loss,
@@ -419,8 +419,8 @@ mod trainers {
                 config(Optimizer::ADAM, 0.01),
             )
             .unwrap();
-            trainer.train_epoch(|_| {}).unwrap();
-            trainer.train_epoch(|_| {}).unwrap();
+            trainer.train_epoch(&mut |_| {}).unwrap();
+            trainer.train_epoch(&mut |_| {}).unwrap();
             (trainer.to_mlp().unwrap(), trainer.evaluate().unwrap())
         };
         let (first, first_eval) = run();

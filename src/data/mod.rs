@@ -99,6 +99,7 @@ impl Dataset {
 
 /// The data sets the trainer knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum DatasetKind {
     /// Handwritten digits.
     Mnist,

@@ -1,19 +1,14 @@
-//! Mini-batch training and evaluation over a [`Dataset`]: on the GPU ([`GpuTrainer`]) with the
-//! whole data set resident there, or on the CPU reference ([`CpuTrainer`]) for comparison.
-//!
-//! Both follow the same schedule: each epoch visits the training set in an order shuffled by a
-//! seeded [`Rng`], in batches of `batch_size` (the last one smaller), and evaluation reports the
-//! mean loss, the accuracy and the confusion matrix. The same seed on the same adapter gives the
-//! same result.
-//!
-//! On the GPU an epoch writes only the shuffled order (once) and reads back only the summed loss
-//! (when asked for progress, at most every [`PROGRESS_INTERVAL`]); each step gathers its batch from
-//! the resident bytes, trains and advances a cursor, in one submission.
+//! [`GpuTrainer`]: the data set resident on the GPU, each step gathered, trained and accounted
+//! for there, several steps to a submission, nothing read back but the loss when asked for.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ndarray::Array2;
 
+use super::{
+    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, STEPS_PER_SUBMIT, TrainConfig, Trainer,
+    check_dataset, diverged, epoch_order, no_test_set,
+};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
@@ -24,131 +19,6 @@ use crate::gpu::network::{Fusion, GpuMlp};
 use crate::gpu::profile::{CountDispatches, Profile, Profiler};
 use crate::model::Mlp;
 use crate::optim::{OptimizerConfig, OptimizerState};
-use crate::rng::Rng;
-
-/// Training steps recorded into one submission when nothing is read back between them.
-pub const STEPS_PER_SUBMIT: usize = 8;
-
-/// How often a progress callback may cost a read-back of the running loss.
-pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
-
-/// What to train with.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TrainConfig {
-    /// Update rule, learning rate and weight decay.
-    pub optimizer: OptimizerConfig,
-    /// Samples per step.
-    pub batch_size: usize,
-    /// Seeds the per-epoch shuffles.
-    pub seed: u64,
-}
-
-impl TrainConfig {
-    /// Checks the batch size and the optimizer.
-    pub fn validate(&self) -> Result<()> {
-        if self.batch_size == 0 {
-            return Err(Error::invalid("batch size", "0 (must be at least 1)"));
-        }
-        self.optimizer.validate()
-    }
-}
-
-/// Progress within an epoch.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Progress {
-    /// Samples trained on so far this epoch.
-    pub samples: usize,
-    /// Samples in the epoch.
-    pub total: usize,
-    /// Mean loss of the samples so far.
-    pub running_loss: f32,
-}
-
-/// One finished epoch.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct EpochReport {
-    /// 1-based.
-    pub epoch: usize,
-    /// Mean training loss over the epoch's batches, weighted by their sizes.
-    pub train_loss: f32,
-    /// Samples trained on.
-    pub samples: usize,
-    /// Wall time of the epoch.
-    pub seconds: f64,
-}
-
-impl EpochReport {
-    /// Training throughput.
-    pub fn samples_per_second(&self) -> f64 {
-        self.samples as f64 / self.seconds.max(1e-9)
-    }
-}
-
-/// The result of evaluating a model on a data set.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Evaluation {
-    /// Mean loss.
-    pub loss: f32,
-    /// Fraction of samples whose largest output is their label.
-    pub accuracy: f64,
-    /// `confusion[[truth, predicted]]` counts.
-    pub confusion: Array2<u64>,
-    /// Samples evaluated.
-    pub samples: usize,
-}
-
-/// A batch's row count for each step of an epoch of `len` samples.
-fn batch_sizes(len: usize, batch_size: usize) -> impl Iterator<Item = usize> {
-    (0..len.div_ceil(batch_size)).map(move |i| batch_size.min(len - i * batch_size))
-}
-
-/// Shuffles `order` for 1-based `epoch`. The permutation depends only on the seed and the epoch
-/// number, so training resumed at epoch k visits the data exactly as an uninterrupted run does.
-fn epoch_order(seed: u64, epoch: usize, order: &mut [u32]) {
-    Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(order);
-}
-
-/// The error for a loss that stopped being finite at 1-based `step` of `epoch`.
-fn diverged(epoch: usize, step: usize, steps: usize, learning_rate: f32) -> Error {
-    Error::Diverged {
-        epoch,
-        step,
-        steps,
-        learning_rate,
-    }
-}
-
-fn check_dataset(
-    mlp_inputs: usize,
-    mlp_outputs: usize,
-    dataset: &Dataset,
-    what: &str,
-) -> Result<()> {
-    dataset.validate(what)?;
-    if dataset.inputs() != mlp_inputs {
-        return Err(Error::invalid(
-            what,
-            format!(
-                "has {}×{} = {} pixels per image but the model takes {mlp_inputs} inputs",
-                dataset.rows,
-                dataset.cols,
-                dataset.inputs()
-            ),
-        ));
-    }
-    if dataset.classes != mlp_outputs {
-        return Err(Error::invalid(
-            what,
-            format!(
-                "has {} classes but the model has {mlp_outputs} outputs",
-                dataset.classes
-            ),
-        ));
-    }
-    Ok(())
-}
-
-// ---- GPU ------------------------------------------------------------------------------------
 
 /// A data set resident on the GPU as packed bytes, with a buffer for its sample order.
 struct GpuDataset {
@@ -377,17 +247,6 @@ impl GpuTrainer {
         &mut self.net
     }
 
-    /// Epochs finished so far.
-    pub fn epochs_done(&self) -> usize {
-        self.epochs_done
-    }
-
-    /// Continues the epoch count of a resumed model: the next epoch is `epochs + 1`, shuffled as
-    /// that epoch of an uninterrupted run would be.
-    pub fn set_epochs_done(&mut self, epochs: usize) {
-        self.epochs_done = epochs;
-    }
-
     /// Shapes every batch-sized dispatch for `rows`.
     fn set_rows(&mut self, rows: usize) -> Result<()> {
         if rows == self.net.batch() {
@@ -493,56 +352,6 @@ impl GpuTrainer {
         self.net.set_fusion(fusion)
     }
 
-    /// The per-kernel times of the steps profiled so far, if profiling was asked for.
-    pub fn profile(&self) -> Option<Profile> {
-        self.profiler
-            .as_ref()
-            .map(|(profiler, _)| profiler.profile())
-    }
-
-    /// Trains one epoch; `progress` is called at most every [`PROGRESS_INTERVAL`] and at the end,
-    /// with the running loss (which costs one read-back each).
-    pub fn train_epoch(&mut self, mut progress: impl FnMut(Progress)) -> Result<EpochReport> {
-        let start = Instant::now();
-        let len = self.begin_epoch()?;
-        let batch = self.config.batch_size;
-        let (full, remainder) = (len / batch, len % batch);
-        let steps = full + usize::from(remainder > 0);
-        let mut last_report = Instant::now();
-        let mut done = 0;
-        while done < full {
-            let count = STEPS_PER_SUBMIT.min(full - done);
-            self.submit_steps(batch, count)?;
-            done += count;
-            if last_report.elapsed() >= PROGRESS_INTERVAL && done < steps {
-                let samples = done * batch;
-                let running_loss = self.read_epoch_loss("the running loss", samples, steps)?;
-                progress(Progress {
-                    samples,
-                    total: len,
-                    running_loss,
-                });
-                last_report = Instant::now();
-            }
-        }
-        if remainder > 0 {
-            self.submit_steps(remainder, 1)?;
-        }
-        let train_loss = self.read_epoch_loss("the epoch loss", len, steps)?;
-        progress(Progress {
-            samples: len,
-            total: len,
-            running_loss: train_loss,
-        });
-        self.epochs_done += 1;
-        Ok(EpochReport {
-            epoch: self.epochs_done,
-            train_loss,
-            samples: len,
-            seconds: start.elapsed().as_secs_f64(),
-        })
-    }
-
     /// Runs `steps` full-batch steps through the shuffled training set, starting over with a new
     /// order when too few samples are left, and waits for the GPU to finish them. For
     /// benchmarks: no loss is read back and no epoch is counted.
@@ -585,8 +394,51 @@ impl GpuTrainer {
         }
     }
 
-    /// Loss, accuracy and confusion matrix on the test set, computed on the GPU.
-    pub fn evaluate(&mut self) -> Result<Evaluation> {
+}
+
+fn no_training_set() -> Error {
+    Error::invalid("training", "this trainer was built for evaluation only")
+}
+
+
+impl Trainer for GpuTrainer {
+    fn train_epoch(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<EpochReport> {
+        let start = Instant::now();
+        let len = self.begin_epoch()?;
+        let batch = self.config.batch_size;
+        let (full, remainder) = (len / batch, len % batch);
+        let steps = full + usize::from(remainder > 0);
+        let mut last_report = Instant::now();
+        let mut done = 0;
+        while done < full {
+            let count = STEPS_PER_SUBMIT.min(full - done);
+            self.submit_steps(batch, count)?;
+            done += count;
+            if last_report.elapsed() >= PROGRESS_INTERVAL && done < steps {
+                let samples = done * batch;
+                let running_loss = self.read_epoch_loss("the running loss", samples, steps)?;
+                progress(Progress {
+                    samples,
+                    total: len,
+                    running_loss,
+                });
+                last_report = Instant::now();
+            }
+        }
+        if remainder > 0 {
+            self.submit_steps(remainder, 1)?;
+        }
+        let train_loss = self.read_epoch_loss("the epoch loss", len, steps)?;
+        progress(Progress {
+            samples: len,
+            total: len,
+            running_loss: train_loss,
+        });
+        self.epochs_done += 1;
+        Ok(EpochReport::finished(self.epochs_done, train_loss, len, start))
+    }
+
+    fn evaluate(&mut self) -> Result<Evaluation> {
         let batch_size = self.config.batch_size;
         let len = self.eval.as_ref().ok_or_else(no_test_set)?.dataset.len;
         {
@@ -638,184 +490,29 @@ impl GpuTrainer {
         })
     }
 
-    /// The optimizer's moments and step count, downloaded (to save for `--resume`).
-    pub fn optimizer_state(&mut self) -> Result<OptimizerState> {
-        self.net.optimizer_state()
+    fn epochs_done(&self) -> usize {
+        self.epochs_done
     }
 
-    /// Restores a saved optimizer state, to continue exactly where a run stopped.
-    pub fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        self.net.set_optimizer_state(state)
-    }
-
-    /// The trained model, downloaded.
-    pub fn to_mlp(&mut self) -> Result<Mlp> {
-        self.net.to_mlp()
-    }
-}
-
-fn no_training_set() -> Error {
-    Error::invalid("training", "this trainer was built for evaluation only")
-}
-
-fn no_test_set() -> Error {
-    Error::invalid("evaluation", "no test set was given to the trainer")
-}
-
-// ---- CPU ------------------------------------------------------------------------------------
-
-/// Trains an [`Mlp`] with the CPU reference.
-pub struct CpuTrainer<'a> {
-    mlp: Mlp,
-    state: OptimizerState,
-    config: TrainConfig,
-    epochs_done: usize,
-    train: &'a Dataset,
-    test: Option<&'a Dataset>,
-}
-
-impl<'a> CpuTrainer<'a> {
-    /// A trainer for `mlp` on `train`, evaluating on `test`.
-    pub fn new(
-        mlp: &Mlp,
-        train: &'a Dataset,
-        test: Option<&'a Dataset>,
-        config: TrainConfig,
-    ) -> Result<Self> {
-        config.validate()?;
-        mlp.validate()?;
-        check_dataset(mlp.inputs(), mlp.outputs(), train, "training set")?;
-        if let Some(test) = test {
-            check_dataset(mlp.inputs(), mlp.outputs(), test, "test set")?;
-        }
-        Ok(CpuTrainer {
-            state: OptimizerState::new(mlp),
-            mlp: mlp.clone(),
-            config,
-            epochs_done: 0,
-            train,
-            test,
-        })
-    }
-
-    /// Trains one epoch; `progress` is called at most every [`PROGRESS_INTERVAL`] and at the end.
-    pub fn train_epoch(&mut self, mut progress: impl FnMut(Progress)) -> Result<EpochReport> {
-        let start = Instant::now();
-        let len = self.train.len();
-        let mut order: Vec<u32> = (0..len as u32).collect();
-        epoch_order(self.config.seed, self.epochs_done + 1, &mut order);
-        let (mut samples, mut loss_sum) = (0, 0.0f64);
-        let mut last_report = Instant::now();
-        let steps = len.div_ceil(self.config.batch_size);
-        for (step, rows) in batch_sizes(len, self.config.batch_size).enumerate() {
-            let indices: Vec<usize> = order[samples..samples + rows]
-                .iter()
-                .map(|&i| i as usize)
-                .collect();
-            let (x, y) = self.train.batch(&indices);
-            let (loss, grads) = self.mlp.loss_and_gradients(x.view(), y.view())?;
-            if !loss.is_finite() {
-                return Err(diverged(
-                    self.epochs_done + 1,
-                    step + 1,
-                    steps,
-                    self.config.optimizer.learning_rate,
-                ));
-            }
-            self.state
-                .apply(&self.config.optimizer, &mut self.mlp, &grads)?;
-            loss_sum += f64::from(loss) * rows as f64;
-            samples += rows;
-            if last_report.elapsed() >= PROGRESS_INTERVAL || samples == len {
-                progress(Progress {
-                    samples,
-                    total: len,
-                    running_loss: (loss_sum / samples as f64) as f32,
-                });
-                last_report = Instant::now();
-            }
-        }
-        self.epochs_done += 1;
-        let train_loss = (loss_sum / len as f64) as f32;
-        Ok(EpochReport {
-            epoch: self.epochs_done,
-            train_loss,
-            samples: len,
-            seconds: start.elapsed().as_secs_f64(),
-        })
-    }
-
-    /// Loss, accuracy and confusion matrix on the test set.
-    pub fn evaluate(&mut self) -> Result<Evaluation> {
-        let test = self.test.ok_or_else(no_test_set)?;
-        evaluate_cpu(&self.mlp, test, self.config.batch_size)
-    }
-
-    /// Continues the epoch count of a resumed model (see [`GpuTrainer::set_epochs_done`]).
-    pub fn set_epochs_done(&mut self, epochs: usize) {
+    fn set_epochs_done(&mut self, epochs: usize) {
         self.epochs_done = epochs;
     }
 
-    /// The optimizer's moments and step count.
-    pub fn optimizer_state(&self) -> OptimizerState {
-        self.state.clone()
+    fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        self.net.optimizer_state()
     }
 
-    /// Restores a saved optimizer state, to continue exactly where a run stopped.
-    pub fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        let shapes = |s: &OptimizerState| -> Vec<(usize, usize)> {
-            s.moment1.iter().map(|(w, b)| (w.len(), b.len())).collect()
-        };
-        if shapes(state) != shapes(&self.state) || state.moment2.len() != self.state.moment2.len() {
-            return Err(Error::Model(
-                "the optimizer state does not match the model's layers".into(),
-            ));
-        }
-        self.state = state.clone();
-        Ok(())
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.net.set_optimizer_state(state)
     }
 
-    /// The model being trained.
-    pub fn to_mlp(&self) -> Mlp {
-        self.mlp.clone()
+    fn to_mlp(&mut self) -> Result<Mlp> {
+        self.net.to_mlp()
     }
-}
 
-/// Evaluates `mlp` on `dataset` with the CPU reference, `batch_size` samples at a time.
-pub fn evaluate_cpu(mlp: &Mlp, dataset: &Dataset, batch_size: usize) -> Result<Evaluation> {
-    check_dataset(mlp.inputs(), mlp.outputs(), dataset, "data set")?;
-    let classes = dataset.classes;
-    let mut confusion = Array2::<u64>::zeros((classes, classes));
-    let (mut loss_sum, mut correct, mut start) = (0.0f64, 0usize, 0usize);
-    for rows in batch_sizes(dataset.len(), batch_size.max(1)) {
-        let indices: Vec<usize> = (start..start + rows).collect();
-        let (x, y) = dataset.batch(&indices);
-        let outputs = mlp.forward(x.view())?;
-        loss_sum += f64::from(mlp.loss(x.view(), y.view())?) * rows as f64;
-        for (row, &sample) in indices.iter().enumerate() {
-            let predicted = argmax(outputs.row(row).iter().copied());
-            let truth = dataset.labels[sample] as usize;
-            confusion[[truth, predicted]] += 1;
-            correct += usize::from(predicted == truth);
-        }
-        start += rows;
+    fn profile(&self) -> Option<Profile> {
+        self.profiler
+            .as_ref()
+            .map(|(profiler, _)| profiler.profile())
     }
-    let len = dataset.len();
-    Ok(Evaluation {
-        loss: (loss_sum / len as f64) as f32,
-        accuracy: correct as f64 / len as f64,
-        confusion,
-        samples: len,
-    })
-}
-
-/// The index of the largest value (the first on ties, as `torch.argmax`).
-pub fn argmax(values: impl Iterator<Item = f32>) -> usize {
-    let mut best = (0, f32::NEG_INFINITY);
-    for (i, v) in values.enumerate() {
-        if v > best.1 {
-            best = (i, v);
-        }
-    }
-    best.0
 }

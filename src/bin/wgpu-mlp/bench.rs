@@ -1,0 +1,118 @@
+//! `wgpu-mlp bench`: trains a fixed workload on random data kept on the GPU and reports its
+//! throughput, the time of the first step from nothing, and (with `--profile`) each kernel's time.
+
+use anyhow::{Result, bail};
+use clap::Args;
+use serde_json::json;
+
+use wgpu_mlp::Fusion;
+use wgpu_mlp::bench::{GpuBenchOptions, Workload, bench_cpu, bench_gpu};
+use wgpu_mlp::gpu::kernels::MatmulStrategy;
+
+use crate::common::profile_json;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The workload.
+    #[arg(long, value_enum, default_value = "W1")]
+    workload: Workload,
+    /// Adapter: auto, software, or part of an adapter's name.
+    #[arg(long, default_value = "auto")]
+    adapter: String,
+    /// Benchmark the CPU reference instead of the GPU.
+    #[arg(long)]
+    cpu: bool,
+    /// Samples in the timed region (after the first step and a warm-up).
+    #[arg(long, default_value_t = 12_800)]
+    samples: usize,
+    /// Then time STEPS more steps kernel by kernel with timestamp queries, and print where a
+    /// step's GPU time goes.
+    #[arg(long, value_name = "STEPS", num_args = 0..=1, default_missing_value = "20")]
+    profile: Option<usize>,
+    /// Run bias, activation and ⊙g′ as kernels of their own instead of in the matmul
+    /// epilogues, to measure what fusing them saves.
+    #[arg(long)]
+    unfused: bool,
+    /// The matmul kernel: auto (the adapter's choice: shared-memory tiles on GPUs, register
+    /// blocks on CPU adapters, shuffled where they have subgroups), or tiled, register or
+    /// shuffled, forced, to compare them.
+    #[arg(long, default_value = "auto", value_name = "KERNEL", value_parser = parse_matmul)]
+    matmul: MatmulChoice,
+    /// Print the result as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `--matmul`: the adapter's choice (`None`) or a strategy forced.
+#[derive(Clone, Copy, Debug)]
+struct MatmulChoice(Option<MatmulStrategy>);
+
+fn parse_matmul(name: &str) -> Result<MatmulChoice, String> {
+    let strategy = match name {
+        "auto" => None,
+        "tiled" => Some(MatmulStrategy::Tiled),
+        "register" => Some(MatmulStrategy::RegisterBlocked),
+        "shuffled" => Some(MatmulStrategy::Shuffled),
+        _ => return Err(format!("{name:?} is not one of auto, tiled, register, shuffled")),
+    };
+    Ok(MatmulChoice(strategy))
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let fusion = if args.unfused {
+        Fusion::Unfused
+    } else {
+        Fusion::Fused
+    };
+    let (report, profile) = if args.cpu {
+        if args.profile.is_some() || args.unfused || args.matmul.0.is_some() {
+            bail!(
+                "--profile, --unfused and --matmul are about the GPU kernels; they cannot be used \
+                 with --cpu"
+            );
+        }
+        (bench_cpu(args.workload, args.samples)?, None)
+    } else {
+        let options = GpuBenchOptions {
+            adapter: args.adapter.parse().unwrap_or_default(),
+            fusion,
+            profile_steps: args.profile.unwrap_or(0),
+            matmul: args.matmul.0,
+        };
+        bench_gpu(args.workload, args.samples, &options)?
+    };
+    if args.json {
+        let line = json!({
+            "workload": report.workload, "adapter": report.adapter, "samples_per_s": report.samples_per_s,
+            "gflops": report.gflops, "first_step_s": report.first_step_s, "samples": report.samples, "seconds": report.seconds,
+            "kernels": if args.cpu { "cpu" } else if args.unfused { "unfused" } else { "fused" },
+            "matmul": report.matmul.map(|m| format!("{m:?}")),
+            "profile": profile.as_ref().map(profile_json),
+        });
+        println!("{line}");
+        return Ok(());
+    }
+    println!(
+        "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s{}{}",
+        report.workload,
+        report.adapter,
+        report.samples_per_s,
+        report.gflops,
+        report.samples,
+        report.seconds,
+        report.first_step_s,
+        if args.unfused {
+            " (unfused kernels)"
+        } else {
+            ""
+        },
+        report
+            .matmul
+            .map(|m| format!(" ({m:?} matmul)"))
+            .unwrap_or_default()
+    );
+    if let Some(profile) = &profile {
+        println!("{profile}");
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! `wgpu-mlp gradcheck`: GPU gradients against the CPU reference, and the CPU reference against
+//! central finite differences in f64, on a random batch.
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use wgpu_mlp::ndarray::Array2;
+use wgpu_mlp::reference;
+use wgpu_mlp::rng::Rng;
+use wgpu_mlp::{Activation, GpuMlp, Loss, Mlp};
+
+use crate::common::open_gpu;
+
+#[derive(Args, Debug)]
+pub struct GradcheckArgs {
+    /// Layer sizes, inputs first.
+    #[arg(long, value_delimiter = ',', default_value = "784,128,10")]
+    layers: Vec<usize>,
+    /// Activation of the hidden layers.
+    #[arg(long, value_enum, default_value = "sigmoid")]
+    hidden: Activation,
+    /// Loss (the output layer follows it: softmax for cross-entropy, sigmoid otherwise).
+    #[arg(long, value_enum, default_value = "mse")]
+    loss: Loss,
+    /// Rows in the random batch.
+    #[arg(long, default_value_t = 7)]
+    batch: usize,
+    /// Parameters per layer checked by finite differences (sampled evenly).
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+    /// Seed of the model and the batch.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Adapter: auto, software, or part of an adapter's name.
+    #[arg(long, default_value = "auto")]
+    adapter: String,
+}
+
+/// A random batch for `mlp`: inputs in [−1, 1]; one-hot targets for cross-entropy, values in
+/// [0.05, 0.95] otherwise.
+fn random_batch(mlp: &Mlp, rows: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
+    let mut rng = Rng::new(seed + 1);
+    let x = Array2::from_shape_simple_fn((rows, mlp.inputs()), || rng.uniform(-1.0, 1.0) as f32);
+    let y = match mlp.loss {
+        Loss::CrossEntropy => Array2::from_shape_fn((rows, mlp.outputs()), |(r, c)| {
+            f32::from(u8::from(c == r % mlp.outputs()))
+        }),
+        _ => Array2::from_shape_simple_fn((rows, mlp.outputs()), || {
+            rng.uniform(0.05, 0.95) as f32
+        }),
+    };
+    (x, y)
+}
+
+pub fn run(args: GradcheckArgs) -> Result<()> {
+    let loss = args.loss;
+    let output = loss.required_output().unwrap_or(Activation::Sigmoid);
+    let mlp = Mlp::new(&args.layers, args.hidden, output, loss, args.seed);
+    mlp.validate()?;
+    if args.batch == 0 {
+        bail!("--batch 0: the check needs at least one row");
+    }
+    let (x, y) = random_batch(&mlp, args.batch, args.seed);
+    let gpu = open_gpu(&args.adapter)?;
+    println!(
+        "gradcheck {:?} {}→{} {} batch {} on {}",
+        mlp.sizes(),
+        mlp.layers[0].activation.name(),
+        output.name(),
+        loss.name(),
+        args.batch,
+        gpu.adapter_description()
+    );
+
+    let (cpu_loss, cpu) = mlp.loss_and_gradients(x.view(), y.view())?;
+    let mut net = GpuMlp::new(&gpu, &mlp)?;
+    let (gpu_loss, gpu_grads) = net.loss_and_gradients(x.view(), y.view())?;
+    println!("loss: gpu {gpu_loss:.9}, cpu {cpu_loss:.9}");
+    let mut worst_gpu = (0f32, String::new());
+    for (l, (g, c)) in gpu_grads.layers.iter().zip(&cpu.layers).enumerate() {
+        let dweight = g.dweight.iter().zip(c.dweight.iter()).map(|p| ("dweight", p));
+        let dbias = g.dbias.iter().zip(c.dbias.iter()).map(|p| ("dbias", p));
+        for (name, (a, b)) in dweight.chain(dbias) {
+            if (a - b).abs() > worst_gpu.0 {
+                worst_gpu = ((a - b).abs(), format!("layer {l} {name}"));
+            }
+        }
+    }
+    println!("worst |gpu − cpu| gradient difference: {:.3e} ({})", worst_gpu.0, worst_gpu.1);
+    const GPU_TOLERANCE: f32 = 1e-4;
+    let gpu_ok = worst_gpu.0 <= GPU_TOLERANCE;
+
+    let step = 1e-6;
+    let all_checks =
+        reference::finite_difference_check(&mlp, x.view(), y.view(), step, args.samples)?;
+    // Across a ReLU kink a finite difference estimates no derivative: leave those out, and say so.
+    let (checks, kinked): (Vec<_>, Vec<_>) =
+        all_checks.into_iter().partition(|c| !c.crosses_relu_kink);
+    if !kinked.is_empty() {
+        println!(
+            "{} sampled parameters left out: their step crosses a ReLU kink",
+            kinked.len()
+        );
+    }
+    let checked = checks.len();
+    let worst_fd = checks
+        .iter()
+        .map(|c| {
+            (
+                (c.finite_difference - c.analytic).abs(),
+                c.parameter.clone(),
+            )
+        })
+        .fold((0.0f64, String::new()), |worst, next| {
+            if next.0 > worst.0 { next } else { worst }
+        });
+    println!(
+        "worst |finite difference − analytic| (f64, {checked} parameters, step {step:e}): {:.3e} ({})",
+        worst_fd.0, worst_fd.1
+    );
+    const FD_TOLERANCE: f64 = 1e-6;
+    let tolerances = format!("tolerances: gpu {GPU_TOLERANCE:e}, finite differences {FD_TOLERANCE:e}");
+    if !gpu_ok || worst_fd.0 > FD_TOLERANCE {
+        bail!("gradient check failed ({tolerances})");
+    }
+    println!("ok ({tolerances})");
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! `wgpu-mlp`: train, evaluate and use multi-layer perceptrons on any GPU from the command line.
+//!
+//! One module per command; `common` holds what several commands share (data options, the adapter,
+//! printing a confusion matrix or a profile). With no subcommand it trains the default network on
+//! the built-in synthetic data set, so that `cargo run --release` works offline on a fresh machine.
+
+mod adapters;
+mod bench;
+mod common;
+mod download;
+mod eval;
+mod gradcheck;
+mod predict;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wgpu-mlp",
+    version,
+    about = "Train multi-layer perceptrons with backpropagation on any GPU (Vulkan, Metal, DX12)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a network (the default command).
+    Train(train::TrainArgs),
+    /// Evaluate a saved model on a data set's test images.
+    Eval(eval::EvalArgs),
+    /// Classify images (PNG or PGM of any size, scaled to the model's input).
+    Predict(predict::PredictArgs),
+    /// Check GPU gradients against the CPU reference, and the CPU reference against finite differences.
+    Gradcheck(gradcheck::GradcheckArgs),
+    /// List every adapter wgpu can see.
+    Adapters,
+    /// Download MNIST or Fashion-MNIST and verify their checksums.
+    Download(download::DownloadArgs),
+    /// Measure training throughput on a fixed workload.
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    restore_sigpipe();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => train::TrainArgs::defaults()
+            .map_err(anyhow::Error::from)
+            .and_then(train::run),
+        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Eval(args)) => eval::run(args),
+        Some(Command::Predict(args)) => predict::run(args),
+        Some(Command::Gradcheck(args)) => gradcheck::run(args),
+        Some(Command::Adapters) => adapters::run(),
+        Some(Command::Download(args)) => download::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Rust ignores SIGPIPE, so a write to a closed pipe (`wgpu-mlp adapters | head -1`) fails and
+/// `println!` panics. Command-line tools instead end when the reader has gone; the signal's
+/// default action does that. Saved files are unaffected: they are written whole and renamed.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any thread exists; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

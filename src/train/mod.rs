@@ -1,0 +1,212 @@
+//! Mini-batch training and evaluation over a [`Dataset`]: on the GPU ([`GpuTrainer`]) with the
+//! whole data set resident there, or on the CPU reference ([`CpuTrainer`]) for comparison.
+//!
+//! Both follow the same schedule: each epoch visits the training set in an order shuffled by a
+//! seeded [`Rng`], in batches of `batch_size` (the last one smaller), and evaluation reports the
+//! mean loss, the accuracy and the confusion matrix. The same seed on the same adapter gives the
+//! same result.
+//!
+//! On the GPU an epoch writes only the shuffled order (once) and reads back only the summed loss
+//! (when asked for progress, at most every [`PROGRESS_INTERVAL`]); each step gathers its batch from
+//! the resident bytes, trains and advances a cursor, in one submission.
+//!
+//! Both implement [`Trainer`], so a caller can drive either the same way.
+
+mod cpu;
+mod gpu;
+
+use std::time::{Duration, Instant};
+
+use ndarray::Array2;
+
+pub use cpu::{CpuTrainer, evaluate_cpu};
+pub use gpu::GpuTrainer;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::gpu::profile::Profile;
+use crate::model::Mlp;
+use crate::optim::{OptimizerConfig, OptimizerState};
+use crate::rng::Rng;
+
+/// Training steps recorded into one submission when nothing is read back between them.
+pub const STEPS_PER_SUBMIT: usize = 8;
+
+/// How often a progress callback may cost a read-back of the running loss.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What to train with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// Update rule, learning rate and weight decay.
+    pub optimizer: OptimizerConfig,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Seeds the per-epoch shuffles.
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// Checks the batch size and the optimizer.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::invalid("batch size", "0 (must be at least 1)"));
+        }
+        self.optimizer.validate()
+    }
+}
+
+/// Progress within an epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// Samples trained on so far this epoch.
+    pub samples: usize,
+    /// Samples in the epoch.
+    pub total: usize,
+    /// Mean loss of the samples so far.
+    pub running_loss: f32,
+}
+
+/// One finished epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochReport {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches, weighted by their sizes.
+    pub train_loss: f32,
+    /// Samples trained on.
+    pub samples: usize,
+    /// Wall time of the epoch.
+    pub seconds: f64,
+}
+
+impl EpochReport {
+    /// The report of 1-based `epoch`, which started at `start`.
+    pub(crate) fn finished(epoch: usize, train_loss: f32, samples: usize, start: Instant) -> Self {
+        EpochReport {
+            epoch,
+            train_loss,
+            samples,
+            seconds: start.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Training throughput.
+    pub fn samples_per_second(&self) -> f64 {
+        self.samples as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// The result of evaluating a model on a data set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean loss.
+    pub loss: f32,
+    /// Fraction of samples whose largest output is their label.
+    pub accuracy: f64,
+    /// `confusion[[truth, predicted]]` counts.
+    pub confusion: Array2<u64>,
+    /// Samples evaluated.
+    pub samples: usize,
+}
+
+/// A batch's row count for each step of an epoch of `len` samples.
+pub(crate) fn batch_sizes(len: usize, batch_size: usize) -> impl Iterator<Item = usize> {
+    (0..len.div_ceil(batch_size)).map(move |i| batch_size.min(len - i * batch_size))
+}
+
+/// Shuffles `order` for 1-based `epoch`. The permutation depends only on the seed and the epoch
+/// number, so training resumed at epoch k visits the data exactly as an uninterrupted run does.
+pub(crate) fn epoch_order(seed: u64, epoch: usize, order: &mut [u32]) {
+    Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(order);
+}
+
+/// The error for a loss that stopped being finite at 1-based `step` of `epoch`.
+pub(crate) fn diverged(epoch: usize, step: usize, steps: usize, learning_rate: f32) -> Error {
+    Error::Diverged {
+        epoch,
+        step,
+        steps,
+        learning_rate,
+    }
+}
+
+/// Checks that `dataset` is well formed and fits a model of `mlp_inputs` inputs and
+/// `mlp_outputs` outputs; `what` names it in errors.
+pub(crate) fn check_dataset(
+    mlp_inputs: usize,
+    mlp_outputs: usize,
+    dataset: &Dataset,
+    what: &str,
+) -> Result<()> {
+    dataset.validate(what)?;
+    if dataset.inputs() != mlp_inputs {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "has {}×{} = {} pixels per image but the model takes {mlp_inputs} inputs",
+                dataset.rows,
+                dataset.cols,
+                dataset.inputs()
+            ),
+        ));
+    }
+    if dataset.classes != mlp_outputs {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "has {} classes but the model has {mlp_outputs} outputs",
+                dataset.classes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+
+/// The error for evaluating with a trainer that was given no test set.
+pub(crate) fn no_test_set() -> Error {
+    Error::invalid("evaluation", "no test set was given to the trainer")
+}
+
+/// What a training loop needs from a trainer, on the GPU or the CPU.
+pub trait Trainer {
+    /// Trains one epoch; `progress` is called at most every [`PROGRESS_INTERVAL`] and at the end,
+    /// with the running loss.
+    fn train_epoch(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<EpochReport>;
+
+    /// Loss, accuracy and confusion matrix on the test set.
+    fn evaluate(&mut self) -> Result<Evaluation>;
+
+    /// Epochs finished so far.
+    fn epochs_done(&self) -> usize;
+
+    /// Continues the epoch count of a resumed model: the next epoch is `epochs + 1`, shuffled as
+    /// that epoch of an uninterrupted run would be.
+    fn set_epochs_done(&mut self, epochs: usize);
+
+    /// The optimizer's moments and step count (to save for `--resume`).
+    fn optimizer_state(&mut self) -> Result<OptimizerState>;
+
+    /// Restores a saved optimizer state, to continue exactly where a run stopped.
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()>;
+
+    /// The model as trained so far.
+    fn to_mlp(&mut self) -> Result<Mlp>;
+
+    /// The per-kernel times of the steps profiled so far, where profiling was asked for.
+    fn profile(&self) -> Option<Profile> {
+        None
+    }
+}
+
+/// The index of the largest value (the first on ties, as `torch.argmax`).
+pub fn argmax(values: impl Iterator<Item = f32>) -> usize {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (i, v) in values.enumerate() {
+        if v > best.1 {
+            best = (i, v);
+        }
+    }
+    best.0
+}
