@@ -48,8 +48,10 @@ fn a_save_killed_midway_leaves_the_previous_model_intact() {
 
     let mut rng = Rng::new(1);
     let mut survivors = (0, 0);
-    let mut interrupted = 0;
-    for _ in 0..8 {
+    let (mut kills, mut interrupted) = (0, 0);
+    // Kill until a few kills have landed in the middle of a save (most do: the child does little
+    // else), so that the test proves something about interrupted saves.
+    while kills < 40 && (kills < 8 || interrupted < 3) {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -61,7 +63,15 @@ fn a_save_killed_midway_leaves_the_previous_model_intact() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(50 + rng.below(300)));
         child.kill().unwrap();
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
+        kills += 1;
+        // The child must have been saving when the signal came, not have died of its own.
+        #[cfg(unix)]
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "the saving child ended with {status}, not by the kill"
+        );
         // A temporary file left behind is a save the kill interrupted.
         for entry in std::fs::read_dir(&dir).unwrap() {
             let entry = entry.unwrap();
@@ -80,8 +90,12 @@ fn a_save_killed_midway_leaves_the_previous_model_intact() {
         }
     }
     eprintln!(
-        "8 kills, {interrupted} in the middle of a save: the file held the original model {} times, a complete later one {} times",
+        "{kills} kills, {interrupted} in the middle of a save: the file held the original model {} times, a complete later one {} times",
         survivors.0, survivors.1
+    );
+    assert!(
+        interrupted > 0,
+        "none of {kills} kills landed in the middle of a save"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
