@@ -414,8 +414,8 @@ fn check_finite(what: &str, array: ArrayView2<'_, f32>) -> Result<()> {
 }
 
 /// Whether every element is finite. The trainers check the model and each batch every step, so
-/// this is a fold without early exit, which the compiler vectorizes (a short-circuiting search
-/// over ndarray's iterator cost the CPU trainer 15% of a W1 step).
+/// this is a fold without early exit, which the compiler vectorizes where a short-circuiting search
+/// would not (BENCHMARKS.md, "the CPU reference").
 fn all_finite<D: ndarray::Dimension>(array: ndarray::ArrayView<'_, f32, D>) -> bool {
     let fold = |values: &[f32]| values.iter().fold(true, |ok, v| ok & v.is_finite());
     match array.as_slice_memory_order() {

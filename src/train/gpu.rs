@@ -9,61 +9,17 @@ use super::{
     EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, STEPS_PER_SUBMIT, TrainConfig, Trainer,
     check_dataset, diverged, epoch_order, no_test_set,
 };
+use super::gpu_plans::{EvalPlan, TrainPlan};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
-use crate::gpu::kernels::data::{Gather, GatherBuffers, pack_bytes};
-use crate::gpu::kernels::metrics::{Metrics, MetricsBuffers};
-use crate::gpu::kernels::{Dispatch, Recorder};
+use crate::gpu::kernels::data::Gather;
+use crate::gpu::kernels::metrics::Metrics;
+use crate::gpu::kernels::Recorder;
 use crate::gpu::network::{Fusion, GpuMlp};
 use crate::gpu::profile::{CountDispatches, Profile, Profiler};
 use crate::model::Mlp;
 use crate::optim::{OptimizerConfig, OptimizerState};
-
-/// A data set resident on the GPU as packed bytes, with a buffer for its sample order.
-struct GpuDataset {
-    len: usize,
-    images: wgpu::Buffer,
-    labels: wgpu::Buffer,
-    order: wgpu::Buffer,
-}
-
-impl GpuDataset {
-    fn upload(gpu: &Gpu, name: &str, dataset: &Dataset) -> Result<Self> {
-        let order: Vec<u32> = (0..dataset.len() as u32).collect();
-        Ok(GpuDataset {
-            len: dataset.len(),
-            images: gpu
-                .storage_buffer_with(&format!("{name}.images"), &pack_bytes(&dataset.images))?,
-            labels: gpu
-                .storage_buffer_with(&format!("{name}.labels"), &pack_bytes(&dataset.labels))?,
-            order: gpu.storage_buffer_with(&format!("{name}.order"), &order)?,
-        })
-    }
-}
-
-/// Everything an evaluation pass records per batch, bound once.
-struct EvalPlan {
-    dataset: GpuDataset,
-    counters: wgpu::Buffer,
-    counts: wgpu::Buffer,
-    loss_total: wgpu::Buffer,
-    gather: Dispatch,
-    advance_cursor: Dispatch,
-    accuracy: Dispatch,
-    accumulate_loss: Dispatch,
-}
-
-/// Everything a training step records besides the network's own step, bound once.
-struct TrainPlan {
-    dataset: GpuDataset,
-    gather: Dispatch,
-    accumulate_loss: Dispatch,
-    watch_loss: Dispatch,
-    /// `[steps this epoch, first step whose loss was not finite (0: none)]`.
-    watch: wgpu::Buffer,
-    loss_total: wgpu::Buffer,
-}
 
 /// Trains a [`GpuMlp`] on a data set held on the GPU, and evaluates it there.
 pub struct GpuTrainer {
@@ -129,11 +85,11 @@ impl GpuTrainer {
         let mut net = GpuMlp::with_batch_capacity(gpu, mlp, config.batch_size)?;
         net.set_optimizer(config.optimizer)?;
         let train = match train {
-            Some(train) => Some(Self::bind_train(gpu, &net, train, config.batch_size)?),
+            Some(train) => Some(TrainPlan::bind(gpu, &net, train, config.batch_size)?),
             None => None,
         };
         let eval = match test {
-            Some(test) => Some(Self::bind_eval(gpu, &net, test, config.batch_size)?),
+            Some(test) => Some(EvalPlan::bind(gpu, &net, test, config.batch_size)?),
             None => None,
         };
         let classes = mlp.outputs();
@@ -147,98 +103,6 @@ impl GpuTrainer {
             eval,
             rows_into_epoch: 0,
             profiler: None,
-        })
-    }
-
-    fn bind_train(gpu: &Gpu, net: &GpuMlp, train: &Dataset, batch: usize) -> Result<TrainPlan> {
-        let (inputs, classes) = (net.inputs(), net.outputs());
-        let dataset = GpuDataset::upload(gpu, "train", train)?;
-        let gather_buffers = GatherBuffers {
-            images: &dataset.images,
-            labels: &dataset.labels,
-            order: &dataset.order,
-            counters: net.counters_buffer(),
-            x: net.x_buffer(),
-            y: net.y_buffer(),
-        };
-        let gather = Gather::bind(gpu, "train.gather", &gather_buffers, batch, inputs, classes)?;
-        let watch = gpu.storage_buffer("train.watch", 2)?;
-        let loss_total = gpu.storage_buffer("train.loss_total", 1)?;
-        let metrics_buffers = MetricsBuffers {
-            a: net.output_buffer(),
-            y: net.y_buffer(),
-            batch_loss: net.loss_buffer(),
-            counts: &watch,
-            loss_total: &loss_total,
-        };
-        let accumulate_loss = Metrics::bind_accumulate_loss(
-            gpu,
-            "train.accumulate_loss",
-            &metrics_buffers,
-            batch,
-            classes,
-        )?;
-        let watch_loss =
-            Metrics::bind_watch_loss(gpu, "train.watch_loss", &metrics_buffers, classes)?;
-        Ok(TrainPlan {
-            dataset,
-            gather,
-            accumulate_loss,
-            watch_loss,
-            watch,
-            loss_total,
-        })
-    }
-
-    fn bind_eval(gpu: &Gpu, net: &GpuMlp, test: &Dataset, batch: usize) -> Result<EvalPlan> {
-        let (inputs, classes) = (net.inputs(), net.outputs());
-        let dataset = GpuDataset::upload(gpu, "test", test)?;
-        let counters = gpu.storage_buffer("test.counters", 2)?;
-        let counts = gpu.storage_buffer("test.counts", 1 + classes * classes)?;
-        let loss_total = gpu.storage_buffer("test.loss_total", 1)?;
-        let gather_buffers = GatherBuffers {
-            images: &dataset.images,
-            labels: &dataset.labels,
-            order: &dataset.order,
-            counters: &counters,
-            x: net.x_buffer(),
-            y: net.y_buffer(),
-        };
-        let metrics_buffers = MetricsBuffers {
-            a: net.output_buffer(),
-            y: net.y_buffer(),
-            batch_loss: net.loss_buffer(),
-            counts: &counts,
-            loss_total: &loss_total,
-        };
-        Ok(EvalPlan {
-            gather: Gather::bind(gpu, "test.gather", &gather_buffers, batch, inputs, classes)?,
-            advance_cursor: Gather::bind_advance_cursor(
-                gpu,
-                "test.advance_cursor",
-                &gather_buffers,
-                batch,
-                inputs,
-                classes,
-            )?,
-            accuracy: Metrics::bind_accuracy(
-                gpu,
-                "test.accuracy",
-                &metrics_buffers,
-                batch,
-                classes,
-            )?,
-            accumulate_loss: Metrics::bind_accumulate_loss(
-                gpu,
-                "test.accumulate_loss",
-                &metrics_buffers,
-                batch,
-                classes,
-            )?,
-            dataset,
-            counters,
-            counts,
-            loss_total,
         })
     }
 

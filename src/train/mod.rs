@@ -14,6 +14,7 @@
 
 mod cpu;
 mod gpu;
+mod gpu_plans;
 
 use std::time::{Duration, Instant};
 
