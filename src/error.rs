@@ -37,8 +37,9 @@ pub enum Error {
         /// What is wrong with it.
         why: String,
     },
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    /// Reading or writing a file failed. The message names the file; the operating system's
+    /// reason is the error's source (printed after it by `anyhow`'s `{:#}`).
+    #[error("{path}")]
     Io {
         /// The file.
         path: String,
@@ -111,6 +112,15 @@ pub enum Error {
         /// Why it failed (timeout, device lost, map error).
         why: String,
     },
+    /// Training was interrupted (Ctrl-C, SIGTERM) before the epoch finished.
+    #[error("interrupted in epoch {epoch}, after {samples} of its samples")]
+    Interrupted {
+        /// 1-based epoch that did not finish.
+        epoch: usize,
+        /// Samples of it trained on.
+        samples: usize,
+    },
+
     /// The device was lost (driver reset, GPU removed, out of memory on some backends).
     #[error("the GPU device was lost: {0}")]
     DeviceLost(String),

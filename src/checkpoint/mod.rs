@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 pub mod model_file;
 pub mod optimizer_file;
 
-pub use model_file::{from_bytes, load, save, to_bytes};
+pub use model_file::{Architecture, from_bytes, from_bytes_with, load, load_with, save, to_bytes};
 pub use optimizer_file::{load_optimizer, optimizer_path, save_optimizer};
 
 /// The value of the `format` metadata key this version writes.

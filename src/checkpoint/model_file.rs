@@ -1,5 +1,6 @@
 //! The model file: the parameters as a PyTorch `state_dict`, the architecture in the metadata.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use ndarray::{Array1, Array2};
@@ -47,20 +48,113 @@ pub fn save(path: &Path, mlp: &Mlp, info: &CheckpointInfo) -> Result<()> {
 
 /// Reads a model file written by [`save`] (or by PyTorch with the same names and metadata).
 pub fn load(path: &Path) -> Result<(Mlp, CheckpointInfo)> {
+    load_with(path, None)
+}
+
+/// [`load`], accepting a file without the architecture in its metadata when `architecture` says
+/// what it is (see [`from_bytes_with`]).
+pub fn load_with(path: &Path, architecture: Option<&Architecture>) -> Result<(Mlp, CheckpointInfo)> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.display().to_string(),
         source,
     })?;
-    from_bytes(&bytes, path)
+    from_bytes_with(&bytes, path, architecture)
+}
+
+/// What a file without this crate's metadata (a PyTorch `state_dict` saved as safetensors) cannot
+/// say about itself; the layer sizes come from its tensors' shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Architecture {
+    /// The activation of every hidden layer.
+    pub hidden: Activation,
+    /// The activation of the output layer.
+    pub output: Activation,
+    /// The loss.
+    pub loss: Loss,
 }
 
 /// Parses a model file's bytes; `path` only names it in errors.
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Mlp, CheckpointInfo)> {
+    from_bytes_with(bytes, path, None)
+}
+
+/// [`from_bytes`], accepting a file without the architecture in its metadata when `architecture`
+/// says what it is.
+pub fn from_bytes_with(
+    bytes: &[u8],
+    path: &Path,
+    architecture: Option<&Architecture>,
+) -> Result<(Mlp, CheckpointInfo)> {
     let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| model_error(path, format!("is not a safetensors file ({e})")))?;
     let tensors = SafeTensors::deserialize(bytes)
         .map_err(|e| model_error(path, format!("is not a valid safetensors file ({e})")))?;
     let mut metadata = header.metadata().clone().unwrap_or_default();
+    if let Some(format) = metadata.remove("format")
+        && format != FORMAT
+    {
+        return Err(model_error(
+            path,
+            format!("is in format {format:?}, which this version does not read (it reads {FORMAT:?})"),
+        ));
+    }
+    let epochs = metadata
+        .remove("epochs")
+        .map(|e| e.parse::<usize>())
+        .transpose()
+        .map_err(|e| model_error(path, format!("epochs: {e}")))?
+        .unwrap_or(0);
+    let (sizes, activations, loss) = match architecture {
+        _ if metadata.contains_key("sizes") => architecture_from_metadata(&mut metadata, path)?,
+        Some(architecture) => architecture_from_tensors(&tensors, architecture, path)?,
+        None => {
+            let missing: Vec<&str> = ["sizes", "activations", "loss"]
+                .into_iter()
+                .filter(|key| !metadata.contains_key(*key))
+                .collect();
+            return Err(model_error(
+                path,
+                format!(
+                    "has no {} in its metadata (a PyTorch state_dict?); say what it is with the \
+                     hidden and output activations and the loss (--hidden, --output, --loss)",
+                    missing.join(", ")
+                ),
+            ));
+        }
+    };
+    let mut layers = Vec::with_capacity(activations.len());
+    for (l, activation) in activations.into_iter().enumerate() {
+        let (inputs, outputs) = (sizes[l], sizes[l + 1]);
+        let (weight_name, bias_name) = tensor_names(l);
+        let weight = read_tensor(&tensors, &weight_name, &[outputs, inputs], path)?;
+        let bias = read_tensor(&tensors, &bias_name, &[outputs], path)?;
+        layers.push(Dense {
+            weight: Array2::from_shape_vec((outputs, inputs), weight)
+                .map_err(|e| model_error(path, e.to_string()))?,
+            bias: Array1::from(bias),
+            activation,
+        });
+    }
+    refuse_extra_tensors(&tensors, layers.len(), path)?;
+    let mlp = Mlp { layers, loss };
+    mlp.validate().map_err(|e| match e {
+        Error::Model(why) => model_error(path, why),
+        other => model_error(path, other.to_string()),
+    })?;
+    Ok((
+        mlp,
+        CheckpointInfo {
+            epochs,
+            extra: metadata,
+        },
+    ))
+}
+
+/// Sizes, activations and loss as the metadata states them (taken out of it).
+fn architecture_from_metadata(
+    metadata: &mut HashMap<String, String>,
+    path: &Path,
+) -> Result<(Vec<usize>, Vec<Activation>, Loss)> {
     let mut take = |key: &str| {
         metadata
             .remove(key)
@@ -69,22 +163,11 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Mlp, CheckpointInfo)> {
     let sizes_text = take("sizes")?;
     let activations_text = take("activations")?;
     let loss = Loss::from_name(&take("loss")?).map_err(|e| model_error(path, e.to_string()))?;
-    let epochs = metadata
-        .remove("epochs")
-        .map(|e| e.parse::<usize>())
-        .transpose()
-        .map_err(|e| model_error(path, format!("epochs: {e}")))?
-        .unwrap_or(0);
-    metadata.remove("format");
-
     let sizes = sizes_text
         .split(',')
         .map(|s| {
             s.trim().parse::<usize>().map_err(|_| {
-                model_error(
-                    path,
-                    format!("sizes {sizes_text:?} is not a list of numbers"),
-                )
+                model_error(path, format!("sizes {sizes_text:?} is not a list of numbers"))
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -102,35 +185,70 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Mlp, CheckpointInfo)> {
             ),
         ));
     }
-    let mut layers = Vec::with_capacity(activations.len());
-    for (l, activation) in activations.into_iter().enumerate() {
-        let (inputs, outputs) = (sizes[l], sizes[l + 1]);
-        let (weight_name, bias_name) = tensor_names(l);
-        let weight = read_tensor(&tensors, &weight_name, &[outputs, inputs], path)?;
-        let bias = read_tensor(&tensors, &bias_name, &[outputs], path)?;
-        layers.push(Dense {
-            weight: Array2::from_shape_vec((outputs, inputs), weight)
-                .map_err(|e| model_error(path, e.to_string()))?,
-            bias: Array1::from(bias),
-            activation,
-        });
+    Ok((sizes, activations, loss))
+}
+
+/// Sizes from the shapes of `0.weight`, `2.weight`, …; activations and loss from `architecture`.
+fn architecture_from_tensors(
+    tensors: &SafeTensors<'_>,
+    architecture: &Architecture,
+    path: &Path,
+) -> Result<(Vec<usize>, Vec<Activation>, Loss)> {
+    let mut sizes = Vec::new();
+    for l in 0.. {
+        let Ok(weight) = tensors.tensor(&tensor_names(l).0) else {
+            break;
+        };
+        let [outputs, inputs] = weight.shape() else {
+            return Err(model_error(
+                path,
+                format!("tensor {:?} has shape {:?}, not (out, in)", tensor_names(l).0, weight.shape()),
+            ));
+        };
+        if sizes.is_empty() {
+            sizes.push(*inputs);
+        }
+        sizes.push(*outputs);
     }
-    let mlp = Mlp { layers, loss };
-    mlp.validate()
-        .map_err(|e| model_error(path, e.to_string()))?;
-    Ok((
-        mlp,
-        CheckpointInfo {
-            epochs,
-            extra: metadata,
-        },
+    if sizes.is_empty() {
+        return Err(model_error(
+            path,
+            "has no tensor \"0.weight\": not the state_dict of an nn.Sequential of nn.Linear layers",
+        ));
+    }
+    let layers = sizes.len() - 1;
+    let mut activations = vec![architecture.hidden; layers - 1];
+    activations.push(architecture.output);
+    Ok((sizes, activations, architecture.loss))
+}
+
+/// An error naming every tensor that a model of `layers` layers does not have.
+fn refuse_extra_tensors(tensors: &SafeTensors<'_>, layers: usize, path: &Path) -> Result<()> {
+    let expected: Vec<String> = (0..layers)
+        .flat_map(|l| <[String; 2]>::from(tensor_names(l)))
+        .collect();
+    let mut extra: Vec<String> = tensors
+        .names()
+        .into_iter()
+        .filter(|name| !expected.iter().any(|e| e == *name))
+        .map(|name| format!("{name:?}"))
+        .collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    extra.sort();
+    Err(model_error(
+        path,
+        format!(
+            "has tensors that are not part of its {layers}-layer model: {}",
+            extra.join(", ")
+        ),
     ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     #[test]
     fn round_trip_keeps_every_bit_and_the_metadata() {

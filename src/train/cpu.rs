@@ -5,7 +5,7 @@ use std::time::Instant;
 use ndarray::Array2;
 
 use super::{
-    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, TrainConfig, Trainer, argmax,
+    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, StopFlag, TrainConfig, Trainer, argmax,
     batch_sizes, check_dataset, diverged, epoch_order, no_test_set,
 };
 use crate::data::Dataset;
@@ -21,6 +21,8 @@ pub struct CpuTrainer<'a> {
     epochs_done: usize,
     train: &'a Dataset,
     test: Option<&'a Dataset>,
+    /// Raised to stop after the step in progress.
+    stop: StopFlag,
 }
 
 impl<'a> CpuTrainer<'a> {
@@ -44,6 +46,7 @@ impl<'a> CpuTrainer<'a> {
             epochs_done: 0,
             train,
             test,
+            stop: StopFlag::default(),
         })
     }
 
@@ -87,6 +90,7 @@ impl Trainer for CpuTrainer<'_> {
         let mut last_report = Instant::now();
         let steps = len.div_ceil(self.config.batch_size);
         for (step, rows) in batch_sizes(len, self.config.batch_size).enumerate() {
+            self.stop.check(self.epochs_done + 1, samples)?;
             let indices: Vec<usize> = order[samples..samples + rows]
                 .iter()
                 .map(|&i| i as usize)
@@ -122,6 +126,10 @@ impl Trainer for CpuTrainer<'_> {
     fn evaluate(&mut self) -> Result<Evaluation> {
         let test = self.test.ok_or_else(no_test_set)?;
         evaluate_cpu(&self.mlp, test, self.config.batch_size)
+    }
+
+    fn stop_on(&mut self, flag: StopFlag) {
+        self.stop = flag;
     }
 
     fn epochs_done(&self) -> usize {

@@ -6,7 +6,8 @@ use std::time::Instant;
 use ndarray::Array2;
 
 use super::{
-    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, STEPS_PER_SUBMIT, TrainConfig, Trainer,
+    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, STEPS_PER_SUBMIT, StopFlag, TrainConfig,
+    Trainer,
     check_dataset, diverged, epoch_order, no_test_set,
 };
 use super::gpu_plans::{EvalPlan, TrainPlan};
@@ -34,6 +35,8 @@ pub struct GpuTrainer {
     rows_into_epoch: usize,
     /// With `--profile`: the profiler and how many of the coming steps it still times.
     profiler: Option<(Profiler, usize)>,
+    /// Raised to stop after the steps in flight.
+    stop: StopFlag,
 }
 
 impl GpuTrainer {
@@ -103,6 +106,7 @@ impl GpuTrainer {
             eval,
             rows_into_epoch: 0,
             profiler: None,
+            stop: StopFlag::default(),
         })
     }
 
@@ -275,6 +279,7 @@ impl Trainer for GpuTrainer {
         let mut last_report = Instant::now();
         let mut done = 0;
         while done < full {
+            self.stop.check(self.epochs_done + 1, done * batch)?;
             let count = STEPS_PER_SUBMIT.min(full - done);
             self.submit_steps(batch, count)?;
             done += count;
@@ -290,6 +295,7 @@ impl Trainer for GpuTrainer {
             }
         }
         if remainder > 0 {
+            self.stop.check(self.epochs_done + 1, full * batch)?;
             self.submit_steps(remainder, 1)?;
         }
         let train_loss = self.read_epoch_loss("the epoch loss", len, steps)?;
@@ -372,6 +378,10 @@ impl Trainer for GpuTrainer {
 
     fn to_mlp(&mut self) -> Result<Mlp> {
         self.net.to_mlp()
+    }
+
+    fn stop_on(&mut self, flag: StopFlag) {
+        self.stop = flag;
     }
 
     fn profile(&self) -> Option<Profile> {

@@ -16,6 +16,8 @@ mod cpu;
 mod gpu;
 mod gpu_plans;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ndarray::Array2;
@@ -165,6 +167,31 @@ pub(crate) fn check_dataset(
 }
 
 
+/// A flag that another thread (a signal handler) raises to stop training after the step in
+/// progress; the epoch then ends with [`Error::Interrupted`]. Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    /// Asks every trainer holding this flag to stop.
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`StopFlag::raise`] was called.
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// `Err(Error::Interrupted)` once raised, for 1-based `epoch` after `samples` of it.
+    pub(crate) fn check(&self, epoch: usize, samples: usize) -> Result<()> {
+        if self.is_raised() {
+            return Err(Error::Interrupted { epoch, samples });
+        }
+        Ok(())
+    }
+}
+
 /// The error for evaluating with a trainer that was given no test set.
 pub(crate) fn no_test_set() -> Error {
     Error::invalid("evaluation", "no test set was given to the trainer")
@@ -194,6 +221,9 @@ pub trait Trainer {
 
     /// The model as trained so far.
     fn to_mlp(&mut self) -> Result<Mlp>;
+
+    /// Stops training after the step in progress once `flag` is raised.
+    fn stop_on(&mut self, flag: StopFlag);
 
     /// The per-kernel times of the steps profiled so far, where profiling was asked for.
     fn profile(&self) -> Option<Profile> {
