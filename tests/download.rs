@@ -205,7 +205,7 @@ fn the_published_checksums_are_the_default() {
         b"abc".to_vec(),
     )]);
     let dir = scratch("published");
-    let error = download(DatasetKind::Mnist, &dir, &[server.url.clone()])
+    let error = download(DatasetKind::Mnist, &dir, std::slice::from_ref(&server.url))
         .unwrap_err()
         .to_string();
     assert!(error.contains("checksum mismatch"), "{error}");

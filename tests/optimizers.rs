@@ -32,6 +32,9 @@ enum Side {
 
 const SIDES: [Side; 2] = [Side::Cpu, Side::Gpu];
 
+/// One step's inputs and targets.
+type Batch = (Array2<f32>, Array2<f32>);
+
 /// Steps of the constant-gradient runs.
 const STEPS: usize = 8;
 const LEARNING_RATE: f64 = 0.01;
@@ -57,12 +60,7 @@ fn flat(mlp: &Mlp) -> Vec<f64> {
 }
 
 /// Trains a copy of `mlp` one step per batch under `config` on `side`.
-fn run(
-    side: Side,
-    mlp: &Mlp,
-    config: OptimizerConfig,
-    batches: &[(Array2<f32>, Array2<f32>)],
-) -> Run {
+fn run(side: Side, mlp: &Mlp, config: OptimizerConfig, batches: &[Batch]) -> Run {
     let mut parameters = Vec::new();
     match side {
         Side::Cpu => {
@@ -104,7 +102,7 @@ fn assert_all_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64)
 
 /// The saturated softmax layer of the module doc: parameters W = [[10, 0.5], [−10, −0.25]],
 /// b = (10, −10), so z = (20, −20) for x = (1, 0), and the label is class 1.
-fn saturated_softmax() -> (Mlp, Vec<(Array2<f32>, Array2<f32>)>) {
+fn saturated_softmax() -> (Mlp, Vec<Batch>) {
     let mlp = Mlp {
         layers: vec![Dense {
             weight: array![[10.0f32, 0.5], [-10.0, -0.25]],
@@ -315,7 +313,7 @@ fn a_few_steps_with_varying_gradients_match_an_f64_version_of_every_optimizer() 
         loss: Loss::Mse,
     };
     // A different batch each step: the gradient changes with the data and with the parameters.
-    let batches: Vec<(Array2<f32>, Array2<f32>)> = (0..4)
+    let batches: Vec<Batch> = (0..4)
         .map(|s| {
             (
                 random_matrix(batch, inputs, 10 + s),
