@@ -2,11 +2,11 @@
 //! rtol·|reference|`, reporting the element that came closest to (or went furthest past) its
 //! allowance.
 //!
-//! An absolute tolerance alone cannot judge gradients whose sizes span orders of magnitude: at
-//! batch 64 a first layer's gradients can be 1e-5, where an atol of 1e-4 lets a 100% error pass,
-//! while an output layer's 1.0 gradient differs by more than 1e-6 from f32 summation order alone.
-//! The relative term scales the allowance with each reference value; the absolute one covers
-//! values near zero, where any relative tolerance is too strict.
+//! An absolute tolerance alone cannot judge gradients whose sizes span orders of magnitude: a
+//! first layer's gradients can be 1e-5, where an atol of 1e-4 lets a 100% error pass, while a
+//! large gradient legitimately differs by several of its ulps through the order of f32 sums. The
+//! relative term scales the allowance with each reference value; the absolute one covers values
+//! near zero, where any relative tolerance is too strict.
 
 use std::fmt;
 
