@@ -8,9 +8,9 @@
 //! `weight: (out, in)` and `bias: (out)`, `z = x · weightᵀ + bias`, `a = g(z)`, and losses are
 //! reduced by the mean.
 //!
-//! ```no_run
+//! ```
 //! use wgpu_mlp::ndarray::Array2;
-//! use wgpu_mlp::{Activation, AdapterChoice, Gpu, GpuMlp, Loss, Mlp};
+//! use wgpu_mlp::{Activation, AdapterChoice, Gpu, GpuMlp, Loss, Mlp, gradcheck};
 //!
 //! # fn main() -> wgpu_mlp::Result<()> {
 //! let x = Array2::from_shape_vec((4, 2), vec![0., 0., 0., 1., 1., 0., 1., 1.]).unwrap();
@@ -25,11 +25,15 @@
 //! let mut net = GpuMlp::new(&gpu, &mlp)?;
 //! let (gpu_loss, gpu_grads) = net.loss_and_gradients(x.view(), y.view())?;
 //! assert!((cpu_loss - gpu_loss).abs() < 1e-5);
-//! for _ in 0..500 {
+//! let check = gradcheck::compare(&gpu_grads, &cpu_grads, gradcheck::Tolerance::GPU_VS_CPU)?;
+//! assert!(check.passed(), "{check}");
+//! for _ in 0..200 {
 //!     net.train_step(x.view(), y.view(), 0.5)?;
 //! }
+//! // The loss of the last step's batch, before its update: training has lowered it.
+//! assert!(net.last_loss()? < gpu_loss);
 //! let trained: Mlp = net.to_mlp()?;
-//! # let _ = (cpu_grads, gpu_grads, trained);
+//! # let _ = trained;
 //! # Ok(())
 //! # }
 //! ```
@@ -40,6 +44,7 @@ pub mod data;
 pub mod error;
 pub mod files;
 pub mod gpu;
+pub mod gradcheck;
 pub mod model;
 pub mod optim;
 pub mod plot;

@@ -5,13 +5,14 @@ mod common;
 
 use common::{assert_close, assert_close2, gpu, one_hot, random_matrix, targets01, worked_example};
 use wgpu_mlp::gpu::kernels::MatmulStrategy;
+use wgpu_mlp::gradcheck::{self, Tensor, Tolerance};
 use wgpu_mlp::ndarray::Array2;
-use wgpu_mlp::{Activation, Error, Gpu, GpuMlp, Loss, Mlp};
+use wgpu_mlp::ndarray::array;
+use wgpu_mlp::{Activation, DenseGradients, Error, Gpu, GpuMlp, Gradients, Loss, Mlp};
 
-/// `|gpu − cpu| ≤ ATOL + RTOL·|cpu|` for losses and gradients: both are f32 and only the order of
-/// the sums differs.
-const GRADIENT_ATOL: f32 = 2e-6;
-const GRADIENT_RTOL: f32 = 1e-3;
+/// `|gpu − cpu| ≤ atol + rtol·|cpu|` for losses and gradients: both are f32 and only the order
+/// of the sums differs.
+const TOLERANCE: Tolerance = Tolerance::GPU_VS_CPU;
 
 /// The (output activation, loss) pairs a model may use.
 fn output_and_loss_pairs() -> Vec<(Activation, Loss)> {
@@ -37,28 +38,12 @@ fn compare(net: &mut GpuMlp, mlp: &Mlp, x: &Array2<f32>, y: &Array2<f32>, what: 
         &format!("{what}: loss"),
         &[gpu_loss],
         &[cpu_loss],
-        GRADIENT_ATOL,
-        GRADIENT_RTOL,
+        TOLERANCE.atol,
+        TOLERANCE.rtol,
     );
-    let mut worst = 0.0f32;
-    for (l, (g, c)) in gpu_grads.layers.iter().zip(&cpu.layers).enumerate() {
-        worst = worst.max(assert_close2(
-            &format!("{what}: layer {l} dweight"),
-            g.dweight.view(),
-            c.dweight.view(),
-            GRADIENT_ATOL,
-            GRADIENT_RTOL,
-        ));
-        let (gb, cb) = (g.dbias.to_vec(), c.dbias.to_vec());
-        worst = worst.max(assert_close(
-            &format!("{what}: layer {l} dbias"),
-            &gb,
-            &cb,
-            GRADIENT_ATOL,
-            GRADIENT_RTOL,
-        ));
-    }
-    worst
+    let comparison = gradcheck::compare(&gpu_grads, &cpu, TOLERANCE).unwrap();
+    assert!(comparison.passed(), "{what}: {comparison}");
+    comparison.largest_difference
 }
 
 #[test]
@@ -321,4 +306,99 @@ fn gpu_reproduces_the_published_worked_example() {
         worked_example::PUBLISHED_ATOL,
         0.0,
     );
+}
+
+/// Two layers of gradients with the given first-layer weights, everything else equal on both
+/// sides.
+fn gradients(first: [f32; 4]) -> Gradients {
+    Gradients {
+        layers: vec![
+            DenseGradients {
+                dweight: Array2::from_shape_vec((2, 2), first.to_vec()).unwrap(),
+                dbias: array![0.5f32, -0.25],
+            },
+            DenseGradients {
+                dweight: array![[1.0f32, -2.0]],
+                dbias: array![3.0f32],
+            },
+        ],
+    }
+}
+
+#[test]
+fn gradcheck_judges_small_gradients_by_their_size_not_by_an_absolute_tolerance() {
+    // Reference first-layer gradients of 1e-4: a 20% error (2e-5) is far inside an absolute 1e-4
+    // but outside 2e-6 + 1e-3·1e-4 = 2.1e-6, by 2e-5/2.1e-6 ≈ 9.52 times.
+    let reference = gradients([1e-4, -1e-4, 1e-4, 0.0]);
+    let checked = gradients([1e-4, -1e-4, 1.2e-4, 0.0]);
+    let comparison = gradcheck::compare(&checked, &reference, Tolerance::GPU_VS_CPU).unwrap();
+    assert!(!comparison.passed());
+    assert_eq!(comparison.failed, 1);
+    assert_eq!(comparison.compared, 4 + 2 + 2 + 1);
+    let worst = comparison.worst.unwrap();
+    assert_eq!(
+        (worst.layer, worst.tensor, worst.index),
+        (0, Tensor::Weight, 2)
+    );
+    assert_eq!((worst.value, worst.reference), (1.2e-4, 1e-4));
+    let allowed = 2e-6 + 1e-3 * 1e-4;
+    assert!((worst.allowed - allowed).abs() < 1e-12, "{}", worst.allowed);
+    assert!(
+        (worst.ratio - 2e-5 / allowed).abs() < 1e-3,
+        "{}",
+        worst.ratio
+    );
+    assert!((comparison.largest_difference - 2e-5).abs() < 1e-9);
+    let report = comparison.to_string();
+    assert!(
+        report.starts_with("1 of 9 gradients outside") && report.contains("layer 0 dweight[2]"),
+        "{report}"
+    );
+
+    // The same error on a gradient of 1 is inside 2e-6 + 1e-3·1 (the relative part).
+    let reference = gradients([1.0, 1.0, 1.0, 1.0]);
+    let checked = gradients([1.0, 1.0, 1.0 + 2e-5, 1.0]);
+    let comparison = gradcheck::compare(&checked, &reference, Tolerance::GPU_VS_CPU).unwrap();
+    assert!(comparison.passed(), "{comparison}");
+    let worst = comparison.worst.unwrap();
+    assert!(worst.ratio > 0.0 && worst.ratio < 0.02, "{}", worst.ratio);
+}
+
+#[test]
+fn gradcheck_fails_nan_and_refuses_mismatched_shapes() {
+    let reference = gradients([1.0, 2.0, 3.0, 4.0]);
+    let same = gradcheck::compare(&reference, &reference, Tolerance::GPU_VS_CPU).unwrap();
+    assert!(same.passed());
+    assert_eq!(same.largest_difference, 0.0);
+    assert_eq!(same.worst.unwrap().ratio, 0.0);
+
+    let mut nan = reference.clone();
+    nan.layers[1].dbias[0] = f32::NAN;
+    let comparison = gradcheck::compare(&nan, &reference, Tolerance::GPU_VS_CPU).unwrap();
+    assert!(!comparison.passed());
+    let worst = comparison.worst.unwrap();
+    assert_eq!(
+        (worst.layer, worst.tensor, worst.index),
+        (1, Tensor::Bias, 0)
+    );
+    assert_eq!(worst.ratio, f32::INFINITY);
+
+    let fewer = Gradients {
+        layers: reference.layers[..1].to_vec(),
+    };
+    let error = gradcheck::compare(&fewer, &reference, Tolerance::GPU_VS_CPU).unwrap_err();
+    assert!(
+        error.to_string().contains("1 layers checked against 2"),
+        "{error}"
+    );
+    let mut wider = reference.clone();
+    wider.layers[1].dweight = array![[1.0f32, -2.0, 0.0]];
+    let error = gradcheck::compare(&wider, &reference, Tolerance::GPU_VS_CPU).unwrap_err();
+    assert!(error.to_string().contains("layer 1 dweight"), "{error}");
+    let negative = Tolerance {
+        atol: -1.0,
+        rtol: 0.0,
+    };
+    let error = gradcheck::compare(&reference, &reference, negative).unwrap_err();
+    assert!(error.to_string().contains("tolerance"), "{error}");
 }

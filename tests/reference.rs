@@ -68,7 +68,7 @@ fn textbook_loss(mlp: &Mlp, x: ArrayView2<f32>, y: ArrayView2<f32>) -> (f64, f64
                 row /= total;
             }
         } else {
-            z.mapv_inplace(|v| layer.activation.apply(v));
+            z.mapv_inplace(|v| textbook_activation(layer.activation, v));
         }
         a = z;
     }
@@ -79,6 +79,91 @@ fn textbook_loss(mlp: &Mlp, x: ArrayView2<f32>, y: ArrayView2<f32>) -> (f64, f64
         Loss::BinaryCrossEntropy => (-(&y * &a.ln() + (1.0 - &y) * (1.0 - &a).ln())).mean(),
     };
     (loss.expect("a non-empty batch"), closest_kink)
+}
+
+/// g(z) for the element-wise activations as a textbook writes them, independently of
+/// [`Activation::apply`]: σ(z) = 1/(1 + e^−z), tanh z = (e^z − e^−z)/(e^z + e^−z) (fine for
+/// |z| < 700), ReLU z = z for z > 0 else 0.
+fn textbook_activation(activation: Activation, z: f64) -> f64 {
+    match activation {
+        Activation::Identity => z,
+        Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
+        Activation::Tanh => (z.exp() - (-z).exp()) / (z.exp() + (-z).exp()),
+        Activation::Relu => {
+            if z > 0.0 {
+                z
+            } else {
+                0.0
+            }
+        }
+        Activation::Softmax => unreachable!("softmax is row-wise"),
+    }
+}
+
+/// g′(z) written in terms of z, from the derivatives of [`textbook_activation`]'s formulas:
+/// σ′(z) = e^−z/(1 + e^−z)², tanh′(z) = 4/(e^z + e^−z)², ReLU′(z) = 1 for z > 0 else 0 (PyTorch's
+/// choice at 0).
+fn textbook_derivative(activation: Activation, z: f64) -> f64 {
+    match activation {
+        Activation::Identity => 1.0,
+        Activation::Sigmoid => (-z).exp() / (1.0 + (-z).exp()).powi(2),
+        Activation::Tanh => 4.0 / (z.exp() + (-z).exp()).powi(2),
+        Activation::Relu => {
+            if z > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Activation::Softmax => unreachable!("softmax is row-wise"),
+    }
+}
+
+#[test]
+fn activations_and_their_derivatives_match_formulas_written_out_here() {
+    let zs: Vec<f64> = (-40..=40).map(|i| f64::from(i) * 0.15).collect();
+    for activation in HIDDEN {
+        for &z in &zs {
+            let what = format!("{activation:?} at {z}");
+            let want = textbook_activation(activation, z);
+            let a = activation.apply(z);
+            assert!(
+                (a - want).abs() <= 1e-14 * (1.0 + want.abs()),
+                "{what}: g {a} vs {want}"
+            );
+            let slope = textbook_derivative(activation, z);
+            let derivative = activation.derivative_from_output(a);
+            assert!(
+                (derivative - slope).abs() <= 1e-12,
+                "{what}: g′ {derivative} vs {slope}"
+            );
+            // The closed-form derivative against a central difference of the formula, away from
+            // ReLU's kink.
+            if activation != Activation::Relu || z.abs() > 1e-3 {
+                let h = 1e-5;
+                let central = (textbook_activation(activation, z + h)
+                    - textbook_activation(activation, z - h))
+                    / (2.0 * h);
+                assert!(
+                    (central - slope).abs() <= 1e-8,
+                    "{what}: {central} vs {slope}"
+                );
+            }
+            // In f32 as the model runs it.
+            let a32 = activation.apply(z as f32);
+            assert!((f64::from(a32) - want).abs() <= 1e-6, "{what}: f32 g {a32}");
+            let d32 = activation.derivative_from_output(a32);
+            assert!(
+                (f64::from(d32) - slope).abs() <= 1e-6,
+                "{what}: f32 g′ {d32}"
+            );
+        }
+    }
+    // ReLU′ at exactly 0 is 0, as in PyTorch.
+    assert_eq!(
+        Activation::Relu.derivative_from_output(Activation::Relu.apply(0.0f64)),
+        0.0
+    );
 }
 
 /// A seeded network with random biases (so that they matter in the forward pass) and a batch

@@ -4,6 +4,10 @@
 //! A file is downloaded into a temporary file beside its destination and renamed into place only
 //! once its checksum matches, so a broken or tampered download is never kept, and a file already
 //! present with the right checksum is not fetched again.
+//!
+//! What is fetched is a [`DownloadSpec`]: file names and their MD5s. [`download`] uses the
+//! published one ([`DownloadSpec::published`]); [`download_with`] takes any, which is how the
+//! tests check the verification on small files of their own.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -78,6 +82,62 @@ pub fn md5_of(path: &Path) -> Result<String> {
         .collect())
 }
 
+/// The files of a download and the MD5 each must have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DownloadSpec {
+    /// `(file name, MD5 as 32 hex digits)`, fetched in this order. A name is a plain file name
+    /// (no folder), appended to each mirror's URL and to the destination folder.
+    pub files: Vec<(String, String)>,
+}
+
+impl DownloadSpec {
+    /// The four `.gz` files of `kind`, in [`IDX_FILES`] order, with their published MD5s; an
+    /// error for the synthetic set, which is built in.
+    pub fn published(kind: DatasetKind) -> Result<DownloadSpec> {
+        let sums = checksums(kind).ok_or_else(|| {
+            Error::invalid(
+                "dataset",
+                "the synthetic set is built in and needs no download",
+            )
+        })?;
+        Ok(DownloadSpec {
+            files: IDX_FILES
+                .iter()
+                .zip(sums)
+                .map(|(name, sum)| (format!("{name}.gz"), sum.to_string()))
+                .collect(),
+        })
+    }
+
+    /// Checks that there is a file, that every name is a plain file name and every MD5 32 hex
+    /// digits: a name with a folder in it would write outside the destination.
+    pub fn validate(&self) -> Result<()> {
+        if self.files.is_empty() {
+            return Err(Error::invalid("download spec", "lists no file"));
+        }
+        for (name, md5) in &self.files {
+            let plain = !name.is_empty()
+                && name != "."
+                && name != ".."
+                && !name.contains(['/', '\\'])
+                && Path::new(name).file_name() == Some(name.as_ref());
+            if !plain {
+                return Err(Error::invalid(
+                    "download spec",
+                    format!("{name:?} is not a plain file name"),
+                ));
+            }
+            if md5.len() != 32 || !md5.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(Error::invalid(
+                    "download spec",
+                    format!("the MD5 of {name} is {md5:?}, not 32 hex digits"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What happened to one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileOutcome {
@@ -88,15 +148,21 @@ pub enum FileOutcome {
 }
 
 /// Downloads the four files of `kind` into `dir` (created if needed) from `mirrors`, verifying
-/// each against its published MD5. Fails with every mirror's reason if no mirror serves a file
-/// with the right checksum; nothing unverified is left in `dir`.
+/// each against its published MD5: [`download_with`] for [`DownloadSpec::published`].
 pub fn download(kind: DatasetKind, dir: &Path, mirrors: &[String]) -> Result<Vec<FileOutcome>> {
-    let sums = checksums(kind).ok_or_else(|| {
-        Error::invalid(
-            "dataset",
-            "the synthetic set is built in and needs no download",
-        )
-    })?;
+    download_with(&DownloadSpec::published(kind)?, dir, mirrors)
+}
+
+/// Downloads the files of `spec` into `dir` (created if needed) from `mirrors`, each a URL prefix
+/// to which the file name is appended, tried in order. A file already in `dir` with the right MD5
+/// is kept and not fetched. Fails with every mirror's reason if no mirror serves a file with the
+/// right checksum; nothing unverified is left in `dir`. One outcome per file, in `spec` order.
+pub fn download_with(
+    spec: &DownloadSpec,
+    dir: &Path,
+    mirrors: &[String],
+) -> Result<Vec<FileOutcome>> {
+    spec.validate()?;
     if mirrors.is_empty() {
         return Err(Error::invalid("mirrors", "no mirror to download from"));
     }
@@ -109,9 +175,9 @@ pub fn download(kind: DatasetKind, dir: &Path, mirrors: &[String]) -> Result<Vec
         .build()
         .into();
     let mut outcomes = Vec::new();
-    for (name, expected) in IDX_FILES.iter().zip(sums) {
-        let file_name = format!("{name}.gz");
-        let destination = dir.join(&file_name);
+    for (file_name, expected) in &spec.files {
+        let expected = expected.to_ascii_lowercase();
+        let destination = dir.join(file_name);
         if destination.is_file() && md5_of(&destination)? == expected {
             outcomes.push(FileOutcome::Present(destination));
             continue;
@@ -120,7 +186,7 @@ pub fn download(kind: DatasetKind, dir: &Path, mirrors: &[String]) -> Result<Vec
         let mut fetched = None;
         for mirror in mirrors {
             let url = format!("{}/{file_name}", mirror.trim_end_matches('/'));
-            match fetch_verified(&agent, &url, &destination, expected) {
+            match fetch_verified(&agent, &url, &destination, &expected) {
                 Ok(()) => {
                     fetched = Some(url);
                     break;
@@ -151,7 +217,9 @@ fn fetch_verified(
     destination: &Path,
     expected: &str,
 ) -> std::result::Result<(), String> {
-    let temporary = destination.with_extension(format!("gz.part-{}", std::process::id()));
+    let mut temporary = destination.as_os_str().to_owned();
+    temporary.push(format!(".part-{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
     let result = (|| {
         let response = agent.get(url).call().map_err(|e| e.to_string())?;
         let mut body = response.into_body().into_reader();

@@ -129,15 +129,28 @@ pub const IDX_FILES: [&str; 4] = [
     "t10k-labels-idx1-ubyte",
 ];
 
-/// The folders searched, in order, for `kind`'s files when no folder is given: `$WGPU_MLP_DATA`
-/// (itself, then `<it>/<dataset>`), `./data/<dataset>`, and for Fashion-MNIST Debian's
-/// `/usr/share/datasets/fashion-mnist` (package `dataset-fashion-mnist`).
+/// The folders searched, in order, for `kind`'s files when no folder is given:
+/// [`data_dirs_under`] the root `$WGPU_MLP_DATA` names, if set.
 pub fn default_data_dirs(kind: DatasetKind) -> Vec<PathBuf> {
+    let root = std::env::var_os("WGPU_MLP_DATA").map(PathBuf::from);
+    data_dirs_under(kind, root.as_deref())
+}
+
+/// The folders searched, in order, for `kind`'s files under `root` (`$WGPU_MLP_DATA` for
+/// [`default_data_dirs`]): `<root>/<dataset>`, then `<root>` itself, then `./data/<dataset>`, and
+/// for Fashion-MNIST Debian's `/usr/share/datasets/fashion-mnist` (package
+/// `dataset-fashion-mnist`).
+///
+/// The sub-folder named after the data set comes before the root because it says which data set
+/// it holds, while files in the root itself could be any of them: with MNIST's files in `~/data`
+/// and Fashion-MNIST's in `~/data/fashion-mnist`, `--dataset fashion-mnist` must not find MNIST.
+/// A root that is itself the data set's folder (`…/mnist`) has no such sub-folder and is found
+/// second.
+pub fn data_dirs_under(kind: DatasetKind, root: Option<&Path>) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Some(root) = std::env::var_os("WGPU_MLP_DATA") {
-        let root = PathBuf::from(root);
+    if let Some(root) = root {
         dirs.push(root.join(kind.name()));
-        dirs.push(root);
+        dirs.push(root.to_path_buf());
     }
     dirs.push(Path::new("data").join(kind.name()));
     if kind == DatasetKind::FashionMnist {
@@ -160,7 +173,13 @@ pub fn find_data_dir(kind: DatasetKind, explicit: Option<&Path>) -> Result<PathB
         Some(dir) => vec![dir.to_path_buf()],
         None => default_data_dirs(kind),
     };
-    for dir in &candidates {
+    first_dir_holding(kind, &candidates)
+}
+
+/// The first of `candidates` that holds all four [`IDX_FILES`] (`.gz` or raw); an error naming
+/// every folder searched if none does.
+pub fn first_dir_holding(kind: DatasetKind, candidates: &[PathBuf]) -> Result<PathBuf> {
+    for dir in candidates {
         if IDX_FILES.iter().all(|name| idx_file(dir, name).is_some()) {
             return Ok(dir.clone());
         }

@@ -1,8 +1,12 @@
-//! Helpers shared by the integration tests: the GPU context, seeded data, and closeness checks
-//! that report the worst difference and the first mismatches against a stated tolerance.
+//! Helpers shared by the integration tests: the GPU context, seeded data, closeness checks that
+//! report the worst difference and the first mismatches against a stated tolerance, and a local
+//! HTTP server for the download tests.
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use wgpu_mlp::gpu::kernels::KernelConfig;
 use wgpu_mlp::ndarray::{Array2, ArrayView2};
@@ -57,6 +61,67 @@ pub fn one_hot(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
 pub fn targets01(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
     let mut rng = Rng::new(seed);
     Array2::from_shape_simple_fn((rows, cols), || rng.uniform(0.05, 0.95) as f32)
+}
+
+/// A one-thread HTTP server on 127.0.0.1 that serves fixed files and counts the requests it gets.
+pub struct Server {
+    /// `http://127.0.0.1:PORT`, to which the files' URL paths are appended.
+    pub url: String,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Server {
+    /// How many requests it has answered, found or not.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// Serves `files` (URL path → bytes), and 404 for any other path, until the test ends.
+pub fn serve(files: Vec<(String, Vec<u8>)>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).map_or(true, |n| n == 0) || header == "\r\n" {
+                    break;
+                }
+            }
+            // Counted before answering, so a client that has its answer sees the count.
+            counted.fetch_add(1, Ordering::SeqCst);
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(body);
+                }
+                None => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            }
+        }
+    });
+    Server {
+        url: format!("http://{address}"),
+        requests,
+    }
 }
 
 /// `|got − want| ≤ atol + rtol·|want|` for every element; panics with the worst difference and the
