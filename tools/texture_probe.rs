@@ -1,4 +1,5 @@
-//! Does reading B through a texture beat a storage buffer on a CPU adapter? lavapipe loads a
+//! Research probe, not an example of the library's use: measures whether reading B through a
+//! texture beats a storage buffer on a CPU adapter, as GFLOP/s. lavapipe loads a
 //! lane-varying storage-buffer address one lane at a time through the stack (BENCHMARKS.md, "a
 //! slower host"); its texel fetches take another path. Four copies of the CPU adapter's
 //! 16×16-block register kernel compute `C = A·B` at 256×1024×1024, reading B from a storage
@@ -11,6 +12,7 @@
 //! ```
 //! A measurement, not part of the library: keeping weights and activations in textures as
 //! well as buffers would cost a copy per step and a second code path for every product.
+
 use std::time::Instant;
 
 use anyhow::Result;

@@ -1,6 +1,6 @@
-//! Measures the matmul for one shape with every tile given, or with the tile the adapter picks:
-//! how the per-shape tile choice (`MatmulTile::for_shape`) was made, and how to check it on
-//! another adapter.
+//! Research probe, not an example of the library's use: measures the matmul's throughput
+//! (GFLOP/s) for one shape with every tile given, or with the tile the adapter picks, to make
+//! and check the per-shape tile choice (`MatmulTile::for_shape`) on any adapter.
 //!
 //! ```text
 //! cargo run --release --example tile_probe -- M N K LAYOUT [TILE]...
@@ -9,13 +9,15 @@
 //! shared-memory kernel GPUs get), `register` (the register-blocked kernel's usual tiles),
 //! `shuffled` (the shuffled kernel's) or `KERNEL:WG_X,WG_Y,BLOCK_M,BLOCK_N` with KERNEL `s`
 //! (shared memory), `r` (register blocks) or `q` (register blocks with A shuffled).
-//! Without a TILE, the kernel and tile the adapter picks. The first run of a new pipeline includes the
-//! driver's shader compile, so it is printed apart.
+//! Without a TILE, the kernel and tile the adapter picks. The first run of a new pipeline
+//! includes the driver's shader compile, so it is printed apart.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use wgpu_mlp::gpu::kernels::matmul::{Matmul, MatmulShape, MatmulSplit, MatmulTile};
+use wgpu_mlp::gpu::kernels::matmul::{
+    Epilogue, Matmul, MatmulOperands, MatmulShape, MatmulSplit, MatmulTile,
+};
 use wgpu_mlp::gpu::kernels::{Dispatch, MatmulStrategy};
 use wgpu_mlp::rng::Rng;
 use wgpu_mlp::{AdapterChoice, Gpu};
@@ -116,10 +118,18 @@ fn main() -> Result<()> {
     let c = gpu.storage_buffer("c", m * n)?;
     println!("{m}×{n}×{k} {} on {}", args[3], gpu.adapter_description());
     for (tile_strategy, tile) in tiles {
-        let dispatch = variant
-            .with_strategy(tile_strategy)
-            .with_tile(tile)
-            .bind(&gpu, "probe", shape, &a, &b, &a, &a, &c)?;
+        let operands = MatmulOperands {
+            a: &a,
+            b: &b,
+            c: &c,
+        };
+        let dispatch = variant.with_strategy(tile_strategy).with_tile(tile).bind(
+            &gpu,
+            "probe",
+            shape,
+            operands,
+            Epilogue::None,
+        )?;
         let start = Instant::now();
         Dispatch::run_all(&gpu, &[&dispatch])?;
         let first = start.elapsed().as_secs_f64();
