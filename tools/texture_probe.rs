@@ -74,72 +74,148 @@ fn matmul(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_id) l: 
 }
 "#;
 
-fn main() -> Result<()> {
-    let (m, n, k) = (256u32, 1024u32, 1024u32);
-    let gpu = Gpu::new(AdapterChoice::Auto)?;
+/// The probe's product: `C (m×n) = A (m×k) · B (k×n)`.
+const M: u32 = 256;
+const N: u32 = 1024;
+const K: u32 = 1024;
+
+/// B's four copies, and everything else the one bind group holds.
+struct Operands {
+    params: wgpu::Buffer,
+    a: wgpu::Buffer,
+    b: wgpu::Buffer,
+    c: wgpu::Buffer,
+    b_r32: wgpu::TextureView,
+    b_rgba32: wgpu::TextureView,
+}
+
+/// A `width × K` texture of `format` holding `bytes`.
+fn upload_texture(
+    gpu: &Gpu,
+    label: &str,
+    format: wgpu::TextureFormat,
+    width: u32,
+    bytes: &[u8],
+) -> wgpu::TextureView {
+    let size = wgpu::Extent3d {
+        width,
+        height: K,
+        depth_or_array_layers: 1,
+    };
+    let texture = gpu.device().create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size,
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    let texel = bytes.len() as u32 / (width * K);
+    gpu.queue().write_texture(
+        texture.as_image_copy(),
+        bytes,
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(width * texel),
+            rows_per_image: Some(K),
+        },
+        size,
+    );
+    texture.create_view(&wgpu::TextureViewDescriptor {
+        label: Some(label),
+        ..Default::default()
+    })
+}
+
+/// Seconds for one run and for four of the pipeline that reads B from `source` (its `SOURCE`
+/// constant); `C` holds the product afterwards.
+fn time_source(
+    gpu: &Gpu,
+    module: &wgpu::ShaderModule,
+    operands: &Operands,
+    name: &str,
+    source: f64,
+) -> Result<(f64, f64)> {
     let device = gpu.device();
-    let queue = gpu.queue();
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(name),
+        layout: None,
+        module,
+        entry_point: Some("matmul"),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &[("SOURCE", source)],
+            ..Default::default()
+        },
+        cache: None,
+    });
+    // Every pipeline gets all four Bs, so one bind group layout serves all.
+    let binding = |binding, resource| wgpu::BindGroupEntry { binding, resource };
+    let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(name),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            binding(0, operands.params.as_entire_binding()),
+            binding(1, operands.a.as_entire_binding()),
+            binding(2, operands.b.as_entire_binding()),
+            binding(3, operands.c.as_entire_binding()),
+            binding(4, wgpu::BindingResource::TextureView(&operands.b_r32)),
+            binding(5, wgpu::BindingResource::TextureView(&operands.b_rgba32)),
+            binding(6, operands.b.as_entire_binding()),
+        ],
+    });
+    let run = |times: usize| -> Result<f64> {
+        let start = Instant::now();
+        let mut encoder = gpu.encoder(name);
+        for _ in 0..times {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(name),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(N / 128, M / 16, 1);
+        }
+        gpu.queue().submit([encoder.finish()]);
+        device.poll(wgpu::PollType::wait_indefinitely())?;
+        Ok(start.elapsed().as_secs_f64())
+    };
+    Ok((run(1)?, run(4)?))
+}
+
+fn main() -> Result<()> {
+    let gpu = Gpu::new(AdapterChoice::Auto)?;
     let mut rng = Rng::new(1);
-    let a: Vec<f32> = (0..m * k).map(|_| rng.normal() as f32).collect();
-    let b: Vec<f32> = (0..k * n).map(|_| rng.normal() as f32).collect();
-    let a_buf = gpu.storage_buffer_with("a", &a)?;
-    let b_buf = gpu.storage_buffer_with("b", &b)?;
-    let c_buf = gpu.storage_buffer("c", (m * n) as usize)?;
+    let a: Vec<f32> = (0..M * K).map(|_| rng.normal() as f32).collect();
+    let b: Vec<f32> = (0..K * N).map(|_| rng.normal() as f32).collect();
     let params = {
         use wgpu::util::DeviceExt;
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("p"),
-            contents: bytemuck::cast_slice(&[m, n, k, 0]),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+        gpu.device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("p"),
+                contents: bytemuck::cast_slice(&[M, N, K, 0]),
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
     };
-    let texture = |label, format: wgpu::TextureFormat, width: u32, bytes: &[u8]| {
-        let t = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some(label),
-            size: wgpu::Extent3d {
-                width,
-                height: k,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-            view_formats: &[],
-        });
-        let texel = bytes.len() as u32 / (width * k);
-        queue.write_texture(
-            t.as_image_copy(),
-            bytes,
-            wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(width * texel),
-                rows_per_image: Some(k),
-            },
-            wgpu::Extent3d {
-                width,
-                height: k,
-                depth_or_array_layers: 1,
-            },
-        );
-        t.create_view(&Default::default())
+    let b_bytes: &[u8] = bytemuck::cast_slice(&b);
+    let operands = Operands {
+        params,
+        a: gpu.storage_buffer_with("a", &a)?,
+        b: gpu.storage_buffer_with("b", &b)?,
+        c: gpu.storage_buffer("c", (M * N) as usize)?,
+        b_r32: upload_texture(&gpu, "b r32", wgpu::TextureFormat::R32Float, N, b_bytes),
+        b_rgba32: upload_texture(
+            &gpu,
+            "b rgba32",
+            wgpu::TextureFormat::Rgba32Float,
+            N / 4,
+            b_bytes,
+        ),
     };
-    let tex1 = texture(
-        "b r32",
-        wgpu::TextureFormat::R32Float,
-        n,
-        bytemuck::cast_slice(&b),
-    );
-    let tex4 = texture(
-        "b rgba32",
-        wgpu::TextureFormat::Rgba32Float,
-        n / 4,
-        bytemuck::cast_slice(&b),
-    );
     // SAFETY: the probe's shapes are multiples of its tiles; every index is in range.
     let module = unsafe {
-        device.create_shader_module_trusted(
+        gpu.device().create_shader_module_trusted(
             wgpu::ShaderModuleDescriptor {
                 label: Some("texture probe"),
                 source: wgpu::ShaderSource::Wgsl(SHADER.into()),
@@ -149,63 +225,23 @@ fn main() -> Result<()> {
     };
     // CPU check of a few elements.
     let expect = |r: usize, col: usize| -> f32 {
-        (0..k as usize)
-            .map(|i| a[r * k as usize + i] * b[i * n as usize + col])
+        (0..K as usize)
+            .map(|i| a[r * K as usize + i] * b[i * N as usize + col])
             .sum()
     };
-    // One pipeline per source; every pipeline gets all four Bs, so one bind group serves all.
-    let binding = |binding, resource| wgpu::BindGroupEntry { binding, resource };
     for (name, source) in [
         ("buffer", 0.0),
         ("r32", 1.0),
         ("rgba32", 2.0),
         ("vec4", 3.0),
     ] {
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(name),
-            layout: None,
-            module: &module,
-            entry_point: Some("matmul"),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &[("SOURCE", source)],
-                ..Default::default()
-            },
-            cache: None,
-        });
-        let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(name),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &[
-                binding(0, params.as_entire_binding()),
-                binding(1, a_buf.as_entire_binding()),
-                binding(2, b_buf.as_entire_binding()),
-                binding(3, c_buf.as_entire_binding()),
-                binding(4, wgpu::BindingResource::TextureView(&tex1)),
-                binding(5, wgpu::BindingResource::TextureView(&tex4)),
-                binding(6, b_buf.as_entire_binding()),
-            ],
-        });
-        let run = |times: usize| -> Result<f64> {
-            let start = Instant::now();
-            let mut encoder = device.create_command_encoder(&Default::default());
-            for _ in 0..times {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
-                pass.set_pipeline(&pipeline);
-                pass.set_bind_group(0, &bind, &[]);
-                pass.dispatch_workgroups(n / 128, m / 16, 1);
-            }
-            queue.submit([encoder.finish()]);
-            device.poll(wgpu::PollType::wait_indefinitely())?;
-            Ok(start.elapsed().as_secs_f64())
-        };
-        let first = run(1)?;
-        let seconds = run(4)?;
-        let c = gpu.read_f32(&c_buf, (m * n) as usize)?;
+        let (first, seconds) = time_source(&gpu, &module, &operands, name, source)?;
+        let c = gpu.read_f32(&operands.c, (M * N) as usize)?;
         let worst = [(0, 0), (17, 300), (255, 1023), (100, 513)]
             .iter()
-            .map(|&(r, col)| (c[r * n as usize + col] - expect(r, col)).abs())
+            .map(|&(r, col)| (c[r * N as usize + col] - expect(r, col)).abs())
             .fold(0.0f32, f32::max);
-        let flops = 2.0 * (m * n * k) as f64 * 4.0;
+        let flops = 2.0 * (M * N * K) as f64 * 4.0;
         println!(
             "{name:6} {:6.2} GFLOP/s  first {first:.2} s  worst error {worst:e}",
             flops / seconds / 1e9

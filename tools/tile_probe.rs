@@ -82,6 +82,34 @@ fn parse_tiles(spec: &str) -> Result<Vec<(MatmulStrategy, MatmulTile)>> {
     )])
 }
 
+/// Seconds for the first run of `variant` (with its pipeline's compile), and GFLOP/s over
+/// enough further runs to time.
+fn measure(
+    gpu: &Gpu,
+    variant: Matmul,
+    shape: MatmulShape,
+    operands: MatmulOperands<'_>,
+) -> Result<(f64, f64)> {
+    let dispatch = variant.bind(gpu, "probe", shape, operands, Epilogue::None)?;
+    let start = Instant::now();
+    Dispatch::run_all(gpu, &[&dispatch])?;
+    let first = start.elapsed().as_secs_f64();
+    let flops = 2.0 * (shape.m * shape.n * shape.k) as f64;
+    // Enough runs for about 25 ms on a GPU at 20 TFLOP/s, or 0.2 s on a CPU adapter at
+    // 10 GFLOP/s; at least 3.
+    let flops_to_run = if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        2e9
+    } else {
+        5e11
+    };
+    let runs = ((flops_to_run / flops).ceil() as usize).clamp(3, 2_000);
+    let list = vec![&dispatch; runs];
+    let start = Instant::now();
+    Dispatch::run_all(gpu, &list)?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok((first, flops * runs as f64 / seconds / 1e9))
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 4 {
@@ -123,29 +151,8 @@ fn main() -> Result<()> {
             b: &b,
             c: &c,
         };
-        let dispatch = variant.with_strategy(tile_strategy).with_tile(tile).bind(
-            &gpu,
-            "probe",
-            shape,
-            operands,
-            Epilogue::None,
-        )?;
-        let start = Instant::now();
-        Dispatch::run_all(&gpu, &[&dispatch])?;
-        let first = start.elapsed().as_secs_f64();
-        let flops = 2.0 * (m * n * k) as f64;
-        // Enough runs for about 25 ms on a GPU at 20 TFLOP/s, or 0.2 s on a CPU adapter at
-        // 10 GFLOP/s; at least 3.
-        let flops_to_run = if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
-            2e9
-        } else {
-            5e11
-        };
-        let runs = ((flops_to_run / flops).ceil() as usize).clamp(3, 2_000);
-        let list = vec![&dispatch; runs];
-        let start = Instant::now();
-        Dispatch::run_all(&gpu, &list)?;
-        let seconds = start.elapsed().as_secs_f64();
+        let variant = variant.with_strategy(tile_strategy).with_tile(tile);
+        let (first, gflops) = measure(&gpu, variant, shape, operands)?;
         let split = match MatmulSplit::for_shape(tile_strategy, tile, shape) {
             Some(split) => format!(", k in {:>2} parts", split.parts),
             None => String::new(),
@@ -164,7 +171,7 @@ fn main() -> Result<()> {
             } else {
                 ""
             },
-            flops * runs as f64 / seconds / 1e9,
+            gflops,
             first
         );
     }

@@ -16,8 +16,19 @@ use wgpu_mlp::gpu::kernels::{Dispatch, KernelConfig};
 use wgpu_mlp::ndarray::{Array2, Axis};
 use wgpu_mlp::{Activation, AdapterChoice, Error, Gpu};
 
-#[test]
-fn reshape_points_a_dispatch_at_a_smaller_shape_and_refuses_a_larger_one() {
+/// A `(7, 63)` matrix in buffers that hold a `(65, 70)` one, for kernels bound for that
+/// capacity and then reshaped down to the matrix: the GPU, the capacity, the matrix's shape, the
+/// matrix, its buffer and an output buffer.
+type Reshaped = (
+    Gpu,
+    (usize, usize),
+    (usize, usize),
+    Array2<f32>,
+    wgpu::Buffer,
+    wgpu::Buffer,
+);
+
+fn reshaped() -> Reshaped {
     let gpu = gpu();
     let capacity = (65, 70);
     let (rows, cols) = (7, 63);
@@ -25,14 +36,22 @@ fn reshape_points_a_dispatch_at_a_smaller_shape_and_refuses_a_larger_one() {
     let m = random_matrix(rows, cols, 8);
     let input = upload_with_capacity(&m, len);
     let out = gpu.storage_buffer("out", len).unwrap();
-    let too_big = |error: Error| {
-        let message = error.to_string();
-        assert!(
-            matches!(error, Error::Invalid { .. }) && message.contains("holds"),
-            "{message}"
-        );
-    };
+    (gpu, capacity, (rows, cols), m, input, out)
+}
 
+/// A reshape past the bound buffers is refused, naming the buffer that is short.
+fn too_big(error: Error) {
+    let message = error.to_string();
+    assert!(
+        matches!(error, Error::Invalid { .. }) && message.contains("holds"),
+        "{message}"
+    );
+}
+
+#[test]
+fn reductions_and_transposes_reshape_to_a_smaller_shape_and_refuse_a_larger_one() {
+    let (gpu, capacity, (rows, cols), m, input, out) = reshaped();
+    let len = capacity.0 * capacity.1;
     let mut column_sum =
         ColumnSum::bind(&gpu, "column sum", capacity.0, capacity.1, &input, &out).unwrap();
     ColumnSum::reshape(&gpu, &mut column_sum, rows, cols).unwrap();
@@ -67,7 +86,12 @@ fn reshape_points_a_dispatch_at_a_smaller_shape_and_refuses_a_larger_one() {
         0.0,
     );
     too_big(Transpose::reshape(&gpu, &mut transpose, capacity.0, capacity.1 + 1).unwrap_err());
+}
 
+#[test]
+fn activations_and_updates_reshape_to_a_smaller_shape_and_refuse_a_larger_one() {
+    let (gpu, capacity, (rows, cols), m, input, out) = reshaped();
+    let len = capacity.0 * capacity.1;
     let softmax = ActivationKernel::Forward(Activation::Softmax);
     let mut activation = softmax
         .bind(
@@ -116,19 +140,31 @@ fn reshape_points_a_dispatch_at_a_smaller_shape_and_refuses_a_larger_one() {
     assert!(error.to_string().contains("not bound by"), "{error}");
 }
 
-#[test]
-fn zero_sizes_short_buffers_and_aliased_outputs_are_refused_before_running() {
-    let gpu = gpu();
-    let ten = gpu.storage_buffer("ten", 10).unwrap();
-    let other = gpu.storage_buffer("other ten", 10).unwrap();
-    let out = gpu.storage_buffer("out ten", 10).unwrap();
-    let three = gpu.storage_buffer("three", 3).unwrap();
-    let refused = |result: Result<Dispatch, Error>, needle: &str| match result {
+/// Buffers of 10, 10, 10 and 3 values for the refusal tests.
+fn ten_ten_ten_three(gpu: &Gpu) -> [wgpu::Buffer; 4] {
+    [
+        ("ten", 10),
+        ("other ten", 10),
+        ("out ten", 10),
+        ("three", 3),
+    ]
+    .map(|(label, len)| gpu.storage_buffer(label, len).unwrap())
+}
+
+/// `result` is an [`Error::Invalid`] whose message contains `needle`.
+fn refused(result: Result<Dispatch, Error>, needle: &str) {
+    match result {
         Err(error @ Error::Invalid { .. }) => {
             assert!(error.to_string().contains(needle), "{needle}: {error}")
         }
         other => panic!("{needle}: expected Error::Invalid, got {other:?}"),
-    };
+    }
+}
+
+#[test]
+fn empty_shapes_and_shapes_past_32_bit_indexing_are_refused_before_running() {
+    let gpu = gpu();
+    let [ten, other, out, _] = ten_ten_ten_three(&gpu);
     let softmax = Activation::Softmax;
 
     // Empty shapes, and shapes past 32-bit indexing.
@@ -159,6 +195,13 @@ fn zero_sizes_short_buffers_and_aliased_outputs_are_refused_before_running() {
         refused(Transpose::bind(&gpu, "t", rows, cols, &ten, &out), why);
     }
     refused(Sum::bind(&gpu, "t", 0, &ten, &out), "at least 1");
+}
+
+#[test]
+fn buffers_shorter_than_the_shape_are_refused_before_running() {
+    let gpu = gpu();
+    let [ten, other, out, three] = ten_ten_ten_three(&gpu);
+    let softmax = Activation::Softmax;
 
     // Buffers shorter than the shape: 3×4 = 12 values (48 bytes) in buffers of 10 or 3.
     refused(
@@ -195,6 +238,13 @@ fn zero_sizes_short_buffers_and_aliased_outputs_are_refused_before_running() {
     );
     refused(Sum::bind(&gpu, "t", 11, &ten, &out), "input holds 40 bytes");
     refused(Transpose::bind(&gpu, "t", 1, 11, &ten, &out), "input holds");
+}
+
+#[test]
+fn an_output_bound_as_an_operand_is_refused_and_the_device_stays_usable() {
+    let gpu = gpu();
+    let [ten, _, out, _] = ten_ten_ten_three(&gpu);
+    let softmax = Activation::Softmax;
 
     // One buffer as an input and the output: wgpu would fail only at submission, for good.
     refused(
