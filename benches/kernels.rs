@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use wgpu_mlp::gpu::kernels::elementwise::Elementwise;
-use wgpu_mlp::gpu::kernels::matmul::{Matmul, MatmulShape};
+use wgpu_mlp::gpu::kernels::matmul::{Epilogue, Matmul, MatmulOperands, MatmulShape};
 use wgpu_mlp::gpu::kernels::{Dispatch, MatmulStrategy};
 use wgpu_mlp::rng::Rng;
 use wgpu_mlp::{AdapterChoice, Gpu};
@@ -79,9 +79,20 @@ fn matmul(c: &mut Criterion) {
             ("A·Bᵀ", Matmul::NT),
             ("Aᵀ·B", Matmul::TN),
         ] {
+            let operands = MatmulOperands {
+                a: &a,
+                b: &b,
+                c: &out,
+            };
             let dispatch = variant
                 .with_strategy(strategy)
-                .bind(&gpu, "bench", MatmulShape { m, n, k }, &a, &b, &a, &a, &out)
+                .bind(
+                    &gpu,
+                    "bench",
+                    MatmulShape { m, n, k },
+                    operands,
+                    Epilogue::None,
+                )
                 .unwrap();
             group.bench_with_input(
                 BenchmarkId::new(name, format!("{m}x{k}x{n}")),
@@ -115,9 +126,20 @@ fn matmul_strategies(c: &mut Criterion) {
         Some(MatmulStrategy::Tiled),
     ];
     for strategy in strategies.into_iter().flatten() {
+        let operands = MatmulOperands {
+            a: &a,
+            b: &b,
+            c: &out,
+        };
         let dispatch = Matmul::NT
             .with_strategy(strategy)
-            .bind(&gpu, "bench", MatmulShape { m, n, k }, &a, &b, &a, &a, &out)
+            .bind(
+                &gpu,
+                "bench",
+                MatmulShape { m, n, k },
+                operands,
+                Epilogue::None,
+            )
             .unwrap();
         group.bench_with_input(
             BenchmarkId::new(format!("{strategy:?}"), format!("{m}x{k}x{n}")),

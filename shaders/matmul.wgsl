@@ -7,7 +7,7 @@
 //   backward  δp = δ · W               (plain)         epilogue: ⊙ g'(a_prev)
 //   gradient  dW = δᵀ · a_prev         (A transposed)
 //
-// Two strategies here (MatmulStrategy in src/gpu/kernels/mod.rs; KernelConfig picks per
+// Two strategies here (MatmulStrategy in src/gpu/kernels/config.rs; KernelConfig picks per
 // adapter), and a third, matmul_shuffled, in matmul_shuffled.wgsl for devices with subgroups:
 //   matmul_tiled     shared-memory tiles of vec4s with the next slice prefetched, the tile
 //                    chosen per product; what GPUs get. A product with too few tiles to fill
@@ -16,7 +16,7 @@
 //                    where a barrier costs a context switch of every invocation.
 // Each gives each invocation a register block of C. matmul_register's block (MM_BLOCK_M ×
 // MM_BLOCK_N) and workgroup (MM_WG_X × MM_WG_Y) are pipeline-overridable, so that each product
-// gets the tile its shape wants (MatmulTile in src/gpu/kernels/matmul.rs); loops over them have
+// gets the tile its shape wants (MatmulTile in src/gpu/kernels/matmul/tile.rs); loops over them have
 // constant bounds once the pipeline is created and unroll. matmul_tiled's shape comes from the
 // TL_* constants.
 
@@ -30,15 +30,15 @@ override MM_BLOCK_M: u32 = 4u;
 override MM_BLOCK_N: u32 = 4u;
 
 // The register arrays are sized for the largest block; a smaller one uses a prefix of them.
-// (Measured: arrays declared any larger keep the accumulators in memory even for a small block,
-// at a sixth of the speed; blocks smaller than the arrays lose too, so CPU adapters use 16×16.)
+// Arrays declared any larger keep the accumulators in memory even for a small block, and blocks
+// smaller than the arrays lose too, so CPU adapters use 16×16 (see BENCHMARKS.md).
 const MM_MAX_BLOCK: u32 = 16u;
 
 // The register kernels store their block STORE_ROWS rows at a time, in a loop that is not
-// unrolled, and move the rows below up after each pass. lavapipe turns a store to a lane-varying
-// address into one scalar store per lane; the 256 stores of a 16×16 or 32×8 block, unrolled, were
-// 1.1 s of the 1.5 s its LLVM took to compile the pipeline, and it is 0.4 s with two rows named
-// in the loop. Moving the registers costs nothing measurable beside the k loop (BENCHMARKS.md).
+// unrolled, and move the rows below up after each pass: lavapipe turns a store to a lane-varying
+// address into one scalar store per lane, so the 256 stores of a 16×16 or 32×8 block, unrolled,
+// would take most of its pipeline compile, while moving the registers costs nothing beside the
+// k loop (see BENCHMARKS.md).
 const STORE_ROWS: u32 = 2u;
 
 // The block of C one workgroup computes: TILE_M rows by TILE_N columns.
@@ -46,8 +46,8 @@ override TILE_M: u32 = MM_WG_Y * MM_BLOCK_M;
 override TILE_N: u32 = MM_WG_X * MM_BLOCK_N;
 
 // The layout and the epilogue are run-time parameters, not pipeline constants: then one
-// pipeline per tile serves every product of a network, and a CPU adapter, which spends 0.7 s of
-// compile on each 16×16-block pipeline, starts in a fraction of the time.
+// pipeline per tile serves every product of a network, so a CPU adapter, slow to compile each
+// 16×16-block pipeline, compiles few of them (see BENCHMARKS.md).
 struct MatmulParams {
     m: u32,
     n: u32,
@@ -151,10 +151,10 @@ fn matmul_register(
         }
     }
     // The block goes out raw (see STORE_ROWS), and the epilogue then rewrites it in place in a
-    // loop whose bound comes at run time. Unrolled 256 times, inlined activations and
-    // lane-by-lane loads of bias and aux cost lavapipe 2 s of compile per pipeline; the extra
-    // pass over the block is nothing beside the k loop. (Indexing a copy of the accumulators
-    // instead compiles to a 256-way branch tree: slower still.)
+    // loop whose bound comes at run time: unrolled 256 times, inlined activations and
+    // lane-by-lane loads of bias and aux would dominate lavapipe's compile of each pipeline,
+    // and the extra pass over the block is nothing beside the k loop. (Indexing a copy of the
+    // accumulators instead compiles to a 256-way branch tree, slower still.)
     for (var q = 0u; q < MM_BLOCK_M; q += STORE_ROWS) {
         for (var r = 0u; r < STORE_ROWS; r++) {
             for (var s = 0u; s < MM_BLOCK_N; s++) {
@@ -204,9 +204,7 @@ fn epilogue_in_place(row0: u32, col0: u32, row_step: u32) {
 // Each invocation moves (TL_TILE_K · TL_GROUPS_M / TL_WG_X) vec4s of A and (TL_TILE_K ·
 // TL_GROUPS_N / TL_WG_Y) of B per slice, which MatmulTile::check holds to one or two.
 //
-// A first version that kept the blocks in arrays indexed by loops over the TL_* constants ran
-// 3–10× slower on an H100 than a fixed 64×64 kernel; this one runs 1.3–2× faster than that one
-// on an H200, and its 128×128 tile reaches 52% of FP32 peak at 4096³ (BENCHMARKS.md).
+// What each tile reaches, against the alternatives, is in BENCHMARKS.md.
 
 override TL_WG_X: u32 = 16u;
 override TL_WG_Y: u32 = 16u;

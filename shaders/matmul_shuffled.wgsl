@@ -4,8 +4,8 @@
 // for a device with subgroup operations: naga refuses a module that uses them on any other.
 //
 // In matmul_register every lane of a workgroup row loads the same element of A, once per depth:
-// on lavapipe that is as dear as a lane-varying load (each costs about 20 vector FMAs), and it
-// is half of the loads of a 16×16 block. Here lane j of a subgroup loads depth i0 + j of each
+// on lavapipe that is as dear as a lane-varying load (each costs many vector FMAs), and it is
+// half of the loads of a 16×16 block. Here lane j of a subgroup loads depth i0 + j of each
 // row, and subgroupShuffle then hands depth i0 + t to every lane in turn: one load per row per
 // subgroup-size depths. With A that cheap, blocks are tall: 32 rows by at most 8 columns take
 // 12 loads per depth for 256 FMAs, against 32 for matmul_register's 16×16 (BENCHMARKS.md).

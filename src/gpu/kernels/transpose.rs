@@ -1,6 +1,6 @@
 //! `shaders/transpose.wgsl`: `out: (cols, rows) = input: (rows, cols)ᵀ`.
 //!
-//! Backprop reads transposed operands in place (see `matmul.rs`); this copy is for layouts that
+//! Backprop reads transposed operands in place (see the `matmul` module); this copy is for layouts that
 //! need one, and the baseline the index variants are measured against.
 //!
 //! The kernel is the barrier-free one: one invocation per output element, writes contiguous,

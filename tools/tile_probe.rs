@@ -1,6 +1,6 @@
-//! Measures the matmul for one shape with every tile given, or with the tile the adapter picks:
-//! how the per-shape tile choice (`MatmulTile::for_shape`) was made, and how to check it on
-//! another adapter.
+//! Research probe, not an example of the library's use: measures the matmul's throughput
+//! (GFLOP/s) for one shape with every tile given, or with the tile the adapter picks, to make
+//! and check the per-shape tile choice (`MatmulTile::for_shape`) on any adapter.
 //!
 //! ```text
 //! cargo run --release --example tile_probe -- M N K LAYOUT [TILE]...
@@ -9,13 +9,15 @@
 //! shared-memory kernel GPUs get), `register` (the register-blocked kernel's usual tiles),
 //! `shuffled` (the shuffled kernel's) or `KERNEL:WG_X,WG_Y,BLOCK_M,BLOCK_N` with KERNEL `s`
 //! (shared memory), `r` (register blocks) or `q` (register blocks with A shuffled).
-//! Without a TILE, the kernel and tile the adapter picks. The first run of a new pipeline includes the
-//! driver's shader compile, so it is printed apart.
+//! Without a TILE, the kernel and tile the adapter picks. The first run of a new pipeline
+//! includes the driver's shader compile, so it is printed apart.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use wgpu_mlp::gpu::kernels::matmul::{Matmul, MatmulShape, MatmulSplit, MatmulTile};
+use wgpu_mlp::gpu::kernels::matmul::{
+    Epilogue, Matmul, MatmulOperands, MatmulShape, MatmulSplit, MatmulTile,
+};
 use wgpu_mlp::gpu::kernels::{Dispatch, MatmulStrategy};
 use wgpu_mlp::rng::Rng;
 use wgpu_mlp::{AdapterChoice, Gpu};
@@ -80,6 +82,34 @@ fn parse_tiles(spec: &str) -> Result<Vec<(MatmulStrategy, MatmulTile)>> {
     )])
 }
 
+/// Seconds for the first run of `variant` (with its pipeline's compile), and GFLOP/s over
+/// enough further runs to time.
+fn measure(
+    gpu: &Gpu,
+    variant: Matmul,
+    shape: MatmulShape,
+    operands: MatmulOperands<'_>,
+) -> Result<(f64, f64)> {
+    let dispatch = variant.bind(gpu, "probe", shape, operands, Epilogue::None)?;
+    let start = Instant::now();
+    Dispatch::run_all(gpu, &[&dispatch])?;
+    let first = start.elapsed().as_secs_f64();
+    let flops = 2.0 * (shape.m * shape.n * shape.k) as f64;
+    // Enough runs for about 25 ms on a GPU at 20 TFLOP/s, or 0.2 s on a CPU adapter at
+    // 10 GFLOP/s; at least 3.
+    let flops_to_run = if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        2e9
+    } else {
+        5e11
+    };
+    let runs = ((flops_to_run / flops).ceil() as usize).clamp(3, 2_000);
+    let list = vec![&dispatch; runs];
+    let start = Instant::now();
+    Dispatch::run_all(gpu, &list)?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok((first, flops * runs as f64 / seconds / 1e9))
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 4 {
@@ -116,26 +146,13 @@ fn main() -> Result<()> {
     let c = gpu.storage_buffer("c", m * n)?;
     println!("{m}×{n}×{k} {} on {}", args[3], gpu.adapter_description());
     for (tile_strategy, tile) in tiles {
-        let dispatch = variant
-            .with_strategy(tile_strategy)
-            .with_tile(tile)
-            .bind(&gpu, "probe", shape, &a, &b, &a, &a, &c)?;
-        let start = Instant::now();
-        Dispatch::run_all(&gpu, &[&dispatch])?;
-        let first = start.elapsed().as_secs_f64();
-        let flops = 2.0 * (m * n * k) as f64;
-        // Enough runs for about 25 ms on a GPU at 20 TFLOP/s, or 0.2 s on a CPU adapter at
-        // 10 GFLOP/s; at least 3.
-        let flops_to_run = if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
-            2e9
-        } else {
-            5e11
+        let operands = MatmulOperands {
+            a: &a,
+            b: &b,
+            c: &c,
         };
-        let runs = ((flops_to_run / flops).ceil() as usize).clamp(3, 2_000);
-        let list = vec![&dispatch; runs];
-        let start = Instant::now();
-        Dispatch::run_all(&gpu, &list)?;
-        let seconds = start.elapsed().as_secs_f64();
+        let variant = variant.with_strategy(tile_strategy).with_tile(tile);
+        let (first, gflops) = measure(&gpu, variant, shape, operands)?;
         let split = match MatmulSplit::for_shape(tile_strategy, tile, shape) {
             Some(split) => format!(", k in {:>2} parts", split.parts),
             None => String::new(),
@@ -154,7 +171,7 @@ fn main() -> Result<()> {
             } else {
                 ""
             },
-            flops * runs as f64 / seconds / 1e9,
+            gflops,
             first
         );
     }

@@ -1,0 +1,151 @@
+//! The device buffers of a [`GpuMlp`](super::GpuMlp): each layer's parameters, gradients and
+//! optimizer moments, which live as long as the network, and the buffers sized by the batch
+//! capacity, which a larger batch reallocates.
+
+use std::borrow::Cow;
+
+use ndarray::ArrayView2;
+
+use crate::error::Result;
+use crate::gpu::context::Gpu;
+use crate::gpu::kernels::optim::UpdateBuffers;
+use crate::gpu::network::Fusion;
+use crate::model::{Activation, Dense};
+
+/// A layer's parameters and their gradients on the device.
+pub(super) struct LayerParams {
+    pub inputs: usize,
+    pub outputs: usize,
+    pub activation: Activation,
+    pub weight: wgpu::Buffer,
+    pub bias: wgpu::Buffer,
+    pub dweight: wgpu::Buffer,
+    pub dbias: wgpu::Buffer,
+    /// Optimizer state, `(out·in + out)` each, or one element when the rule keeps none.
+    pub moment1: wgpu::Buffer,
+    pub moment2: wgpu::Buffer,
+}
+
+impl LayerParams {
+    /// Buffers for layer `index` shaped like `layer`, zero-filled, with room for no optimizer
+    /// state (plain SGD keeps none).
+    pub fn allocate(gpu: &Gpu, index: usize, layer: &Dense) -> Result<LayerParams> {
+        let (outputs, inputs) = layer.weight.dim();
+        let name = |what: &str| format!("layer{index}.{what}");
+        Ok(LayerParams {
+            inputs,
+            outputs,
+            activation: layer.activation,
+            weight: gpu.storage_buffer(&name("weight"), outputs * inputs)?,
+            bias: gpu.storage_buffer(&name("bias"), outputs)?,
+            dweight: gpu.storage_buffer(&name("dweight"), outputs * inputs)?,
+            dbias: gpu.storage_buffer(&name("dbias"), outputs)?,
+            moment1: gpu.storage_buffer(&name("moment1"), 1)?,
+            moment2: gpu.storage_buffer(&name("moment2"), 1)?,
+        })
+    }
+
+    pub fn weight_len(&self) -> usize {
+        self.outputs * self.inputs
+    }
+
+    /// What the optimizer's kernels bind for this layer.
+    pub fn update_buffers<'a>(&'a self, counters: &'a wgpu::Buffer) -> UpdateBuffers<'a> {
+        UpdateBuffers {
+            weight: &self.weight,
+            dweight: &self.dweight,
+            bias: &self.bias,
+            dbias: &self.dbias,
+            moment1: &self.moment1,
+            moment2: &self.moment2,
+            counters,
+        }
+    }
+}
+
+/// Buffers whose size depends on the batch capacity.
+pub(super) struct BatchBuffers {
+    pub capacity: usize,
+    /// `(capacity, inputs)`.
+    pub x: wgpu::Buffer,
+    /// `(capacity, outputs)`.
+    pub y: wgpu::Buffer,
+    /// `a_l: (capacity, outputs_l)` per layer.
+    pub activations: Vec<wgpu::Buffer>,
+    /// `δ_l: (capacity, outputs_l)` per layer.
+    pub deltas: Vec<wgpu::Buffer>,
+    /// The output layer's pre-activation `z: (capacity, outputs)`.
+    pub logits: wgpu::Buffer,
+    /// [`Fusion::Unfused`] only: per layer `(capacity, outputs_l)`, for the matmul's result
+    /// before the bias-add or the ⊙g′ kernel reads it.
+    pub scratch: Vec<wgpu::Buffer>,
+    /// `(capacity)`.
+    pub row_loss: wgpu::Buffer,
+    /// The batch loss, one value.
+    pub loss: wgpu::Buffer,
+    /// Mappable; large enough for every parameter plus the loss, or one batch of outputs.
+    pub staging: wgpu::Buffer,
+}
+
+impl BatchBuffers {
+    /// Buffers for batches of up to `capacity` rows through `layers`, with the scratch buffers
+    /// `fusion` needs.
+    pub fn allocate(
+        gpu: &Gpu,
+        layers: &[LayerParams],
+        capacity: usize,
+        fusion: Fusion,
+    ) -> Result<BatchBuffers> {
+        let inputs = layers[0].inputs;
+        let outputs = layers[layers.len() - 1].outputs;
+        let mut activations = Vec::with_capacity(layers.len());
+        let mut deltas = Vec::with_capacity(layers.len());
+        for (i, layer) in layers.iter().enumerate() {
+            activations.push(
+                gpu.storage_buffer(&format!("layer{i}.activation"), capacity * layer.outputs)?,
+            );
+            deltas.push(gpu.storage_buffer(&format!("layer{i}.delta"), capacity * layer.outputs)?);
+        }
+        let scratch = match fusion {
+            Fusion::Fused => Vec::new(),
+            Fusion::Unfused => layers
+                .iter()
+                .enumerate()
+                .map(|(i, layer)| {
+                    gpu.storage_buffer(&format!("layer{i}.scratch"), capacity * layer.outputs)
+                })
+                .collect::<Result<_>>()?,
+        };
+        let parameters: usize = layers.iter().map(|l| l.outputs * (l.inputs + 1)).sum();
+        let staging_values = (parameters + 1).max(capacity * outputs);
+        Ok(BatchBuffers {
+            capacity,
+            x: gpu.storage_buffer("batch.x", capacity * inputs)?,
+            y: gpu.storage_buffer("batch.y", capacity * outputs)?,
+            activations,
+            deltas,
+            logits: gpu.storage_buffer("output.logits", capacity * outputs)?,
+            scratch,
+            row_loss: gpu.storage_buffer("output.row_loss", capacity)?,
+            loss: gpu.storage_buffer("output.loss", 1)?,
+            staging: gpu.staging_buffer("gpu_mlp.staging", (staging_values * 4) as u64)?,
+        })
+    }
+
+    /// What layer `l` reads: the batch for the first layer, the previous layer's output after.
+    pub fn input_of(&self, l: usize) -> &wgpu::Buffer {
+        if l == 0 {
+            &self.x
+        } else {
+            &self.activations[l - 1]
+        }
+    }
+}
+
+/// Row-major contiguous data of `array`, copying only if it is not already.
+pub(super) fn contiguous(array: ArrayView2<'_, f32>) -> Cow<'_, [f32]> {
+    match array.to_slice() {
+        Some(slice) => Cow::Borrowed(slice),
+        None => Cow::Owned(array.iter().copied().collect()),
+    }
+}

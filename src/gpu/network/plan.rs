@@ -1,0 +1,360 @@
+//! [`Plan`]: every dispatch of a training step, bound once to the network's buffers and
+//! reshaped in place when the batch size changes.
+
+use crate::error::Result;
+use crate::gpu::context::Gpu;
+use crate::gpu::kernels::Dispatch;
+use crate::gpu::kernels::activation::ActivationKernel;
+use crate::gpu::kernels::elementwise::Elementwise;
+use crate::gpu::kernels::loss::{OutputLayer, OutputMode};
+use crate::gpu::kernels::matmul::{Epilogue, MatmulOperands};
+use crate::gpu::kernels::optim::{Advance, Update};
+use crate::gpu::kernels::reduce::{ColumnSum, Sum};
+use crate::gpu::network::Fusion;
+use crate::gpu::network::buffers::{BatchBuffers, LayerParams};
+use crate::gpu::network::products::{LayerProducts, Product};
+use crate::model::{Activation, Loss};
+use crate::optim::OptimizerConfig;
+
+/// The dispatches of one layer's forward pass.
+pub(super) struct LayerForward {
+    pub matmul: Dispatch,
+    /// [`Fusion::Unfused`] only: the bias-add…
+    pub bias_add: Option<Dispatch>,
+    /// …then, for a hidden layer, the activation.
+    pub activation: Option<Dispatch>,
+}
+
+/// The dispatches of one layer's backward pass.
+pub(super) struct LayerBackward {
+    pub dweight: Dispatch,
+    pub dbias: Dispatch,
+    /// `δ_{l−1}`; absent for the first layer.
+    pub delta_prev: Option<Dispatch>,
+    /// [`Fusion::Unfused`] only: ⊙g′ applied to `delta_prev`'s result.
+    pub delta_prev_epilogue: Option<Dispatch>,
+}
+
+/// The output layer's kernels: activation, loss and `δ_{L−1}` in one, then the loss's sum.
+pub(super) struct OutputStep {
+    /// The activation alone, for inference.
+    pub forward: Dispatch,
+    /// The activation, each row's loss and `δ_{L−1}`, for training.
+    pub loss: Dispatch,
+    /// The rows' losses summed into the batch loss.
+    pub loss_sum: Dispatch,
+}
+
+/// What a [`Plan`] is bound for besides the buffers.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct StepSpec {
+    pub loss: Loss,
+    pub batch: usize,
+    pub optimizer: OptimizerConfig,
+    pub fusion: Fusion,
+}
+
+/// Every dispatch of a step, bound once.
+pub(super) struct Plan {
+    pub forward: Vec<LayerForward>,
+    pub output: OutputStep,
+    pub backward: Vec<LayerBackward>,
+    pub advance: Dispatch,
+    pub update: Vec<Dispatch>,
+}
+
+/// The activation a layer's forward pass applies: the output layer's is in the output kernel.
+fn hidden_activation(layer: &LayerParams, is_output: bool) -> Activation {
+    if is_output {
+        Activation::Identity
+    } else {
+        layer.activation
+    }
+}
+
+/// What every binding reads: the device, the layers, their products and the batch buffers.
+struct Binder<'a> {
+    gpu: &'a Gpu,
+    layers: &'a [LayerParams],
+    products: &'a [LayerProducts],
+    buffers: &'a BatchBuffers,
+    step: StepSpec,
+}
+
+impl Plan {
+    /// Binds every dispatch of a step for `step.batch` rows, creating every product's pipeline
+    /// first, in parallel.
+    pub fn bind(
+        gpu: &Gpu,
+        layers: &[LayerParams],
+        buffers: &BatchBuffers,
+        counters: &wgpu::Buffer,
+        step: StepSpec,
+    ) -> Result<Plan> {
+        let products = LayerProducts::of_network(layers, step.batch);
+        gpu.prepare_pipelines(&LayerProducts::pipeline_specs(gpu, &products))?;
+        let binder = Binder {
+            gpu,
+            layers,
+            products: &products,
+            buffers,
+            step,
+        };
+        let first_layer = layers[0].update_buffers(counters);
+        Ok(Plan {
+            forward: binder.forward()?,
+            output: binder.output()?,
+            backward: binder.backward()?,
+            advance: Advance::bind(gpu, "gpu_mlp.advance", &first_layer, step.batch)?,
+            update: Self::bind_updates(gpu, layers, counters, &step.optimizer)?,
+        })
+    }
+
+    /// One update dispatch per layer, for `optimizer`.
+    pub fn bind_updates(
+        gpu: &Gpu,
+        layers: &[LayerParams],
+        counters: &wgpu::Buffer,
+        optimizer: &OptimizerConfig,
+    ) -> Result<Vec<Dispatch>> {
+        let update = Update { config: *optimizer };
+        layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                let label = format!("layer{l}.{}", optimizer.optimizer.name());
+                update.bind(
+                    gpu,
+                    &label,
+                    &layer.update_buffers(counters),
+                    layer.weight_len(),
+                    layer.outputs,
+                )
+            })
+            .collect()
+    }
+
+    /// Points every dispatch at `batch` rows of the buffers it is bound to, which must hold them.
+    pub fn reshape(&mut self, gpu: &Gpu, layers: &[LayerParams], batch: usize) -> Result<()> {
+        let products = LayerProducts::of_network(layers, batch);
+        let last = layers.len() - 1;
+        for (l, (layer, products)) in layers.iter().zip(&products).enumerate() {
+            let forward = &mut self.forward[l];
+            products.forward.reshape(gpu, &mut forward.matmul)?;
+            // The unfused kernels work on the product they follow, (rows, cols) = (m, n).
+            let (rows, cols) = (products.forward.shape.m, products.forward.shape.n);
+            if let Some(bias_add) = forward.bias_add.as_mut() {
+                Elementwise::BiasAdd.reshape(gpu, bias_add, rows, cols)?;
+            }
+            if let Some(activation) = forward.activation.as_mut() {
+                let kernel = ActivationKernel::Forward(hidden_activation(layer, l == last));
+                kernel.reshape(gpu, activation, rows, cols)?;
+            }
+            let backward = &mut self.backward[l];
+            products.dweight.reshape(gpu, &mut backward.dweight)?;
+            ColumnSum::reshape(gpu, &mut backward.dbias, batch, layer.outputs)?;
+            if let (Some(product), Some(delta_prev)) = (products.delta, &mut backward.delta_prev) {
+                product.reshape(gpu, delta_prev)?;
+                if let Some(epilogue) = backward.delta_prev_epilogue.as_mut() {
+                    let kernel = ActivationKernel::Backward(layers[l - 1].activation);
+                    kernel.reshape(gpu, epilogue, product.shape.m, product.shape.n)?;
+                }
+            }
+        }
+        let outputs = layers[last].outputs;
+        OutputLayer::reshape(gpu, &mut self.output.forward, batch, outputs)?;
+        OutputLayer::reshape(gpu, &mut self.output.loss, batch, outputs)?;
+        Sum::reshape(gpu, &mut self.output.loss_sum, batch)?;
+        Advance::reshape(gpu, &mut self.advance, batch);
+        Ok(())
+    }
+}
+
+impl Binder<'_> {
+    /// `a_l = g_l(a_{l−1} · W_lᵀ + b_l)` per layer, the output layer stopping at `z`.
+    fn forward(&self) -> Result<Vec<LayerForward>> {
+        let (gpu, buffers, fusion) = (self.gpu, self.buffers, self.step.fusion);
+        let last = self.layers.len() - 1;
+        let mut forward = Vec::with_capacity(self.layers.len());
+        for (l, (layer, products)) in self.layers.iter().zip(self.products).enumerate() {
+            let output = if l == last {
+                &buffers.logits
+            } else {
+                &buffers.activations[l]
+            };
+            let label = |what: &str| format!("layer{l}.{what}");
+            let activation = hidden_activation(layer, l == last);
+            let (matmul_output, epilogue) = match fusion {
+                Fusion::Fused => (
+                    output,
+                    Epilogue::BiasActivation {
+                        bias: &layer.bias,
+                        activation,
+                    },
+                ),
+                Fusion::Unfused => (&buffers.scratch[l], Epilogue::None),
+            };
+            let operands = MatmulOperands {
+                a: buffers.input_of(l),
+                b: &layer.weight,
+                c: matmul_output,
+            };
+            let matmul = products
+                .forward
+                .bind(gpu, &label("forward"), operands, epilogue)?;
+            let (mut bias_add, mut activation_kernel) = (None, None);
+            if fusion == Fusion::Unfused {
+                let (rows, cols) = (products.forward.shape.m, products.forward.shape.n);
+                // scratch + bias → z, then g(z) → a. The output layer has no activation here
+                // (it is in the output kernel), so its bias-add writes the logits directly; a
+                // hidden layer keeps z in its δ buffer, which nothing reads until backward
+                // overwrites it.
+                let z = if activation == Activation::Identity {
+                    output
+                } else {
+                    &buffers.deltas[l]
+                };
+                bias_add = Some(Elementwise::BiasAdd.bind(
+                    gpu,
+                    &label("bias_add"),
+                    rows,
+                    cols,
+                    matmul_output,
+                    &layer.bias,
+                    z,
+                )?);
+                if activation != Activation::Identity {
+                    activation_kernel = Some(ActivationKernel::Forward(activation).bind(
+                        gpu,
+                        &label("activation"),
+                        rows,
+                        cols,
+                        z,
+                        z, // forward reads no second operand
+                        output,
+                    )?);
+                }
+            }
+            forward.push(LayerForward {
+                matmul,
+                bias_add,
+                activation: activation_kernel,
+            });
+        }
+        Ok(forward)
+    }
+
+    /// The output layer's activation, row losses and `δ_{L−1}`, and the batch loss.
+    fn output(&self) -> Result<OutputStep> {
+        let (gpu, buffers, batch) = (self.gpu, self.buffers, self.step.batch);
+        let last = self.layers.len() - 1;
+        let output_layer = &self.layers[last];
+        let output_kernel = |mode, label: &str| {
+            OutputLayer {
+                activation: output_layer.activation,
+                loss: self.step.loss,
+                mode,
+            }
+            .bind(
+                gpu,
+                label,
+                batch,
+                output_layer.outputs,
+                &buffers.logits,
+                &buffers.y,
+                &buffers.activations[last],
+                &buffers.deltas[last],
+                &buffers.row_loss,
+            )
+        };
+        Ok(OutputStep {
+            forward: output_kernel(OutputMode::Forward, "output.forward")?,
+            loss: output_kernel(OutputMode::Loss, "output.loss")?,
+            loss_sum: Sum::bind(
+                gpu,
+                "output.loss_sum",
+                batch,
+                &buffers.row_loss,
+                &buffers.loss,
+            )?,
+        })
+    }
+
+    /// Per layer `dW_l = δ_lᵀ · a_{l−1}`, `db_l = Σ_rows δ_l` and `δ_{l−1} = (δ_l · W_l) ⊙ g′`.
+    fn backward(&self) -> Result<Vec<LayerBackward>> {
+        let (gpu, buffers, batch) = (self.gpu, self.buffers, self.step.batch);
+        let mut backward = Vec::with_capacity(self.layers.len());
+        for (l, (layer, products)) in self.layers.iter().zip(self.products).enumerate() {
+            let delta = &buffers.deltas[l];
+            let dweight = products.dweight.bind(
+                gpu,
+                &format!("layer{l}.dweight"),
+                MatmulOperands {
+                    a: delta,
+                    b: buffers.input_of(l),
+                    c: &layer.dweight,
+                },
+                Epilogue::None,
+            )?;
+            let dbias = ColumnSum::bind(
+                gpu,
+                &format!("layer{l}.dbias"),
+                batch,
+                layer.outputs,
+                delta,
+                &layer.dbias,
+            )?;
+            let (delta_prev, delta_prev_epilogue) = match products.delta {
+                Some(product) => {
+                    let (matmul, epilogue) = self.delta_prev(l, product)?;
+                    (Some(matmul), epilogue)
+                }
+                None => (None, None),
+            };
+            backward.push(LayerBackward {
+                dweight,
+                dbias,
+                delta_prev,
+                delta_prev_epilogue,
+            });
+        }
+        Ok(backward)
+    }
+
+    /// `δ_{l−1} = (δ_l · W_l) ⊙ g′(a_{l−1})`: one fused product, or a plain product then the
+    /// activation's backward kernel.
+    fn delta_prev(&self, l: usize, product: Product) -> Result<(Dispatch, Option<Dispatch>)> {
+        let (gpu, buffers) = (self.gpu, self.buffers);
+        let previous = &buffers.activations[l - 1];
+        let activation = self.layers[l - 1].activation;
+        let (matmul_output, epilogue) = match self.step.fusion {
+            Fusion::Fused => (
+                &buffers.deltas[l - 1],
+                Epilogue::TimesDerivative {
+                    activations: previous,
+                    activation,
+                },
+            ),
+            Fusion::Unfused => (&buffers.scratch[l - 1], Epilogue::None),
+        };
+        let operands = MatmulOperands {
+            a: &buffers.deltas[l],
+            b: &self.layers[l].weight,
+            c: matmul_output,
+        };
+        let matmul = product.bind(gpu, &format!("layer{}.delta", l - 1), operands, epilogue)?;
+        let times_derivative = match self.step.fusion {
+            Fusion::Fused => None,
+            Fusion::Unfused => Some(ActivationKernel::Backward(activation).bind(
+                gpu,
+                &format!("layer{}.activation_backward", l - 1),
+                product.shape.m,
+                product.shape.n,
+                previous,
+                matmul_output,
+                &buffers.deltas[l - 1],
+            )?),
+        };
+        Ok((matmul, times_derivative))
+    }
+}
