@@ -4,6 +4,7 @@
 use anyhow::{Result, bail};
 use clap::Args;
 
+use wgpu_mlp::gradcheck::{self, Element, Tensor, Tolerance};
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::reference;
 use wgpu_mlp::rng::Rng;
@@ -76,19 +77,20 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
     let mut net = GpuMlp::new(&gpu, &mlp)?;
     let (gpu_loss, gpu_grads) = net.loss_and_gradients(x.view(), y.view())?;
     println!("loss: gpu {gpu_loss:.9}, cpu {cpu_loss:.9}");
-    let mut worst_gpu = (0f32, String::new());
-    for (l, (g, c)) in gpu_grads.layers.iter().zip(&cpu.layers).enumerate() {
-        let dweight = g.dweight.iter().zip(c.dweight.iter()).map(|p| ("dweight", p));
-        let dbias = g.dbias.iter().zip(c.dbias.iter()).map(|p| ("dbias", p));
-        for (name, (a, b)) in dweight.chain(dbias) {
-            if (a - b).abs() > worst_gpu.0 {
-                worst_gpu = ((a - b).abs(), format!("layer {l} {name}"));
-            }
-        }
+    let tolerance = Tolerance::GPU_VS_CPU;
+    let comparison = gradcheck::compare(&gpu_grads, &cpu, tolerance)?;
+    let largest = comparison.largest_difference;
+    match &comparison.worst {
+        Some(worst) => println!(
+            "worst gpu − cpu gradient difference against its tolerance: {:.3}× at {} (|gpu − cpu| {:.3e}, allowed {:.3e}); largest |gpu − cpu| {largest:.3e}",
+            worst.ratio,
+            element_name(&mlp, worst),
+            worst.difference,
+            worst.allowed
+        ),
+        None => println!("no gradients to compare"),
     }
-    println!("worst |gpu − cpu| gradient difference: {:.3e} ({})", worst_gpu.0, worst_gpu.1);
-    const GPU_TOLERANCE: f32 = 1e-4;
-    let gpu_ok = worst_gpu.0 <= GPU_TOLERANCE;
+    let gpu_ok = comparison.passed() && tolerance.accepts(gpu_loss, cpu_loss);
 
     let step = 1e-6;
     let all_checks =
@@ -119,10 +121,29 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
         worst_fd.0, worst_fd.1
     );
     const FD_TOLERANCE: f64 = 1e-6;
-    let tolerances = format!("tolerances: gpu {GPU_TOLERANCE:e}, finite differences {FD_TOLERANCE:e}");
-    if !gpu_ok || worst_fd.0 > FD_TOLERANCE {
-        bail!("gradient check failed ({tolerances})");
+    let tolerances = format!(
+        "tolerances: gpu {:e} + {:e}·|cpu|, finite differences {FD_TOLERANCE:e}",
+        tolerance.atol, tolerance.rtol
+    );
+    if !gpu_ok {
+        bail!("the GPU's gradients differ from the CPU reference's: {comparison} ({tolerances})");
+    }
+    if worst_fd.0 > FD_TOLERANCE {
+        bail!("the CPU reference differs from finite differences ({tolerances})");
     }
     println!("ok ({tolerances})");
     Ok(())
+}
+
+/// `layer 1 dweight[6, 8]`: where an element sits, as the model's shapes index it.
+fn element_name(mlp: &Mlp, element: &Element) -> String {
+    let name = element.tensor.name();
+    match element.tensor {
+        Tensor::Weight => {
+            let inputs = mlp.layers[element.layer].inputs();
+            let (row, column) = (element.index / inputs, element.index % inputs);
+            format!("layer {} {name}[{row}, {column}]", element.layer)
+        }
+        Tensor::Bias => format!("layer {} {name}[{}]", element.layer, element.index),
+    }
 }
