@@ -55,7 +55,8 @@ pub enum Error {
     /// Training diverged: the loss stopped being a finite number.
     #[error(
         "training diverged: the loss stopped being a finite number in epoch {epoch}, at step {step} of {steps} \
-         (learning rate {learning_rate}); try a lower learning rate"
+         (learning rate {learning_rate}, weight decay {weight_decay}); {}",
+        divergence_advice(*learning_rate, *weight_decay)
     )]
     Diverged {
         /// 1-based epoch.
@@ -66,6 +67,8 @@ pub enum Error {
         steps: usize,
         /// The learning rate in use.
         learning_rate: f32,
+        /// The weight decay in use.
+        weight_decay: f32,
     },
 
     // ---- the GPU -----------------------------------------------------------------------------
@@ -124,6 +127,18 @@ pub enum Error {
     /// The device was lost (driver reset, GPU removed, out of memory on some backends).
     #[error("the GPU device was lost: {0}")]
     DeviceLost(String),
+}
+
+/// What to try after a divergence: a weight decay large enough to push every weight across zero
+/// and back by itself (`lr·λ ≥ 1`) is the cause whatever the gradients; otherwise the step size.
+fn divergence_advice(learning_rate: f32, weight_decay: f32) -> &'static str {
+    if learning_rate * weight_decay >= 1.0 {
+        "the weight decay is too large for this learning rate (lr × weight decay must stay well below 1)"
+    } else if weight_decay > 0.0 {
+        "try a lower learning rate or weight decay"
+    } else {
+        "try a lower learning rate"
+    }
 }
 
 impl Error {

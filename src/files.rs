@@ -20,7 +20,8 @@ pub fn resolve_target(path: &Path) -> Result<PathBuf> {
     for _ in 0..40 {
         match std::fs::symlink_metadata(&target) {
             Ok(meta) if meta.file_type().is_symlink() => {
-                let link = std::fs::read_link(&target).map_err(|source| io_error(&target, source))?;
+                let link =
+                    std::fs::read_link(&target).map_err(|source| io_error(&target, source))?;
                 target = match target.parent() {
                     Some(parent) if link.is_relative() => parent.join(link),
                     _ => link,

@@ -52,10 +52,11 @@ pub mod reference;
 pub mod rng;
 pub mod train;
 
+pub use data::Dataset;
 pub use error::{Error, Result};
 pub use gpu::{AdapterChoice, Fusion, Gpu, GpuMlp};
-pub use data::Dataset;
 pub use model::{Activation, Dense, DenseGradients, Gradients, Init, Loss, Mlp};
+pub use ndarray;
 pub use optim::{Optimizer, OptimizerConfig};
 pub use train::{CpuTrainer, GpuTrainer, TrainConfig, Trainer};
-pub use ndarray;
+pub use wgpu;

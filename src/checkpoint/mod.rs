@@ -107,4 +107,3 @@ pub(crate) fn read_tensor(
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect())
 }
-

@@ -53,7 +53,10 @@ pub fn load(path: &Path) -> Result<(Mlp, CheckpointInfo)> {
 
 /// [`load`], accepting a file without the architecture in its metadata when `architecture` says
 /// what it is (see [`from_bytes_with`]).
-pub fn load_with(path: &Path, architecture: Option<&Architecture>) -> Result<(Mlp, CheckpointInfo)> {
+pub fn load_with(
+    path: &Path,
+    architecture: Option<&Architecture>,
+) -> Result<(Mlp, CheckpointInfo)> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.display().to_string(),
         source,
@@ -95,7 +98,9 @@ pub fn from_bytes_with(
     {
         return Err(model_error(
             path,
-            format!("is in format {format:?}, which this version does not read (it reads {FORMAT:?})"),
+            format!(
+                "is in format {format:?}, which this version does not read (it reads {FORMAT:?})"
+            ),
         ));
     }
     let epochs = metadata
@@ -167,7 +172,10 @@ fn architecture_from_metadata(
         .split(',')
         .map(|s| {
             s.trim().parse::<usize>().map_err(|_| {
-                model_error(path, format!("sizes {sizes_text:?} is not a list of numbers"))
+                model_error(
+                    path,
+                    format!("sizes {sizes_text:?} is not a list of numbers"),
+                )
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -202,7 +210,11 @@ fn architecture_from_tensors(
         let [outputs, inputs] = weight.shape() else {
             return Err(model_error(
                 path,
-                format!("tensor {:?} has shape {:?}, not (out, in)", tensor_names(l).0, weight.shape()),
+                format!(
+                    "tensor {:?} has shape {:?}, not (out, in)",
+                    tensor_names(l).0,
+                    weight.shape()
+                ),
             ));
         };
         if sizes.is_empty() {

@@ -128,4 +128,3 @@ pub fn load_optimizer(
     }
     Ok(Some(state))
 }
-

@@ -397,7 +397,8 @@ impl Mlp {
         let network = Network::of(self)?;
         check_batch(self.inputs(), self.outputs(), x, Some(y))?;
         let mut outputs = network.logits(x, None);
-        let loss = activate_output_with_loss(network.output().activation, self.loss, &mut outputs, y);
+        let loss =
+            activate_output_with_loss(network.output().activation, self.loss, &mut outputs, y);
         Ok((outputs, loss))
     }
 

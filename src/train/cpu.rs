@@ -49,7 +49,6 @@ impl<'a> CpuTrainer<'a> {
             stop: StopFlag::default(),
         })
     }
-
 }
 
 /// Evaluates `mlp` on `dataset` with the CPU reference, `batch_size` samples at a time.
@@ -102,7 +101,7 @@ impl Trainer for CpuTrainer<'_> {
                     self.epochs_done + 1,
                     step + 1,
                     steps,
-                    self.config.optimizer.learning_rate,
+                    &self.config.optimizer,
                 ));
             }
             self.state
@@ -120,7 +119,12 @@ impl Trainer for CpuTrainer<'_> {
         }
         self.epochs_done += 1;
         let train_loss = (loss_sum / len as f64) as f32;
-        Ok(EpochReport::finished(self.epochs_done, train_loss, len, start))
+        Ok(EpochReport::finished(
+            self.epochs_done,
+            train_loss,
+            len,
+            start,
+        ))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {

@@ -5,18 +5,17 @@ use std::time::Instant;
 
 use ndarray::Array2;
 
+use super::gpu_plans::{EvalPlan, TrainPlan};
 use super::{
     EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, STEPS_PER_SUBMIT, StopFlag, TrainConfig,
-    Trainer,
-    check_dataset, diverged, epoch_order, no_test_set,
+    Trainer, check_dataset, diverged, epoch_order, no_test_set,
 };
-use super::gpu_plans::{EvalPlan, TrainPlan};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
+use crate::gpu::kernels::Recorder;
 use crate::gpu::kernels::data::Gather;
 use crate::gpu::kernels::metrics::Metrics;
-use crate::gpu::kernels::Recorder;
 use crate::gpu::network::{Fusion, GpuMlp};
 use crate::gpu::profile::{CountDispatches, Profile, Profiler};
 use crate::model::Mlp;
@@ -256,18 +255,16 @@ impl GpuTrainer {
                 self.epochs_done + 1,
                 step as usize,
                 steps,
-                self.config.optimizer.learning_rate,
+                &self.config.optimizer,
             )),
             _ => Ok(loss_sum / samples as f32),
         }
     }
-
 }
 
 fn no_training_set() -> Error {
     Error::invalid("training", "this trainer was built for evaluation only")
 }
-
 
 impl Trainer for GpuTrainer {
     fn train_epoch(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<EpochReport> {
@@ -305,7 +302,12 @@ impl Trainer for GpuTrainer {
             running_loss: train_loss,
         });
         self.epochs_done += 1;
-        Ok(EpochReport::finished(self.epochs_done, train_loss, len, start))
+        Ok(EpochReport::finished(
+            self.epochs_done,
+            train_loss,
+            len,
+            start,
+        ))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {

@@ -125,12 +125,18 @@ pub(crate) fn epoch_order(seed: u64, epoch: usize, order: &mut [u32]) {
 }
 
 /// The error for a loss that stopped being finite at 1-based `step` of `epoch`.
-pub(crate) fn diverged(epoch: usize, step: usize, steps: usize, learning_rate: f32) -> Error {
+pub(crate) fn diverged(
+    epoch: usize,
+    step: usize,
+    steps: usize,
+    optimizer: &OptimizerConfig,
+) -> Error {
     Error::Diverged {
         epoch,
         step,
         steps,
-        learning_rate,
+        learning_rate: optimizer.learning_rate,
+        weight_decay: optimizer.weight_decay,
     }
 }
 
@@ -165,7 +171,6 @@ pub(crate) fn check_dataset(
     }
     Ok(())
 }
-
 
 /// A flag that another thread (a signal handler) raises to stop training after the step in
 /// progress; the epoch then ends with [`Error::Interrupted`]. Clones share the flag.

@@ -9,6 +9,7 @@ use wgpu_mlp::Fusion;
 use wgpu_mlp::bench::{GpuBenchOptions, Workload, bench_cpu, bench_gpu};
 use wgpu_mlp::gpu::kernels::MatmulStrategy;
 
+use crate::common::out;
 use crate::common::profile_json;
 
 #[derive(Args, Debug)]
@@ -53,7 +54,11 @@ fn parse_matmul(name: &str) -> Result<MatmulChoice, String> {
         "tiled" => Some(MatmulStrategy::Tiled),
         "register" => Some(MatmulStrategy::RegisterBlocked),
         "shuffled" => Some(MatmulStrategy::Shuffled),
-        _ => return Err(format!("{name:?} is not one of auto, tiled, register, shuffled")),
+        _ => {
+            return Err(format!(
+                "{name:?} is not one of auto, tiled, register, shuffled"
+            ));
+        }
     };
     Ok(MatmulChoice(strategy))
 }
@@ -89,10 +94,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "matmul": report.matmul.map(|m| format!("{m:?}")),
             "profile": profile.as_ref().map(profile_json),
         });
-        println!("{line}");
+        out!("{line}")?;
         return Ok(());
     }
-    println!(
+    out!(
         "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s{}{}",
         report.workload,
         report.adapter,
@@ -110,9 +115,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .matmul
             .map(|m| format!(" ({m:?} matmul)"))
             .unwrap_or_default()
-    );
+    )?;
     if let Some(profile) = &profile {
-        println!("{profile}");
+        out!("{profile}")?;
     }
     Ok(())
 }

@@ -1,17 +1,24 @@
-//! What several commands share: the data-set options, opening the adapter, and printing a
-//! confusion matrix, a progress bar or a kernel profile.
+//! What several commands share: the data-set options, opening the adapter, the console the
+//! output goes to, parsing lists of sizes, and printing a confusion matrix, a progress bar or a
+//! kernel profile.
 
+use std::fmt::Display;
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use wgpu_mlp::checkpoint::{self, Architecture, CheckpointInfo};
 use wgpu_mlp::data::{self, Dataset, DatasetKind, synthetic};
 use wgpu_mlp::gpu::profile::Profile;
 use wgpu_mlp::ndarray::Array2;
-use wgpu_mlp::{AdapterChoice, Gpu};
+use wgpu_mlp::train::StopFlag;
+use wgpu_mlp::{Activation, AdapterChoice, Gpu, Loss, Mlp};
 
 /// The seed of the synthetic set and of a new model when none is given or saved.
 pub const DEFAULT_SEED: u64 = 42;
@@ -19,9 +26,9 @@ pub const DEFAULT_SEED: u64 = 42;
 /// Where the data comes from.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Data set.
-    #[arg(long, value_enum, default_value = "synthetic")]
-    pub dataset: DatasetKind,
+    /// Data set [default: synthetic, or the one a saved model was trained on].
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetKind>,
     /// Folder with the IDX files (.gz or raw); default: $WGPU_MLP_DATA, ./data/<dataset>, and for
     /// Fashion-MNIST /usr/share/datasets/fashion-mnist.
     #[arg(long, value_name = "DIR")]
@@ -35,16 +42,17 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// The training and test sets the options select; `seed` generates the synthetic set.
-    pub fn load(&self, seed: u64) -> Result<(Dataset, Dataset)> {
-        if self.dataset == DatasetKind::Synthetic {
+    /// The training and test sets of `kind` that the options select; `seed` generates the
+    /// synthetic set.
+    pub fn load(&self, kind: DatasetKind, seed: u64) -> Result<(Dataset, Dataset)> {
+        if kind == DatasetKind::Synthetic {
             return Ok(synthetic::generate(
                 self.train_size.unwrap_or(10_000),
                 self.test_size.unwrap_or(2_000),
                 seed,
             ));
         }
-        let dir = data::find_data_dir(self.dataset, self.data.as_deref())?;
+        let dir = data::find_data_dir(kind, self.data.as_deref())?;
         let (train, test) = data::load(&dir)?;
         let keep = |set: Dataset, size: Option<usize>| match size {
             Some(n) => set.take(n),
@@ -54,24 +62,170 @@ impl DataArgs {
     }
 }
 
-/// The adapter `--adapter` names: `auto`, `software`, or part of an adapter's name.
+/// The activations a hidden layer may have: softmax only ends a network.
+const HIDDEN_ACTIVATIONS: [&str; 4] = ["identity", "sigmoid", "relu", "tanh"];
+
+/// `--hidden`: one of [`HIDDEN_ACTIVATIONS`], listed as such in `--help`.
+pub fn hidden_activation() -> impl TypedValueParser<Value = Activation> {
+    PossibleValuesParser::new(HIDDEN_ACTIVATIONS).try_map(|name| Activation::from_name(&name))
+}
+
+/// A saved model, and what it is when the file does not say (a PyTorch `state_dict`).
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The model file (safetensors, as `train --save` writes it or a PyTorch state_dict).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// For a file without wgpu-mlp's metadata (a PyTorch state_dict): the hidden layers' activation.
+    #[arg(long, value_parser = hidden_activation())]
+    pub hidden: Option<Activation>,
+    /// For such a file: the output layer's activation [default: the one --loss requires].
+    #[arg(long, value_enum)]
+    pub output: Option<Activation>,
+    /// For such a file: the loss.
+    #[arg(long, value_enum)]
+    pub loss: Option<Loss>,
+}
+
+impl ModelArgs {
+    /// Loads the model, with the architecture the options state for a file that has none.
+    pub fn load(&self) -> Result<(Mlp, CheckpointInfo)> {
+        let architecture = match (self.hidden, self.loss) {
+            (Some(hidden), Some(loss)) => Some(Architecture {
+                hidden,
+                output: self
+                    .output
+                    .or(loss.required_output())
+                    .unwrap_or(Activation::Sigmoid),
+                loss,
+            }),
+            _ => None,
+        };
+        Ok(checkpoint::load_with(&self.model, architecture.as_ref())?)
+    }
+}
+
+/// The data set a model file says it was trained on.
+pub fn recorded_dataset(info: &CheckpointInfo) -> Option<DatasetKind> {
+    let name = info.extra.get("dataset")?;
+    <DatasetKind as clap::ValueEnum>::from_str(name, false).ok()
+}
+
+/// The seed a model file says it was trained with.
+pub fn recorded_seed(info: &CheckpointInfo) -> Option<u64> {
+    info.extra.get("seed")?.parse().ok()
+}
+
+/// The adapter `--adapter` names: `auto`, `software`, or part of an adapter's name. On an adapter
+/// that is itself a CPU (lavapipe, SwiftShader, WARP) it says once that `--cpu` may be faster.
 pub fn open_gpu(adapter: &str) -> Result<Gpu> {
     let choice: AdapterChoice = adapter.parse().unwrap_or_default();
-    Ok(Gpu::new(choice)?)
+    let gpu = match Gpu::new(choice) {
+        Ok(gpu) => gpu,
+        Err(error @ wgpu_mlp::Error::NoAdapter(_)) => {
+            return Err(error).context("or use the CPU reference instead: --cpu");
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if gpu.adapter_info().device_type == wgpu_mlp::wgpu::DeviceType::Cpu {
+        eprintln!(
+            "note: {} is a software adapter running on the CPU; the CPU reference (--cpu) may be faster here",
+            gpu.adapter_description()
+        );
+    }
+    Ok(gpu)
+}
+
+/// Where a command's lines go. Human-readable lines go to stdout, except with `--json`, where
+/// stdout carries only the JSON line and the human lines go to stderr, so that `| jq` works. A
+/// failed write (a full disk) is an error naming the stream, not a panic.
+#[derive(Clone, Copy, Debug)]
+pub struct Console {
+    json: bool,
+}
+
+impl Console {
+    /// The console of a command run with `--json` or without.
+    pub fn new(json: bool) -> Self {
+        Console { json }
+    }
+
+    /// A human-readable line.
+    pub fn line(&self, text: impl Display) -> Result<()> {
+        if self.json {
+            writeln!(std::io::stderr().lock(), "{text}").context("writing to standard error")
+        } else {
+            write_stdout(text)
+        }
+    }
+
+    /// The JSON line.
+    pub fn json(&self, value: &serde_json::Value) -> Result<()> {
+        write_stdout(value)
+    }
+}
+
+/// `println!` that returns a failed write (a full disk) as an error instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::common::write_stdout(format_args!($($arg)*))
+    };
+}
+pub(crate) use out;
+
+/// A line on stdout, flushed, with a failure as an error.
+pub fn write_stdout(text: impl Display) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .context("writing to standard output")
+}
+
+/// The flag Ctrl-C and SIGTERM raise: training stops after the step in progress. A second signal
+/// ends the process at once (exit status 130); a save it cuts short leaves a temporary file that
+/// the next save of the same file removes.
+pub fn interrupt_flag() -> Result<StopFlag> {
+    static FLAG: OnceLock<StopFlag> = OnceLock::new();
+    if let Some(flag) = FLAG.get() {
+        return Ok(flag.clone());
+    }
+    let flag = StopFlag::default();
+    let raised = flag.clone();
+    ctrlc::set_handler(move || {
+        if raised.is_raised() {
+            std::process::exit(130);
+        }
+        raised.raise();
+        eprintln!("\nstopping after the current step (again to stop at once)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(FLAG.get_or_init(|| flag).clone())
+}
+
+/// A comma-separated list of sizes, spaces allowed: `784,128,10` or `"784, 128, 10"`.
+pub fn parse_sizes(text: &str) -> Result<Vec<usize>, String> {
+    text.split(',')
+        .map(|part| {
+            let part = part.trim();
+            part.parse::<usize>()
+                .map_err(|_| format!("{part:?} in {text:?} is not a size (a whole number)"))
+        })
+        .collect()
 }
 
 /// How the CLI names the CPU reference where it names an adapter.
 pub const CPU_ADAPTER: &str = "cpu (ndarray reference)";
 
 /// Prints `confusion[[truth, predicted]]` as a table with a header row of predicted classes.
-pub fn print_confusion(confusion: &Array2<u64>) {
-    println!("confusion matrix (rows: true class, columns: predicted)");
+pub fn print_confusion(console: &Console, confusion: &Array2<u64>) -> Result<()> {
+    console.line("confusion matrix (rows: true class, columns: predicted)")?;
     let header: String = (0..confusion.ncols()).map(|c| format!("{c:>6}")).collect();
-    println!("     {header}");
+    console.line(format_args!("     {header}"))?;
     for (t, row) in confusion.rows().into_iter().enumerate() {
         let cells: String = row.iter().map(|n| format!("{n:>6}")).collect();
-        println!("{t:>4} {cells}");
+        console.line(format_args!("{t:>4} {cells}"))?;
     }
+    Ok(())
 }
 
 /// A progress bar for one epoch of `total` samples.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::Args;
 
+use crate::common::out;
 use wgpu_mlp::data::{DatasetKind, download};
 
 #[derive(Args, Debug)]
@@ -34,10 +35,10 @@ pub fn run(args: DownloadArgs) -> Result<()> {
     for outcome in download::download(kind, &dir, &mirrors)? {
         match outcome {
             download::FileOutcome::Present(path) => {
-                println!("{}: present, checksum ok", path.display())
+                out!("{}: present, checksum ok", path.display())?
             }
             download::FileOutcome::Downloaded(path, url) => {
-                println!("{}: downloaded from {url}, checksum ok", path.display())
+                out!("{}: downloaded from {url}, checksum ok", path.display())?
             }
         }
     }

@@ -1,23 +1,27 @@
-//! `wgpu-mlp eval`: the test loss, accuracy and confusion matrix of a saved model.
-
-use std::path::PathBuf;
+//! `wgpu-mlp eval`: the test loss, accuracy and confusion matrix of a saved model, on the data set
+//! (and for the synthetic set, the seed) the model records unless told otherwise.
 
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use wgpu_mlp::checkpoint;
+use wgpu_mlp::data::DatasetKind;
 use wgpu_mlp::train::{GpuTrainer, Trainer, evaluate_cpu};
 
-use crate::common::{CPU_ADAPTER, DEFAULT_SEED, DataArgs, open_gpu, print_confusion};
+use crate::common::{
+    CPU_ADAPTER, Console, DEFAULT_SEED, DataArgs, ModelArgs, open_gpu, print_confusion,
+    recorded_dataset, recorded_seed,
+};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// The model file.
-    #[arg(long, value_name = "FILE")]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
+    /// Seed of the synthetic set [default: the one the model was trained with].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Samples per batch.
     #[arg(long, default_value_t = 256)]
     batch: usize,
@@ -27,38 +31,60 @@ pub struct EvalArgs {
     /// Evaluate with the CPU reference instead of the GPU.
     #[arg(long)]
     cpu: bool,
-    /// Print the result as one JSON line.
+    /// Print the result as one JSON line (and nothing else on stdout).
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let (mlp, info) = checkpoint::load(&args.model)?;
-    // The synthetic set is generated from the seed the model was trained with.
-    let seed = info.extra.get("seed").and_then(|s| s.parse().ok());
-    let (_, test) = args.data.load(seed.unwrap_or(DEFAULT_SEED))?;
+    let console = Console::new(args.json);
+    let (mlp, info) = args.model.load()?;
+    let file = args.model.model.display();
+    let recorded = recorded_dataset(&info);
+    let dataset = match (args.data.dataset, recorded) {
+        (Some(asked), Some(recorded)) if asked != recorded => {
+            eprintln!(
+                "note: {file} was trained on {}; evaluating on {} as asked",
+                recorded.name(),
+                asked.name()
+            );
+            asked
+        }
+        (asked, recorded) => asked.or(recorded).unwrap_or(DatasetKind::Synthetic),
+    };
+    let seed = match (args.seed, recorded_seed(&info)) {
+        (Some(asked), Some(recorded)) if asked != recorded && dataset == DatasetKind::Synthetic => {
+            eprintln!(
+                "note: {file} was trained on the synthetic set of seed {recorded}; evaluating on seed {asked} as asked"
+            );
+            asked
+        }
+        (asked, recorded) => asked.or(recorded).unwrap_or(DEFAULT_SEED),
+    };
+    let (_, test) = args.data.load(dataset, seed)?;
     let (evaluation, adapter) = if args.cpu {
-        (evaluate_cpu(&mlp, &test, args.batch)?, CPU_ADAPTER.to_string())
+        (
+            evaluate_cpu(&mlp, &test, args.batch)?,
+            CPU_ADAPTER.to_string(),
+        )
     } else {
         let gpu = open_gpu(&args.adapter)?;
         let mut evaluator = GpuTrainer::evaluator(&gpu, &mlp, &test, args.batch)?;
         (evaluator.evaluate()?, gpu.adapter_description())
     };
+    console.line(format_args!(
+        "{file}: test loss {:.5}, test accuracy {:.2}% on {} samples of {} ({adapter})",
+        evaluation.loss,
+        evaluation.accuracy * 100.0,
+        evaluation.samples,
+        dataset.name()
+    ))?;
+    print_confusion(&console, &evaluation.confusion)?;
     if args.json {
-        let line = json!({
+        console.json(&json!({
             "test_accuracy": evaluation.accuracy, "test_loss": evaluation.loss, "samples": evaluation.samples,
-            "adapter": adapter, "model": args.model.display().to_string(),
-        });
-        println!("{line}");
-    } else {
-        println!(
-            "{}: test loss {:.5}, test accuracy {:.2}% on {} samples ({adapter})",
-            args.model.display(),
-            evaluation.loss,
-            evaluation.accuracy * 100.0,
-            evaluation.samples
-        );
-        print_confusion(&evaluation.confusion);
+            "adapter": adapter, "model": file.to_string(), "dataset": dataset.name(),
+        }))?;
     }
     Ok(())
 }

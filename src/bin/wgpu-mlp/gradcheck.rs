@@ -10,15 +10,17 @@ use wgpu_mlp::reference;
 use wgpu_mlp::rng::Rng;
 use wgpu_mlp::{Activation, GpuMlp, Loss, Mlp};
 
-use crate::common::open_gpu;
+use crate::common::out;
+use crate::common::{hidden_activation, open_gpu, parse_sizes};
+use crate::train::Sizes;
 
 #[derive(Args, Debug)]
 pub struct GradcheckArgs {
     /// Layer sizes, inputs first.
-    #[arg(long, value_delimiter = ',', default_value = "784,128,10")]
-    layers: Vec<usize>,
+    #[arg(long, value_parser = |text: &str| parse_sizes(text).map(Sizes), default_value = "784,128,10")]
+    layers: Sizes,
     /// Activation of the hidden layers.
-    #[arg(long, value_enum, default_value = "sigmoid")]
+    #[arg(long, value_parser = hidden_activation(), default_value = "sigmoid")]
     hidden: Activation,
     /// Loss (the output layer follows it: softmax for cross-entropy, sigmoid otherwise).
     #[arg(long, value_enum, default_value = "mse")]
@@ -46,9 +48,7 @@ fn random_batch(mlp: &Mlp, rows: usize, seed: u64) -> (Array2<f32>, Array2<f32>)
         Loss::CrossEntropy => Array2::from_shape_fn((rows, mlp.outputs()), |(r, c)| {
             f32::from(u8::from(c == r % mlp.outputs()))
         }),
-        _ => Array2::from_shape_simple_fn((rows, mlp.outputs()), || {
-            rng.uniform(0.05, 0.95) as f32
-        }),
+        _ => Array2::from_shape_simple_fn((rows, mlp.outputs()), || rng.uniform(0.05, 0.95) as f32),
     };
     (x, y)
 }
@@ -56,14 +56,14 @@ fn random_batch(mlp: &Mlp, rows: usize, seed: u64) -> (Array2<f32>, Array2<f32>)
 pub fn run(args: GradcheckArgs) -> Result<()> {
     let loss = args.loss;
     let output = loss.required_output().unwrap_or(Activation::Sigmoid);
-    let mlp = Mlp::new(&args.layers, args.hidden, output, loss, args.seed);
+    let mlp = Mlp::new(&args.layers.0, args.hidden, output, loss, args.seed);
     mlp.validate()?;
     if args.batch == 0 {
         bail!("--batch 0: the check needs at least one row");
     }
     let (x, y) = random_batch(&mlp, args.batch, args.seed);
     let gpu = open_gpu(&args.adapter)?;
-    println!(
+    out!(
         "gradcheck {:?} {}→{} {} batch {} on {}",
         mlp.sizes(),
         mlp.layers[0].activation.name(),
@@ -71,24 +71,24 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
         loss.name(),
         args.batch,
         gpu.adapter_description()
-    );
+    )?;
 
     let (cpu_loss, cpu) = mlp.loss_and_gradients(x.view(), y.view())?;
     let mut net = GpuMlp::new(&gpu, &mlp)?;
     let (gpu_loss, gpu_grads) = net.loss_and_gradients(x.view(), y.view())?;
-    println!("loss: gpu {gpu_loss:.9}, cpu {cpu_loss:.9}");
+    out!("loss: gpu {gpu_loss:.9}, cpu {cpu_loss:.9}")?;
     let tolerance = Tolerance::GPU_VS_CPU;
     let comparison = gradcheck::compare(&gpu_grads, &cpu, tolerance)?;
     let largest = comparison.largest_difference;
     match &comparison.worst {
-        Some(worst) => println!(
+        Some(worst) => out!(
             "worst gpu − cpu gradient difference against its tolerance: {:.3}× at {} (|gpu − cpu| {:.3e}, allowed {:.3e}); largest |gpu − cpu| {largest:.3e}",
             worst.ratio,
             element_name(&mlp, worst),
             worst.difference,
             worst.allowed
-        ),
-        None => println!("no gradients to compare"),
+        )?,
+        None => out!("no gradients to compare")?,
     }
     let gpu_ok = comparison.passed() && tolerance.accepts(gpu_loss, cpu_loss);
 
@@ -99,10 +99,10 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
     let (checks, kinked): (Vec<_>, Vec<_>) =
         all_checks.into_iter().partition(|c| !c.crosses_relu_kink);
     if !kinked.is_empty() {
-        println!(
+        out!(
             "{} sampled parameters left out: their step crosses a ReLU kink",
             kinked.len()
-        );
+        )?;
     }
     let checked = checks.len();
     let worst_fd = checks
@@ -116,10 +116,11 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
         .fold((0.0f64, String::new()), |worst, next| {
             if next.0 > worst.0 { next } else { worst }
         });
-    println!(
+    out!(
         "worst |finite difference − analytic| (f64, {checked} parameters, step {step:e}): {:.3e} ({})",
-        worst_fd.0, worst_fd.1
-    );
+        worst_fd.0,
+        worst_fd.1
+    )?;
     const FD_TOLERANCE: f64 = 1e-6;
     let tolerances = format!(
         "tolerances: gpu {:e} + {:e}·|cpu|, finite differences {FD_TOLERANCE:e}",
@@ -131,7 +132,7 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
     if worst_fd.0 > FD_TOLERANCE {
         bail!("the CPU reference differs from finite differences ({tolerances})");
     }
-    println!("ok ({tolerances})");
+    out!("ok ({tolerances})")?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod download;
 mod eval;
 mod gradcheck;
 mod predict;
+mod settings;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -19,11 +20,15 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "wgpu-mlp",
     version,
-    about = "Train multi-layer perceptrons with backpropagation on any GPU (Vulkan, Metal, DX12)."
+    about = "Train multi-layer perceptrons with backpropagation on any GPU (Vulkan, Metal, DX12).",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// With no command: train's options (`wgpu-mlp --epochs 1` is `wgpu-mlp train --epochs 1`).
+    #[command(flatten)]
+    train: train::TrainArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,9 +53,7 @@ fn main() {
     restore_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
-        None => train::TrainArgs::defaults()
-            .map_err(anyhow::Error::from)
-            .and_then(train::run),
+        None => train::run(cli.train),
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Predict(args)) => predict::run(args),
@@ -61,7 +64,12 @@ fn main() {
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");
-        std::process::exit(1);
+        // 128 + SIGINT, as a shell reports a command Ctrl-C ended.
+        std::process::exit(if train::is_interruption(&error) {
+            130
+        } else {
+            1
+        });
     }
 }
 

@@ -5,23 +5,24 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 
-use wgpu_mlp::checkpoint;
 use wgpu_mlp::data::image;
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::train::argmax;
 
+use crate::common::{Console, ModelArgs};
+
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// The model file.
-    #[arg(long, value_name = "FILE")]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Images to classify.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
-    let (mlp, _) = checkpoint::load(&args.model)?;
+    let console = Console::new(false);
+    let (mlp, _) = args.model.load()?;
     let inputs = mlp.inputs();
     let side = (inputs as f64).sqrt() as usize;
     if side * side != inputs {
@@ -40,7 +41,11 @@ pub fn run(args: PredictArgs) -> Result<()> {
             .take(3)
             .map(|(c, v)| format!("{c}: {v:.3}"))
             .collect();
-        println!("{}: {best}  ({})", path.display(), top.join(", "));
+        console.line(format_args!(
+            "{}: {best}  ({})",
+            path.display(),
+            top.join(", ")
+        ))?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `wgpu-mlp train`: trains a network on the GPU (or the CPU reference), printing a line per
-//! epoch, and saves, resumes, logs and plots as asked.
+//! epoch, and saves, resumes, logs and plots as asked. Ctrl-C or SIGTERM stops it after the step
+//! in progress, keeping the last completed save and printing the summary so far (exit status 130).
 
 use std::fs::File;
 use std::io::Write;
@@ -7,146 +8,107 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser};
+use clap::Args;
 use serde_json::json;
 
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
-use wgpu_mlp::files::write_atomically;
+use wgpu_mlp::files::{check_can_write, write_atomically};
 use wgpu_mlp::gpu::profile::Profile;
-use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
+use wgpu_mlp::optim::Optimizer;
 use wgpu_mlp::plot::{EpochPoint, training_curves_svg};
 use wgpu_mlp::train::{CpuTrainer, Evaluation, GpuTrainer, TrainConfig, Trainer};
 use wgpu_mlp::{Activation, Init, Loss, Mlp};
 
 use crate::common::{
-    CPU_ADAPTER, DEFAULT_SEED, DataArgs, open_gpu, print_confusion, profile_json, progress_bar,
+    CPU_ADAPTER, Console, DataArgs, hidden_activation, interrupt_flag, open_gpu, parse_sizes,
+    print_confusion, profile_json, progress_bar,
 };
+use crate::settings::{Settings, recorded};
+
+/// Layer sizes as `--layers` gives them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sizes(pub Vec<usize>);
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     #[command(flatten)]
-    data: DataArgs,
-    /// Layer sizes, inputs first.
-    #[arg(long, value_delimiter = ',', default_value = "784,128,10")]
-    layers: Vec<usize>,
-    /// Activation of the hidden layers.
-    #[arg(long, value_enum, default_value = "sigmoid")]
-    hidden: Activation,
-    /// Activation of the output layer.
-    #[arg(long, value_enum, default_value = "sigmoid")]
-    output: Activation,
-    /// Loss.
-    #[arg(long, value_enum, default_value = "mse")]
-    loss: Loss,
-    /// Weight initialisation (auto: He for ReLU layers, Xavier otherwise).
-    #[arg(long, value_enum, default_value = "auto")]
-    init: Init,
-    /// Optimizer (momentum: μ = 0.9; adam: β = 0.9, 0.999, ε = 1e-8).
-    #[arg(long, value_enum, default_value = "sgd")]
-    optimizer: Optimizer,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.5)]
-    lr: f32,
-    /// L2 weight decay.
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
-    /// Samples per step.
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
+    pub data: DataArgs,
+    /// Layer sizes, inputs first [default: 784,128,10].
+    #[arg(long, value_parser = |text: &str| parse_sizes(text).map(Sizes))]
+    pub layers: Option<Sizes>,
+    /// Activation of the hidden layers [default: sigmoid].
+    #[arg(long, value_parser = hidden_activation())]
+    pub hidden: Option<Activation>,
+    /// Activation of the output layer [default: the one --loss requires, else sigmoid].
+    #[arg(long, value_enum)]
+    pub output: Option<Activation>,
+    /// Loss [default: mse].
+    #[arg(long, value_enum)]
+    pub loss: Option<Loss>,
+    /// Weight initialisation (auto: He for ReLU layers, Xavier otherwise) [default: auto].
+    #[arg(long, value_enum)]
+    pub init: Option<Init>,
+    /// Optimizer (momentum: μ = 0.9; adam: β = 0.9, 0.999, ε = 1e-8) [default: sgd, or the
+    /// --resume'd model's].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<Optimizer>,
+    /// Learning rate [default: 0.5, or the --resume'd model's].
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// L2 weight decay [default: 0, or the --resume'd model's].
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Samples per step [default: 64, or the --resume'd model's].
+    #[arg(long)]
+    pub batch: Option<usize>,
     /// Epochs to train (more epochs on top of a --resume'd model).
     #[arg(long, default_value_t = 5)]
-    epochs: usize,
+    pub epochs: usize,
     /// Seed of the initial weights, the shuffles and the synthetic data [default: 42, or the
-    /// seed saved with a --resume'd model].
+    /// --resume'd model's].
     #[arg(long)]
-    seed: Option<u64>,
+    pub seed: Option<u64>,
     /// Adapter: auto, software, or part of an adapter's name.
     #[arg(long, default_value = "auto")]
-    adapter: String,
+    pub adapter: String,
     /// Train with the CPU reference instead of the GPU.
     #[arg(long)]
-    cpu: bool,
-    /// Save the model here (safetensors) after every epoch.
+    pub cpu: bool,
+    /// Save the model here (safetensors) after every epoch, and its optimizer state beside it
+    /// (NAME.optimizer.safetensors) for --resume.
     #[arg(long, value_name = "FILE")]
-    save: Option<PathBuf>,
-    /// Continue from a saved model (its architecture replaces --layers/--hidden/--output/--loss).
+    pub save: Option<PathBuf>,
+    /// Continue from a saved model with the settings it records (architecture, loss, optimizer
+    /// and its state, learning rate, batch, data set, seed).
     #[arg(long, value_name = "FILE")]
-    resume: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
     /// Write one JSON line per epoch here.
     #[arg(long, value_name = "FILE")]
-    metrics: Option<PathBuf>,
+    pub metrics: Option<PathBuf>,
     /// Draw loss and accuracy curves here (SVG).
     #[arg(long, value_name = "FILE")]
-    plot: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
     /// Time the first STEPS training steps kernel by kernel with timestamp queries (they train
     /// as usual) and print where a step's GPU time goes.
     #[arg(long, value_name = "STEPS", num_args = 0..=1, default_missing_value = "20")]
-    profile: Option<usize>,
-    /// Print a one-line JSON summary at the end.
+    pub profile: Option<usize>,
+    /// Print a one-line JSON summary at the end (and nothing else on stdout).
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
-impl TrainArgs {
-    /// The options of a bare `wgpu-mlp` with no command: every default.
-    pub fn defaults() -> clap::error::Result<Self> {
-        #[derive(Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            train: TrainArgs,
-        }
-        Wrapper::try_parse_from(["train"]).map(|w| w.train)
-    }
-
-    fn optimizer_config(&self) -> OptimizerConfig {
-        OptimizerConfig {
-            optimizer: self.optimizer,
-            learning_rate: self.lr,
-            weight_decay: self.weight_decay,
-        }
-    }
-}
-
-/// The model to train: a new one from the options, or the one `--resume` names.
-struct Start {
-    mlp: Mlp,
-    epochs_before: usize,
-    seed: u64,
-}
-
-impl Start {
-    fn from_args(args: &TrainArgs) -> Result<Start> {
-        let Some(path) = &args.resume else {
-            let seed = args.seed.unwrap_or(DEFAULT_SEED);
-            let (layers, init) = (&args.layers, args.init);
-            let mlp = Mlp::with_init(layers, args.hidden, args.output, args.loss, init, seed);
-            return Ok(Start {
-                mlp,
-                epochs_before: 0,
-                seed,
-            });
-        };
-        let (mlp, info) = checkpoint::load(path)?;
-        let saved_seed = info.extra.get("seed").and_then(|s| s.parse().ok());
-        let seed = args.seed.or(saved_seed).unwrap_or(DEFAULT_SEED);
-        eprintln!(
-            "resuming {} ({:?}, {} epochs done, seed {seed})",
-            path.display(),
-            mlp.sizes(),
-            info.epochs
-        );
-        Ok(Start {
-            mlp,
-            epochs_before: info.epochs,
-            seed,
-        })
-    }
+/// How a run ended, for its summary.
+struct Ending<'a> {
+    adapter: &'a str,
+    start_time: Instant,
+    /// Ctrl-C or SIGTERM stopped it before its last epoch.
+    interrupted: bool,
 }
 
 /// What the epochs have produced so far.
 #[derive(Default)]
-struct Progress {
-    history: Vec<EpochPoint>,
+struct History {
+    points: Vec<EpochPoint>,
     samples: usize,
     train_seconds: f64,
     evaluation: Option<Evaluation>,
@@ -154,9 +116,10 @@ struct Progress {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let start_time = Instant::now();
-    let start = Start::from_args(&args)?;
-    let mlp = &start.mlp;
-    mlp.validate()
+    let mut settings = Settings::from_args(&args)?;
+    settings
+        .mlp
+        .validate()
         .context("the network options do not describe a model that can be trained")?;
     if args.epochs == 0 {
         bail!("--epochs 0: nothing to train (give at least 1)");
@@ -164,12 +127,25 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.cpu && args.profile.is_some() {
         bail!("--profile times GPU kernels with timestamp queries; it cannot be used with --cpu");
     }
-    let (train_set, test_set) = args.data.load(start.seed)?;
+    let mut metrics = check_outputs(&args)?;
+    let console = Console::new(args.json);
+    let stop = interrupt_flag()?;
+    let (train_set, test_set) = args.data.load(settings.dataset, settings.seed)?;
+    if settings.batch > train_set.len() && !train_set.is_empty() {
+        eprintln!(
+            "note: a batch of {} is more than the {} training samples; using batches of {}",
+            settings.batch,
+            train_set.len(),
+            train_set.len()
+        );
+        settings.batch = train_set.len();
+    }
     let config = TrainConfig {
-        optimizer: args.optimizer_config(),
-        batch_size: args.batch,
-        seed: start.seed,
+        optimizer: settings.optimizer,
+        batch_size: settings.batch,
+        seed: settings.seed,
     };
+    let mlp = &settings.mlp;
     let (mut trainer, adapter): (Box<dyn Trainer + '_>, String) = if args.cpu {
         let trainer = CpuTrainer::new(mlp, &train_set, Some(&test_set), config)?;
         (Box::new(trainer), CPU_ADAPTER.to_string())
@@ -181,9 +157,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         (Box::new(trainer), gpu.adapter_description())
     };
-    trainer.set_epochs_done(start.epochs_before);
+    trainer.set_epochs_done(settings.epochs_before);
+    trainer.stop_on(stop.clone());
     if let Some(path) = &args.resume {
-        restore_optimizer(trainer.as_mut(), path, mlp, &config, start.epochs_before)?;
+        restore_optimizer(trainer.as_mut(), path, mlp, &config, settings.epochs_before)?;
     }
     eprintln!(
         "training {:?} {}→{} {} with {} (lr {}) on {} ({} train / {} test samples), adapter: {adapter}",
@@ -193,28 +170,78 @@ pub fn run(args: TrainArgs) -> Result<()> {
         mlp.loss.name(),
         config.optimizer.optimizer.name(),
         config.optimizer.learning_rate,
-        args.data.dataset.name(),
+        settings.dataset.name(),
         train_set.len(),
         test_set.len()
     );
-    let progress = train_epochs(&args, trainer.as_mut(), &start, &config, train_set.len())?;
-    let evaluation = progress.evaluation.as_ref().context("no epoch ran")?;
-    if let Some(path) = &args.save {
-        eprintln!("saved {}", path.display());
+    let mut history = History::default();
+    let ended = train_epochs(
+        &args,
+        &console,
+        trainer.as_mut(),
+        &settings,
+        metrics.as_mut(),
+        &mut history,
+        train_set.len(),
+    );
+    let interrupted = match ended {
+        Ok(()) => None,
+        Err(error) if is_interruption(&error) => Some(error),
+        Err(error) => return Err(error),
+    };
+    let ending = Ending {
+        adapter: &adapter,
+        start_time,
+        interrupted: interrupted.is_some(),
+    };
+    finish(
+        &args,
+        &console,
+        trainer.as_ref(),
+        &settings,
+        &history,
+        &ending,
+    )?;
+    match interrupted {
+        Some(error) => Err(error.context(match &args.save {
+            Some(path) => format!("{} holds the last completed epoch", path.display()),
+            None => "nothing was saved (no --save)".to_string(),
+        })),
+        None => Ok(()),
     }
-    print_confusion(&evaluation.confusion);
-    let profile = trainer.profile();
-    if let Some(profile) = &profile {
-        println!("{profile}");
+}
+
+/// Whether `error` is training stopped by Ctrl-C or SIGTERM.
+pub fn is_interruption(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<wgpu_mlp::Error>(),
+        Some(wgpu_mlp::Error::Interrupted { .. })
+    )
+}
+
+/// Checks every output path before any work is done, and opens the metrics file.
+fn check_outputs(args: &TrainArgs) -> Result<Option<File>> {
+    if let Some(path) = &args.save {
+        check_can_write(path).with_context(|| format!("--save {}", path.display()))?;
+        let state = checkpoint::optimizer_path(path);
+        check_can_write(&state).with_context(|| {
+            format!(
+                "--save {}: its optimizer state goes beside it, to {}",
+                path.display(),
+                state.display()
+            )
+        })?;
     }
     if let Some(path) = &args.plot {
-        write_atomically(path, training_curves_svg(&progress.history).as_bytes())?;
-        eprintln!("plotted {}", path.display());
+        check_can_write(path).with_context(|| format!("--plot {}", path.display()))?;
     }
-    if args.json {
-        print_summary(&args, &start, &progress, &adapter, profile.as_ref(), start_time);
-    }
-    Ok(())
+    args.metrics
+        .as_ref()
+        .map(|path| {
+            File::create(path)
+                .with_context(|| format!("--metrics {}: cannot create it", path.display()))
+        })
+        .transpose()
 }
 
 /// Loads the optimizer state saved beside the `--resume`d model into `trainer`, if there is one
@@ -248,21 +275,17 @@ fn restore_optimizer(
     Ok(())
 }
 
-/// Trains `args.epochs` epochs, printing, logging and saving after each.
+/// Trains `args.epochs` epochs, printing, logging and saving after each; stops early with the
+/// error of an interruption, `history` holding the epochs that finished.
 fn train_epochs(
     args: &TrainArgs,
+    console: &Console,
     trainer: &mut dyn Trainer,
-    start: &Start,
-    config: &TrainConfig,
+    settings: &Settings,
+    mut metrics: Option<&mut File>,
+    history: &mut History,
     train_len: usize,
-) -> Result<Progress> {
-    let mut metrics = match &args.metrics {
-        Some(path) => {
-            Some(File::create(path).with_context(|| format!("creating {}", path.display()))?)
-        }
-        None => None,
-    };
-    let mut progress = Progress::default();
+) -> Result<()> {
     for epoch in 1..=args.epochs {
         let bar = progress_bar(epoch, args.epochs, train_len);
         let report = trainer.train_epoch(&mut |p| {
@@ -272,17 +295,17 @@ fn train_epochs(
         bar.finish_and_clear();
         let report = report?;
         let eval = trainer.evaluate()?;
-        progress.samples += report.samples;
-        progress.train_seconds += report.seconds;
-        let total_epochs = start.epochs_before + epoch;
-        println!(
+        history.samples += report.samples;
+        history.train_seconds += report.seconds;
+        let total_epochs = settings.epochs_before + epoch;
+        console.line(format_args!(
             "epoch {total_epochs:>3}  train loss {:.5}  test loss {:.5}  test accuracy {:6.2}%  {:>8.0} samples/s  {:.1} s",
             report.train_loss,
             eval.loss,
             eval.accuracy * 100.0,
             report.samples_per_second(),
             report.seconds
-        );
+        ))?;
         if let Some(file) = metrics.as_mut() {
             let line = json!({
                 "epoch": total_epochs, "train_loss": report.train_loss, "test_loss": eval.loss,
@@ -290,66 +313,93 @@ fn train_epochs(
             });
             writeln!(file, "{line}").context("writing the metrics file")?;
         }
-        progress.history.push(EpochPoint {
+        history.points.push(EpochPoint {
             epoch: total_epochs,
             train_loss: report.train_loss,
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
         });
+        history.evaluation = Some(eval);
         if let Some(path) = &args.save {
-            save(args, trainer, path, start.seed, config, total_epochs)?;
+            save(trainer, path, settings, total_epochs)?;
         }
-        progress.evaluation = Some(eval);
     }
-    Ok(progress)
+    Ok(())
 }
 
 /// Saves the model and, beside it, the optimizer state, after `epochs` epochs in all.
-fn save(
-    args: &TrainArgs,
-    trainer: &mut dyn Trainer,
-    path: &Path,
-    seed: u64,
-    config: &TrainConfig,
-    epochs: usize,
-) -> Result<()> {
-    let extra = [
-        ("optimizer", config.optimizer.optimizer.name().to_string()),
-        ("dataset", args.data.dataset.name().to_string()),
-        ("seed", seed.to_string()),
-    ];
+fn save(trainer: &mut dyn Trainer, path: &Path, settings: &Settings, epochs: usize) -> Result<()> {
     let info = CheckpointInfo {
         epochs,
-        extra: extra.map(|(k, v)| (k.to_string(), v)).into(),
+        extra: recorded(settings)
+            .map(|(key, value)| (key.to_string(), value))
+            .into(),
     };
     // The optimizer state first: a crash between the two files leaves a model whose saved state
     // is stale, which --resume detects and ignores, never a model without weights.
     let state = trainer.optimizer_state()?;
     let state_path = checkpoint::optimizer_path(path);
-    checkpoint::save_optimizer(&state_path, &state, &config.optimizer, epochs)?;
+    checkpoint::save_optimizer(&state_path, &state, &settings.optimizer, epochs)?;
     checkpoint::save(path, &trainer.to_mlp()?, &info)?;
     Ok(())
 }
 
-/// The `--json` line.
-fn print_summary(
+/// What ends a run, complete or interrupted: the confusion matrix, the profile, the plot and the
+/// `--json` line of the epochs that finished.
+fn finish(
     args: &TrainArgs,
-    start: &Start,
-    progress: &Progress,
-    adapter: &str,
-    profile: Option<&Profile>,
-    start_time: Instant,
-) {
-    let Some(evaluation) = &progress.evaluation else {
-        return;
+    console: &Console,
+    trainer: &dyn Trainer,
+    settings: &Settings,
+    history: &History,
+    ending: &Ending,
+) -> Result<()> {
+    let Some(evaluation) = &history.evaluation else {
+        return Ok(());
     };
-    let summary = json!({
+    if let Some(path) = &args.save {
+        eprintln!("saved {}", path.display());
+    }
+    print_confusion(console, &evaluation.confusion)?;
+    let profile = trainer.profile();
+    if let Some(profile) = &profile {
+        console.line(profile)?;
+    }
+    if let Some(path) = &args.plot {
+        write_atomically(path, training_curves_svg(&history.points).as_bytes())?;
+        eprintln!("plotted {}", path.display());
+    }
+    if args.json {
+        console.json(&summary(
+            settings,
+            history,
+            evaluation,
+            ending,
+            profile.as_ref(),
+        ))?;
+    }
+    Ok(())
+}
+
+/// The `--json` line.
+fn summary(
+    settings: &Settings,
+    history: &History,
+    evaluation: &Evaluation,
+    ending: &Ending,
+    profile: Option<&Profile>,
+) -> serde_json::Value {
+    let epochs = history
+        .points
+        .last()
+        .map_or(settings.epochs_before, |p| p.epoch);
+    json!({
         "test_accuracy": evaluation.accuracy, "test_loss": evaluation.loss,
-        "train_loss": progress.history.last().map(|p| p.train_loss),
-        "epochs": start.epochs_before + args.epochs, "seconds": start_time.elapsed().as_secs_f64(),
-        "samples_per_s": progress.samples as f64 / progress.train_seconds.max(1e-9), "adapter": adapter,
-        "dataset": args.data.dataset.name(),
+        "train_loss": history.points.last().map(|p| p.train_loss),
+        "epochs": epochs, "seconds": ending.start_time.elapsed().as_secs_f64(),
+        "samples_per_s": history.samples as f64 / history.train_seconds.max(1e-9),
+        "adapter": ending.adapter, "dataset": settings.dataset.name(),
+        "interrupted": ending.interrupted,
         "profile": profile.map(profile_json),
-    });
-    println!("{summary}");
+    })
 }
