@@ -115,6 +115,38 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// Counts one element, keeping the worst and the largest difference.
+    fn add(&mut self, layer: usize, tensor: Tensor, index: usize, value: f32, reference: f32) {
+        let difference = (value - reference).abs();
+        let allowed = self.tolerance.allowed(reference);
+        let ratio = if difference.is_nan() {
+            f32::INFINITY
+        } else if difference == 0.0 {
+            0.0
+        } else {
+            difference / allowed
+        };
+        self.compared += 1;
+        if !self.tolerance.accepts(value, reference) {
+            self.failed += 1;
+        }
+        if difference.is_nan() || difference > self.largest_difference {
+            self.largest_difference = difference;
+        }
+        if self.worst.is_none_or(|w| ratio > w.ratio) {
+            self.worst = Some(Element {
+                layer,
+                tensor,
+                index,
+                value,
+                reference,
+                difference,
+                allowed,
+                ratio,
+            });
+        }
+    }
+
     /// Whether every element was within the tolerance.
     pub fn passed(&self) -> bool {
         self.failed == 0
@@ -197,34 +229,7 @@ pub fn compare(
         ];
         for (tensor, values, references) in tensors {
             for (index, (&value, &reference)) in values.iter().zip(&references).enumerate() {
-                let difference = (value - reference).abs();
-                let allowed = tolerance.allowed(reference);
-                let ratio = if difference.is_nan() {
-                    f32::INFINITY
-                } else if difference == 0.0 {
-                    0.0
-                } else {
-                    difference / allowed
-                };
-                comparison.compared += 1;
-                if !tolerance.accepts(value, reference) {
-                    comparison.failed += 1;
-                }
-                if difference.is_nan() || difference > comparison.largest_difference {
-                    comparison.largest_difference = difference;
-                }
-                if comparison.worst.is_none_or(|w| ratio > w.ratio) {
-                    comparison.worst = Some(Element {
-                        layer,
-                        tensor,
-                        index,
-                        value,
-                        reference,
-                        difference,
-                        allowed,
-                        ratio,
-                    });
-                }
+                comparison.add(layer, tensor, index, value, reference);
             }
         }
     }

@@ -92,35 +92,7 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
     }
     let gpu_ok = comparison.passed() && tolerance.accepts(gpu_loss, cpu_loss);
 
-    let step = 1e-6;
-    let all_checks =
-        reference::finite_difference_check(&mlp, x.view(), y.view(), step, args.samples)?;
-    // Across a ReLU kink a finite difference estimates no derivative: leave those out, and say so.
-    let (checks, kinked): (Vec<_>, Vec<_>) =
-        all_checks.into_iter().partition(|c| !c.crosses_relu_kink);
-    if !kinked.is_empty() {
-        out!(
-            "{} sampled parameters left out: their step crosses a ReLU kink",
-            kinked.len()
-        )?;
-    }
-    let checked = checks.len();
-    let worst_fd = checks
-        .iter()
-        .map(|c| {
-            (
-                (c.finite_difference - c.analytic).abs(),
-                c.parameter.clone(),
-            )
-        })
-        .fold((0.0f64, String::new()), |worst, next| {
-            if next.0 > worst.0 { next } else { worst }
-        });
-    out!(
-        "worst |finite difference − analytic| (f64, {checked} parameters, step {step:e}): {:.3e} ({})",
-        worst_fd.0,
-        worst_fd.1
-    )?;
+    let worst_fd = check_finite_differences(&mlp, &x, &y, args.samples)?;
     const FD_TOLERANCE: f64 = 1e-6;
     let tolerances = format!(
         "tolerances: gpu {:e} + {:e}·|cpu|, finite differences {FD_TOLERANCE:e}",
@@ -147,4 +119,46 @@ fn element_name(mlp: &Mlp, element: &Element) -> String {
         }
         Tensor::Bias => format!("layer {} {name}[{}]", element.layer, element.index),
     }
+}
+
+/// The step of the central finite differences.
+const FD_STEP: f64 = 1e-6;
+
+/// Checks the CPU reference against central finite differences in f64 on `per_layer` parameters
+/// of each layer, printing the worst difference; returns it.
+fn check_finite_differences(
+    mlp: &Mlp,
+    x: &Array2<f32>,
+    y: &Array2<f32>,
+    per_layer: usize,
+) -> Result<(f64, String)> {
+    let step = FD_STEP;
+    let all_checks = reference::finite_difference_check(mlp, x.view(), y.view(), step, per_layer)?;
+    // Across a ReLU kink a finite difference estimates no derivative: leave those out, and say so.
+    let (checks, kinked): (Vec<_>, Vec<_>) =
+        all_checks.into_iter().partition(|c| !c.crosses_relu_kink);
+    if !kinked.is_empty() {
+        out!(
+            "{} sampled parameters left out: their step crosses a ReLU kink",
+            kinked.len()
+        )?;
+    }
+    let checked = checks.len();
+    let worst_fd = checks
+        .iter()
+        .map(|c| {
+            (
+                (c.finite_difference - c.analytic).abs(),
+                c.parameter.clone(),
+            )
+        })
+        .fold((0.0f64, String::new()), |worst, next| {
+            if next.0 > worst.0 { next } else { worst }
+        });
+    out!(
+        "worst |finite difference − analytic| (f64, {checked} parameters, step {step:e}): {:.3e} ({})",
+        worst_fd.0,
+        worst_fd.1
+    )?;
+    Ok(worst_fd)
 }

@@ -12,6 +12,7 @@ use clap::Args;
 use serde_json::json;
 
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
+use wgpu_mlp::data::Dataset;
 use wgpu_mlp::files::{check_can_write, write_atomically};
 use wgpu_mlp::gpu::profile::Profile;
 use wgpu_mlp::optim::Optimizer;
@@ -131,32 +132,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let console = Console::new(args.json);
     let stop = interrupt_flag()?;
     let (train_set, test_set) = args.data.load(settings.dataset, settings.seed)?;
-    if settings.batch > train_set.len() && !train_set.is_empty() {
-        eprintln!(
-            "note: a batch of {} is more than the {} training samples; using batches of {}",
-            settings.batch,
-            train_set.len(),
-            train_set.len()
-        );
-        settings.batch = train_set.len();
-    }
+    cap_batch(&mut settings, train_set.len());
     let config = TrainConfig {
         optimizer: settings.optimizer,
         batch_size: settings.batch,
         seed: settings.seed,
     };
     let mlp = &settings.mlp;
-    let (mut trainer, adapter): (Box<dyn Trainer + '_>, String) = if args.cpu {
-        let trainer = CpuTrainer::new(mlp, &train_set, Some(&test_set), config)?;
-        (Box::new(trainer), CPU_ADAPTER.to_string())
-    } else {
-        let gpu = open_gpu(&args.adapter)?;
-        let mut trainer = GpuTrainer::new(&gpu, mlp, &train_set, Some(&test_set), config)?;
-        if let Some(steps) = args.profile {
-            trainer.profile_next_steps(steps)?;
-        }
-        (Box::new(trainer), gpu.adapter_description())
-    };
+    let (mut trainer, adapter) = build_trainer(&args, mlp, (&train_set, &test_set), config)?;
     trainer.set_epochs_done(settings.epochs_before);
     trainer.stop_on(stop.clone());
     if let Some(path) = &args.resume {
@@ -211,12 +194,42 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
 }
 
+/// The trainer the options ask for, on the GPU or the CPU reference, and how to name where it runs.
+fn build_trainer<'a>(
+    args: &TrainArgs,
+    mlp: &Mlp,
+    (train_set, test_set): (&'a Dataset, &'a Dataset),
+    config: TrainConfig,
+) -> Result<(Box<dyn Trainer + 'a>, String)> {
+    if args.cpu {
+        let trainer = CpuTrainer::new(mlp, train_set, Some(test_set), config)?;
+        return Ok((Box::new(trainer), CPU_ADAPTER.to_string()));
+    }
+    let gpu = open_gpu(&args.adapter)?;
+    let mut trainer = GpuTrainer::new(&gpu, mlp, train_set, Some(test_set), config)?;
+    if let Some(steps) = args.profile {
+        trainer.profile_next_steps(steps)?;
+    }
+    Ok((Box::new(trainer), gpu.adapter_description()))
+}
+
 /// Whether `error` is training stopped by Ctrl-C or SIGTERM.
 pub fn is_interruption(error: &anyhow::Error) -> bool {
     matches!(
         error.downcast_ref::<wgpu_mlp::Error>(),
         Some(wgpu_mlp::Error::Interrupted { .. })
     )
+}
+
+/// A batch larger than the training set is the whole set, on either side, and said.
+fn cap_batch(settings: &mut Settings, train_len: usize) {
+    if settings.batch > train_len && train_len > 0 {
+        eprintln!(
+            "note: a batch of {} is more than the {train_len} training samples; using batches of {train_len}",
+            settings.batch
+        );
+        settings.batch = train_len;
+    }
 }
 
 /// Checks every output path before any work is done, and opens the metrics file.
