@@ -119,7 +119,7 @@ impl Start {
         let Some(path) = &args.resume else {
             let seed = args.seed.unwrap_or(DEFAULT_SEED);
             let (layers, init) = (&args.layers, args.init);
-            let mlp = Mlp::with_init(layers, args.hidden, args.output, args.loss, init, seed);
+            let mlp = Mlp::with_init(layers, args.hidden, args.output, args.loss, init, seed)?;
             return Ok(Start {
                 mlp,
                 epochs_before: 0,
