@@ -36,7 +36,8 @@ fn train_step(c: &mut Criterion) {
             cols: 28,
             classes: 10,
         };
-        let mut trainer = GpuTrainer::new(&gpu, &workload.mlp(), &data, None, config).unwrap();
+        let mut trainer =
+            GpuTrainer::new(&gpu, &workload.mlp().unwrap(), &data, None, config).unwrap();
         group.throughput(Throughput::Elements(config.batch_size as u64));
         for fusion in [Fusion::Fused, Fusion::Unfused] {
             trainer.set_fusion(fusion).unwrap();

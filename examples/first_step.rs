@@ -30,7 +30,7 @@ fn main() -> Result<()> {
     if !gpu.has_timestamps() {
         bail!("{} has no timestamp queries", gpu.adapter_description());
     }
-    let mut trainer = GpuTrainer::new(&gpu, &workload.mlp(), &data, None, config)?;
+    let mut trainer = GpuTrainer::new(&gpu, &workload.mlp()?, &data, None, config)?;
     let built = start.elapsed();
     trainer.profile_next_steps(1)?;
     trainer.run_steps(1)?;

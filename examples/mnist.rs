@@ -33,7 +33,7 @@ fn main() -> wgpu_mlp::Result<()> {
         Activation::Softmax,
         Loss::CrossEntropy,
         1,
-    );
+    )?;
     let config = TrainConfig {
         optimizer: OptimizerConfig {
             optimizer: Optimizer::ADAM,

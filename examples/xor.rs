@@ -14,7 +14,7 @@ fn main() -> wgpu_mlp::Result<()> {
         Activation::Sigmoid,
         Loss::BinaryCrossEntropy,
         7,
-    );
+    )?;
 
     let gpu = Gpu::new(AdapterChoice::Auto)?;
     println!("adapter: {}", gpu.adapter_description());

@@ -42,7 +42,7 @@ impl Workload {
     }
 
     /// The network, seeded.
-    pub fn mlp(self) -> Mlp {
+    pub fn mlp(self) -> Result<Mlp> {
         match self {
             Workload::W1 => Mlp::new(
                 &[784, 128, 10],
@@ -123,6 +123,7 @@ fn random_dataset(len: usize) -> Dataset {
 
 fn report(
     workload: Workload,
+    mlp: &Mlp,
     adapter: String,
     steps: usize,
     seconds: f64,
@@ -136,7 +137,7 @@ fn report(
         samples,
         seconds,
         samples_per_s,
-        gflops: samples_per_s * flops_per_sample(&workload.mlp()) / 1e9,
+        gflops: samples_per_s * flops_per_sample(mlp) / 1e9,
         first_step_s,
         matmul: None,
     }
@@ -179,7 +180,8 @@ pub fn bench_gpu(
             config.matmul = matmul;
         }
     })?;
-    let mut trainer = GpuTrainer::new(&gpu, &workload.mlp(), &data, None, workload.config())?;
+    let mlp = workload.mlp()?;
+    let mut trainer = GpuTrainer::new(&gpu, &mlp, &data, None, workload.config())?;
     trainer.set_fusion(options.fusion)?;
     trainer.run_steps(1)?;
     let first_step_s = start.elapsed().as_secs_f64();
@@ -198,6 +200,7 @@ pub fn bench_gpu(
         matmul: Some(gpu.config().matmul),
         ..report(
             workload,
+            &mlp,
             gpu.adapter_description(),
             steps,
             seconds,
@@ -213,14 +216,16 @@ pub fn bench_cpu(workload: Workload, samples: usize) -> Result<BenchReport> {
     let batch = workload.config().batch_size;
     let start = Instant::now();
     let first = random_dataset(batch);
-    CpuTrainer::new(&workload.mlp(), &first, None, workload.config())?.train_epoch(&mut |_| {})?;
+    let mlp = workload.mlp()?;
+    CpuTrainer::new(&mlp, &first, None, workload.config())?.train_epoch(&mut |_| {})?;
     let first_step_s = start.elapsed().as_secs_f64();
     let data = random_dataset(steps * batch);
-    let mut trainer = CpuTrainer::new(&workload.mlp(), &data, None, workload.config())?;
+    let mut trainer = CpuTrainer::new(&mlp, &data, None, workload.config())?;
     let timed = Instant::now();
     trainer.train_epoch(&mut |_| {})?;
     Ok(report(
         workload,
+        &mlp,
         "cpu (ndarray reference)".into(),
         steps,
         timed.elapsed().as_secs_f64(),

@@ -15,7 +15,7 @@
 //! # fn main() -> wgpu_mlp::Result<()> {
 //! let x = Array2::from_shape_vec((4, 2), vec![0., 0., 0., 1., 1., 0., 1., 1.]).unwrap();
 //! let y = Array2::from_shape_vec((4, 1), vec![0., 1., 1., 0.]).unwrap();
-//! let mlp = Mlp::new(&[2, 8, 1], Activation::Tanh, Activation::Sigmoid, Loss::BinaryCrossEntropy, 42);
+//! let mlp = Mlp::new(&[2, 8, 1], Activation::Tanh, Activation::Sigmoid, Loss::BinaryCrossEntropy, 42)?;
 //!
 //! // The CPU reference: the loss and the gradient of every layer.
 //! let (cpu_loss, cpu_grads) = mlp.loss_and_gradients(x.view(), y.view())?;

@@ -11,6 +11,10 @@ use num_traits::Float;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
+mod size;
+
+pub use size::TRAINING_BYTES_PER_PARAMETER;
+
 /// The nonlinearity `g` applied after a layer's affine map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
@@ -169,9 +173,10 @@ impl Init {
             Init::He => true,
         };
         if he {
-            (6.0 / inputs.max(1) as f64).sqrt()
+            (6.0 / (inputs as f64).max(1.0)).sqrt()
         } else {
-            (6.0 / (inputs + outputs).max(1) as f64).sqrt()
+            // In f64: two sizes that each fit a usize may not fit one as a sum.
+            (6.0 / (inputs as f64 + outputs as f64).max(1.0)).sqrt()
         }
     }
 
@@ -236,15 +241,21 @@ pub struct Gradients {
 impl Mlp {
     /// A seeded network with layer sizes `sizes` (`[inputs, hidden…, outputs]`), `hidden` on every
     /// hidden layer and `output` on the last, initialised by [`Init::Auto`]. The same seed always
-    /// gives the same weights. Sizes are not checked here: [`Mlp::validate`] (which every
-    /// computation calls) reports a model that cannot work, such as one with fewer than two sizes.
+    /// gives the same weights.
+    ///
+    /// Before allocating, the parameter count is computed without overflow and training's host
+    /// memory, [`TRAINING_BYTES_PER_PARAMETER`] a parameter (weights, gradients and two Adam
+    /// moments), is compared with the memory available; a model that cannot be counted or does
+    /// not fit is an [`Error::Model`] naming its largest layer and the sizes. Other faults, such
+    /// as fewer than two sizes or a size of 0, are left to [`Mlp::validate`], which every
+    /// computation calls.
     pub fn new(
         sizes: &[usize],
         hidden: Activation,
         output: Activation,
         loss: Loss,
         seed: u64,
-    ) -> Mlp {
+    ) -> Result<Mlp> {
         Self::with_init(sizes, hidden, output, loss, Init::Auto, seed)
     }
 
@@ -256,27 +267,32 @@ impl Mlp {
         loss: Loss,
         init: Init,
         seed: u64,
-    ) -> Mlp {
+    ) -> Result<Mlp> {
+        size::check_sizes(sizes, size::available_memory())?;
         let mut rng = Rng::new(seed);
         let count = sizes.len().saturating_sub(1);
-        let layers = sizes
-            .windows(2)
-            .enumerate()
-            .map(|(i, pair)| {
-                let (inputs, outputs) = (pair[0], pair[1]);
-                let activation = if i + 1 == count { output } else { hidden };
-                let limit = init.limit(inputs, outputs, activation);
-                let weight = Array2::from_shape_simple_fn((outputs, inputs), || {
-                    rng.uniform(-limit, limit) as f32
-                });
-                Dense {
-                    weight,
-                    bias: Array1::zeros(outputs),
-                    activation,
-                }
-            })
-            .collect();
-        Mlp { layers, loss }
+        let mut layers = Vec::with_capacity(count);
+        for (i, pair) in sizes.windows(2).enumerate() {
+            let (inputs, outputs) = (pair[0], pair[1]);
+            let activation = if i + 1 == count { output } else { hidden };
+            let limit = init.limit(inputs, outputs, activation);
+            // Row-major, one draw per element: the order the weights of a seed have always had.
+            let weight = size::try_filled(
+                outputs * inputs,
+                || format!("layer {i} weight [{outputs}, {inputs}]"),
+                || rng.uniform(-limit, limit) as f32,
+            )?;
+            let bias = size::try_filled(outputs, || format!("layer {i} bias [{outputs}]"), || 0.0)?;
+            let weight = Array2::from_shape_vec((outputs, inputs), weight).map_err(|e| {
+                Error::Model(format!("layer {i} weight [{outputs}, {inputs}]: {e}"))
+            })?;
+            layers.push(Dense {
+                weight,
+                bias: Array1::from_vec(bias),
+                activation,
+            });
+        }
+        Ok(Mlp { layers, loss })
     }
 
     /// The layer sizes `[inputs, hidden…, outputs]`.

@@ -159,7 +159,8 @@ fn saved_model_bytes() -> (Mlp, Vec<u8>) {
         Activation::Softmax,
         Loss::CrossEntropy,
         1,
-    );
+    )
+    .unwrap();
     let bytes = checkpoint::to_bytes(&mlp, &CheckpointInfo::default()).unwrap();
     (mlp, bytes)
 }

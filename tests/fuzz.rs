@@ -25,7 +25,8 @@ fn valid_model() -> Vec<u8> {
         Activation::Sigmoid,
         Loss::BinaryCrossEntropy,
         1,
-    );
+    )
+    .unwrap();
     checkpoint::to_bytes(&mlp, &CheckpointInfo::default()).unwrap()
 }
 

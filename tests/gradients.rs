@@ -65,7 +65,7 @@ fn gpu_gradients_match_cpu_for_every_activation_loss_depth_and_batch() {
             for (output, loss) in output_and_loss_pairs() {
                 let sizes = &widths[..=depth];
                 let seed = cases as u64;
-                let mlp = Mlp::new(sizes, hidden, output, loss, seed);
+                let mlp = Mlp::new(sizes, hidden, output, loss, seed).unwrap();
                 let mut net = GpuMlp::new(&gpu, &mlp).unwrap();
                 for batch in [1, 3, 7] {
                     let x = random_matrix(batch, sizes[0], seed * 31 + batch as u64);
@@ -91,7 +91,8 @@ fn gpu_gradients_match_cpu_across_tile_boundaries() {
         Activation::Softmax,
         Loss::CrossEntropy,
         5,
-    );
+    )
+    .unwrap();
     let mut net = GpuMlp::new(&gpu, &mlp).unwrap();
     let mut worst = 0.0f32;
     for batch in [65, 1, 257, 63] {
@@ -148,7 +149,7 @@ fn worst_gradient_difference(gpu: &Gpu) -> f32 {
             Loss::CrossEntropy,
         ),
     ] {
-        let mlp = Mlp::new(sizes, hidden, output, loss, 3);
+        let mlp = Mlp::new(sizes, hidden, output, loss, 3).unwrap();
         let mut net = GpuMlp::new(gpu, &mlp).unwrap();
         for batch in [1, 7, 65] {
             let x = random_matrix(batch, sizes[0], batch as u64);
@@ -164,7 +165,7 @@ fn worst_gradient_difference(gpu: &Gpu) -> f32 {
 fn gpu_forward_matches_cpu_forward() {
     let gpu = gpu();
     for (output, loss) in output_and_loss_pairs() {
-        let mlp = Mlp::new(&[9, 33, 7], Activation::Tanh, output, loss, 3);
+        let mlp = Mlp::new(&[9, 33, 7], Activation::Tanh, output, loss, 3).unwrap();
         let mut net = GpuMlp::new(&gpu, &mlp).unwrap();
         let x = random_matrix(19, 9, 4);
         let want = mlp.forward(x.view()).unwrap();
@@ -188,7 +189,8 @@ fn upload_and_download_round_trip_exactly() {
         Activation::Identity,
         Loss::Mse,
         11,
-    );
+    )
+    .unwrap();
     let mut net = GpuMlp::new(&gpu, &mlp).unwrap();
     assert_eq!(net.to_mlp().unwrap(), mlp);
 }
@@ -202,7 +204,8 @@ fn bad_input_is_an_error_naming_what_did_not_fit() {
         Activation::Softmax,
         Loss::CrossEntropy,
         1,
-    );
+    )
+    .unwrap();
     let mut net = GpuMlp::new(&gpu, &mlp).unwrap();
     let x = random_matrix(2, 4, 1);
     let y = one_hot(2, 3, 1);
@@ -235,11 +238,12 @@ fn bad_input_is_an_error_naming_what_did_not_fit() {
         Activation::Sigmoid,
         Loss::CrossEntropy,
         1,
-    );
+    )
+    .unwrap();
     assert!(
         message(GpuMlp::new(&gpu, &mismatched).unwrap_err()).contains("needs a softmax output")
     );
-    let empty_model = Mlp::new(&[4], Activation::Relu, Activation::Sigmoid, Loss::Mse, 1);
+    let empty_model = Mlp::new(&[4], Activation::Relu, Activation::Sigmoid, Loss::Mse, 1).unwrap();
     assert!(message(GpuMlp::new(&gpu, &empty_model).unwrap_err()).contains("no layers"));
     let zero_width = Mlp::new(
         &[4, 0, 3],
@@ -247,7 +251,8 @@ fn bad_input_is_an_error_naming_what_did_not_fit() {
         Activation::Sigmoid,
         Loss::Mse,
         1,
-    );
+    )
+    .unwrap();
     assert!(message(GpuMlp::new(&gpu, &zero_width).unwrap_err()).contains("at least 1"));
 
     // Errors leave the network usable.

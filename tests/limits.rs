@@ -28,7 +28,8 @@ fn a_layer_over_the_binding_limit_is_refused_by_name() {
         Activation::Softmax,
         Loss::CrossEntropy,
         1,
-    );
+    )
+    .unwrap();
     let error = GpuMlp::new(&gpu, &mlp).unwrap_err();
     assert!(
         matches!(
@@ -59,7 +60,8 @@ fn a_batch_capacity_over_the_limit_is_refused_and_a_smaller_one_trains() {
         Activation::Softmax,
         Loss::CrossEntropy,
         1,
-    );
+    )
+    .unwrap();
     // 512 rows × 784 inputs × 4 bytes = 1.6 MB of batch input.
     let error = GpuMlp::with_batch_capacity(&gpu, &mlp, 512)
         .unwrap_err()
@@ -83,7 +85,8 @@ fn a_data_set_over_the_limit_is_refused_by_name() {
         Activation::Softmax,
         Loss::CrossEntropy,
         1,
-    );
+    )
+    .unwrap();
     let (train, test) = synthetic::generate(2000, 10, 1);
     let config = TrainConfig {
         optimizer: OptimizerConfig::sgd(0.1),

@@ -266,7 +266,8 @@ fn first_adam_step_moves_each_parameter_by_the_learning_rate() {
         Activation::Identity,
         Loss::Mse,
         1,
-    );
+    )
+    .unwrap();
     let before = mlp.clone();
     let grads = Gradients {
         layers: vec![DenseGradients {

@@ -24,6 +24,7 @@ fn big_model(seed: u64) -> Mlp {
         Loss::Mse,
         seed,
     )
+    .unwrap()
 }
 
 #[test]
@@ -43,7 +44,8 @@ fn a_save_killed_midway_leaves_the_previous_model_intact() {
         Activation::Sigmoid,
         Loss::Mse,
         0,
-    );
+    )
+    .unwrap();
     checkpoint::save(&path, &original, &CheckpointInfo::default()).unwrap();
 
     let mut rng = Rng::new(1);
@@ -123,7 +125,8 @@ fn ten_thousand_steps_and_a_thousand_uploads_keep_memory_flat() {
         Activation::Softmax,
         Loss::CrossEntropy,
         1,
-    );
+    )
+    .unwrap();
     let (x, y) = (random_matrix(16, 64, 1), one_hot(16, 10, 2));
 
     let mut net = GpuMlp::new(&gpu, &mlp).unwrap();

@@ -74,7 +74,8 @@ fn twenty_sgd_steps_match_cpu_sigmoid_mse() {
             Activation::Sigmoid,
             Loss::Mse,
             1,
-        ),
+        )
+        .unwrap(),
         16,
         0.5,
         false,
@@ -90,7 +91,8 @@ fn twenty_sgd_steps_match_cpu_relu_softmax_cross_entropy() {
             Activation::Softmax,
             Loss::CrossEntropy,
             2,
-        ),
+        )
+        .unwrap(),
         33,
         0.1,
         true,
@@ -106,7 +108,8 @@ fn twenty_sgd_steps_match_cpu_tanh_binary_cross_entropy() {
             Activation::Sigmoid,
             Loss::BinaryCrossEntropy,
             3,
-        ),
+        )
+        .unwrap(),
         7,
         0.3,
         false,
@@ -126,7 +129,8 @@ fn unfused_kernels_compute_exactly_what_the_fused_ones_do() {
                 Activation::Softmax,
                 Loss::CrossEntropy,
                 4,
-            ),
+            )
+            .unwrap(),
             19,
         ),
         (
@@ -136,7 +140,8 @@ fn unfused_kernels_compute_exactly_what_the_fused_ones_do() {
                 Activation::Sigmoid,
                 Loss::Mse,
                 5,
-            ),
+            )
+            .unwrap(),
             8,
         ),
         (
@@ -146,7 +151,8 @@ fn unfused_kernels_compute_exactly_what_the_fused_ones_do() {
                 Activation::Identity,
                 Loss::Mse,
                 6,
-            ),
+            )
+            .unwrap(),
             5,
         ),
     ] {
@@ -257,7 +263,8 @@ mod trainers {
                 Activation::Softmax,
                 Loss::CrossEntropy,
                 4,
-            );
+            )
+            .unwrap();
             let config = config(optimizer, learning_rate);
             let mut on_gpu = GpuTrainer::new(&gpu(), &mlp, &train, Some(&test), config).unwrap();
             let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), config).unwrap();
@@ -309,7 +316,8 @@ mod trainers {
             Activation::Softmax,
             Loss::CrossEntropy,
             6,
-        );
+        )
+        .unwrap();
         let config = TrainConfig {
             batch_size: 9,
             ..config(Optimizer::Sgd, 0.2)
@@ -350,7 +358,8 @@ mod trainers {
             Activation::Softmax,
             Loss::CrossEntropy,
             8,
-        );
+        )
+        .unwrap();
         let run = |profile: usize| {
             let mut trainer =
                 GpuTrainer::new(&gpu, &mlp, &train, None, config(Optimizer::Sgd, 0.1)).unwrap();
@@ -409,7 +418,8 @@ mod trainers {
             Activation::Sigmoid,
             Loss::Mse,
             2,
-        );
+        )
+        .unwrap();
         let run = || {
             let mut trainer = GpuTrainer::new(
                 &gpu(),

@@ -270,7 +270,8 @@ mod tests {
             Activation::Softmax,
             Loss::CrossEntropy,
             3,
-        );
+        )
+        .unwrap();
         let info = CheckpointInfo {
             epochs: 4,
             extra: HashMap::from([("optimizer".to_string(), "adam".to_string())]),
@@ -304,7 +305,8 @@ mod tests {
             Activation::Identity,
             Loss::Mse,
             1,
-        );
+        )
+        .unwrap();
         let mut info = CheckpointInfo::default();
         info.extra.insert("note".into(), "x".into());
         let good = to_bytes(&mlp, &info).unwrap();

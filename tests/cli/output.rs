@@ -141,7 +141,8 @@ fn eval_uses_the_data_set_and_seed_the_model_records() {
         Activation::Softmax,
         Loss::CrossEntropy,
         3,
-    );
+    )
+    .unwrap();
     let info = CheckpointInfo {
         epochs: 1,
         extra: [("dataset".to_string(), "mnist".to_string())].into(),
@@ -185,7 +186,8 @@ fn model_files_with_extra_tensors_or_another_format_are_refused_and_state_dicts_
         Activation::Softmax,
         Loss::CrossEntropy,
         5,
-    );
+    )
+    .unwrap();
     let architecture = [
         ("sizes", "784,8,10"),
         ("activations", "relu,softmax"),

@@ -11,7 +11,8 @@ fn bad_input_is_an_error_naming_what_did_not_fit() {
         Activation::Softmax,
         Loss::CrossEntropy,
         1,
-    );
+    )
+    .unwrap();
     let x = random_matrix(2, 4, 1);
     let y = one_hot(2, 3, 1);
     let message = |e: Error| e.to_string();
@@ -96,7 +97,8 @@ fn bad_input_is_an_error_naming_what_did_not_fit() {
         Activation::Identity,
         Loss::Mse,
         1,
-    );
+    )
+    .unwrap();
     let error = message(
         hidden_softmax
             .train_step(x.view(), y.view(), 0.1)
@@ -132,7 +134,8 @@ fn sgd_on_the_cpu_reduces_the_loss_and_reports_the_loss_before_the_step() {
         Activation::Softmax,
         Loss::CrossEntropy,
         4,
-    );
+    )
+    .unwrap();
     let x = random_matrix(9, 6, 5);
     let y = one_hot(9, 3, 6);
     let first = mlp.loss(x.view(), y.view()).unwrap();
@@ -161,7 +164,8 @@ fn apply_sgd_moves_every_parameter_by_the_learning_rate_times_its_gradient() {
         Activation::Identity,
         Loss::Mse,
         8,
-    );
+    )
+    .unwrap();
     let before = mlp.clone();
     let grads = Gradients {
         layers: mlp

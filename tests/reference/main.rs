@@ -182,7 +182,7 @@ fn kink_free_case(
     (0..100u64)
         .map(|attempt| {
             let seed = case * 1000 + attempt;
-            let mut mlp = Mlp::new(sizes, hidden, output, loss, seed);
+            let mut mlp = Mlp::new(sizes, hidden, output, loss, seed).unwrap();
             for (l, layer) in mlp.layers.iter_mut().enumerate() {
                 let bias = random_matrix(1, layer.outputs(), seed * 10 + l as u64);
                 layer.bias = bias.row(0).mapv(|b| 0.5 * b);

@@ -56,7 +56,7 @@ fn random_batch(mlp: &Mlp, rows: usize, seed: u64) -> (Array2<f32>, Array2<f32>)
 pub fn run(args: GradcheckArgs) -> Result<()> {
     let loss = args.loss;
     let output = loss.required_output().unwrap_or(Activation::Sigmoid);
-    let mlp = Mlp::new(&args.layers.0, args.hidden, output, loss, args.seed);
+    let mlp = Mlp::new(&args.layers.0, args.hidden, output, loss, args.seed)?;
     mlp.validate()?;
     if args.batch == 0 {
         bail!("--batch 0: the check needs at least one row");

@@ -63,7 +63,7 @@ fn new_model(args: &TrainArgs) -> Result<Settings> {
     let hidden = args.hidden.unwrap_or(Activation::Sigmoid);
     let loss = args.loss.unwrap_or(Loss::Mse);
     let init = args.init.unwrap_or(Init::Auto);
-    let mlp = Mlp::with_init(layers, hidden, output_activation(args), loss, init, seed);
+    let mlp = Mlp::with_init(layers, hidden, output_activation(args), loss, init, seed)?;
     Ok(Settings {
         mlp,
         epochs_before: 0,

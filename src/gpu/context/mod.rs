@@ -19,7 +19,7 @@ mod adapter;
 mod buffers;
 mod pipelines;
 
-pub use adapter::{AdapterChoice, available_adapters, describe_adapter};
+pub use adapter::{AdapterChoice, available_adapters, describe_adapter, ways_to_choose};
 pub(crate) use pipelines::{Access, PipelineSpec};
 
 use std::collections::HashMap;
