@@ -5,6 +5,9 @@
 //! The fixture files are the RFC 1321 test strings, whose MD5s the RFC publishes, so no test
 //! needs the data sets themselves or computes a checksum with the code under test.
 
+// The download module exists only with the `download` feature.
+#![cfg(feature = "download")]
+
 mod common;
 
 use std::path::{Path, PathBuf};
