@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use md5::{Digest, Md5};
 
-pub use crate::data::verify::{checksums, md5_of};
 use crate::data::verify::hex;
+pub use crate::data::verify::{checksums, md5_of};
 use crate::data::{DatasetKind, IDX_FILES};
 use crate::error::{Error, Result};
 use crate::train::StopFlag;
@@ -208,7 +208,10 @@ impl<E: std::fmt::Display> From<E> for Failure {
 /// This process's temporary file for `destination`: `.NAME.tmp-PID` beside it, the naming that
 /// [`crate::files::remove_stale_temporaries`] looks for.
 fn temporary_path(destination: &Path) -> PathBuf {
-    let name = destination.file_name().unwrap_or_default().to_string_lossy();
+    let name = destination
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
     destination.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 

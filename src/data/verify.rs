@@ -150,7 +150,12 @@ impl Provenance {
         }
         let names: Vec<String> = unknown
             .iter()
-            .map(|p| p.file_name().unwrap_or(p.as_os_str()).to_string_lossy().into_owned())
+            .map(|p| {
+                p.file_name()
+                    .unwrap_or(p.as_os_str())
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         Some(format!(
             "not the published {} files: {} (a subset or another data set)",
@@ -196,26 +201,37 @@ pub fn check_folder_with(known: &[KnownFile], kind: DatasetKind, dir: &Path) -> 
         ));
     }
     let mut cache = Cache::read(dir);
+    // The cache is written whatever the verdict, so that a refusal is as quick the second time.
+    let files = check_files(known, kind, dir, &mut cache);
+    cache.write(dir);
+    Ok(Provenance {
+        kind,
+        dir: dir.to_path_buf(),
+        files: files?,
+    })
+}
+
+/// [`check_folder_with`]'s verdict on each file, with the MD5s computed added to `cache`.
+fn check_files(
+    known: &[KnownFile],
+    kind: DatasetKind,
+    dir: &Path,
+    cache: &mut Cache,
+) -> Result<Vec<CheckedFile>> {
     let mut files = Vec::new();
     for (index, name) in IDX_FILES.iter().enumerate() {
         let path = idx_file(dir, name).ok_or_else(|| Error::Data {
             path: dir.join(name).display().to_string(),
             why: "not found (.gz or raw)".into(),
         })?;
-        let found = identify(known, &path, &mut cache);
-        let origin = match found {
+        let origin = match identify(known, &path, cache) {
             None => Origin::Unknown,
             Some(file) if file.kind == kind && file.index == index => Origin::Published,
             Some(file) => return Err(mismatch(&path, kind, index, file)),
         };
         files.push(CheckedFile { path, origin });
     }
-    cache.write(dir);
-    Ok(Provenance {
-        kind,
-        dir: dir.to_path_buf(),
-        files,
-    })
+    Ok(files)
 }
 
 /// The error for `path`, expected to be `kind`'s file `index`, which is `found`.
