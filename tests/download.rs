@@ -4,14 +4,23 @@
 //!
 //! The fixture files are the RFC 1321 test strings, whose MD5s the RFC publishes, so no test
 //! needs the data sets themselves or computes a checksum with the code under test.
+//!
+//! A download stopped by its flag, from a mirror that sends slowly, leaves nothing behind, and the
+//! temporaries of killed downloads are removed by the next download of the same file.
+
+// The download module exists only with the `download` feature.
+#![cfg(feature = "download")]
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
-use common::serve;
+use common::{entries, serve, serve_paced};
 use wgpu_mlp::data::DatasetKind;
 use wgpu_mlp::data::download::{DownloadSpec, FileOutcome, download, download_with};
+use wgpu_mlp::train::StopFlag;
 
 /// `(file name, contents, MD5)`: RFC 1321's test suite, and one million "a"s (more than one read
 /// buffer), whose MD5 is the one published with the other test vectors.
@@ -59,28 +68,21 @@ fn serve_fixtures() -> common::Server {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgpu-mlp-download-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    common::scratch_dir("download", name)
 }
 
 #[test]
 fn a_corrupted_mirror_is_an_error_naming_the_mismatch_and_nothing_is_kept() {
     let server = serve_fixtures();
     let dir = scratch("bad");
-    let error = download_with(&fixture_spec(), &dir, &[format!("{}/bad/", server.url)])
-        .unwrap_err()
-        .to_string();
+    let error = download_with(
+        &fixture_spec(),
+        &dir,
+        &[format!("{}/bad/", server.url)],
+        None,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("checksum mismatch"), "{error}");
     assert!(error.contains("a.txt"), "names the file: {error}");
     assert!(
@@ -101,7 +103,7 @@ fn a_good_mirror_after_a_bad_one_keeps_every_verified_file_and_a_second_run_fetc
     let mut spec = fixture_spec();
     // Upper-case hex digits are the same checksum.
     spec.files[1].1 = spec.files[1].1.to_ascii_uppercase();
-    let outcomes = download_with(&spec, &dir, &[bad.clone(), good]).unwrap();
+    let outcomes = download_with(&spec, &dir, &[bad.clone(), good], None).unwrap();
     assert_eq!(outcomes.len(), 4);
     for ((name, bytes, _), outcome) in fixtures().into_iter().zip(&outcomes) {
         let path = dir.join(name);
@@ -120,7 +122,7 @@ fn a_good_mirror_after_a_bad_one_keeps_every_verified_file_and_a_second_run_fetc
     assert_eq!(server.requests(), 8);
 
     // Again, with only the bad mirror: every file present and verified, nothing requested.
-    let again = download_with(&spec, &dir, &[bad]).unwrap();
+    let again = download_with(&spec, &dir, &[bad], None).unwrap();
     let present: Vec<FileOutcome> = fixtures()
         .into_iter()
         .map(|(name, _, _)| FileOutcome::Present(dir.join(name)))
@@ -137,7 +139,7 @@ fn a_present_file_with_the_wrong_checksum_is_replaced() {
     let spec = DownloadSpec {
         files: vec![("abc.txt".into(), "900150983cd24fb0d6963f7d28e17f72".into())],
     };
-    let outcomes = download_with(&spec, &dir, &[format!("{}/good/", server.url)]).unwrap();
+    let outcomes = download_with(&spec, &dir, &[format!("{}/good/", server.url)], None).unwrap();
     assert!(
         matches!(&outcomes[..], [FileOutcome::Downloaded(..)]),
         "{outcomes:?}"
@@ -224,7 +226,9 @@ fn bad_specs_and_missing_mirrors_are_errors_that_say_why() {
     let dir = scratch("errors");
     let mirror = [format!("{}/good/", server.url)];
     let error = |spec: DownloadSpec, mirrors: &[String]| {
-        download_with(&spec, &dir, mirrors).unwrap_err().to_string()
+        download_with(&spec, &dir, mirrors, None)
+            .unwrap_err()
+            .to_string()
     };
     let one = |name: &str, md5: &str| DownloadSpec {
         files: vec![(name.into(), md5.into())],
@@ -256,4 +260,111 @@ fn bad_specs_and_missing_mirrors_are_errors_that_say_why() {
     assert!(missing.contains("404"), "{missing}");
     assert!(entries(&dir).is_empty(), "kept: {:?}", entries(&dir));
     assert_eq!(server.requests(), 1, "only the missing file was asked for");
+}
+
+/// The spec of the one-million-"a" fixture alone.
+fn million_spec() -> DownloadSpec {
+    let (name, _, md5) = fixtures().pop().unwrap();
+    DownloadSpec {
+        files: vec![(name.into(), md5.into())],
+    }
+}
+
+#[test]
+fn a_stopped_download_removes_its_partial_file_and_says_it_was_interrupted() {
+    // One million bytes, 4 KiB every 20 ms: five seconds if nothing stops it.
+    let (name, bytes, _) = fixtures().pop().unwrap();
+    let server = serve_paced(
+        vec![(format!("/{name}"), bytes)],
+        4096,
+        Duration::from_millis(20),
+    );
+    let dir = scratch("stopped");
+    let stop = StopFlag::default();
+    let raiser = {
+        let (stop, dir) = (stop.clone(), dir.clone());
+        std::thread::spawn(move || {
+            // Raised once the partial file exists, so the stop lands mid-body.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while entries(&dir).is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let partial = entries(&dir);
+            stop.raise();
+            partial
+        })
+    };
+    let started = Instant::now();
+    let error = download_with(
+        &million_spec(),
+        &dir,
+        std::slice::from_ref(&server.url),
+        Some(&stop),
+    )
+    .unwrap_err();
+    let partial = raiser.join().unwrap();
+    assert_eq!(
+        partial,
+        [format!(".{name}.tmp-{}", std::process::id())],
+        "the partial file, while downloading"
+    );
+    let message = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+    assert!(message.contains("interrupted"), "{message}");
+    assert!(
+        message.contains(&dir.join(name).display().to_string()),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}: the stop was not heeded between chunks",
+        started.elapsed()
+    );
+    assert!(entries(&dir).is_empty(), "left: {:?}", entries(&dir));
+
+    // A flag raised before the start fetches nothing.
+    let requests = server.requests();
+    let error = download_with(
+        &million_spec(),
+        &dir,
+        std::slice::from_ref(&server.url),
+        Some(&stop),
+    );
+    assert!(error.is_err());
+    assert_eq!(server.requests(), requests);
+    assert!(entries(&dir).is_empty());
+}
+
+#[cfg(target_os = "linux")]
+/// A process that has ended (its id is free) and one that runs until killed.
+fn dead_and_live_processes() -> (u32, Child) {
+    let mut ended = Command::new("true").spawn().unwrap();
+    let dead = ended.id();
+    ended.wait().unwrap();
+    (dead, Command::new("sleep").arg("60").spawn().unwrap())
+}
+
+// Whether a process runs is read from /proc; elsewhere every other process's file is kept.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_temporaries_of_killed_downloads_are_removed_and_running_ones_kept() {
+    let server = serve_fixtures();
+    let dir = scratch("stale");
+    let (dead, mut live) = dead_and_live_processes();
+    let stale = format!(".a.txt.tmp-{dead}");
+    let running = format!(".a.txt.tmp-{}", live.id());
+    let other_file = format!(".abc.txt.tmp-{dead}");
+    for name in [&stale, &running, &other_file] {
+        std::fs::write(dir.join(name), b"partial").unwrap();
+    }
+    let spec = DownloadSpec {
+        files: vec![("a.txt".into(), "0cc175b9c0f1b6a831c399e269772661".into())],
+    };
+    let outcome = download_with(&spec, &dir, &[format!("{}/good/", server.url)], None);
+    live.kill().unwrap();
+    live.wait().unwrap();
+    outcome.unwrap();
+    let mut want = vec!["a.txt".to_string(), other_file, running];
+    want.sort();
+    // Only a.txt's temporaries are its download's business, and only a dead process's.
+    assert_eq!(entries(&dir), want);
 }

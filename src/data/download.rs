@@ -16,30 +16,14 @@ use std::time::Duration;
 
 use md5::{Digest, Md5};
 
+use crate::data::verify::hex;
+pub use crate::data::verify::{checksums, md5_of};
 use crate::data::{DatasetKind, IDX_FILES};
 use crate::error::{Error, Result};
+use crate::train::StopFlag;
 
 /// How long one file may take.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// The published MD5 of each `.gz` file, in [`IDX_FILES`] order.
-pub fn checksums(kind: DatasetKind) -> Option<[&'static str; 4]> {
-    match kind {
-        DatasetKind::Mnist => Some([
-            "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-            "d53e105ee54ea40749a09fcbcd1e9432",
-            "9fb629c4189551a2d022fa330f9573f3",
-            "ec29112dd5afa0611ce80d1b7f02629c",
-        ]),
-        DatasetKind::FashionMnist => Some([
-            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-            "25c81989df183df01b3e8a0aad5dffbe",
-            "bef4ecab320f06d8554ea6380940ec79",
-            "bb300cfdad3c16e7a12a480ee83cd310",
-        ]),
-        DatasetKind::Synthetic => None,
-    }
-}
 
 /// The mirrors tried in order, each a URL prefix to which the file name is appended.
 pub fn default_mirrors(kind: DatasetKind) -> Vec<String> {
@@ -55,31 +39,6 @@ pub fn default_mirrors(kind: DatasetKind) -> Vec<String> {
         DatasetKind::Synthetic => &[],
     };
     mirrors.iter().map(|m| m.to_string()).collect()
-}
-
-/// The MD5 of a file, as lower-case hex.
-pub fn md5_of(path: &Path) -> Result<String> {
-    let mut file = File::open(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let mut hasher = Md5::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        let read = file.read(&mut buffer).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }
 
 /// The files of a download and the MD5 each must have.
@@ -148,19 +107,28 @@ pub enum FileOutcome {
 }
 
 /// Downloads the four files of `kind` into `dir` (created if needed) from `mirrors`, verifying
-/// each against its published MD5: [`download_with`] for [`DownloadSpec::published`].
+/// each against its published MD5: [`download_with`] for [`DownloadSpec::published`], with no
+/// way to stop it.
 pub fn download(kind: DatasetKind, dir: &Path, mirrors: &[String]) -> Result<Vec<FileOutcome>> {
-    download_with(&DownloadSpec::published(kind)?, dir, mirrors)
+    download_with(&DownloadSpec::published(kind)?, dir, mirrors, None)
 }
 
 /// Downloads the files of `spec` into `dir` (created if needed) from `mirrors`, each a URL prefix
 /// to which the file name is appended, tried in order. A file already in `dir` with the right MD5
 /// is kept and not fetched. Fails with every mirror's reason if no mirror serves a file with the
 /// right checksum; nothing unverified is left in `dir`. One outcome per file, in `spec` order.
+///
+/// Each file is written to a temporary `.NAME.tmp-PID` beside it (the naming of
+/// [`crate::files`]) and renamed into place once verified; the temporaries of `NAME` that
+/// processes no longer running left behind (killed mid-download) are removed first. When `stop`
+/// is raised, the download ends before the next chunk of at most 64 KiB: the file in progress is
+/// removed and the answer is an [`Error::Io`] of kind [`std::io::ErrorKind::Interrupted`] naming
+/// it; the files completed before stay.
 pub fn download_with(
     spec: &DownloadSpec,
     dir: &Path,
     mirrors: &[String],
+    stop: Option<&StopFlag>,
 ) -> Result<Vec<FileOutcome>> {
     spec.validate()?;
     if mirrors.is_empty() {
@@ -182,16 +150,18 @@ pub fn download_with(
             outcomes.push(FileOutcome::Present(destination));
             continue;
         }
+        crate::files::remove_stale_temporaries(&destination);
         let mut failures = Vec::new();
         let mut fetched = None;
         for mirror in mirrors {
             let url = format!("{}/{file_name}", mirror.trim_end_matches('/'));
-            match fetch_verified(&agent, &url, &destination, &expected) {
+            match fetch_verified(&agent, &url, &destination, &expected, stop) {
                 Ok(()) => {
                     fetched = Some(url);
                     break;
                 }
-                Err(why) => failures.push(format!("{url}: {why}")),
+                Err(Failure::Interrupted) => return Err(interrupted(&destination)),
+                Err(Failure::Failed(why)) => failures.push(format!("{url}: {why}")),
             }
         }
         match fetched {
@@ -210,42 +180,81 @@ pub fn download_with(
     Ok(outcomes)
 }
 
-/// Downloads `url` to a temporary file and renames it to `destination` only if its MD5 matches.
+/// The error for a download of `destination` stopped by its [`StopFlag`].
+fn interrupted(destination: &Path) -> Error {
+    Error::Io {
+        path: destination.display().to_string(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            "download interrupted; the partial file was removed",
+        ),
+    }
+}
+
+/// Why one mirror did not give a file.
+enum Failure {
+    /// The stop flag was raised.
+    Interrupted,
+    /// Anything else, in words.
+    Failed(String),
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure::Failed(error.to_string())
+    }
+}
+
+/// This process's temporary file for `destination`: `.NAME.tmp-PID` beside it, the naming that
+/// [`crate::files::remove_stale_temporaries`] looks for.
+fn temporary_path(destination: &Path) -> PathBuf {
+    let name = destination
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    destination.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Downloads `url` to a temporary file and renames it to `destination` only if its MD5 matches;
+/// the temporary file is removed whatever fails.
 fn fetch_verified(
     agent: &ureq::Agent,
     url: &str,
     destination: &Path,
     expected: &str,
-) -> std::result::Result<(), String> {
-    let mut temporary = destination.as_os_str().to_owned();
-    temporary.push(format!(".part-{}", std::process::id()));
-    let temporary = PathBuf::from(temporary);
+    stop: Option<&StopFlag>,
+) -> std::result::Result<(), Failure> {
+    let temporary = temporary_path(destination);
     let result = (|| {
-        let response = agent.get(url).call().map_err(|e| e.to_string())?;
+        let stopped = || stop.is_some_and(StopFlag::is_raised);
+        if stopped() {
+            return Err(Failure::Interrupted);
+        }
+        let response = agent.get(url).call()?;
         let mut body = response.into_body().into_reader();
-        let mut file = File::create(&temporary).map_err(|e| e.to_string())?;
+        let mut file = File::create(&temporary)?;
         let mut hasher = Md5::new();
         let mut buffer = vec![0u8; 1 << 16];
         loop {
-            let read = body.read(&mut buffer).map_err(|e| e.to_string())?;
+            if stopped() {
+                return Err(Failure::Interrupted);
+            }
+            let read = body.read(&mut buffer)?;
             if read == 0 {
                 break;
             }
             hasher.update(&buffer[..read]);
-            file.write_all(&buffer[..read]).map_err(|e| e.to_string())?;
+            file.write_all(&buffer[..read])?;
         }
-        file.sync_all().map_err(|e| e.to_string())?;
-        let actual: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        file.sync_all()?;
+        let actual = hex(&hasher.finalize());
         if actual != expected {
-            return Err(format!(
+            return Err(Failure::Failed(format!(
                 "checksum mismatch: got MD5 {actual}, expected {expected}; the file was not kept"
-            ));
+            )));
         }
-        std::fs::rename(&temporary, destination).map_err(|e| e.to_string())
+        std::fs::rename(&temporary, destination)?;
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);

@@ -4,16 +4,21 @@
 //! A [`Dataset`] keeps images as bytes, as the files do: the GPU trainer uploads them as they are
 //! (60,000 × 784 f32 would not fit a 128 MiB binding) and converts to `[0, 1]` in the kernel.
 
+#[cfg(feature = "download")]
 pub mod download;
 pub mod idx;
+#[cfg(feature = "images")]
 pub mod image;
 pub mod synthetic;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 
 use crate::error::{Error, Result};
+
+pub use verify::{CheckedFile, Origin, Provenance};
 
 /// Labelled images stored as bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,7 +165,7 @@ pub fn data_dirs_under(kind: DatasetKind, root: Option<&Path>) -> Vec<PathBuf> {
 }
 
 /// `dir/name.gz` if it exists, else `dir/name`.
-fn idx_file(dir: &Path, name: &str) -> Option<PathBuf> {
+pub(crate) fn idx_file(dir: &Path, name: &str) -> Option<PathBuf> {
     [dir.join(format!("{name}.gz")), dir.join(name)]
         .into_iter()
         .find(|p| p.is_file())
@@ -228,7 +233,18 @@ pub fn load_idx_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset> 
     Ok(dataset)
 }
 
-/// The training and test sets in `dir` (see [`find_data_dir`]).
+/// The training and test sets of `kind` in `dir`, after checking that each file is `kind`'s
+/// ([`verify::check_folder`]): an error naming the file if one is another data set's (MNIST's
+/// files asked for as Fashion-MNIST), and a [`Provenance`] saying which files are the published
+/// ones and which are not (a subset, or a user's own files), for the caller to report.
+pub fn load_checked(kind: DatasetKind, dir: &Path) -> Result<(Dataset, Dataset, Provenance)> {
+    let provenance = verify::check_folder(kind, dir)?;
+    let (train, test) = load(dir)?;
+    Ok((train, test, provenance))
+}
+
+/// The training and test sets in `dir` (see [`find_data_dir`]), whatever data set the files are;
+/// [`load_checked`] also checks which they are.
 pub fn load(dir: &Path) -> Result<(Dataset, Dataset)> {
     let path = |name: &str| {
         idx_file(dir, name).ok_or_else(|| Error::Data {

@@ -1,12 +1,14 @@
 //! Helpers shared by the integration tests: the GPU context, seeded data, closeness checks that
-//! report the worst difference and the first mismatches against a stated tolerance, and a local
-//! HTTP server for the download tests.
+//! report the worst difference and the first mismatches against a stated tolerance, a local
+//! HTTP server for the download tests, and scratch folders for the tests that write files.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use wgpu_mlp::gpu::kernels::KernelConfig;
 use wgpu_mlp::ndarray::{Array2, ArrayView2};
@@ -63,6 +65,24 @@ pub fn targets01(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
     Array2::from_shape_simple_fn((rows, cols), || rng.uniform(0.05, 0.95) as f32)
 }
 
+/// An empty folder of its own for test `name` of `suite`, under the system's temporary folder.
+pub fn scratch_dir(suite: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-mlp-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The names of everything in `dir`, sorted.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// A one-thread HTTP server on 127.0.0.1 that serves fixed files and counts the requests it gets.
 pub struct Server {
     /// `http://127.0.0.1:PORT`, to which the files' URL paths are appended.
@@ -79,6 +99,12 @@ impl Server {
 
 /// Serves `files` (URL path → bytes), and 404 for any other path, until the test ends.
 pub fn serve(files: Vec<(String, Vec<u8>)>) -> Server {
+    serve_paced(files, usize::MAX, Duration::ZERO)
+}
+
+/// [`serve`], sending each body `chunk` bytes at a time with `pause` after each: a slow mirror,
+/// for stopping a download while it runs.
+pub fn serve_paced(files: Vec<(String, Vec<u8>)>, chunk: usize, pause: Duration) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     let requests = Arc::new(AtomicUsize::new(0));
@@ -107,7 +133,17 @@ pub fn serve(files: Vec<(String, Vec<u8>)>) -> Server {
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                         body.len()
                     );
-                    let _ = stream.write_all(body);
+                    for piece in body.chunks(chunk) {
+                        // A client that hung up ends the answer.
+                        if stream
+                            .write_all(piece)
+                            .and_then(|()| stream.flush())
+                            .is_err()
+                        {
+                            break;
+                        }
+                        std::thread::sleep(pause);
+                    }
                 }
                 None => {
                     let _ = write!(
