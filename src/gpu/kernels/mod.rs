@@ -16,6 +16,8 @@ pub mod matmul;
 pub mod metrics;
 pub mod optim;
 pub mod reduce;
+#[cfg(test)]
+mod translation;
 pub mod transpose;
 
 pub use config::{KernelConfig, MatmulStrategy};

@@ -130,7 +130,7 @@ impl MatmulTile {
     }
 
     /// Whether `strategy`'s kernel can run this tile.
-    pub(super) fn check(self, strategy: MatmulStrategy) -> Result<()> {
+    pub(crate) fn check(self, strategy: MatmulStrategy) -> Result<()> {
         if strategy == MatmulStrategy::Tiled {
             // Each invocation carries one or two vec4s of each operand per slice (see
             // matmul.wgsl), and the workgroup arrays hold tiles up to MAX_SHARED_TILE.
@@ -194,7 +194,7 @@ impl MatmulTile {
     }
 
     /// The pipeline constants that give `strategy`'s kernel this tile.
-    pub(super) fn constants(self, strategy: MatmulStrategy) -> Vec<(&'static str, f64)> {
+    pub(crate) fn constants(self, strategy: MatmulStrategy) -> Vec<(&'static str, f64)> {
         let names = Self::constant_names(strategy);
         let values = match strategy {
             MatmulStrategy::Tiled => [self.wg_x, self.wg_y, self.block_m / 4, self.block_n / 4],
