@@ -37,9 +37,8 @@ pub enum Error {
         /// What is wrong with it.
         why: String,
     },
-    /// Reading or writing a file failed. The message names the file; the operating system's
-    /// reason is the error's source (printed after it by `anyhow`'s `{:#}`).
-    #[error("{path}")]
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
     Io {
         /// The file.
         path: String,

@@ -22,7 +22,7 @@ fn bad_options_are_clear_errors() {
     );
     let unknown = fail(&["train", "--adapter", "no-such-gpu", "--epochs", "1"]);
     assert!(
-        unknown.contains("no adapter matches") && unknown.contains("available adapters"),
+        unknown.contains("no adapter matches") && unknown.contains("the adapters here are"),
         "{unknown}"
     );
     let dir = scratch("bad");

@@ -17,7 +17,8 @@ pub struct BenchArgs {
     /// The workload.
     #[arg(long, value_enum, default_value = "W1")]
     workload: Workload,
-    /// Adapter: auto, software, or part of an adapter's name.
+    /// Adapter: auto, software, a backend (vulkan, metal, dx12, gl), NAME@BACKEND, or part of an
+    /// adapter's name.
     #[arg(long, default_value = "auto")]
     adapter: String,
     /// Benchmark the CPU reference instead of the GPU.
@@ -79,7 +80,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         (bench_cpu(args.workload, args.samples)?, None)
     } else {
         let options = GpuBenchOptions {
-            adapter: args.adapter.parse().unwrap_or_default(),
+            adapter: args.adapter.parse()?,
             fusion,
             profile_steps: args.profile.unwrap_or(0),
             matmul: args.matmul.0,

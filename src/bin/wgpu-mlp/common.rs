@@ -53,7 +53,11 @@ impl DataArgs {
             ));
         }
         let dir = data::find_data_dir(kind, self.data.as_deref())?;
-        let (train, test) = data::load(&dir)?;
+        let (train, test, provenance) = data::load_checked(kind, &dir)?;
+        eprintln!("data: {provenance}");
+        if let Some(warning) = provenance.warning() {
+            eprintln!("warning: {warning}");
+        }
         let keep = |set: Dataset, size: Option<usize>| match size {
             Some(n) => set.take(n),
             None => set,
@@ -119,14 +123,8 @@ pub fn recorded_seed(info: &CheckpointInfo) -> Option<u64> {
 /// The adapter `--adapter` names: `auto`, `software`, or part of an adapter's name. On an adapter
 /// that is itself a CPU (lavapipe, SwiftShader, WARP) it says once that `--cpu` may be faster.
 pub fn open_gpu(adapter: &str) -> Result<Gpu> {
-    let choice: AdapterChoice = adapter.parse().unwrap_or_default();
-    let gpu = match Gpu::new(choice) {
-        Ok(gpu) => gpu,
-        Err(error @ wgpu_mlp::Error::NoAdapter(_)) => {
-            return Err(error).context("or use the CPU reference instead: --cpu");
-        }
-        Err(error) => return Err(error.into()),
-    };
+    let choice: AdapterChoice = adapter.parse()?;
+    let gpu = Gpu::new(choice)?;
     if gpu.adapter_info().device_type == wgpu_mlp::wgpu::DeviceType::Cpu {
         eprintln!(
             "note: {} is a software adapter running on the CPU; the CPU reference (--cpu) may be faster here",
@@ -200,6 +198,20 @@ pub fn interrupt_flag() -> Result<StopFlag> {
     })
     .context("installing the Ctrl-C handler")?;
     Ok(FLAG.get_or_init(|| flag).clone())
+}
+
+/// Whether `error` is work stopped by Ctrl-C or SIGTERM: training between steps, or a download
+/// between chunks.
+pub fn is_interruption(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| match cause.downcast_ref::<wgpu_mlp::Error>() {
+            Some(wgpu_mlp::Error::Interrupted { .. }) => true,
+            Some(wgpu_mlp::Error::Io { source, .. }) => {
+                source.kind() == std::io::ErrorKind::Interrupted
+            }
+            _ => false,
+        })
 }
 
 /// A comma-separated list of sizes, spaces allowed: `784,128,10` or `"784, 128, 10"`.

@@ -1,12 +1,12 @@
 //! `wgpu-mlp download`: fetches MNIST or Fashion-MNIST and keeps each file only if its checksum
-//! is the published one.
+//! is the published one. Ctrl-C stops between chunks and removes the partial file.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
 
-use crate::common::out;
+use crate::common::{interrupt_flag, out};
 use wgpu_mlp::data::{DatasetKind, download};
 
 #[derive(Args, Debug)]
@@ -32,7 +32,9 @@ pub fn run(args: DownloadArgs) -> Result<()> {
     } else {
         args.mirror
     };
-    for outcome in download::download(kind, &dir, &mirrors)? {
+    let stop = interrupt_flag()?;
+    let spec = download::DownloadSpec::published(kind)?;
+    for outcome in download::download_with(&spec, &dir, &mirrors, Some(&stop))? {
         match outcome {
             download::FileOutcome::Present(path) => {
                 out!("{}: present, checksum ok", path.display())?

@@ -25,7 +25,8 @@ pub struct EvalArgs {
     /// Samples per batch.
     #[arg(long, default_value_t = 256)]
     batch: usize,
-    /// Adapter: auto, software, or part of an adapter's name.
+    /// Adapter: auto, software, a backend (vulkan, metal, dx12, gl), NAME@BACKEND, or part of an
+    /// adapter's name.
     #[arg(long, default_value = "auto")]
     adapter: String,
     /// Evaluate with the CPU reference instead of the GPU.

@@ -34,7 +34,8 @@ pub struct GradcheckArgs {
     /// Seed of the model and the batch.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Adapter: auto, software, or part of an adapter's name.
+    /// Adapter: auto, software, a backend (vulkan, metal, dx12, gl), NAME@BACKEND, or part of an
+    /// adapter's name.
     #[arg(long, default_value = "auto")]
     adapter: String,
 }

@@ -63,14 +63,31 @@ fn main() {
         Some(Command::Bench(args)) => bench::run(args),
     };
     if let Err(error) = result {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {}", describe(&error));
         // 128 + SIGINT, as a shell reports a command Ctrl-C ended.
-        std::process::exit(if train::is_interruption(&error) {
+        std::process::exit(if common::is_interruption(&error) {
             130
         } else {
             1
         });
     }
+}
+
+/// An error and its causes, each said once: a cause whose message its effect already quotes (an
+/// I/O error inside "FILE: reason") is not repeated.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }
 
 /// Rust ignores SIGPIPE, so a write to a closed pipe (`wgpu-mlp adapters | head -1`) fails and

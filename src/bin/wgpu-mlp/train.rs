@@ -21,8 +21,8 @@ use wgpu_mlp::train::{CpuTrainer, Evaluation, GpuTrainer, TrainConfig, Trainer};
 use wgpu_mlp::{Activation, Init, Loss, Mlp};
 
 use crate::common::{
-    CPU_ADAPTER, Console, DataArgs, hidden_activation, interrupt_flag, open_gpu, parse_sizes,
-    print_confusion, profile_json, progress_bar,
+    CPU_ADAPTER, Console, DataArgs, hidden_activation, interrupt_flag, is_interruption, open_gpu,
+    parse_sizes, print_confusion, profile_json, progress_bar,
 };
 use crate::settings::{Settings, recorded};
 
@@ -69,7 +69,8 @@ pub struct TrainArgs {
     /// --resume'd model's].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Adapter: auto, software, or part of an adapter's name.
+    /// Adapter: auto, software, a backend (vulkan, metal, dx12, gl), NAME@BACKEND, or part of an
+    /// adapter's name.
     #[arg(long, default_value = "auto")]
     pub adapter: String,
     /// Train with the CPU reference instead of the GPU.
@@ -211,14 +212,6 @@ fn build_trainer<'a>(
         trainer.profile_next_steps(steps)?;
     }
     Ok((Box::new(trainer), gpu.adapter_description()))
-}
-
-/// Whether `error` is training stopped by Ctrl-C or SIGTERM.
-pub fn is_interruption(error: &anyhow::Error) -> bool {
-    matches!(
-        error.downcast_ref::<wgpu_mlp::Error>(),
-        Some(wgpu_mlp::Error::Interrupted { .. })
-    )
 }
 
 /// A batch larger than the training set is the whole set, on either side, and said.
