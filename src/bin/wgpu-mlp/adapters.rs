@@ -1,8 +1,10 @@
-//! `wgpu-mlp adapters`: every adapter wgpu sees, its key limits, and the one `auto` picks.
+//! `wgpu-mlp adapters`: every adapter wgpu sees, its key limits, and the one `auto` picks with
+//! the limits in force (`WGPU_MLP_LIMITS`, `WGPU_MLP_FEATURES`) and the matmul tiles they allow.
 
 use anyhow::Result;
 
 use wgpu_mlp::gpu::context::{available_adapters, describe_adapter};
+use wgpu_mlp::gpu::kernels::MatmulStrategy;
 use wgpu_mlp::{AdapterChoice, Gpu};
 
 pub fn run() -> Result<()> {
@@ -35,5 +37,45 @@ pub fn run() -> Result<()> {
             ""
         }
     );
+    print_kernels(&gpu);
     Ok(())
+}
+
+/// The limits the device was opened with and the tiles each matmul kernel can take within them.
+fn print_kernels(gpu: &Gpu) {
+    let (options, limits) = (gpu.options(), gpu.limits());
+    println!(
+        "    limits in force: {:?}, features: {:?}: max_compute_workgroup_storage_size: {} B, max_compute_invocations_per_workgroup: {}, max_compute_workgroup_size: {}×{}×{}, max_storage_buffers_per_shader_stage: {}, max_bind_groups: {}, max_storage_buffer_binding_size: {} MiB, max_compute_workgroups_per_dimension: {}, subgroups: {}",
+        options.limits,
+        options.features,
+        limits.max_compute_workgroup_storage_size,
+        limits.max_compute_invocations_per_workgroup,
+        limits.max_compute_workgroup_size_x,
+        limits.max_compute_workgroup_size_y,
+        limits.max_compute_workgroup_size_z,
+        limits.max_storage_buffers_per_shader_stage,
+        limits.max_bind_groups,
+        limits.max_storage_buffer_binding_size >> 20,
+        limits.max_compute_workgroups_per_dimension,
+        gpu.config().subgroups,
+    );
+    let strategies = [
+        MatmulStrategy::Tiled,
+        MatmulStrategy::RegisterBlocked,
+        MatmulStrategy::Shuffled,
+    ];
+    for strategy in strategies {
+        match gpu.config().check_strategy(strategy) {
+            Ok(()) => {
+                let tiles: Vec<String> = gpu
+                    .config()
+                    .tiles(strategy)
+                    .iter()
+                    .map(|tile| tile.to_string())
+                    .collect();
+                println!("    {strategy:?} matmul tiles: {}", tiles.join(", "));
+            }
+            Err(refusal) => println!("    {strategy:?} matmul: {refusal}"),
+        }
+    }
 }

@@ -18,7 +18,7 @@ pub mod optim;
 pub mod reduce;
 pub mod transpose;
 
-pub use config::{KernelConfig, MatmulStrategy};
+pub use config::{KernelConfig, KernelNeeds, MatmulStrategy};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::{Access, Gpu, PipelineSpec};
