@@ -50,3 +50,17 @@ fi
 echo "== tests"
 cargo test --release --locked --all-targets
 cargo test --release --locked --doc
+
+# The kernel, gradient and training tests again as weaker devices: WebGPU's guaranteed limits
+# without subgroups on lavapipe, and the GL backend (no subgroups) with its own limits and with
+# WebGPU's; each with every matmul kernel such a device runs forced in turn. The shuffled
+# kernel needs subgroups, so none of these runs it: the kernel tests assert that it is refused.
+limited_targets=(--test kernels --test gradients --test training --test limits --test output_kernels)
+for setting in "vulkan webgpu" "gl adapter" "gl webgpu"; do
+    read -r backend limits <<<"$setting"
+    for matmul in register tiled; do
+        echo "== tests on $backend under $limits limits without subgroups, $matmul matmul"
+        WGPU_BACKEND="$backend" WGPU_MLP_LIMITS="$limits" WGPU_MLP_FEATURES=none \
+            WGPU_MLP_MATMUL="$matmul" cargo test --release --locked "${limited_targets[@]}"
+    done
+done

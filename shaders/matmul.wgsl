@@ -211,19 +211,21 @@ override TL_WG_Y: u32 = 16u;
 override TL_GROUPS_M: u32 = 2u;
 override TL_GROUPS_N: u32 = 2u;
 const TL_TILE_K: u32 = 16u;
-// vec4s per row of a slice, and the largest tile side the arrays hold.
+// vec4s per row of a slice.
 override TL_QUADS_M: u32 = TL_WG_Y * TL_GROUPS_M;
 override TL_QUADS_N: u32 = TL_WG_X * TL_GROUPS_N;
 override TL_THREADS: u32 = TL_WG_X * TL_WG_Y;
 override TL_LOADS_A: u32 = TL_TILE_K * TL_QUADS_M / TL_THREADS;
 override TL_LOADS_B: u32 = TL_TILE_K * TL_QUADS_N / TL_THREADS;
-const TL_MAX_QUADS: u32 = 32u;
 // One vec4 of padding per row, so that the slices of a k-contiguous operand, stored a k-row at
 // a time by neighbouring invocations, fall in different banks.
-const TL_ROW: u32 = TL_MAX_QUADS + 1u;
+override TL_ROW_A: u32 = TL_QUADS_M + 1u;
+override TL_ROW_B: u32 = TL_QUADS_N + 1u;
 
-var<workgroup> quads_a: array<vec4<f32>, TL_TILE_K * TL_ROW>; // [kk][row / 4]
-var<workgroup> quads_b: array<vec4<f32>, TL_TILE_K * TL_ROW>; // [kk][col / 4]
+// Sized for the tile in use, not the largest, so that every tile that fits the device's
+// max_compute_workgroup_storage_size can run (MatmulTile::workgroup_storage mirrors this).
+var<workgroup> quads_a: array<vec4<f32>, TL_TILE_K * TL_ROW_A>; // [kk][row / 4]
+var<workgroup> quads_b: array<vec4<f32>, TL_TILE_K * TL_ROW_B>; // [kk][col / 4]
 
 // Where the vec4 `e` of a slice goes: (kk, quad). Numbered along the operand's memory layout, so
 // that neighbouring invocations load neighbouring words: k fastest when the operand is
@@ -272,12 +274,12 @@ fn fetch_b(e: u32, k0: u32, col_base: u32) -> vec4<f32> {
 
 fn put_a(e: u32, value: vec4<f32>) {
     let at = slice_slot(e, params.transpose_a == 0u, TL_QUADS_M);
-    quads_a[at.x * TL_ROW + at.y] = value;
+    quads_a[at.x * TL_ROW_A + at.y] = value;
 }
 
 fn put_b(e: u32, value: vec4<f32>) {
     let at = slice_slot(e, params.transpose_b != 0u, TL_QUADS_N);
-    quads_b[at.x * TL_ROW + at.y] = value;
+    quads_b[at.x * TL_ROW_B + at.y] = value;
 }
 
 // acc + a ⊗ b, with row r of the 4×4 block in column r of the matrix.
@@ -363,19 +365,19 @@ fn matmul_tiled(
         }
 
         for (var kk = 0u; kk < TL_TILE_K; kk++) {
-            let a0 = quads_a[kk * TL_ROW + local.y];
-            let b0 = quads_b[kk * TL_ROW + local.x];
+            let a0 = quads_a[kk * TL_ROW_A + local.y];
+            let b0 = quads_b[kk * TL_ROW_B + local.x];
             acc00 = outer_fma(a0, b0, acc00);
             if TL_GROUPS_N > 1u {
-                let b1 = quads_b[kk * TL_ROW + TL_WG_X + local.x];
+                let b1 = quads_b[kk * TL_ROW_B + TL_WG_X + local.x];
                 acc01 = outer_fma(a0, b1, acc01);
                 if TL_GROUPS_M > 1u {
-                    let a1 = quads_a[kk * TL_ROW + TL_WG_Y + local.y];
+                    let a1 = quads_a[kk * TL_ROW_A + TL_WG_Y + local.y];
                     acc10 = outer_fma(a1, b0, acc10);
                     acc11 = outer_fma(a1, b1, acc11);
                 }
             } else if TL_GROUPS_M > 1u {
-                let a1 = quads_a[kk * TL_ROW + TL_WG_Y + local.y];
+                let a1 = quads_a[kk * TL_ROW_A + TL_WG_Y + local.y];
                 acc10 = outer_fma(a1, b0, acc10);
             }
         }

@@ -126,6 +126,15 @@ pub enum Error {
     /// The device was lost (driver reset, GPU removed, out of memory on some backends).
     #[error("the GPU device was lost: {0}")]
     DeviceLost(String),
+
+    /// A kernel needs more of a device limit, or a feature, than the device was opened with.
+    #[error("{kernel} cannot run on this device: {why}")]
+    Unsupported {
+        /// The kernel, e.g. "the Tiled matmul with tile 16×16 invocations of 8×8".
+        kernel: String,
+        /// What it needs and what the device has, naming the wgpu limit or feature.
+        why: String,
+    },
 }
 
 /// What to try after a divergence: a weight decay large enough to push every weight across zero

@@ -54,7 +54,7 @@ pub mod train;
 
 pub use data::Dataset;
 pub use error::{Error, Result};
-pub use gpu::{AdapterChoice, Fusion, Gpu, GpuMlp};
+pub use gpu::{AdapterChoice, FeatureMask, Fusion, Gpu, GpuMlp, GpuOptions, LimitsPreset};
 pub use model::{Activation, Dense, DenseGradients, Gradients, Init, Loss, Mlp};
 pub use ndarray;
 pub use optim::{Optimizer, OptimizerConfig};

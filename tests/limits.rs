@@ -1,14 +1,21 @@
 //! Models and data sets larger than the device allows are refused before anything is allocated,
 //! with an error naming what did not fit, its size and the adapter's limit; what fits still
 //! trains. The adapter's limits are lowered to make the test small.
+//!
+//! Kernels are chosen within the limits the device was opened with: under WebGPU's limits the
+//! shared-memory matmul takes only the tiles whose workgroup arrays fit, a kernel forced onto a
+//! device that cannot run it is refused naming the limit or feature, and what does fit matches
+//! ndarray.
 
 mod common;
 
-use common::{one_hot, random_matrix};
+use common::{assert_close, one_hot, random_matrix};
 use wgpu_mlp::data::synthetic;
+use wgpu_mlp::gpu::kernels::matmul::{Epilogue, Matmul, MatmulOperands, MatmulShape, MatmulTile};
+use wgpu_mlp::gpu::kernels::{Dispatch, MatmulStrategy};
 use wgpu_mlp::optim::OptimizerConfig;
 use wgpu_mlp::train::{GpuTrainer, TrainConfig};
-use wgpu_mlp::{Activation, Error, Gpu, GpuMlp, Loss, Mlp};
+use wgpu_mlp::{Activation, Error, FeatureMask, Gpu, GpuMlp, GpuOptions, LimitsPreset, Loss, Mlp};
 
 const ONE_MIB: u64 = 1 << 20;
 
@@ -99,6 +106,186 @@ fn a_data_set_over_the_limit_is_refused_by_name() {
         .to_string();
     assert!(
         error.contains("the training set's 2000 images") && error.contains("1568000 bytes"),
+        "{error}"
+    );
+}
+
+/// The test adapter opened as `limits` and `features` say, with `matmul` forced.
+fn gpu_as(
+    limits: LimitsPreset,
+    features: FeatureMask,
+    matmul: Option<MatmulStrategy>,
+) -> wgpu_mlp::Result<Gpu> {
+    let options = GpuOptions {
+        limits,
+        features,
+        matmul,
+    };
+    Gpu::with_options(common::adapter_choice(), options)
+}
+
+/// `A · B` for a 70×90×50 product with `variant` on `gpu`, against ndarray; the bind error if
+/// the device refuses it.
+fn product_matches_ndarray(gpu: &Gpu, variant: Matmul) -> wgpu_mlp::Result<()> {
+    let (m, n, k) = (70, 90, 50);
+    let (a, b) = (random_matrix(m, k, 1), random_matrix(k, n, 2));
+    let a_buffer = gpu.storage_buffer_with("a", a.as_slice().unwrap())?;
+    let b_buffer = gpu.storage_buffer_with("b", b.as_slice().unwrap())?;
+    let c = gpu.storage_buffer("c", m * n)?;
+    let operands = MatmulOperands {
+        a: &a_buffer,
+        b: &b_buffer,
+        c: &c,
+    };
+    let shape = MatmulShape { m, n, k };
+    let dispatch = variant.bind(gpu, "limits test", shape, operands, Epilogue::None)?;
+    Dispatch::run_all(gpu, &[&dispatch])?;
+    let got = gpu.read_f32(&c, m * n)?;
+    let want = a.dot(&b);
+    assert_close(
+        &format!("{variant:?}"),
+        &got,
+        want.as_slice().unwrap(),
+        1e-4,
+        1e-4,
+    );
+    Ok(())
+}
+
+#[test]
+fn under_webgpu_limits_only_the_shared_tiles_that_fit_are_chosen_and_the_rest_are_refused() {
+    let gpu = gpu_as(
+        LimitsPreset::WebGpu,
+        FeatureMask::None,
+        Some(MatmulStrategy::Tiled),
+    )
+    .unwrap();
+    let storage = gpu.limits().max_compute_workgroup_storage_size;
+    assert!(storage <= 16_384, "{storage}");
+    assert_eq!(gpu.config().matmul, MatmulStrategy::Tiled);
+    // The 128×128 tile's two slices are 16 rows of 33 vec4s each, 16,896 bytes; every smaller
+    // tile declares arrays for its own size, within WebGPU's 16,384.
+    let largest = MatmulTile::SHARED_TILES[0];
+    assert_eq!(largest.workgroup_storage(MatmulStrategy::Tiled), 16_896);
+    let fitting: Vec<MatmulTile> = MatmulTile::SHARED_TILES
+        .into_iter()
+        .filter(|tile| tile.workgroup_storage(MatmulStrategy::Tiled) <= storage)
+        .collect();
+    assert_eq!(gpu.config().shared_tiles, fitting);
+    assert!(
+        !fitting.contains(&largest) && fitting.len() == 6,
+        "{fitting:?}"
+    );
+    for tile in fitting {
+        product_matches_ndarray(&gpu, Matmul::NN.with_tile(tile)).unwrap();
+    }
+    // Chosen by shape: what the largest tile would take goes to the largest that fits.
+    let big = MatmulShape {
+        m: 4096,
+        n: 4096,
+        k: 256,
+    };
+    assert_eq!(
+        gpu.config().tile_for(MatmulStrategy::Tiled, big),
+        MatmulTile::SHARED_TILES[1]
+    );
+    product_matches_ndarray(&gpu, Matmul::NN).unwrap();
+    let error = product_matches_ndarray(&gpu, Matmul::NN.with_tile(largest)).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::Unsupported { .. }), "{error:?}");
+    assert!(
+        message.contains("16896 bytes of workgroup storage")
+            && message.contains(&format!(
+                "allows {storage} (max_compute_workgroup_storage_size)"
+            )),
+        "{message}"
+    );
+    // The register-blocked kernel needs no workgroup storage and runs too.
+    product_matches_ndarray(
+        &gpu,
+        Matmul::NN.with_strategy(MatmulStrategy::RegisterBlocked),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_kernel_the_device_cannot_run_is_refused_naming_the_feature_or_the_limit() {
+    // Without subgroups, forcing the shuffled kernel fails when the device is opened...
+    let error = gpu_as(
+        LimitsPreset::WebGpu,
+        FeatureMask::None,
+        Some(MatmulStrategy::Shuffled),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("the Shuffled matmul cannot run on this device")
+            && error.contains("wgpu's SUBGROUP feature"),
+        "{error}"
+    );
+    // ... and asking for it by product when it binds.
+    let gpu = gpu_as(LimitsPreset::WebGpu, FeatureMask::None, None).unwrap();
+    assert!(!gpu.config().subgroups);
+    assert_ne!(gpu.config().matmul, MatmulStrategy::Shuffled);
+    let shuffled = Matmul::NN.with_strategy(MatmulStrategy::Shuffled);
+    let error = product_matches_ndarray(&gpu, shuffled)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("wgpu's SUBGROUP feature"), "{error}");
+
+    // A tile with more invocations than the device allows, in a kernel that would hold it.
+    let gpu = Gpu::with_limits(common::adapter_choice(), |limits| {
+        limits.max_compute_invocations_per_workgroup = 64;
+        limits.max_compute_workgroup_size_x = 64;
+        limits.max_compute_workgroup_size_y = 64;
+    })
+    .unwrap();
+    assert!(
+        gpu.config()
+            .shared_tiles
+            .iter()
+            .all(|t| t.wg_x * t.wg_y <= 64)
+    );
+    assert_eq!(gpu.config().shared_tiles, [MatmulTile::SHARED_TILES[6]]);
+    assert!(gpu.config().workgroup_size <= 64);
+    let wide = Matmul::NN
+        .with_strategy(MatmulStrategy::Tiled)
+        .with_tile(MatmulTile::SHARED_TILES[4]);
+    let error = product_matches_ndarray(&gpu, wide).unwrap_err().to_string();
+    assert!(
+        error.contains("128 invocations per workgroup")
+            && error.contains("(max_compute_invocations_per_workgroup)"),
+        "{error}"
+    );
+    product_matches_ndarray(&gpu, Matmul::NN.with_strategy(MatmulStrategy::Tiled)).unwrap();
+}
+
+#[test]
+fn under_downlevel_limits_kernels_binding_more_storage_buffers_than_allowed_are_refused() {
+    // Downlevel devices bind 4 storage buffers per stage; the matmul binds 6 (a, b, the
+    // epilogue's operand twice, c and the parts of a split product).
+    let gpu = gpu_as(LimitsPreset::Downlevel, FeatureMask::All, None).unwrap();
+    assert_eq!(gpu.limits().max_storage_buffers_per_shader_stage, 4);
+    assert!(gpu.limits().max_compute_workgroup_storage_size <= 16_352);
+    let error = product_matches_ndarray(&gpu, Matmul::NN)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("needs 6 storage buffers per shader stage")
+            && error.contains("allows 4 (max_storage_buffers_per_shader_stage)"),
+        "{error}"
+    );
+    let mlp = Mlp::new(
+        &[4, 8, 3],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        1,
+    )
+    .unwrap();
+    let error = GpuMlp::new(&gpu, &mlp).unwrap_err().to_string();
+    assert!(
+        error.contains("(max_storage_buffers_per_shader_stage)"),
         "{error}"
     );
 }

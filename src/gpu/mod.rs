@@ -4,5 +4,5 @@ pub mod kernels;
 pub mod network;
 pub mod profile;
 
-pub use context::{AdapterChoice, Gpu};
+pub use context::{AdapterChoice, FeatureMask, Gpu, GpuOptions, LimitsPreset};
 pub use network::{Fusion, GpuMlp};

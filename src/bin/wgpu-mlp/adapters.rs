@@ -1,10 +1,14 @@
 //! `wgpu-mlp adapters`: every adapter wgpu sees, its key limits, what to type to choose it, and
-//! the one `auto` picks.
+//! the one `auto` picks with the limits in force (`WGPU_MLP_LIMITS`, `WGPU_MLP_FEATURES`) and the
+//! matmul tiles they allow.
 
 use anyhow::Result;
 
 use wgpu_mlp::gpu::context::{available_adapters, describe_adapter, ways_to_choose};
+use wgpu_mlp::gpu::kernels::MatmulStrategy;
 use wgpu_mlp::{AdapterChoice, Gpu};
+
+use crate::common::out;
 
 pub fn run() -> Result<()> {
     let adapters = available_adapters();
@@ -15,26 +19,26 @@ pub fn run() -> Result<()> {
     let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
     for (index, (adapter, info)) in adapters.iter().zip(&infos).enumerate() {
         let limits = adapter.limits();
-        println!("{}", describe_adapter(info));
-        println!("    driver: {} {}", info.driver, info.driver_info);
-        println!(
+        out!("{}", describe_adapter(info))?;
+        out!("    driver: {} {}", info.driver, info.driver_info)?;
+        out!(
             "    max_storage_buffer_binding_size: {} MiB, max_buffer_size: {} MiB, max_compute_workgroup_size_x: {}, max_compute_invocations_per_workgroup: {}",
             limits.max_storage_buffer_binding_size >> 20,
             limits.max_buffer_size >> 20,
             limits.max_compute_workgroup_size_x,
             limits.max_compute_invocations_per_workgroup
-        );
+        )?;
         let ways = ways_to_choose(&infos, index);
         if !ways.is_empty() {
             let typed: Vec<String> = ways
                 .iter()
                 .map(|w| format!("--adapter {}", shell_word(w)))
                 .collect();
-            println!("    choose with: {}", typed.join(" or "));
+            out!("    choose with: {}", typed.join(" or "))?;
         }
     }
     let gpu = Gpu::new(AdapterChoice::Auto)?;
-    println!(
+    out!(
         "--adapter auto uses: {} (kernels: {:?} matmul{})",
         gpu.adapter_description(),
         gpu.config().matmul,
@@ -43,7 +47,8 @@ pub fn run() -> Result<()> {
         } else {
             ""
         }
-    );
+    )?;
+    print_kernels(&gpu)?;
     Ok(())
 }
 
@@ -57,4 +62,44 @@ fn shell_word(text: &str) -> String {
     } else {
         format!("\"{}\"", text.replace('"', "\\\""))
     }
+}
+
+/// The limits the device was opened with and the tiles each matmul kernel can take within them.
+fn print_kernels(gpu: &Gpu) -> Result<()> {
+    let (options, limits) = (gpu.options(), gpu.limits());
+    out!(
+        "    limits in force: {:?}, features: {:?}: max_compute_workgroup_storage_size: {} B, max_compute_invocations_per_workgroup: {}, max_compute_workgroup_size: {}×{}×{}, max_storage_buffers_per_shader_stage: {}, max_bind_groups: {}, max_storage_buffer_binding_size: {} MiB, max_compute_workgroups_per_dimension: {}, subgroups: {}",
+        options.limits,
+        options.features,
+        limits.max_compute_workgroup_storage_size,
+        limits.max_compute_invocations_per_workgroup,
+        limits.max_compute_workgroup_size_x,
+        limits.max_compute_workgroup_size_y,
+        limits.max_compute_workgroup_size_z,
+        limits.max_storage_buffers_per_shader_stage,
+        limits.max_bind_groups,
+        limits.max_storage_buffer_binding_size >> 20,
+        limits.max_compute_workgroups_per_dimension,
+        gpu.config().subgroups,
+    )?;
+    let strategies = [
+        MatmulStrategy::Tiled,
+        MatmulStrategy::RegisterBlocked,
+        MatmulStrategy::Shuffled,
+    ];
+    for strategy in strategies {
+        match gpu.config().check_strategy(strategy) {
+            Ok(()) => {
+                let tiles: Vec<String> = gpu
+                    .config()
+                    .tiles(strategy)
+                    .iter()
+                    .map(|tile| tile.to_string())
+                    .collect();
+                out!("    {strategy:?} matmul tiles: {}", tiles.join(", "))?;
+            }
+            Err(refusal) => out!("    {strategy:?} matmul: {refusal}")?,
+        }
+    }
+    Ok(())
 }

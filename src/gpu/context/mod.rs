@@ -2,7 +2,8 @@
 //!
 //! Adapter choice ([`AdapterChoice`]) prefers a hardware GPU and falls back to a software one
 //! (Mesa's lavapipe, WARP, SwiftShader). The device is opened with the adapter's own limits, not
-//! wgpu's conservative defaults, so that large layers fit. Pipelines are compiled on first use and
+//! wgpu's conservative defaults, so that large layers fit, unless [`GpuOptions`] (or the
+//! environment) asks for WebGPU's or the downlevel limits, to run as a weaker device would. Pipelines are compiled on first use and
 //! cached for the life of the context; a network asks for all of its pipelines when it is built,
 //! so none is compiled during training.
 //!
@@ -12,14 +13,16 @@
 
 //!
 //! This file opens the device and reports its faults; [`adapter`] chooses the adapter,
-//! [`pipelines`] compiles and caches pipelines, and [`buffers`] creates buffers and reads them
-//! back.
+//! [`pipelines`] compiles and caches pipelines, [`buffers`] creates buffers and reads them
+//! back, and [`options`] reads the limits, features and matmul kernel asked for.
 
 mod adapter;
 mod buffers;
+mod options;
 mod pipelines;
 
 pub use adapter::{AdapterChoice, available_adapters, describe_adapter, ways_to_choose};
+pub use options::{FeatureMask, GpuOptions, LimitsPreset};
 pub(crate) use pipelines::{Access, PipelineSpec};
 
 use std::collections::HashMap;
@@ -42,6 +45,7 @@ pub struct Gpu {
 
 struct GpuInner {
     adapter_info: wgpu::AdapterInfo,
+    options: GpuOptions,
     limits: wgpu::Limits,
     device: wgpu::Device,
     queue: wgpu::Queue,
@@ -62,19 +66,28 @@ impl fmt::Debug for Gpu {
 }
 
 impl Gpu {
-    /// Opens a device on the adapter `choice` selects, with that adapter's own limits.
+    /// Opens a device on the adapter `choice` selects, with the limits, features and matmul
+    /// kernel the environment asks for ([`GpuOptions::from_env`]: the adapter's own limits, all
+    /// its features and its kernel unless `WGPU_MLP_LIMITS`, `WGPU_MLP_FEATURES` or
+    /// `WGPU_MLP_MATMUL` say otherwise).
     pub fn new(choice: AdapterChoice) -> Result<Gpu> {
-        Self::with_limits(choice, |_| {})
+        Self::with_options(choice, GpuOptions::from_env()?)
     }
 
-    /// [`Gpu::new`] with the adapter's limits lowered by `adjust` (to test how models that do
-    /// not fit are handled, or to stay within a budget). Raising a limit above the adapter's
-    /// makes opening the device fail.
+    /// Opens a device on the adapter `choice` selects as `options` say, whatever the
+    /// environment: e.g. WebGPU's limits without subgroups, to run as a browser's device would.
+    pub fn with_options(choice: AdapterChoice, options: GpuOptions) -> Result<Gpu> {
+        Self::open(choice, options, |_| {}, |_| {})
+    }
+
+    /// [`Gpu::new`] with the limits lowered by `adjust` (to test how models that do not fit are
+    /// handled, or to stay within a budget). Raising a limit above the adapter's makes opening
+    /// the device fail.
     pub fn with_limits(
         choice: AdapterChoice,
         adjust: impl FnOnce(&mut wgpu::Limits),
     ) -> Result<Gpu> {
-        Self::open(choice, adjust, |_| {})
+        Self::open(choice, GpuOptions::from_env()?, adjust, |_| {})
     }
 
     /// [`Gpu::new`] with the kernel shapes [`KernelConfig::for_adapter`] chose changed by
@@ -84,24 +97,24 @@ impl Gpu {
         choice: AdapterChoice,
         adjust: impl FnOnce(&mut KernelConfig),
     ) -> Result<Gpu> {
-        Self::open(choice, |_| {}, adjust)
+        Self::open(choice, GpuOptions::from_env()?, |_| {}, adjust)
     }
 
     fn open(
         choice: AdapterChoice,
+        options: GpuOptions,
         adjust_limits: impl FnOnce(&mut wgpu::Limits),
         adjust_config: impl FnOnce(&mut KernelConfig),
     ) -> Result<Gpu> {
         let adapter = choose_adapter(&choice)?;
         let adapter_info = adapter.get_info();
-        let mut limits = adapter.limits();
+        let mut limits = options.limits.limits(&adapter.limits());
         adjust_limits(&mut limits);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgpu-mlp device"),
             // Timestamps cost nothing unless `--profile` writes them; subgroups serve the
             // shuffled matmul (KernelConfig::for_adapter).
-            required_features: adapter.features()
-                & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP),
+            required_features: options.features.features(adapter.features()),
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -125,10 +138,15 @@ impl Gpu {
         });
 
         let mut config = KernelConfig::for_adapter(&adapter_info, &limits, device.features());
+        if let Some(strategy) = options.matmul {
+            config.check_strategy(strategy)?;
+            config.matmul = strategy;
+        }
         adjust_config(&mut config);
         Ok(Gpu {
             inner: Arc::new(GpuInner {
                 adapter_info,
+                options,
                 limits,
                 device,
                 queue,
@@ -159,9 +177,15 @@ impl Gpu {
         describe_adapter(&self.inner.adapter_info)
     }
 
-    /// The limits the device was opened with (the adapter's own).
+    /// The limits the device was opened with: the adapter's own unless [`GpuOptions::limits`]
+    /// or an adjustment lowered them.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
+    }
+
+    /// The options the device was opened with.
+    pub fn options(&self) -> &GpuOptions {
+        &self.inner.options
     }
 
     /// The wgpu device.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::gpu::context::Gpu;
-use crate::gpu::kernels::Shader;
+use crate::gpu::kernels::{KernelNeeds, Shader};
 
 /// The bindings of a kernel's bind group, in binding order. Binding 0 is always the kernel's
 /// uniform parameter block; the rest are storage buffers.
@@ -170,6 +170,7 @@ impl Gpu {
         };
         // Modules and layouts first, once each, so that the threads only create pipelines.
         for spec in missing.values() {
+            self.check_bindings(spec)?;
             self.module(spec.shader)?;
             self.layouts(spec.storage)?;
         }
@@ -186,6 +187,19 @@ impl Gpu {
         })
     }
 
+    /// Whether the device can bind `spec`'s buffers: an error naming the kernel and the limit
+    /// (storage buffers per stage, bind groups) if not, rather than a failed layout.
+    fn check_bindings(&self, spec: &PipelineSpec) -> Result<()> {
+        let needs = KernelNeeds {
+            workgroup_size: [1, 1, 1],
+            workgroup_storage: 0,
+            storage_buffers: spec.storage.len() as u32,
+        };
+        self.inner
+            .config
+            .check_needs(|| format!("kernel {}", spec.label()), needs)
+    }
+
     /// The pipeline for `spec`, compiled on first request and cached.
     pub(crate) fn pipeline(&self, spec: &PipelineSpec) -> Result<wgpu::ComputePipeline> {
         let key = spec.cache_key();
@@ -198,6 +212,7 @@ impl Gpu {
         {
             return Ok(pipeline.clone());
         }
+        self.check_bindings(spec)?;
         let module = self.module(spec.shader)?;
         let (_, layout) = self.layouts(spec.storage)?;
         let label = spec.label();

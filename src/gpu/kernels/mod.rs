@@ -20,7 +20,7 @@ pub mod reduce;
 mod translation;
 pub mod transpose;
 
-pub use config::{KernelConfig, MatmulStrategy};
+pub use config::{KernelConfig, KernelNeeds, MatmulStrategy};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::{Access, Gpu, PipelineSpec};

@@ -166,17 +166,19 @@ impl Matmul {
         }
     }
 
-    /// Whether this variant's kernel can run `tile` on `gpu`.
+    /// Whether this variant's kernel can run `tile` on `gpu`: the kernel's arrays hold it, the
+    /// device has the features the kernel needs, and the tile fits the device's limits.
     fn check_runnable(&self, gpu: &Gpu, tile: MatmulTile) -> Result<()> {
         let strategy = self.strategy(gpu);
         tile.check(strategy)?;
-        if strategy == MatmulStrategy::Shuffled && !gpu.config().subgroups {
-            return Err(Error::invalid(
-                "matmul strategy",
-                "the shuffled kernel needs subgroup operations, which this device does not have",
-            ));
+        let config = gpu.config();
+        if strategy == MatmulStrategy::Shuffled && !config.subgroups {
+            return config.check_strategy(strategy);
         }
-        Ok(())
+        config.check_needs(
+            || format!("the {strategy:?} matmul with tile {tile}"),
+            tile.needs(strategy),
+        )
     }
 
     fn layout(
@@ -296,7 +298,7 @@ impl Matmul {
         let strategy = self.strategy(gpu);
         let tile = self
             .tile
-            .unwrap_or_else(|| MatmulTile::for_shape(strategy, shape));
+            .unwrap_or_else(|| gpu.config().tile_for(strategy, shape));
         (tile, MatmulSplit::for_shape(strategy, tile, shape))
     }
 

@@ -1,10 +1,12 @@
 //! [`MatmulTile`]: the block of `C` one workgroup computes, chosen per product shape and
-//! strategy, checked against what each kernel's arrays hold, and passed to the pipeline as
-//! override constants.
+//! strategy, checked against what each kernel's arrays hold and what it asks of the device
+//! ([`MatmulTile::needs`]), and passed to the pipeline as override constants.
+
+use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::matmul::{MatmulShape, MatmulSplit};
-use crate::gpu::kernels::{Dispatch, MatmulStrategy};
+use crate::gpu::kernels::matmul::{MatmulShape, MatmulSplit, STORAGE};
+use crate::gpu::kernels::{Dispatch, KernelNeeds, MatmulStrategy};
 
 /// The block of `C` one workgroup computes: `wg_x × wg_y` invocations, each accumulating a
 /// `block_m × block_n` register block whose rows are `wg_y` apart and columns `wg_x` apart.
@@ -31,8 +33,8 @@ impl MatmulTile {
     /// The most columns per invocation of the shuffled kernel (`MS_MAX_COLS`).
     pub const MAX_SHUFFLED_COLS: u32 = 8;
 
-    /// The largest tile side of the vec4 shared-memory kernel (4 · `TL_MAX_QUADS` in
-    /// matmul.wgsl).
+    /// The largest tile side of the vec4 shared-memory kernel: 16 invocations with two groups
+    /// of 4 each.
     pub const MAX_SHARED_TILE: u32 = 128;
 
     /// The depth of the vec4 shared-memory kernel's slices (`TL_TILE_K` in matmul.wgsl).
@@ -96,16 +98,14 @@ impl MatmulTile {
     /// takes 32.
     ///
     /// `tools/tile_probe.rs` compares the alternatives; see BENCHMARKS.md.
+    ///
+    /// This is the choice on a device that runs every tile; [`KernelConfig::tile_for`] makes it
+    /// among the tiles the device's limits allow.
+    ///
+    /// [`KernelConfig::tile_for`]: crate::gpu::kernels::KernelConfig::tile_for
     pub fn for_shape(strategy: MatmulStrategy, shape: MatmulShape) -> Self {
         if strategy == MatmulStrategy::Tiled {
-            let tiles = Self::SHARED_TILES;
-            return tiles
-                .into_iter()
-                .find(|tile| {
-                    let parts = MatmulSplit::parts_wanted(*tile, shape);
-                    parts == 1 || parts <= shape.k / MatmulSplit::LONG_PART
-                })
-                .unwrap_or(tiles[tiles.len() - 1]);
+            return Self::shared_for_shape(&Self::SHARED_TILES, shape);
         }
         const LANES: u32 = 8;
         let (block_m, max_block_n) = match strategy {
@@ -126,6 +126,41 @@ impl MatmulTile {
             wg_y: 1,
             block_m,
             block_n,
+        }
+    }
+
+    /// [`MatmulTile::for_shape`]'s shared-memory choice among `tiles`, largest first; the
+    /// smallest of [`MatmulTile::SHARED_TILES`] when `tiles` is empty (which binding refuses).
+    pub(crate) fn shared_for_shape(tiles: &[MatmulTile], shape: MatmulShape) -> MatmulTile {
+        let smallest = Self::SHARED_TILES[Self::SHARED_TILES.len() - 1];
+        tiles
+            .iter()
+            .copied()
+            .find(|tile| {
+                let parts = MatmulSplit::parts_wanted(*tile, shape);
+                parts == 1 || parts <= shape.k / MatmulSplit::LONG_PART
+            })
+            .unwrap_or_else(|| tiles.last().copied().unwrap_or(smallest))
+    }
+
+    /// Bytes of workgroup storage `strategy`'s kernel declares for this tile: the shared-memory
+    /// kernel's two slices, `SHARED_TILE_K` rows of vec4s with a vec4 of padding each (`quads_a`
+    /// and `quads_b` in matmul.wgsl); the others use none.
+    pub fn workgroup_storage(self, strategy: MatmulStrategy) -> u32 {
+        if strategy != MatmulStrategy::Tiled {
+            return 0;
+        }
+        let vec4 = 16;
+        let row = |side: u32| (side / 4 + 1) * vec4;
+        Self::SHARED_TILE_K * (row(self.rows()) + row(self.cols()))
+    }
+
+    /// What `strategy`'s kernel asks of the device with this tile.
+    pub fn needs(self, strategy: MatmulStrategy) -> KernelNeeds {
+        KernelNeeds {
+            workgroup_size: [self.wg_x, self.wg_y, 1],
+            workgroup_storage: self.workgroup_storage(strategy),
+            storage_buffers: STORAGE.len() as u32,
         }
     }
 
@@ -239,6 +274,22 @@ impl MatmulTile {
     }
 }
 
+impl fmt::Display for MatmulTile {
+    /// `rows×cols (wg_x×wg_y invocations of block_m×block_n)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}×{} ({}×{} invocations of {}×{})",
+            self.rows(),
+            self.cols(),
+            self.wg_x,
+            self.wg_y,
+            self.block_m,
+            self.block_n
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +375,67 @@ mod tests {
         // The plain register kernel's 16×16 blocks are too wide for the shuffled kernel's arrays.
         let register = MatmulTile::for_shape(MatmulStrategy::RegisterBlocked, shape);
         assert!(register.check(MatmulStrategy::Shuffled).is_err());
+    }
+
+    #[test]
+    fn tiles_are_chosen_within_the_limits_the_device_was_opened_with() {
+        let info = wgpu::AdapterInfo {
+            device_type: wgpu::DeviceType::DiscreteGpu,
+            ..wgpu::AdapterInfo::new(wgpu::DeviceType::Other, wgpu::Backend::Vulkan)
+        };
+        let tiled = MatmulStrategy::Tiled;
+        // Each tile's two slices: 16 rows of (side / 4 + 1) vec4s each.
+        let bytes = MatmulTile::SHARED_TILES.map(|tile| tile.workgroup_storage(tiled));
+        assert_eq!(bytes, [16_896, 12_800, 12_800, 8_704, 6_656, 6_656, 4_608]);
+        let big = MatmulShape {
+            m: 4096,
+            n: 4096,
+            k: 256,
+        };
+        let unlimited = wgpu::Limits {
+            max_compute_workgroup_storage_size: 32_768,
+            ..wgpu::Limits::default()
+        };
+        for (limits, largest) in [
+            (unlimited, 0),
+            (wgpu::Limits::default(), 1),
+            (wgpu::Limits::downlevel_defaults(), 1),
+        ] {
+            let config = KernelConfig::for_adapter(&info, &limits, wgpu::Features::empty());
+            assert_eq!(config.matmul, tiled);
+            assert_eq!(config.shared_tiles, MatmulTile::SHARED_TILES[largest..]);
+            assert_eq!(
+                config.tile_for(tiled, big),
+                MatmulTile::SHARED_TILES[largest]
+            );
+        }
+        // A GPU whose workgroups hold no shared-memory tile gets the register kernel.
+        let tiny = wgpu::Limits {
+            max_compute_workgroup_storage_size: 4096,
+            ..wgpu::Limits::default()
+        };
+        let config = KernelConfig::for_adapter(&info, &tiny, wgpu::Features::empty());
+        assert!(config.shared_tiles.is_empty());
+        assert_eq!(config.matmul, MatmulStrategy::RegisterBlocked);
+        let error = config.check_strategy(tiled).unwrap_err().to_string();
+        assert!(
+            error.contains(
+                "the Tiled matmul cannot run on this device: it needs 4608 bytes of \
+                            workgroup storage, and the device allows 4096 \
+                            (max_compute_workgroup_storage_size)"
+            ),
+            "{error}"
+        );
+        assert!(
+            config
+                .check_strategy(MatmulStrategy::RegisterBlocked)
+                .is_ok()
+        );
+        let error = config
+            .check_strategy(MatmulStrategy::Shuffled)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("wgpu's SUBGROUP feature"), "{error}");
     }
 
     #[test]
