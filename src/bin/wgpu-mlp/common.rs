@@ -55,9 +55,6 @@ impl DataArgs {
         let dir = data::find_data_dir(kind, self.data.as_deref())?;
         let (train, test, provenance) = data::load_checked(kind, &dir)?;
         eprintln!("data: {provenance}");
-        if let Some(warning) = provenance.warning() {
-            eprintln!("warning: {warning}");
-        }
         let keep = |set: Dataset, size: Option<usize>| match size {
             Some(n) => set.take(n),
             None => set,
