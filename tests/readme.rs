@@ -66,7 +66,7 @@ fn filter(line: &str, adapters: &[String]) -> String {
     out
 }
 
-/// Replaces every number directly followed by `unit` with `#`.
+/// Replaces every number directly followed by `unit`, and the padding before it, with ` #`.
 fn replace_figures_before(line: &str, unit: &str) -> String {
     let mut out = String::new();
     let mut rest = line;
@@ -78,9 +78,16 @@ fn replace_figures_before(line: &str, unit: &str) -> String {
             .take_while(|(_, c)| c.is_ascii_digit() || *c == '.')
             .last()
             .map_or(at, |(i, _)| i);
-        out.push_str(&head[..digits]);
         if digits < at {
+            // Right-aligned figures pad with spaces as wide as they are short: one space stays.
+            let before = head[..digits].trim_end_matches(' ');
+            out.push_str(before);
+            if before.len() < digits {
+                out.push(' ');
+            }
             out.push('#');
+        } else {
+            out.push_str(head);
         }
         out.push_str(unit);
         rest = &rest[at + unit.len()..];
@@ -220,5 +227,9 @@ fn the_matcher_takes_wildcards_and_elisions_and_nothing_else() {
         ),
         "W1 on [ADAPTER]: # samples/s, # GFLOP/s"
     );
-    assert_eq!(filter("epoch   1  2.5 s", &adapters), "epoch   1  # s");
+    assert_eq!(filter("epoch   1  2.5 s", &adapters), "epoch   1 # s");
+    assert_eq!(
+        filter("90.00%     96095 samples/s", &adapters),
+        filter("90.00%    101224 samples/s", &adapters)
+    );
 }
