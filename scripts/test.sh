@@ -47,6 +47,9 @@ if ! has_compute_adapter; then
     exit 1
 fi
 
+echo "== the library alone (default-features = false)"
+cargo check --release --locked --no-default-features --lib
+
 echo "== tests"
 cargo test --release --locked --all-targets
 cargo test --release --locked --doc

@@ -53,6 +53,23 @@ fn state_dict(mlp: &Mlp) -> Vec<(&'static str, Vec<usize>, Vec<f32>)> {
 
 #[test]
 fn json_keeps_stdout_to_one_json_line() {
+    let output = wgpu_mlp(&[
+        "train",
+        "--layers",
+        "784,16,10",
+        "--train-size",
+        "256",
+        "--test-size",
+        "64",
+        "--epochs",
+        "2",
+        "--json",
+    ]);
+    // On an adapter that is itself a CPU, the human lines also say that --cpu may be faster.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if stderr.contains(", Cpu)") {
+        assert_eq!(stderr.matches("may be faster").count(), 1, "{stderr}");
+    }
     let stdout = succeed(&[
         "train",
         "--layers",
@@ -313,4 +330,26 @@ fn errors_say_things_once_and_advise_what_caused_them() {
         "1e30",
     ]);
     assert!(error.contains("weight decay is too large"), "{error}");
+    // eval names the set it evaluates on.
+    let model = dir.join("hundred.safetensors");
+    let mlp = Mlp::new(
+        &[100, 4, 10],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        1,
+    )
+    .unwrap();
+    checkpoint::save(&model, &mlp, &CheckpointInfo::default()).unwrap();
+    let error = fail(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--test-size",
+        "10",
+    ]);
+    assert!(
+        error.contains("test set") && !error.contains("training set"),
+        "{error}"
+    );
 }
