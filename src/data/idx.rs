@@ -89,43 +89,8 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
 /// Parses IDX from `reader`. `available`, when known, is the number of bytes the stream holds;
 /// a header that claims more is refused before anything is allocated.
 pub fn parse_idx(mut reader: impl Read, path: &Path, available: Option<u64>) -> Result<IdxArray> {
-    let mut magic = [0u8; 4];
-    read_header_bytes(&mut reader, &mut magic, path, "the 4-byte magic number")?;
-    if magic[0] != 0 || magic[1] != 0 {
-        return Err(data_error(
-            path,
-            format!(
-                "is not an IDX file: magic number {magic:02x?} does not start with two zero bytes"
-            ),
-        ));
-    }
-    if magic[2] != TYPE_U8 {
-        return Err(data_error(
-            path,
-            format!(
-                "has IDX element type 0x{:02x}; only unsigned bytes (0x08) are supported",
-                magic[2]
-            ),
-        ));
-    }
-    let rank = magic[3] as usize;
-    if !(1..=4).contains(&rank) {
-        return Err(data_error(
-            path,
-            format!("declares {rank} dimensions; expected 1 (labels) or 3 (images)"),
-        ));
-    }
-    let mut dims = Vec::with_capacity(rank);
-    for d in 0..rank {
-        let mut word = [0u8; 4];
-        read_header_bytes(
-            &mut reader,
-            &mut word,
-            path,
-            &format!("dimension {d} of the header"),
-        )?;
-        dims.push(u32::from_be_bytes(word) as usize);
-    }
+    let dims = read_header(&mut reader, path)?;
+    let rank = dims.len();
     let header_len = 4 + 4 * rank as u64;
     let data_len = dims
         .iter()
@@ -179,6 +144,48 @@ pub fn parse_idx(mut reader: impl Read, path: &Path, available: Option<u64>) -> 
         ));
     }
     Ok(IdxArray { dims, data })
+}
+
+/// The IDX header: the magic number (unsigned bytes, 1 to 4 dimensions) and the dimensions.
+fn read_header(reader: &mut impl Read, path: &Path) -> Result<Vec<usize>> {
+    let mut magic = [0u8; 4];
+    read_header_bytes(reader, &mut magic, path, "the 4-byte magic number")?;
+    if magic[0] != 0 || magic[1] != 0 {
+        return Err(data_error(
+            path,
+            format!(
+                "is not an IDX file: magic number {magic:02x?} does not start with two zero bytes"
+            ),
+        ));
+    }
+    if magic[2] != TYPE_U8 {
+        return Err(data_error(
+            path,
+            format!(
+                "has IDX element type 0x{:02x}; only unsigned bytes (0x08) are supported",
+                magic[2]
+            ),
+        ));
+    }
+    let rank = magic[3] as usize;
+    if !(1..=4).contains(&rank) {
+        return Err(data_error(
+            path,
+            format!("declares {rank} dimensions; expected 1 (labels) or 3 (images)"),
+        ));
+    }
+    let mut dims = Vec::with_capacity(rank);
+    for d in 0..rank {
+        let mut word = [0u8; 4];
+        read_header_bytes(
+            reader,
+            &mut word,
+            path,
+            &format!("dimension {d} of the header"),
+        )?;
+        dims.push(u32::from_be_bytes(word) as usize);
+    }
+    Ok(dims)
 }
 
 fn read_header_bytes(

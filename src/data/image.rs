@@ -62,10 +62,9 @@ fn decode_png(bytes: &[u8], path: &Path) -> Result<Grey> {
     })
 }
 
-/// PGM, binary (P5) or plain (P2), 8 or 16 bits.
-fn decode_pgm(bytes: &[u8], path: &Path) -> Result<Grey> {
-    let binary = bytes.starts_with(b"P5");
-    // Header tokens (skipping comments), then the data.
+/// The three numbers of a PGM header (width, height, maximum), skipping comments, and where the
+/// whitespace after the last one is.
+fn pgm_header(bytes: &[u8], path: &Path) -> Result<([usize; 3], usize)> {
     let mut tokens = Vec::new();
     let mut i = 2;
     while tokens.len() < 3 {
@@ -92,6 +91,13 @@ fn decode_pgm(bytes: &[u8], path: &Path) -> Result<Grey> {
             token.ok_or_else(|| image_error(path, "has a PGM header that is not three numbers"))?,
         );
     }
+    Ok(([tokens[0], tokens[1], tokens[2]], i))
+}
+
+/// PGM, binary (P5) or plain (P2), 8 or 16 bits.
+fn decode_pgm(bytes: &[u8], path: &Path) -> Result<Grey> {
+    let binary = bytes.starts_with(b"P5");
+    let (tokens, i) = pgm_header(bytes, path)?;
     let (width, height, max) = (tokens[0], tokens[1], tokens[2]);
     if width == 0
         || height == 0
