@@ -70,18 +70,8 @@ fn json_keeps_stdout_to_one_json_line() {
     if stderr.contains(", Cpu)") {
         assert_eq!(stderr.matches("may be faster").count(), 1, "{stderr}");
     }
-    let stdout = succeed(&[
-        "train",
-        "--layers",
-        "784,16,10",
-        "--train-size",
-        "256",
-        "--test-size",
-        "64",
-        "--epochs",
-        "2",
-        "--json",
-    ]);
+    assert!(output.status.success(), "{stderr}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{stdout}");
     let summary: serde_json::Value = serde_json::from_str(lines[0]).unwrap();

@@ -29,8 +29,9 @@ pub struct DataArgs {
     /// Data set [default: synthetic, or the one a saved model was trained on].
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetKind>,
-    /// Folder with the IDX files (.gz or raw); default: $WGPU_MLP_DATA, ./data/<dataset>, and for
-    /// Fashion-MNIST /usr/share/datasets/fashion-mnist.
+    /// Folder with the IDX files (.gz or raw); default: the first of $WGPU_MLP_DATA/<dataset>,
+    /// $WGPU_MLP_DATA, ./data/<dataset> and, for Fashion-MNIST, /usr/share/datasets/fashion-mnist
+    /// that holds them.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Training samples to use (all when omitted; the synthetic set makes this many, default 10000).
