@@ -17,6 +17,9 @@ fn bad_options_are_clear_errors() {
     assert!(fail(&["train", "--lr", "NaN", "--epochs", "1"]).contains("learning rate"));
     assert!(fail(&["train", "--epochs", "0"]).contains("--epochs 0"));
     assert!(
+        fail(&["gradcheck", "--batch", "100000000000"]).contains("--batch 100000000000: at most")
+    );
+    assert!(
         fail(&["train", "--loss", "cross-entropy", "--output", "sigmoid"])
             .contains("needs a softmax output")
     );

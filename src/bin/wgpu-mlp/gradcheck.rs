@@ -62,6 +62,13 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
     if args.batch == 0 {
         bail!("--batch 0: the check needs at least one row");
     }
+    if args.batch > MAX_BATCH {
+        bail!(
+            "--batch {}: at most {MAX_BATCH} rows; every finite difference runs the batch forward twice in f64, \
+             and a larger batch checks nothing more",
+            args.batch
+        );
+    }
     let (x, y) = random_batch(&mlp, args.batch, args.seed);
     let gpu = open_gpu(&args.adapter)?;
     out!(
@@ -121,6 +128,10 @@ fn element_name(mlp: &Mlp, element: &Element) -> String {
         Tensor::Bias => format!("layer {} {name}[{}]", element.layer, element.index),
     }
 }
+
+/// The most rows `--batch` takes: the batch is allocated before anything else, and each sampled
+/// parameter runs it forward twice, so beyond this the check only takes longer.
+const MAX_BATCH: usize = 4096;
 
 /// The step of the central finite differences.
 const FD_STEP: f64 = 1e-6;
