@@ -114,13 +114,12 @@ pub enum Error {
         /// Why it failed (timeout, device lost, map error).
         why: String,
     },
-    /// Training was interrupted (Ctrl-C, SIGTERM) before the epoch finished.
-    #[error("interrupted in epoch {epoch}, after {samples} of its samples")]
+    /// Work was stopped by its [`StopFlag`](crate::train::StopFlag) (Ctrl-C, SIGTERM): training
+    /// between steps, a download between chunks.
+    #[error("interrupted {during}")]
     Interrupted {
-        /// 1-based epoch that did not finish.
-        epoch: usize,
-        /// Samples of it trained on.
-        samples: usize,
+        /// Where it stopped, e.g. "in epoch 3, after 1280 of its samples".
+        during: String,
     },
 
     /// The device was lost (driver reset, GPU removed, out of memory on some backends).
@@ -160,6 +159,14 @@ impl Error {
             what: what.into(),
             actual: actual.to_vec(),
             expected: expected.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
         }
     }
 

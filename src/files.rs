@@ -21,7 +21,7 @@ pub fn resolve_target(path: &Path) -> Result<PathBuf> {
         match std::fs::symlink_metadata(&target) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 let link =
-                    std::fs::read_link(&target).map_err(|source| io_error(&target, source))?;
+                    std::fs::read_link(&target).map_err(|source| Error::io(&target, source))?;
                 target = match target.parent() {
                     Some(parent) if link.is_relative() => parent.join(link),
                     _ => link,
@@ -71,7 +71,7 @@ pub fn check_writable_target(path: &Path) -> Result<PathBuf> {
                 ));
             }
         }
-        Err(source) => return Err(io_error(&target, source)),
+        Err(source) => return Err(Error::io(&target, source)),
     }
     Ok(target)
 }
@@ -81,8 +81,8 @@ pub fn check_writable_target(path: &Path) -> Result<PathBuf> {
 pub fn check_can_write(path: &Path) -> Result<()> {
     let target = check_writable_target(path)?;
     let probe = temporary_path(&target)?;
-    File::create(&probe).map_err(|source| io_error(&folder_of(&target), source))?;
-    std::fs::remove_file(&probe).map_err(|source| io_error(&probe, source))
+    File::create(&probe).map_err(|source| Error::io(&folder_of(&target), source))?;
+    std::fs::remove_file(&probe).map_err(|source| Error::io(&probe, source))
 }
 
 /// Replaces the file `path` names with `bytes`, atomically: a temporary file beside the target
@@ -106,7 +106,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
-    result.map_err(|source| io_error(path, source))
+    result.map_err(|source| Error::io(path, source))
 }
 
 /// This process's temporary file for `target`: `.NAME.tmp-PID` in the same folder, so that the
@@ -197,11 +197,4 @@ fn kind_of(meta: &std::fs::Metadata) -> &'static str {
         }
     }
     "not a regular file"
-}
-
-fn io_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        source,
-    }
 }

@@ -57,10 +57,7 @@ pub fn load_with(
     path: &Path,
     architecture: Option<&Architecture>,
 ) -> Result<(Mlp, CheckpointInfo)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::io(path, source))?;
     from_bytes_with(&bytes, path, architecture)
 }
 

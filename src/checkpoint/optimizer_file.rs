@@ -80,10 +80,7 @@ pub fn load_optimizer(
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
-            return Err(Error::Io {
-                path: path.display().to_string(),
-                source,
-            });
+            return Err(Error::io(path, source));
         }
     };
     let (_, header) = SafeTensors::read_metadata(&bytes)

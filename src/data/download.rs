@@ -122,8 +122,7 @@ pub fn download(kind: DatasetKind, dir: &Path, mirrors: &[String]) -> Result<Vec
 /// [`crate::files`]) and renamed into place once verified; the temporaries of `NAME` that
 /// processes no longer running left behind (killed mid-download) are removed first. When `stop`
 /// is raised, the download ends before the next chunk of at most 64 KiB: the file in progress is
-/// removed and the answer is an [`Error::Io`] of kind [`std::io::ErrorKind::Interrupted`] naming
-/// it; the files completed before stay.
+/// removed and the answer is an [`Error::Interrupted`] naming it; the files completed before stay.
 pub fn download_with(
     spec: &DownloadSpec,
     dir: &Path,
@@ -134,10 +133,7 @@ pub fn download_with(
     if mirrors.is_empty() {
         return Err(Error::invalid("mirrors", "no mirror to download from"));
     }
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::io(dir, source))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(DOWNLOAD_TIMEOUT))
         .build()
@@ -182,11 +178,10 @@ pub fn download_with(
 
 /// The error for a download of `destination` stopped by its [`StopFlag`].
 fn interrupted(destination: &Path) -> Error {
-    Error::Io {
-        path: destination.display().to_string(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::Interrupted,
-            "download interrupted; the partial file was removed",
+    Error::Interrupted {
+        during: format!(
+            "while downloading {}; the partial file was removed",
+            destination.display()
         ),
     }
 }

@@ -37,53 +37,66 @@ fn data_error(path: &Path, why: impl Into<String>) -> Error {
     }
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        source,
+/// An IDX file opened for its content: decompressed when it is gzip (told by its magic number,
+/// not its name).
+pub(crate) struct IdxContent {
+    /// The content, decompressed.
+    pub reader: Box<dyn Read>,
+    /// Whether the file is gzip.
+    pub gzip: bool,
+    /// The content's size as the file states it: its length, or the gzip trailer's uncompressed
+    /// size modulo 2³² (exact for anything under 4 GiB); `None` for a gzip file too short to
+    /// have a trailer.
+    pub size: Option<u64>,
+}
+
+/// Opens `path` for its IDX content.
+pub(crate) fn open_content(path: &Path) -> std::io::Result<IdxContent> {
+    let mut file = File::open(path)?;
+    let file_len = file.metadata()?.len();
+    let mut magic = [0u8; 2];
+    let gzip = file_len >= 2 && {
+        file.read_exact(&mut magic)?;
+        file.seek(SeekFrom::Start(0))?;
+        magic == GZIP_MAGIC
+    };
+    if !gzip {
+        return Ok(IdxContent {
+            reader: Box::new(BufReader::new(file)),
+            gzip,
+            size: Some(file_len),
+        });
     }
+    let size = if file_len >= 18 {
+        let mut trailer = [0u8; 4];
+        file.seek(SeekFrom::End(-4))?;
+        file.read_exact(&mut trailer)?;
+        file.seek(SeekFrom::Start(0))?;
+        Some(u64::from(u32::from_le_bytes(trailer)))
+    } else {
+        None
+    };
+    Ok(IdxContent {
+        reader: Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
+        gzip,
+        size,
+    })
 }
 
 /// Reads an IDX file, decompressing it if it is gzip.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
-    let file_len = file.metadata().map_err(|e| io_error(path, e))?.len();
-    let mut magic = [0u8; 2];
-    let is_gzip = file_len >= 2 && {
-        file.read_exact(&mut magic).map_err(|e| io_error(path, e))?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| io_error(path, e))?;
-        magic == GZIP_MAGIC
-    };
+    let content = open_content(path).map_err(|e| Error::io(path, e))?;
     let named_gz = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    if named_gz && !is_gzip {
+    if named_gz && !content.gzip {
         return Err(data_error(
             path,
             "is named .gz but is not gzip-compressed (wrong file, or an error page saved in its place?)",
         ));
     }
-    if is_gzip {
-        // The gzip trailer holds the uncompressed size modulo 2³², a cheap early check against
-        // the header's claims (exact for anything under 4 GiB).
-        let uncompressed_len = if file_len >= 18 {
-            let mut trailer = [0u8; 4];
-            file.seek(SeekFrom::End(-4))
-                .map_err(|e| io_error(path, e))?;
-            file.read_exact(&mut trailer)
-                .map_err(|e| io_error(path, e))?;
-            file.seek(SeekFrom::Start(0))
-                .map_err(|e| io_error(path, e))?;
-            Some(u32::from_le_bytes(trailer) as u64)
-        } else {
-            None
-        };
-        let decoder = flate2::read::GzDecoder::new(BufReader::new(file));
-        parse_idx(decoder, path, uncompressed_len)
-    } else {
-        parse_idx(BufReader::new(file), path, Some(file_len))
-    }
+    // The stated size is a cheap early check against the header's claims.
+    parse_idx(content.reader, path, content.size)
 }
 
 /// Parses IDX from `reader`. `available`, when known, is the number of bytes the stream holds;

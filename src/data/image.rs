@@ -186,10 +186,7 @@ fn resample(image: &Grey, width: usize, height: usize) -> Vec<f32> {
 
 /// Loads a PNG or PGM image as `width × height` values in [0, 1], bright strokes on dark.
 pub fn load_image(path: &Path, width: usize, height: usize) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::io(path, source))?;
     let grey = if bytes.starts_with(&[0x89, b'P', b'N', b'G']) {
         decode_png(&bytes, path)?
     } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {

@@ -13,13 +13,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use md5::{Digest, Md5};
 
-use super::idx::MAX_IDX_BYTES;
+use super::idx::{MAX_IDX_BYTES, open_content};
 use super::{DatasetKind, IDX_FILES, idx_file};
 use crate::error::{Error, Result};
 
@@ -269,7 +269,7 @@ fn title(kind: DatasetKind) -> &'static str {
 
 /// The known file `path` holds, if any; `None` also when it cannot be read.
 fn identify<'a>(known: &'a [KnownFile], path: &Path, cache: &mut Cache) -> Option<&'a KnownFile> {
-    let size = content_size(path).ok()?;
+    let size = open_content(path).ok()?.size?;
     if !known.iter().any(|k| k.size == size) {
         return None;
     }
@@ -290,38 +290,10 @@ fn identify<'a>(known: &'a [KnownFile], path: &Path, cache: &mut Cache) -> Optio
         .find(|k| k.size == size && k.md5.eq_ignore_ascii_case(&md5))
 }
 
-/// Opens `path` and tells whether it is gzip, by its magic number as the loader does.
-fn open(path: &Path) -> std::io::Result<(File, bool)> {
-    let mut file = File::open(path)?;
-    let mut magic = [0u8; 2];
-    let is_gzip = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-    file.seek(SeekFrom::Start(0))?;
-    Ok((file, is_gzip))
-}
-
-/// The size of `path`'s content: its length, or for gzip the size its trailer states.
-fn content_size(path: &Path) -> std::io::Result<u64> {
-    let (mut file, is_gzip) = open(path)?;
-    let length = file.metadata()?.len();
-    if !is_gzip {
-        return Ok(length);
-    }
-    let mut trailer = [0u8; 4];
-    file.seek(SeekFrom::End(-4))?;
-    file.read_exact(&mut trailer)?;
-    Ok(u64::from(u32::from_le_bytes(trailer)))
-}
-
 /// The MD5 of `path`'s content, decompressed when it is gzip; at most [`MAX_IDX_BYTES`] and a
 /// header are read, which is more than any file the loader accepts.
 fn content_md5(path: &Path) -> std::io::Result<String> {
-    let (file, is_gzip) = open(path)?;
-    let limit = MAX_IDX_BYTES + 64;
-    if is_gzip {
-        md5_of_reader(flate2::read::GzDecoder::new(BufReader::new(file)).take(limit))
-    } else {
-        md5_of_reader(file.take(limit))
-    }
+    md5_of_reader(open_content(path)?.reader.take(MAX_IDX_BYTES + 64))
 }
 
 /// The MD5 of everything `reader` yields, as lower-case hex.
@@ -344,10 +316,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// The MD5 of a file's bytes (not decompressed), as lower-case hex.
 pub fn md5_of(path: &Path) -> Result<String> {
-    let io = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
+    let io = |source| Error::io(path, source);
     md5_of_reader(File::open(path).map_err(io)?).map_err(io)
 }
 

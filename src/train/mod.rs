@@ -191,7 +191,9 @@ impl StopFlag {
     /// `Err(Error::Interrupted)` once raised, for 1-based `epoch` after `samples` of it.
     pub(crate) fn check(&self, epoch: usize, samples: usize) -> Result<()> {
         if self.is_raised() {
-            return Err(Error::Interrupted { epoch, samples });
+            return Err(Error::Interrupted {
+                during: format!("in epoch {epoch}, after {samples} of its samples"),
+            });
         }
         Ok(())
     }

@@ -2,9 +2,10 @@
 //! output goes to, parsing lists of sizes, and printing a confusion matrix, a progress bar or a
 //! kernel profile.
 
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
@@ -18,7 +19,7 @@ use wgpu_mlp::data::{self, Dataset, DatasetKind, synthetic};
 use wgpu_mlp::gpu::profile::Profile;
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::train::StopFlag;
-use wgpu_mlp::{Activation, AdapterChoice, Gpu, Loss, Mlp};
+use wgpu_mlp::{Activation, AdapterChoice, Gpu, Loss, Mlp, Optimizer};
 
 /// The seed of the synthetic set and of a new model when none is given or saved.
 pub const DEFAULT_SEED: u64 = 42;
@@ -92,30 +93,84 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Loads the model, with the architecture the options state for a file that has none.
     pub fn load(&self) -> Result<(Mlp, CheckpointInfo)> {
-        let architecture = match (self.hidden, self.loss) {
-            (Some(hidden), Some(loss)) => Some(Architecture {
-                hidden,
-                output: self
-                    .output
-                    .or(loss.required_output())
-                    .unwrap_or(Activation::Sigmoid),
-                loss,
-            }),
-            _ => None,
-        };
+        let architecture = stated_architecture(self.hidden, self.output, self.loss);
         Ok(checkpoint::load_with(&self.model, architecture.as_ref())?)
     }
 }
 
-/// The data set a model file says it was trained on.
-pub fn recorded_dataset(info: &CheckpointInfo) -> Option<DatasetKind> {
-    let name = info.extra.get("dataset")?;
-    <DatasetKind as clap::ValueEnum>::from_str(name, false).ok()
+/// The output activation options ask for: `--output`, else what `--loss` requires, else sigmoid.
+pub fn output_activation(output: Option<Activation>, loss: Option<Loss>) -> Activation {
+    output
+        .or_else(|| loss.and_then(Loss::required_output))
+        .unwrap_or(Activation::Sigmoid)
 }
 
-/// The seed a model file says it was trained with.
-pub fn recorded_seed(info: &CheckpointInfo) -> Option<u64> {
-    info.extra.get("seed")?.parse().ok()
+/// The architecture options state for a model file that does not record its own (a PyTorch
+/// `state_dict`): only when `--hidden` and `--loss` are given.
+pub fn stated_architecture(
+    hidden: Option<Activation>,
+    output: Option<Activation>,
+    loss: Option<Loss>,
+) -> Option<Architecture> {
+    Some(Architecture {
+        hidden: hidden?,
+        output: output_activation(output, loss),
+        loss: loss?,
+    })
+}
+
+/// The run settings a model file records in its metadata (`train --save` writes them), read with
+/// errors naming the file.
+pub struct Recorded<'a> {
+    metadata: &'a HashMap<String, String>,
+    path: &'a Path,
+}
+
+impl<'a> Recorded<'a> {
+    /// What `info`, read from `path`, records.
+    pub fn of(info: &'a CheckpointInfo, path: &'a Path) -> Self {
+        Recorded {
+            metadata: &info.extra,
+            path,
+        }
+    }
+
+    /// The file that records them.
+    pub fn path(&self) -> &Path {
+        self.path
+    }
+
+    /// The value under `key`, if recorded; an error if it does not parse.
+    pub fn value<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>> {
+        self.metadata
+            .get(key)
+            .map(|text| {
+                text.parse().ok().with_context(|| {
+                    format!("{}: its {key:?} {text:?} is not valid", self.path.display())
+                })
+            })
+            .transpose()
+    }
+
+    /// The optimizer it was trained with.
+    pub fn optimizer(&self) -> Result<Option<Optimizer>> {
+        self.metadata
+            .get("optimizer")
+            .map(|name| Optimizer::from_name(name).map_err(anyhow::Error::from))
+            .transpose()
+    }
+
+    /// The data set it was trained on.
+    pub fn dataset(&self) -> Result<Option<DatasetKind>> {
+        self.metadata
+            .get("dataset")
+            .map(|name| {
+                <DatasetKind as clap::ValueEnum>::from_str(name, false)
+                    .ok()
+                    .with_context(|| format!("{}: unknown data set {name:?}", self.path.display()))
+            })
+            .transpose()
+    }
 }
 
 /// The adapter `--adapter` names: `auto`, `software`, or part of an adapter's name. On an adapter
@@ -201,15 +256,12 @@ pub fn interrupt_flag() -> Result<StopFlag> {
 /// Whether `error` is work stopped by Ctrl-C or SIGTERM: training between steps, or a download
 /// between chunks.
 pub fn is_interruption(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| match cause.downcast_ref::<wgpu_mlp::Error>() {
-            Some(wgpu_mlp::Error::Interrupted { .. }) => true,
-            Some(wgpu_mlp::Error::Io { source, .. }) => {
-                source.kind() == std::io::ErrorKind::Interrupted
-            }
-            _ => false,
-        })
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<wgpu_mlp::Error>(),
+            Some(wgpu_mlp::Error::Interrupted { .. })
+        )
+    })
 }
 
 /// A comma-separated list of sizes, spaces allowed: `784,128,10` or `"784, 128, 10"`.

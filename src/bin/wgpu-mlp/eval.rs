@@ -9,8 +9,7 @@ use wgpu_mlp::data::DatasetKind;
 use wgpu_mlp::train::{GpuTrainer, Trainer, evaluate_cpu};
 
 use crate::common::{
-    CPU_ADAPTER, Console, DEFAULT_SEED, DataArgs, ModelArgs, open_gpu, print_confusion,
-    recorded_dataset, recorded_seed,
+    CPU_ADAPTER, Console, DEFAULT_SEED, DataArgs, ModelArgs, Recorded, open_gpu, print_confusion,
 };
 
 #[derive(Args, Debug)]
@@ -41,8 +40,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let console = Console::new(args.json);
     let (mlp, info) = args.model.load()?;
     let file = args.model.model.display();
-    let recorded = recorded_dataset(&info);
-    let dataset = match (args.data.dataset, recorded) {
+    let recorded = Recorded::of(&info, &args.model.model);
+    let recorded_dataset = recorded.dataset()?;
+    let dataset = match (args.data.dataset, recorded_dataset) {
         (Some(asked), Some(recorded)) if asked != recorded => {
             eprintln!(
                 "note: {file} was trained on {}; evaluating on {} as asked",
@@ -53,7 +53,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         (asked, recorded) => asked.or(recorded).unwrap_or(DatasetKind::Synthetic),
     };
-    let seed = match (args.seed, recorded_seed(&info)) {
+    let seed = match (args.seed, recorded.value::<u64>("seed")?) {
         (Some(asked), Some(recorded)) if asked != recorded && dataset == DatasetKind::Synthetic => {
             eprintln!(
                 "note: {file} was trained on the synthetic set of seed {recorded}; evaluating on seed {asked} as asked"

@@ -11,7 +11,7 @@ use wgpu_mlp::rng::Rng;
 use wgpu_mlp::{Activation, GpuMlp, Loss, Mlp};
 
 use crate::common::out;
-use crate::common::{hidden_activation, open_gpu, parse_sizes};
+use crate::common::{hidden_activation, open_gpu, output_activation, parse_sizes};
 use crate::train::Sizes;
 
 #[derive(Args, Debug)]
@@ -56,7 +56,7 @@ fn random_batch(mlp: &Mlp, rows: usize, seed: u64) -> (Array2<f32>, Array2<f32>)
 
 pub fn run(args: GradcheckArgs) -> Result<()> {
     let loss = args.loss;
-    let output = loss.required_output().unwrap_or(Activation::Sigmoid);
+    let output = output_activation(None, Some(loss));
     let mlp = Mlp::new(&args.layers.0, args.hidden, output, loss, args.seed)?;
     mlp.validate()?;
     if args.batch == 0 {

@@ -9,7 +9,7 @@ use wgpu_mlp::data::image;
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::train::argmax;
 
-use crate::common::{Console, ModelArgs};
+use crate::common::{ModelArgs, out};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -21,7 +21,6 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
-    let console = Console::new(false);
     let (mlp, _) = args.model.load()?;
     let inputs = mlp.inputs();
     let side = (inputs as f64).sqrt() as usize;
@@ -41,11 +40,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             .take(3)
             .map(|(c, v)| format!("{c}: {v:.3}"))
             .collect();
-        console.line(format_args!(
-            "{}: {best}  ({})",
-            path.display(),
-            top.join(", ")
-        ))?;
+        out!("{}: {best}  ({})", path.display(), top.join(", "))?;
     }
     Ok(())
 }

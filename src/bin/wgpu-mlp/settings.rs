@@ -3,17 +3,16 @@
 //! with an explicit option that contradicts them refused, or, where changing it is meaningful (the
 //! learning rate, the weight decay, the batch, the seed), taken and said.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
-use wgpu_mlp::checkpoint::{self, Architecture};
+use wgpu_mlp::checkpoint;
 use wgpu_mlp::data::DatasetKind;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
 use wgpu_mlp::{Activation, Init, Loss, Mlp};
 
-use crate::common::DEFAULT_SEED;
+use crate::common::{DEFAULT_SEED, Recorded, output_activation, stated_architecture};
 use crate::train::TrainArgs;
 
 /// The defaults of a new model's options.
@@ -47,13 +46,6 @@ impl Settings {
     }
 }
 
-/// The output activation the options ask for: `--output`, else what `--loss` requires, else sigmoid.
-fn output_activation(args: &TrainArgs) -> Activation {
-    args.output
-        .or_else(|| args.loss.and_then(Loss::required_output))
-        .unwrap_or(Activation::Sigmoid)
-}
-
 fn new_model(args: &TrainArgs) -> Result<Settings> {
     let seed = args.seed.unwrap_or(DEFAULT_SEED);
     let layers = args
@@ -63,7 +55,14 @@ fn new_model(args: &TrainArgs) -> Result<Settings> {
     let hidden = args.hidden.unwrap_or(Activation::Sigmoid);
     let loss = args.loss.unwrap_or(Loss::Mse);
     let init = args.init.unwrap_or(Init::Auto);
-    let mlp = Mlp::with_init(layers, hidden, output_activation(args), loss, init, seed)?;
+    let mlp = Mlp::with_init(
+        layers,
+        hidden,
+        output_activation(args.output, args.loss),
+        loss,
+        init,
+        seed,
+    )?;
     Ok(Settings {
         mlp,
         epochs_before: 0,
@@ -78,27 +77,17 @@ fn new_model(args: &TrainArgs) -> Result<Settings> {
     })
 }
 
-/// The architecture the options state, for a model file that does not record its own (a PyTorch
-/// `state_dict`): only when `--hidden` and `--loss` are given.
-fn stated_architecture(args: &TrainArgs) -> Option<Architecture> {
-    Some(Architecture {
-        hidden: args.hidden?,
-        output: output_activation(args),
-        loss: args.loss?,
-    })
-}
-
 fn resumed(args: &TrainArgs, path: &Path) -> Result<Settings> {
-    let (mlp, info) = checkpoint::load_with(path, stated_architecture(args).as_ref())?;
+    let (mlp, info) = checkpoint::load_with(
+        path,
+        stated_architecture(args.hidden, args.output, args.loss).as_ref(),
+    )?;
     let file = path.display();
     check_architecture(args, &mlp, path)?;
     if args.init.is_some() {
         bail!("--init applies to a new model; {file} already has its weights (leave --init out)");
     }
-    let saved = Saved {
-        metadata: &info.extra,
-        path,
-    };
+    let saved = Recorded::of(&info, path);
     let optimizer = match (args.optimizer, saved.optimizer()?) {
         (Some(asked), Some(recorded)) if asked != recorded => bail!(
             "--optimizer {} contradicts {file}, which was trained with {} (its state is saved beside \
@@ -119,10 +108,22 @@ fn resumed(args: &TrainArgs, path: &Path) -> Result<Settings> {
         ),
         (asked, recorded) => asked.or(recorded).unwrap_or(DatasetKind::Synthetic),
     };
-    let learning_rate = saved.setting("lr", "learning rate", args.lr, DEFAULT_LEARNING_RATE)?;
-    let weight_decay = saved.setting("weight_decay", "weight decay", args.weight_decay, 0.0)?;
-    let batch = saved.setting("batch", "batch", args.batch, DEFAULT_BATCH)?;
-    let seed = saved.setting("seed", "seed", args.seed, DEFAULT_SEED)?;
+    let learning_rate = setting(
+        &saved,
+        "lr",
+        "learning rate",
+        args.lr,
+        DEFAULT_LEARNING_RATE,
+    )?;
+    let weight_decay = setting(
+        &saved,
+        "weight_decay",
+        "weight decay",
+        args.weight_decay,
+        0.0,
+    )?;
+    let batch = setting(&saved, "batch", "batch", args.batch, DEFAULT_BATCH)?;
+    let seed = setting(&saved, "seed", "seed", args.seed, DEFAULT_SEED)?;
     eprintln!(
         "resuming {file} ({:?}, {} epochs done, seed {seed})",
         mlp.sizes(),
@@ -195,62 +196,25 @@ fn check_architecture(args: &TrainArgs, mlp: &Mlp, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The run settings a model file records in its metadata.
-struct Saved<'a> {
-    metadata: &'a HashMap<String, String>,
-    path: &'a Path,
-}
-
-impl Saved<'_> {
-    fn value<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>> {
-        self.metadata
-            .get(key)
-            .map(|text| {
-                text.parse().ok().with_context(|| {
-                    format!("{}: its {key:?} {text:?} is not valid", self.path.display())
-                })
-            })
-            .transpose()
-    }
-
-    fn optimizer(&self) -> Result<Option<Optimizer>> {
-        self.metadata
-            .get("optimizer")
-            .map(|name| Optimizer::from_name(name).map_err(anyhow::Error::from))
-            .transpose()
-    }
-
-    fn dataset(&self) -> Result<Option<DatasetKind>> {
-        self.metadata
-            .get("dataset")
-            .map(|name| {
-                <DatasetKind as clap::ValueEnum>::from_str(name, false)
-                    .ok()
-                    .with_context(|| format!("{}: unknown data set {name:?}", self.path.display()))
-            })
-            .transpose()
-    }
-
-    /// A setting a new value may replace: the option if given (said when it changes what the
-    /// file records), else the recorded value, else `default` (said, for older files).
-    fn setting<T>(&self, key: &str, what: &str, asked: Option<T>, default: T) -> Result<T>
-    where
-        T: std::str::FromStr + PartialEq + std::fmt::Display + Copy,
-    {
-        let file = self.path.display();
-        Ok(match (asked, self.value::<T>(key)?) {
-            (Some(asked), Some(recorded)) if asked != recorded => {
-                eprintln!("{what} {asked} (instead of the {recorded} {file} was trained with)");
-                asked
-            }
-            (Some(asked), _) => asked,
-            (None, Some(recorded)) => recorded,
-            (None, None) => {
-                eprintln!("{file} does not record its {what}: using {default}");
-                default
-            }
-        })
-    }
+/// A setting a new value may replace: the option if given (said when it changes what the file
+/// records), else the recorded value, else `default` (said, for older files).
+fn setting<T>(recorded: &Recorded, key: &str, what: &str, asked: Option<T>, default: T) -> Result<T>
+where
+    T: std::str::FromStr + PartialEq + std::fmt::Display + Copy,
+{
+    let file = recorded.path().display();
+    Ok(match (asked, recorded.value::<T>(key)?) {
+        (Some(asked), Some(saved)) if asked != saved => {
+            eprintln!("{what} {asked} (instead of the {saved} {file} was trained with)");
+            asked
+        }
+        (Some(asked), _) => asked,
+        (None, Some(saved)) => saved,
+        (None, None) => {
+            eprintln!("{file} does not record its {what}: using {default}");
+            default
+        }
+    })
 }
 
 /// The run settings a save records beside the architecture, for a later `--resume`.

@@ -29,20 +29,8 @@ pub(crate) struct PipelineSpec {
 }
 
 impl PipelineSpec {
-    fn cache_key(&self) -> String {
-        let constants: Vec<String> = self
-            .constants
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        format!(
-            "{:?}:{}:{}",
-            self.shader,
-            self.entry_point,
-            constants.join(",")
-        )
-    }
-
+    /// `matmul.main[TILE_M=64,…]`: names the pipeline in labels and errors, and keys the cache,
+    /// since a shader, an entry point and its constants make one pipeline.
     fn label(&self) -> String {
         let constants: Vec<String> = self
             .constants
@@ -164,7 +152,7 @@ impl Gpu {
                 .unwrap_or_else(|p| p.into_inner());
             specs
                 .iter()
-                .map(|spec| (spec.cache_key(), spec))
+                .map(|spec| (spec.label(), spec))
                 .filter(|(key, _)| !cached.contains_key(key))
                 .collect()
         };
@@ -202,7 +190,7 @@ impl Gpu {
 
     /// The pipeline for `spec`, compiled on first request and cached.
     pub(crate) fn pipeline(&self, spec: &PipelineSpec) -> Result<wgpu::ComputePipeline> {
-        let key = spec.cache_key();
+        let key = spec.label();
         if let Some(pipeline) = self
             .inner
             .pipelines
