@@ -29,13 +29,9 @@ fn train_step(c: &mut Criterion) {
         let config = workload.config();
         let mut rng = Rng::new(1);
         let len = 16 * config.batch_size;
-        let data = Dataset {
-            images: (0..len * 784).map(|_| rng.below(256) as u8).collect(),
-            labels: (0..len).map(|_| rng.below(10) as u8).collect(),
-            rows: 28,
-            cols: 28,
-            classes: 10,
-        };
+        let pixels = (0..len * 784).map(|_| rng.below(256) as u8).collect();
+        let labels = (0..len).map(|_| rng.below(10) as u32).collect();
+        let data = Dataset::images(pixels, (28, 28), labels, 10).unwrap();
         let mut trainer =
             GpuTrainer::new(&gpu, &workload.mlp().unwrap(), &data, None, config).unwrap();
         group.throughput(Throughput::Elements(config.batch_size as u64));

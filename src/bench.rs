@@ -111,14 +111,8 @@ pub struct BenchReport {
 fn random_dataset(len: usize) -> Dataset {
     let mut rng = Rng::new(7);
     let images = (0..len * 784).map(|_| rng.below(256) as u8).collect();
-    let labels = (0..len).map(|_| rng.below(10) as u8).collect();
-    Dataset {
-        images,
-        labels,
-        rows: 28,
-        cols: 28,
-        classes: 10,
-    }
+    let labels = (0..len).map(|_| rng.below(10) as u32).collect();
+    Dataset::images(images, (28, 28), labels, 10).expect("len images of 28 × 28")
 }
 
 fn report(

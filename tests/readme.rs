@@ -141,7 +141,7 @@ fn scratch() -> PathBuf {
     std::os::unix::fs::symlink(&subset, dir.join("data/mnist")).unwrap();
     let (_, test) = wgpu_mlp::data::load(&subset).unwrap();
     for i in 0..3 {
-        let pixels = &test.images[i * 784..(i + 1) * 784];
+        let pixels = test.features.bytes().unwrap().row(i).to_vec();
         let mut pgm = b"P5\n56 56\n255\n".to_vec();
         for y in 0..56 {
             for x in 0..56 {

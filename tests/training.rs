@@ -302,12 +302,10 @@ mod trainers {
         // 5×5 = 25 pixels: the GPU gather's four-pixel words straddle samples, so it takes its
         // per-byte path (MNIST's 784 takes the per-word one, tested above).
         let mut rng = wgpu_mlp::rng::Rng::new(17);
-        let dataset = |count: usize, rng: &mut wgpu_mlp::rng::Rng| wgpu_mlp::data::Dataset {
-            images: (0..count * 25).map(|_| rng.below(256) as u8).collect(),
-            labels: (0..count).map(|i| (i % 3) as u8).collect(),
-            rows: 5,
-            cols: 5,
-            classes: 3,
+        let dataset = |count: usize, rng: &mut wgpu_mlp::rng::Rng| {
+            let pixels = (0..count * 25).map(|_| rng.below(256) as u8).collect();
+            let labels = (0..count).map(|i| (i % 3) as u32).collect();
+            wgpu_mlp::data::Dataset::images(pixels, (5, 5), labels, 3).unwrap()
         };
         let (train, test) = (dataset(45, &mut rng), dataset(11, &mut rng));
         let mlp = Mlp::new(

@@ -1,9 +1,9 @@
 //! Data sets: MNIST and Fashion-MNIST from IDX files, and a built-in synthetic set of the same
 //! shape that needs no download.
 //!
-//! A [`Dataset`] keeps images as bytes, as the files do: the GPU trainer uploads them as they are
-//! (60,000 × 784 f32 would not fit a 128 MiB binding) and converts to `[0, 1]` in the kernel.
+//! A [`Dataset`] (in [`dataset`]) keeps images as bytes, as the files do.
 
+pub mod dataset;
 #[cfg(feature = "download")]
 pub mod download;
 pub mod idx;
@@ -14,93 +14,10 @@ pub mod verify;
 
 use std::path::{Path, PathBuf};
 
-use ndarray::Array2;
-
 use crate::error::{Error, Result};
 
+pub use dataset::{Dataset, Features, Targets};
 pub use verify::{CheckedFile, Origin, Provenance};
-
-/// Labelled images stored as bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Dataset {
-    /// `count × rows × cols` pixels, row-major, 0 = black, 255 = white.
-    pub images: Vec<u8>,
-    /// One class index per image.
-    pub labels: Vec<u8>,
-    /// Image height.
-    pub rows: usize,
-    /// Image width.
-    pub cols: usize,
-    /// Number of classes; every label is below it.
-    pub classes: usize,
-}
-
-impl Dataset {
-    /// Number of samples.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// Whether there are no samples.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// Pixels per image: the model's input width.
-    pub fn inputs(&self) -> usize {
-        self.rows * self.cols
-    }
-
-    /// The samples at `indices` as `x: (n, inputs)` scaled to `[0, 1]` and one-hot
-    /// `y: (n, classes)`. Indices must be below [`Dataset::len`].
-    pub fn batch(&self, indices: &[usize]) -> (Array2<f32>, Array2<f32>) {
-        let inputs = self.inputs();
-        let mut x = Array2::zeros((indices.len(), inputs));
-        let mut y = Array2::zeros((indices.len(), self.classes));
-        for (row, &sample) in indices.iter().enumerate() {
-            let pixels = &self.images[sample * inputs..(sample + 1) * inputs];
-            for (value, &pixel) in x.row_mut(row).iter_mut().zip(pixels) {
-                *value = f32::from(pixel) / 255.0;
-            }
-            y[[row, self.labels[sample] as usize]] = 1.0;
-        }
-        (x, y)
-    }
-
-    /// The first `count` samples (all of them if there are fewer).
-    pub fn take(&self, count: usize) -> Dataset {
-        let count = count.min(self.len());
-        Dataset {
-            images: self.images[..count * self.inputs()].to_vec(),
-            labels: self.labels[..count].to_vec(),
-            ..self.clone()
-        }
-    }
-
-    /// Checks that sizes agree and every label is below `classes`.
-    pub fn validate(&self, what: &str) -> Result<()> {
-        let invalid = |why: String| Error::invalid(what, why);
-        if self.labels.is_empty() {
-            return Err(invalid("has no samples".into()));
-        }
-        if self.images.len() != self.labels.len() * self.inputs() {
-            return Err(invalid(format!(
-                "has {} image bytes for {} labels of {}×{} images",
-                self.images.len(),
-                self.labels.len(),
-                self.rows,
-                self.cols
-            )));
-        }
-        if let Some(i) = self.labels.iter().position(|&l| l as usize >= self.classes) {
-            return Err(invalid(format!(
-                "label {} of sample {i} is not below the class count {}",
-                self.labels[i], self.classes
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// The data sets the trainer knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,20 +134,14 @@ pub fn load_idx_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset> 
             ),
         });
     }
-    let dataset = Dataset {
-        images,
-        labels,
-        rows,
-        cols,
-        classes: 10,
-    };
-    if let Some(i) = dataset.labels.iter().position(|&l| l >= 10) {
+    if let Some(i) = labels.iter().position(|&l| l >= 10) {
         return Err(Error::Data {
             path: labels_path.display().to_string(),
-            why: format!("label {} of sample {i} is outside 0–9", dataset.labels[i]),
+            why: format!("label {} of sample {i} is outside 0–9", labels[i]),
         });
     }
-    Ok(dataset)
+    let labels = labels.into_iter().map(u32::from).collect();
+    Dataset::images(images, (rows, cols), labels, 10)
 }
 
 /// The training and test sets of `kind` in `dir`, after checking that each file is `kind`'s
@@ -254,12 +165,14 @@ pub fn load(dir: &Path) -> Result<(Dataset, Dataset)> {
     };
     let train = load_idx_pair(&path(IDX_FILES[0])?, &path(IDX_FILES[1])?)?;
     let test = load_idx_pair(&path(IDX_FILES[2])?, &path(IDX_FILES[3])?)?;
-    if (test.rows, test.cols) != (train.rows, train.cols) {
+    if let (Some((rows, cols)), Some((train_rows, train_cols))) =
+        (test.image_shape, train.image_shape)
+        && (rows, cols) != (train_rows, train_cols)
+    {
         return Err(Error::Data {
             path: dir.display().to_string(),
             why: format!(
-                "test images are {}×{} but training images {}×{}",
-                test.rows, test.cols, train.rows, train.cols
+                "test images are {rows}×{cols} but training images {train_rows}×{train_cols}"
             ),
         });
     }

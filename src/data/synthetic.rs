@@ -72,15 +72,10 @@ fn sample_set(glyphs: &[Vec<Stroke>], count: usize, rng: &mut Rng) -> Dataset {
         // Classes in turn, so every prefix of the set is balanced.
         let label = i % CLASSES;
         render(&glyphs[label], rng, image);
-        labels.push(label as u8);
+        labels.push(label as u32);
     }
-    Dataset {
-        images,
-        labels,
-        rows: SIDE,
-        cols: SIDE,
-        classes: CLASSES,
-    }
+    Dataset::images(images, (SIDE, SIDE), labels, CLASSES)
+        .expect("the pixels are count images of SIDE × SIDE")
 }
 
 /// A training set of `train` and a test set of `test` samples; the glyphs and every sample are
@@ -103,7 +98,7 @@ mod tests {
         let (b, _) = generate(50, 10, 1);
         let (c, _) = generate(50, 10, 2);
         assert_eq!(a, b);
-        assert_ne!(a.images, c.images);
+        assert_ne!(a.features, c.features);
         a.validate("synthetic").unwrap();
     }
 
@@ -115,12 +110,13 @@ mod tests {
     #[test]
     fn classes_are_balanced_and_images_have_ink() {
         let (train, test) = generate(1000, 100, 3);
-        for class in 0..CLASSES as u8 {
-            assert_eq!(train.labels.iter().filter(|&&l| l == class).count(), 100);
+        let (labels, _) = train.targets.classes().unwrap();
+        for class in 0..CLASSES as u32 {
+            assert_eq!(labels.iter().filter(|&&l| l == class).count(), 100);
         }
         assert_eq!(test.len(), 100);
-        let bright =
-            train.images.iter().filter(|&&p| p > 128).count() as f64 / train.images.len() as f64;
+        let pixels = train.features.bytes().unwrap();
+        let bright = pixels.iter().filter(|&&p| p > 128).count() as f64 / pixels.len() as f64;
         assert!(
             (0.03..0.5).contains(&bright),
             "fraction of bright pixels {bright}"

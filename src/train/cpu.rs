@@ -54,7 +54,8 @@ impl<'a> CpuTrainer<'a> {
 /// Evaluates `mlp` on `dataset` with the CPU reference, `batch_size` samples at a time.
 pub fn evaluate_cpu(mlp: &Mlp, dataset: &Dataset, batch_size: usize) -> Result<Evaluation> {
     check_dataset(mlp.inputs(), mlp.outputs(), dataset, "data set")?;
-    let classes = dataset.classes;
+    let classes = dataset.outputs();
+    let labels = dataset.targets.classes().map(|(labels, _)| labels);
     let mut confusion = Array2::<u64>::zeros((classes, classes));
     let (mut loss_sum, mut correct, mut start) = (0.0f64, 0usize, 0usize);
     for rows in batch_sizes(dataset.len(), batch_size.max(1)) {
@@ -62,9 +63,9 @@ pub fn evaluate_cpu(mlp: &Mlp, dataset: &Dataset, batch_size: usize) -> Result<E
         let (x, y) = dataset.batch(&indices);
         let (outputs, loss) = mlp.forward_and_loss(x.view(), y.view())?;
         loss_sum += f64::from(loss) * rows as f64;
-        for (row, &sample) in indices.iter().enumerate() {
+        for (row, &sample) in indices.iter().enumerate().filter(|_| labels.is_some()) {
             let predicted = argmax(outputs.row(row).iter().copied());
-            let truth = dataset.labels[sample] as usize;
+            let truth = labels.as_ref().map_or(0, |l| l[sample] as usize);
             confusion[[truth, predicted]] += 1;
             correct += usize::from(predicted == truth);
         }

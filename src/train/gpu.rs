@@ -79,8 +79,8 @@ impl GpuTrainer {
                 check_dataset(mlp.inputs(), mlp.outputs(), set, what)?;
                 // Refuse before anything is allocated; the bytes go up packed as they are.
                 gpu.check_storage_size(
-                    &format!("the {what}'s {} images", set.len()),
-                    set.images.len().next_multiple_of(4) as u64,
+                    &format!("the {what}'s {} samples", set.len()),
+                    (set.len() * set.features.bytes_per_sample()).next_multiple_of(4) as u64,
                 )?;
             }
         }

@@ -20,12 +20,22 @@ pub(super) struct GpuDataset {
 impl GpuDataset {
     pub(super) fn upload(gpu: &Gpu, name: &str, dataset: &Dataset) -> Result<Self> {
         let order: Vec<u32> = (0..dataset.len() as u32).collect();
+        let (Some(pixels), Some((labels, _))) =
+            (dataset.features.bytes(), dataset.targets.classes())
+        else {
+            return Err(crate::error::Error::invalid(
+                "data set",
+                "float data is not yet on the GPU",
+            ));
+        };
+        let labels: Vec<u8> = labels.iter().map(|&l| l as u8).collect();
         Ok(GpuDataset {
             len: dataset.len(),
-            images: gpu
-                .storage_buffer_with(&format!("{name}.images"), &pack_bytes(&dataset.images))?,
-            labels: gpu
-                .storage_buffer_with(&format!("{name}.labels"), &pack_bytes(&dataset.labels))?,
+            images: gpu.storage_buffer_with(
+                &format!("{name}.images"),
+                &pack_bytes(pixels.as_slice().expect("standard layout")),
+            )?,
+            labels: gpu.storage_buffer_with(&format!("{name}.labels"), &pack_bytes(&labels))?,
             order: gpu.storage_buffer_with(&format!("{name}.order"), &order)?,
         })
     }

@@ -150,23 +150,23 @@ pub(crate) fn check_dataset(
 ) -> Result<()> {
     dataset.validate(what)?;
     if dataset.inputs() != mlp_inputs {
+        let shape = match dataset.image_shape {
+            Some((rows, cols)) => format!("{rows}×{cols} = {} pixels per image", rows * cols),
+            None => format!("{} features per sample", dataset.inputs()),
+        };
         return Err(Error::invalid(
             what,
-            format!(
-                "has {}×{} = {} pixels per image but the model takes {mlp_inputs} inputs",
-                dataset.rows,
-                dataset.cols,
-                dataset.inputs()
-            ),
+            format!("has {shape} but the model takes {mlp_inputs} inputs"),
         ));
     }
-    if dataset.classes != mlp_outputs {
+    if dataset.outputs() != mlp_outputs {
+        let targets = match dataset.classes() {
+            Some(classes) => format!("{classes} classes"),
+            None => format!("{} target values per sample", dataset.outputs()),
+        };
         return Err(Error::invalid(
             what,
-            format!(
-                "has {} classes but the model has {mlp_outputs} outputs",
-                dataset.classes
-            ),
+            format!("has {targets} but the model has {mlp_outputs} outputs"),
         ));
     }
     Ok(())

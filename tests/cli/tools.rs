@@ -23,7 +23,7 @@ fn predicts_images_as_the_model_does() {
     let mut images = Vec::new();
     let mut expected = Vec::new();
     for i in 0..3 {
-        let pixels = &test.images[i * 784..(i + 1) * 784];
+        let pixels = test.features.bytes().unwrap().row(i).to_vec();
         // Binary PGM, 56×56 (twice the size), bright strokes on dark as in MNIST.
         let mut pgm = b"P5\n56 56\n255\n".to_vec();
         for y in 0..56 {
