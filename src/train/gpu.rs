@@ -136,7 +136,7 @@ impl GpuTrainer {
     }
 
     /// Reads a loss total and `counts.1` words of a counts buffer, through the one staging buffer.
-    fn read_totals(
+    async fn read_totals(
         &self,
         what: &str,
         loss_total: &wgpu::Buffer,
@@ -144,8 +144,9 @@ impl GpuTrainer {
     ) -> Result<(f32, Vec<u32>)> {
         let gpu = self.net.gpu();
         let sources = [(loss_total, 1), counts];
-        let values: Vec<Vec<u32>> =
-            gpu.read_back(what, gpu.encoder(what), &self.staging, &sources)?;
+        let values: Vec<Vec<u32>> = gpu
+            .read_back_async(what, gpu.encoder(what), &self.staging, &sources)
+            .await?;
         let loss_total = f32::from_bits(values[0][0]);
         Ok((loss_total, values.get(1).cloned().unwrap_or_default()))
     }
@@ -247,9 +248,11 @@ impl GpuTrainer {
 
     /// The mean loss of the epoch's first `samples`, or an error naming the first step whose
     /// loss was not finite.
-    fn read_epoch_loss(&self, what: &str, samples: usize, steps: usize) -> Result<f32> {
+    async fn read_epoch_loss(&self, what: &str, samples: usize, steps: usize) -> Result<f32> {
         let train = self.train.as_ref().ok_or_else(no_training_set)?;
-        let (loss_sum, watch) = self.read_totals(what, &train.loss_total, (&train.watch, 2))?;
+        let (loss_sum, watch) = self
+            .read_totals(what, &train.loss_total, (&train.watch, 2))
+            .await?;
         match watch.get(1) {
             Some(&step) if step > 0 => Err(diverged(
                 self.epochs_done + 1,
@@ -260,14 +263,12 @@ impl GpuTrainer {
             _ => Ok(loss_sum / samples as f32),
         }
     }
-}
 
-fn no_training_set() -> Error {
-    Error::invalid("training", "this trainer was built for evaluation only")
-}
-
-impl Trainer for GpuTrainer {
-    fn train_epoch(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<EpochReport> {
+    /// [`Trainer::train_epoch`] as a future, for a browser, where nothing may block.
+    pub async fn train_epoch_async(
+        &mut self,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<EpochReport> {
         let start = Instant::now();
         let len = self.begin_epoch()?;
         let batch = self.config.batch_size;
@@ -282,7 +283,9 @@ impl Trainer for GpuTrainer {
             done += count;
             if last_report.elapsed() >= PROGRESS_INTERVAL && done < steps {
                 let samples = done * batch;
-                let running_loss = self.read_epoch_loss("the running loss", samples, steps)?;
+                let running_loss = self
+                    .read_epoch_loss("the running loss", samples, steps)
+                    .await?;
                 progress(Progress {
                     samples,
                     total: len,
@@ -295,7 +298,7 @@ impl Trainer for GpuTrainer {
             self.stop.check(self.epochs_done + 1, full * batch)?;
             self.submit_steps(remainder, 1)?;
         }
-        let train_loss = self.read_epoch_loss("the epoch loss", len, steps)?;
+        let train_loss = self.read_epoch_loss("the epoch loss", len, steps).await?;
         progress(Progress {
             samples: len,
             total: len,
@@ -310,7 +313,8 @@ impl Trainer for GpuTrainer {
         ))
     }
 
-    fn evaluate(&mut self) -> Result<Evaluation> {
+    /// [`Trainer::evaluate`] as a future, for a browser, where nothing may block.
+    pub async fn evaluate_async(&mut self) -> Result<Evaluation> {
         let batch_size = self.config.batch_size;
         let len = self.eval.as_ref().ok_or_else(no_test_set)?.dataset.len;
         {
@@ -345,11 +349,13 @@ impl Trainer for GpuTrainer {
             self.net.submit(encoder)?;
         }
         let eval = self.eval.as_ref().ok_or_else(no_test_set)?;
-        let (loss_sum, counts) = self.read_totals(
-            "the evaluation",
-            &eval.loss_total,
-            (&eval.counts, 1 + self.classes * self.classes),
-        )?;
+        let (loss_sum, counts) = self
+            .read_totals(
+                "the evaluation",
+                &eval.loss_total,
+                (&eval.counts, 1 + self.classes * self.classes),
+            )
+            .await?;
         let classes = self.classes;
         let confusion = Array2::from_shape_fn((classes, classes), |(t, p)| {
             u64::from(counts[1 + t * classes + p])
@@ -360,6 +366,20 @@ impl Trainer for GpuTrainer {
             confusion,
             samples: len,
         })
+    }
+}
+
+fn no_training_set() -> Error {
+    Error::invalid("training", "this trainer was built for evaluation only")
+}
+
+impl Trainer for GpuTrainer {
+    fn train_epoch(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<EpochReport> {
+        pollster::block_on(self.train_epoch_async(progress))
+    }
+
+    fn evaluate(&mut self) -> Result<Evaluation> {
+        pollster::block_on(self.evaluate_async())
     }
 
     fn epochs_done(&self) -> usize {

@@ -93,8 +93,21 @@ impl Gpu {
 
     /// Copies `len` 4-byte values (f32 or u32) from each source buffer into `staging` (which must
     /// be large enough for all of them, back to back), submits `encoder` with the copies appended,
-    /// waits at most [`READBACK_TIMEOUT`], and returns the values of each source.
+    /// waits at most [`READBACK_TIMEOUT`], and returns the values of each source. Blocks: the
+    /// native form of [`Gpu::read_back_async`].
     pub(crate) fn read_back<T: bytemuck::Pod>(
+        &self,
+        what: &str,
+        encoder: wgpu::CommandEncoder,
+        staging: &wgpu::Buffer,
+        sources: &[(&wgpu::Buffer, usize)],
+    ) -> Result<Vec<Vec<T>>> {
+        pollster::block_on(self.read_back_async(what, encoder, staging, sources))
+    }
+
+    /// [`Gpu::read_back`] as a future, which is how a browser, where nothing may block, waits for
+    /// a mapping. Natively the future is ready when returned: it polls the device to completion.
+    pub(crate) async fn read_back_async<T: bytemuck::Pod>(
         &self,
         what: &str,
         mut encoder: wgpu::CommandEncoder,
@@ -135,7 +148,7 @@ impl Gpu {
             })
             .map_err(|e| readback_error(e.to_string()))?;
         self.check_fault()?;
-        match pollster::block_on(receiver.receive()) {
+        match receiver.receive().await {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(readback_error(e.to_string())),
             None => return Err(readback_error("the map callback never ran".into())),
