@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
 use wgpu_mlp::data::{self, DatasetKind};
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-use wgpu_mlp::train::{GpuTrainer, TrainConfig, Trainer};
+use wgpu_mlp::train::{GpuTrainer, Split, TrainConfig, Trainer};
 use wgpu_mlp::{Activation, AdapterChoice, Gpu, Loss, Mlp};
 
 fn main() -> wgpu_mlp::Result<()> {
@@ -48,12 +48,12 @@ fn main() -> wgpu_mlp::Result<()> {
     let mut trainer = GpuTrainer::new(&gpu, &mlp, &train, Some(&test), config)?;
     for _ in 0..epochs {
         let report = trainer.train_epoch(&mut |_| {})?;
-        let evaluation = trainer.evaluate()?;
+        let evaluation = trainer.evaluate(Split::Test)?;
         println!(
             "epoch {}: train loss {:.4}, test accuracy {:.2}%, {:.0} samples/s",
             report.epoch,
             report.train_loss,
-            evaluation.accuracy * 100.0,
+            evaluation.accuracy().unwrap_or(0.0) * 100.0,
             report.samples_per_second()
         );
     }

@@ -16,7 +16,7 @@ struct MetricsParams {
 @group(0) @binding(3) var<storage, read> batch_loss: array<f32>;
 // [0]: correct predictions; [1 + truth·classes + predicted]: the confusion matrix.
 @group(0) @binding(4) var<storage, read_write> counts: array<atomic<u32>>;
-// [0]: Σ over batches of mean loss · rows.
+// [0]: Σ over batches of mean loss · rows; then, for regression, Σ (a − y)² of each output.
 @group(0) @binding(5) var<storage, read_write> loss_total: array<f32>;
 
 // One invocation per row: the predicted class is the argmax of a, the true one that of y
@@ -42,6 +42,23 @@ fn accuracy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         atomicAdd(&counts[0], 1u);
     }
     atomicAdd(&counts[1u + truth * params.classes + predicted], 1u);
+}
+
+// One invocation per output column c (regression): add the batch's Σ (a − y)² of the column to
+// loss_total[1 + c]. The batch's sum is formed first, so the running total takes one rounding
+// per batch.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn squared_error(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let column = flat_index(gid, groups);
+    if column >= params.classes {
+        return;
+    }
+    var sum = 0.0;
+    for (var r = 0u; r < params.rows; r++) {
+        let d = a[r * params.classes + column] - y[r * params.classes + column];
+        sum += d * d;
+    }
+    loss_total[1u + column] += sum;
 }
 
 // One invocation, after the batch: add its loss, weighted by its rows.

@@ -211,7 +211,7 @@ mod trainers {
     use super::common::{assert_close, assert_close2, gpu};
     use wgpu_mlp::data::synthetic;
     use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-    use wgpu_mlp::train::{CpuTrainer, GpuTrainer, TrainConfig, Trainer};
+    use wgpu_mlp::train::{CpuTrainer, GpuTrainer, Split, TrainConfig, Trainer};
     use wgpu_mlp::{Activation, Loss, Mlp};
 
     /// After 30 steps of an adaptive optimizer the two sides drift apart by a few f32 ulps per
@@ -269,7 +269,10 @@ mod trainers {
             let mut on_gpu = GpuTrainer::new(&gpu(), &mlp, &train, Some(&test), config).unwrap();
             let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), config).unwrap();
             train_both(&mut on_gpu, &mut on_cpu, 3, &format!("{optimizer:?}"));
-            let (g, c) = (on_gpu.evaluate().unwrap(), on_cpu.evaluate().unwrap());
+            let (g, c) = (
+                on_gpu.evaluate(Split::Test).unwrap(),
+                on_cpu.evaluate(Split::Test).unwrap(),
+            );
             assert_close(
                 &format!("{optimizer:?} test loss"),
                 &[g.loss],
@@ -278,12 +281,12 @@ mod trainers {
                 TRAINER_RTOL,
             );
             assert!(
-                (g.accuracy - c.accuracy).abs() <= 2.0 / 97.0,
+                (g.accuracy().unwrap() - c.accuracy().unwrap()).abs() <= 2.0 / 97.0,
                 "{optimizer:?}: accuracy {} vs {}",
-                g.accuracy,
-                c.accuracy
+                g.accuracy().unwrap(),
+                c.accuracy().unwrap()
             );
-            assert_eq!(g.confusion.sum(), 97);
+            assert_eq!(g.confusion().unwrap().sum(), 97);
             let (gm, cm) = (on_gpu.to_mlp().unwrap(), on_cpu.to_mlp().unwrap());
             for (l, (a, b)) in gm.layers.iter().zip(&cm.layers).enumerate() {
                 assert_close2(
@@ -323,7 +326,10 @@ mod trainers {
         let mut on_gpu = GpuTrainer::new(&gpu(), &mlp, &train, Some(&test), config).unwrap();
         let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), config).unwrap();
         train_both(&mut on_gpu, &mut on_cpu, 2, "25 inputs");
-        let (g, c) = (on_gpu.evaluate().unwrap(), on_cpu.evaluate().unwrap());
+        let (g, c) = (
+            on_gpu.evaluate(Split::Test).unwrap(),
+            on_cpu.evaluate(Split::Test).unwrap(),
+        );
         assert_close(
             "test loss",
             &[g.loss],
@@ -429,7 +435,10 @@ mod trainers {
             .unwrap();
             trainer.train_epoch(&mut |_| {}).unwrap();
             trainer.train_epoch(&mut |_| {}).unwrap();
-            (trainer.to_mlp().unwrap(), trainer.evaluate().unwrap())
+            (
+                trainer.to_mlp().unwrap(),
+                trainer.evaluate(Split::Test).unwrap(),
+            )
         };
         let (first, first_eval) = run();
         let (second, second_eval) = run();

@@ -5,10 +5,10 @@ use std::time::Instant;
 use ndarray::Array2;
 
 use super::{
-    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, StopFlag, TrainConfig, Trainer, argmax,
-    batch_sizes, check_dataset, diverged, epoch_order, no_test_set,
+    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, Scores, Split, StopFlag, TrainConfig,
+    Trainer, argmax, batch_sizes, check_dataset, diverged, epoch_order, no_such_set, total_squares,
 };
-use crate::data::Dataset;
+use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::model::Mlp;
 use crate::optim::OptimizerState;
@@ -21,6 +21,7 @@ pub struct CpuTrainer<'a> {
     epochs_done: usize,
     train: &'a Dataset,
     test: Option<&'a Dataset>,
+    validation: Option<&'a Dataset>,
     /// Raised to stop after the step in progress.
     stop: StopFlag,
 }
@@ -46,37 +47,66 @@ impl<'a> CpuTrainer<'a> {
             epochs_done: 0,
             train,
             test,
+            validation: None,
             stop: StopFlag::default(),
         })
+    }
+
+    /// Adds a validation set, evaluated with `evaluate(Split::Validation)`.
+    pub fn set_validation(&mut self, validation: &'a Dataset) -> Result<()> {
+        check_dataset(
+            self.mlp.inputs(),
+            self.mlp.outputs(),
+            validation,
+            "validation set",
+        )?;
+        self.validation = Some(validation);
+        Ok(())
     }
 }
 
 /// Evaluates `mlp` on `dataset` with the CPU reference, `batch_size` samples at a time.
 pub fn evaluate_cpu(mlp: &Mlp, dataset: &Dataset, batch_size: usize) -> Result<Evaluation> {
     check_dataset(mlp.inputs(), mlp.outputs(), dataset, "data set")?;
-    let classes = dataset.outputs();
-    let labels = dataset.targets.classes().map(|(labels, _)| labels);
-    let mut confusion = Array2::<u64>::zeros((classes, classes));
-    let (mut loss_sum, mut correct, mut start) = (0.0f64, 0usize, 0usize);
+    let outputs = dataset.outputs();
+    let mut confusion = Array2::<u64>::zeros((outputs, outputs));
+    let mut squared_errors = vec![0.0f64; outputs];
+    let (mut loss_sum, mut start) = (0.0f64, 0usize);
     for rows in batch_sizes(dataset.len(), batch_size.max(1)) {
         let indices: Vec<usize> = (start..start + rows).collect();
         let (x, y) = dataset.batch(&indices);
-        let (outputs, loss) = mlp.forward_and_loss(x.view(), y.view())?;
+        let (predicted, loss) = mlp.forward_and_loss(x.view(), y.view())?;
         loss_sum += f64::from(loss) * rows as f64;
-        for (row, &sample) in indices.iter().enumerate().filter(|_| labels.is_some()) {
-            let predicted = argmax(outputs.row(row).iter().copied());
-            let truth = labels.as_ref().map_or(0, |l| l[sample] as usize);
-            confusion[[truth, predicted]] += 1;
-            correct += usize::from(predicted == truth);
+        for (row, &sample) in indices.iter().enumerate() {
+            match dataset.targets.classes() {
+                Some((labels, _)) => {
+                    let guess = argmax(predicted.row(row).iter().copied());
+                    confusion[[labels[sample] as usize, guess]] += 1;
+                }
+                None => {
+                    for (c, error) in squared_errors.iter_mut().enumerate() {
+                        *error += f64::from(predicted[[row, c]] - y[[row, c]]).powi(2);
+                    }
+                }
+            }
         }
         start += rows;
     }
     let len = dataset.len();
+    let scores = match &dataset.targets {
+        Targets::Classes { .. } => Scores::Classification {
+            accuracy: confusion.diag().sum() as f64 / len as f64,
+            confusion,
+        },
+        Targets::Values(values) => Scores::Regression {
+            squared_errors,
+            total_squares: total_squares(values),
+        },
+    };
     Ok(Evaluation {
         loss: (loss_sum / len as f64) as f32,
-        accuracy: correct as f64 / len as f64,
-        confusion,
         samples: len,
+        scores,
     })
 }
 
@@ -128,9 +158,24 @@ impl Trainer for CpuTrainer<'_> {
         ))
     }
 
-    fn evaluate(&mut self) -> Result<Evaluation> {
-        let test = self.test.ok_or_else(no_test_set)?;
-        evaluate_cpu(&self.mlp, test, self.config.batch_size)
+    fn evaluate(&mut self, split: Split) -> Result<Evaluation> {
+        let set = match split {
+            Split::Test => self.test,
+            Split::Validation => self.validation,
+        };
+        evaluate_cpu(
+            &self.mlp,
+            set.ok_or_else(|| no_such_set(split))?,
+            self.config.batch_size,
+        )
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
+        let mut optimizer = self.config.optimizer;
+        optimizer.learning_rate = learning_rate;
+        optimizer.validate()?;
+        self.config.optimizer = optimizer;
+        Ok(())
     }
 
     fn stop_on(&mut self, flag: StopFlag) {

@@ -1,14 +1,16 @@
-//! [`GpuTrainer`]: the data set resident on the GPU, each step gathered, trained and accounted
-//! for there, several steps to a submission, nothing read back but the loss when asked for.
+//! [`GpuTrainer`]: the data set on the GPU (see [`super::gpu_plans`]), each step gathered,
+//! trained and accounted for there, several steps to a submission, nothing read back but the
+//! loss when asked for.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use ndarray::Array2;
 
-use super::gpu_plans::{EvalPlan, TrainPlan};
+use super::gpu_plans::{DataPlacement, EvalPlan, HostData, TrainPlan};
 use super::{
-    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, STEPS_PER_SUBMIT, StopFlag, TrainConfig,
-    Trainer, check_dataset, diverged, epoch_order, no_test_set,
+    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, STEPS_PER_SUBMIT, Scores, Split,
+    StopFlag, TrainConfig, Trainer, check_dataset, diverged, epoch_order, no_such_set,
 };
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -26,10 +28,14 @@ pub struct GpuTrainer {
     net: GpuMlp,
     config: TrainConfig,
     epochs_done: usize,
-    classes: usize,
+    outputs: usize,
+    placement: DataPlacement,
     train: Option<TrainPlan>,
-    eval: Option<EvalPlan>,
+    test: Option<EvalPlan>,
+    validation: Option<EvalPlan>,
     staging: wgpu::Buffer,
+    /// The epoch's sample order, as written to the GPU (and, streamed, gathered from).
+    order: Vec<u32>,
     /// Training rows consumed since the last shuffle (the GPU's data cursor, mirrored).
     rows_into_epoch: usize,
     /// With `--profile`: the profiler and how many of the coming steps it still times.
@@ -39,7 +45,8 @@ pub struct GpuTrainer {
 }
 
 impl GpuTrainer {
-    /// Uploads `mlp`, the training set and (if given) the test set to `gpu`.
+    /// Uploads `mlp`, the training set and (if given) the test set to `gpu`, resident or
+    /// streamed as [`DataPlacement::Auto`] decides; a streamed set is copied to be kept.
     pub fn new(
         gpu: &Gpu,
         mlp: &Mlp,
@@ -47,7 +54,24 @@ impl GpuTrainer {
         test: Option<&Dataset>,
         config: TrainConfig,
     ) -> Result<GpuTrainer> {
-        Self::build(gpu, mlp, Some(train), test, config)
+        let test = test.map(|t| (Split::Test, HostData::Borrowed(t)));
+        let data = (Some(HostData::Borrowed(train)), test);
+        Self::build(gpu, mlp, data, config, DataPlacement::Auto)
+    }
+
+    /// [`GpuTrainer::new`] with shared data sets, kept rather than copied when streamed, and the
+    /// placement chosen.
+    pub fn with_placement(
+        gpu: &Gpu,
+        mlp: &Mlp,
+        train: Arc<Dataset>,
+        test: Option<Arc<Dataset>>,
+        config: TrainConfig,
+        placement: DataPlacement,
+    ) -> Result<GpuTrainer> {
+        let test = test.map(|t| (Split::Test, HostData::Shared(t)));
+        let data = (Some(HostData::Shared(train)), test);
+        Self::build(gpu, mlp, data, config, placement)
     }
 
     /// A trainer that only evaluates `mlp` on `test`, `batch_size` samples at a time.
@@ -62,47 +86,71 @@ impl GpuTrainer {
             batch_size: batch_size.min(test.len().max(1)),
             seed: 0,
         };
-        Self::build(gpu, mlp, None, Some(test), config)
+        let data = (None, Some((Split::Test, HostData::Borrowed(test))));
+        Self::build(gpu, mlp, data, config, DataPlacement::Auto)
+    }
+
+    /// Adds a validation set, evaluated with `evaluate(Split::Validation)`.
+    pub fn set_validation(&mut self, validation: Arc<Dataset>) -> Result<()> {
+        let mlp_shape = (self.net.inputs(), self.net.outputs());
+        check_dataset(mlp_shape.0, mlp_shape.1, &validation, "validation set")?;
+        let gpu = self.net.gpu().clone();
+        let batch = self.config.batch_size;
+        self.set_rows(batch)?;
+        let data = ("validation", HostData::Shared(validation));
+        let plan = EvalPlan::bind(&gpu, &self.net, data, self.placement, batch)?;
+        self.validation = Some(plan);
+        Ok(())
     }
 
     fn build(
         gpu: &Gpu,
         mlp: &Mlp,
-        train: Option<&Dataset>,
-        test: Option<&Dataset>,
+        (train, test): (Option<HostData<'_>>, Option<(Split, HostData<'_>)>),
         config: TrainConfig,
+        placement: DataPlacement,
     ) -> Result<GpuTrainer> {
         config.validate()?;
         mlp.validate()?;
-        for (set, what) in [(train, "training set"), (test, "test set")] {
-            if let Some(set) = set {
-                check_dataset(mlp.inputs(), mlp.outputs(), set, what)?;
-                // Refuse before anything is allocated; the bytes go up packed as they are.
-                gpu.check_storage_size(
-                    &format!("the {what}'s {} samples", set.len()),
-                    (set.len() * set.features.bytes_per_sample()).next_multiple_of(4) as u64,
-                )?;
-            }
+        if let Some(train) = &train {
+            check_dataset(mlp.inputs(), mlp.outputs(), train.get(), "training set")?;
+        }
+        if let Some((_, test)) = &test {
+            check_dataset(mlp.inputs(), mlp.outputs(), test.get(), "test set")?;
         }
         let mut net = GpuMlp::with_batch_capacity(gpu, mlp, config.batch_size)?;
         net.set_optimizer(config.optimizer)?;
+        let batch = config.batch_size;
         let train = match train {
-            Some(train) => Some(TrainPlan::bind(gpu, &net, train, config.batch_size)?),
+            Some(train) => Some(TrainPlan::bind(gpu, &net, train, placement, batch)?),
             None => None,
         };
-        let eval = match test {
-            Some(test) => Some(EvalPlan::bind(gpu, &net, test, config.batch_size)?),
+        let test = match test {
+            Some((split, test)) => Some(EvalPlan::bind(
+                gpu,
+                &net,
+                (split.name(), test),
+                placement,
+                batch,
+            )?),
             None => None,
         };
-        let classes = mlp.outputs();
+        let outputs = mlp.outputs();
+        let train_len = train.as_ref().map_or(0, |plan| plan.dataset.len);
+        // An evaluation's loss and per-output sums, then its counts and confusion matrix.
+        let staging_words = (1 + outputs) + (1 + outputs * outputs);
         Ok(GpuTrainer {
-            staging: gpu.staging_buffer("trainer.staging", ((2 + classes * classes) * 4) as u64)?,
+            staging: gpu.staging_buffer("trainer.staging", (staging_words * 4) as u64)?,
             net,
             config,
             epochs_done: 0,
-            classes,
+            outputs,
+            placement,
             train,
-            eval,
+            test,
+            validation: None,
+            // The order the data went up in, which `run_steps` starts with.
+            order: (0..train_len as u32).collect(),
             rows_into_epoch: 0,
             profiler: None,
             stop: StopFlag::default(),
@@ -120,34 +168,42 @@ impl GpuTrainer {
             return Ok(());
         }
         let gpu = self.net.gpu().clone();
-        let (inputs, classes) = (self.net.inputs(), self.classes);
+        let outputs = self.outputs;
         self.net.set_batch(rows)?;
         if let Some(train) = self.train.as_mut() {
-            Gather::reshape(&gpu, &mut train.gather, rows, inputs, classes, false)?;
-            Metrics::reshape_accumulate_loss(&gpu, &mut train.accumulate_loss, rows, classes)?;
+            train.dataset.reshape(&gpu, rows)?;
+            Metrics::reshape_accumulate_loss(&gpu, &mut train.accumulate_loss, rows, outputs)?;
         }
-        if let Some(eval) = self.eval.as_mut() {
-            Gather::reshape(&gpu, &mut eval.gather, rows, inputs, classes, false)?;
-            Gather::reshape(&gpu, &mut eval.advance_cursor, rows, inputs, classes, true)?;
-            Metrics::reshape_accuracy(&gpu, &mut eval.accuracy, rows, classes)?;
-            Metrics::reshape_accumulate_loss(&gpu, &mut eval.accumulate_loss, rows, classes)?;
+        for eval in [self.test.as_mut(), self.validation.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            eval.dataset.reshape(&gpu, rows)?;
+            Gather::reshape(&gpu, &mut eval.advance_cursor, rows, true)?;
+            if eval.total_squares.is_some() {
+                Metrics::reshape_squared_error(&gpu, &mut eval.scores, rows, outputs)?;
+            } else {
+                Metrics::reshape_accuracy(&gpu, &mut eval.scores, rows, outputs)?;
+            }
+            Metrics::reshape_accumulate_loss(&gpu, &mut eval.accumulate_loss, rows, outputs)?;
         }
         Ok(())
     }
 
-    /// Reads a loss total and `counts.1` words of a counts buffer, through the one staging buffer.
+    /// Reads `loss_total.1` words of a loss total (its sum first) and `counts.1` words of a counts
+    /// buffer, through the one staging buffer.
     async fn read_totals(
         &self,
         what: &str,
-        loss_total: &wgpu::Buffer,
+        loss_total: (&wgpu::Buffer, usize),
         counts: (&wgpu::Buffer, usize),
-    ) -> Result<(f32, Vec<u32>)> {
+    ) -> Result<(Vec<f32>, Vec<u32>)> {
         let gpu = self.net.gpu();
-        let sources = [(loss_total, 1), counts];
+        let sources = [loss_total, counts];
         let values: Vec<Vec<u32>> = gpu
             .read_back_async(what, gpu.encoder(what), &self.staging, &sources)
             .await?;
-        let loss_total = f32::from_bits(values[0][0]);
+        let loss_total = values[0].iter().map(|&bits| f32::from_bits(bits)).collect();
         Ok((loss_total, values.get(1).cloned().unwrap_or_default()))
     }
 
@@ -156,10 +212,13 @@ impl GpuTrainer {
     fn begin_epoch(&mut self) -> Result<usize> {
         let train = self.train.as_ref().ok_or_else(no_training_set)?;
         let len = train.dataset.len;
-        let mut order: Vec<u32> = (0..len as u32).collect();
-        epoch_order(self.config.seed, self.epochs_done + 1, &mut order);
+        self.order.clear();
+        self.order.extend(0..len as u32);
+        epoch_order(self.config.seed, self.epochs_done + 1, &mut self.order);
         let queue = self.net.gpu().queue();
-        queue.write_buffer(&train.dataset.order, 0, bytemuck::cast_slice(&order));
+        if !train.dataset.is_streamed() {
+            queue.write_buffer(&train.dataset.order, 0, bytemuck::cast_slice(&self.order));
+        }
         // Reset the data cursor (counters[1]), not the step count Adam reads.
         queue.write_buffer(self.net.counters_buffer(), 4, bytemuck::bytes_of(&0u32));
         queue.write_buffer(&train.loss_total, 0, bytemuck::bytes_of(&0f32));
@@ -171,7 +230,7 @@ impl GpuTrainer {
     /// Records one training step: the batch's gather, the network's step, and the loss
     /// bookkeeping.
     fn record_step(net: &GpuMlp, train: &TrainPlan, recorder: &mut impl Recorder) {
-        train.gather.record(recorder);
+        train.dataset.record_gather(recorder);
         net.record_step(recorder);
         train.accumulate_loss.record(recorder);
         train.watch_loss.record(recorder);
@@ -182,18 +241,21 @@ impl GpuTrainer {
     /// submission each, with every dispatch timed.
     fn submit_steps(&mut self, rows: usize, mut count: usize) -> Result<()> {
         self.set_rows(rows)?;
-        let train = self.train.as_ref().ok_or_else(no_training_set)?;
-        if let Some((profiler, left)) = &mut self.profiler {
-            while count > 0 && *left > 0 {
+        while count > 0 && self.profiler.as_ref().is_some_and(|(_, left)| *left > 0) {
+            self.stage_steps(rows, 1)?;
+            let train = self.train.as_ref().ok_or_else(no_training_set)?;
+            if let Some((profiler, left)) = &mut self.profiler {
                 profiler.profile_step(|timed| Self::record_step(&self.net, train, timed))?;
                 *left -= 1;
-                count -= 1;
-                self.rows_into_epoch += rows;
             }
+            count -= 1;
+            self.rows_into_epoch += rows;
         }
         if count == 0 {
             return Ok(());
         }
+        self.stage_steps(rows, count)?;
+        let train = self.train.as_ref().ok_or_else(no_training_set)?;
         let encoder = self.net.encode("train.steps", |pass| {
             for _ in 0..count {
                 Self::record_step(&self.net, train, pass);
@@ -202,6 +264,23 @@ impl GpuTrainer {
         self.net.submit(encoder)?;
         self.rows_into_epoch += rows * count;
         Ok(())
+    }
+
+    /// The most training steps of `rows` to record into one submission.
+    fn steps_per_submit(&self, rows: usize) -> Result<usize> {
+        let train = self.train.as_ref().ok_or_else(no_training_set)?;
+        Ok(STEPS_PER_SUBMIT.min(train.dataset.steps_per_submit(rows)))
+    }
+
+    /// Streamed: copies the samples of the next `count` steps of `rows` into a slab.
+    fn stage_steps(&mut self, rows: usize, count: usize) -> Result<()> {
+        let train = self.train.as_mut().ok_or_else(no_training_set)?;
+        let start = self.rows_into_epoch;
+        let samples = self.order[start..start + rows * count].iter().copied();
+        let gpu = self.net.gpu();
+        train
+            .dataset
+            .stage(gpu, samples, self.net.counters_buffer())
     }
 
     /// Times every dispatch of the next `steps` training steps with timestamp queries (see
@@ -238,7 +317,7 @@ impl GpuTrainer {
                 self.begin_epoch()?;
             }
             let count = left
-                .min(STEPS_PER_SUBMIT)
+                .min(self.steps_per_submit(batch)?)
                 .min((len - self.rows_into_epoch) / batch);
             self.submit_steps(batch, count)?;
             left -= count;
@@ -251,7 +330,7 @@ impl GpuTrainer {
     async fn read_epoch_loss(&self, what: &str, samples: usize, steps: usize) -> Result<f32> {
         let train = self.train.as_ref().ok_or_else(no_training_set)?;
         let (loss_sum, watch) = self
-            .read_totals(what, &train.loss_total, (&train.watch, 2))
+            .read_totals(what, (&train.loss_total, 1), (&train.watch, 2))
             .await?;
         match watch.get(1) {
             Some(&step) if step > 0 => Err(diverged(
@@ -260,7 +339,7 @@ impl GpuTrainer {
                 steps,
                 &self.config.optimizer,
             )),
-            _ => Ok(loss_sum / samples as f32),
+            _ => Ok(loss_sum[0] / samples as f32),
         }
     }
 
@@ -278,7 +357,7 @@ impl GpuTrainer {
         let mut done = 0;
         while done < full {
             self.stop.check(self.epochs_done + 1, done * batch)?;
-            let count = STEPS_PER_SUBMIT.min(full - done);
+            let count = self.steps_per_submit(batch)?.min(full - done);
             self.submit_steps(batch, count)?;
             done += count;
             if last_report.elapsed() >= PROGRESS_INTERVAL && done < steps {
@@ -314,58 +393,97 @@ impl GpuTrainer {
     }
 
     /// [`Trainer::evaluate`] as a future, for a browser, where nothing may block.
-    pub async fn evaluate_async(&mut self) -> Result<Evaluation> {
+    pub async fn evaluate_async(&mut self, split: Split) -> Result<Evaluation> {
         let batch_size = self.config.batch_size;
-        let len = self.eval.as_ref().ok_or_else(no_test_set)?.dataset.len;
-        {
-            let (queue, eval) = (
-                self.net.gpu().queue(),
-                self.eval.as_ref().ok_or_else(no_test_set)?,
-            );
+        let (len, per_submit) = {
+            let eval = self.eval_plan(split)?;
+            let queue = self.net.gpu().queue();
             queue.write_buffer(&eval.counters, 0, bytemuck::cast_slice(&[0u32, 0]));
-            queue.write_buffer(
-                &eval.counts,
-                0,
-                &vec![0u8; 4 * (1 + self.classes * self.classes)],
-            );
-            queue.write_buffer(&eval.loss_total, 0, bytemuck::bytes_of(&0f32));
-        }
-        // Full batches in one submission, then the remainder (reshaped) in another.
-        for (rows, batches) in [(batch_size, len / batch_size), (len % batch_size, 1)] {
-            if rows == 0 || batches == 0 {
-                continue;
+            queue.write_buffer(&eval.counts, 0, &vec![0u8; eval.counts.size() as usize]);
+            queue.write_buffer(&eval.loss_total, 0, &vec![0u8; 4 * (1 + self.outputs)]);
+            (eval.dataset.len, eval.dataset.steps_per_submit(batch_size))
+        };
+        // Full batches, as many to a submission as the placement allows, then the remainder
+        // (reshaped).
+        let mut start = 0;
+        for (rows, mut batches) in [(batch_size, len / batch_size), (len % batch_size, 1)] {
+            while rows > 0 && batches > 0 {
+                let count = batches.min(per_submit);
+                self.submit_evaluation(split, start, rows, count)?;
+                start += rows * count;
+                batches -= count;
             }
-            self.set_rows(rows)?;
-            let eval = self.eval.as_ref().ok_or_else(no_test_set)?;
-            let encoder = self.net.encode("test.evaluate", |pass| {
-                for _ in 0..batches {
-                    eval.gather.record(pass);
-                    self.net.record_forward(pass, true);
-                    eval.accuracy.record(pass);
-                    eval.accumulate_loss.record(pass);
-                    eval.advance_cursor.record(pass);
-                }
-            });
-            self.net.submit(encoder)?;
         }
-        let eval = self.eval.as_ref().ok_or_else(no_test_set)?;
-        let (loss_sum, counts) = self
+        self.read_evaluation(split, len).await
+    }
+
+    /// Records and submits `count` evaluation batches of `rows`, the first at sample `start`.
+    fn submit_evaluation(
+        &mut self,
+        split: Split,
+        start: usize,
+        rows: usize,
+        count: usize,
+    ) -> Result<()> {
+        self.set_rows(rows)?;
+        let gpu = self.net.gpu().clone();
+        let eval = match split {
+            Split::Test => self.test.as_mut(),
+            Split::Validation => self.validation.as_mut(),
+        }
+        .ok_or_else(|| no_such_set(split))?;
+        let samples = (start as u32..(start + rows * count) as u32).into_iter();
+        eval.dataset.stage(&gpu, samples, &eval.counters)?;
+        let eval = self.eval_plan(split)?;
+        let encoder = self.net.encode("evaluate", |pass| {
+            for _ in 0..count {
+                eval.dataset.record_gather(pass);
+                self.net.record_forward(pass, true);
+                eval.scores.record(pass);
+                eval.accumulate_loss.record(pass);
+                eval.advance_cursor.record(pass);
+            }
+        });
+        self.net.submit(encoder)
+    }
+
+    /// Reads the totals of an evaluation of `len` samples into its loss and scores.
+    async fn read_evaluation(&self, split: Split, len: usize) -> Result<Evaluation> {
+        let eval = self.eval_plan(split)?;
+        let outputs = self.outputs;
+        let counts_len = (eval.counts.size() / 4) as usize;
+        let (loss_total, counts) = self
             .read_totals(
                 "the evaluation",
-                &eval.loss_total,
-                (&eval.counts, 1 + self.classes * self.classes),
+                (&eval.loss_total, 1 + outputs),
+                (&eval.counts, counts_len),
             )
             .await?;
-        let classes = self.classes;
-        let confusion = Array2::from_shape_fn((classes, classes), |(t, p)| {
-            u64::from(counts[1 + t * classes + p])
-        });
+        let scores = match &eval.total_squares {
+            Some(total_squares) => Scores::Regression {
+                squared_errors: loss_total[1..].iter().map(|&e| f64::from(e)).collect(),
+                total_squares: total_squares.clone(),
+            },
+            None => Scores::Classification {
+                accuracy: f64::from(counts[0]) / len as f64,
+                confusion: Array2::from_shape_fn((outputs, outputs), |(t, p)| {
+                    u64::from(counts[1 + t * outputs + p])
+                }),
+            },
+        };
         Ok(Evaluation {
-            loss: loss_sum / len as f32,
-            accuracy: f64::from(counts[0]) / len as f64,
-            confusion,
+            loss: loss_total[0] / len as f32,
             samples: len,
+            scores,
         })
+    }
+
+    fn eval_plan(&self, split: Split) -> Result<&EvalPlan> {
+        match split {
+            Split::Test => self.test.as_ref(),
+            Split::Validation => self.validation.as_ref(),
+        }
+        .ok_or_else(|| no_such_set(split))
     }
 }
 
@@ -378,8 +496,16 @@ impl Trainer for GpuTrainer {
         pollster::block_on(self.train_epoch_async(progress))
     }
 
-    fn evaluate(&mut self) -> Result<Evaluation> {
-        pollster::block_on(self.evaluate_async())
+    fn evaluate(&mut self, split: Split) -> Result<Evaluation> {
+        pollster::block_on(self.evaluate_async(split))
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
+        let mut optimizer = self.net.optimizer();
+        optimizer.learning_rate = learning_rate;
+        self.net.set_optimizer(optimizer)?;
+        self.config.optimizer = optimizer;
+        Ok(())
     }
 
     fn epochs_done(&self) -> usize {

@@ -3,7 +3,8 @@
 //!
 //! Both follow the same schedule: each epoch visits the training set in an order shuffled by a
 //! seeded [`Rng`], in batches of `batch_size` (the last one smaller), and evaluation reports the
-//! mean loss, the accuracy and the confusion matrix. The same seed on the same adapter gives the
+//! mean loss and the task's scores: accuracy and the confusion matrix for classes, squared errors
+//! (for RMSE and R²) for regression. The same seed on the same adapter gives the
 //! same result.
 //!
 //! On the GPU an epoch writes only the shuffled order (once) and reads back only the summed loss
@@ -24,6 +25,7 @@ use ndarray::Array2;
 
 pub use cpu::{CpuTrainer, evaluate_cpu};
 pub use gpu::GpuTrainer;
+pub use gpu_plans::{DataPlacement, RESIDENT_CHUNKS};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -100,17 +102,121 @@ impl EpochReport {
     }
 }
 
+/// Which held-out set to evaluate on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// The validation set, split off the training data, for early stopping and model choice.
+    Validation,
+    /// The test set.
+    Test,
+}
+
+impl Split {
+    /// `validation` or `test`, as errors and reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Validation => "validation",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// The scores of an evaluation, by task.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scores {
+    /// Classification.
+    Classification {
+        /// Fraction of samples whose largest output is their label.
+        accuracy: f64,
+        /// `confusion[[truth, predicted]]` counts.
+        confusion: Array2<u64>,
+    },
+    /// Regression, per output column, in the units of the targets as given to the trainer.
+    Regression {
+        /// `Σ (output − target)²`.
+        squared_errors: Vec<f64>,
+        /// `Σ (target − mean target)²`.
+        total_squares: Vec<f64>,
+    },
+}
+
 /// The result of evaluating a model on a data set.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
     /// Mean loss.
     pub loss: f32,
-    /// Fraction of samples whose largest output is their label.
-    pub accuracy: f64,
-    /// `confusion[[truth, predicted]]` counts.
-    pub confusion: Array2<u64>,
     /// Samples evaluated.
     pub samples: usize,
+    /// Accuracy and confusion, or squared errors.
+    pub scores: Scores,
+}
+
+impl Evaluation {
+    /// The fraction of samples classified correctly (classification).
+    pub fn accuracy(&self) -> Option<f64> {
+        match &self.scores {
+            Scores::Classification { accuracy, .. } => Some(*accuracy),
+            Scores::Regression { .. } => None,
+        }
+    }
+
+    /// `confusion[[truth, predicted]]` counts (classification).
+    pub fn confusion(&self) -> Option<&Array2<u64>> {
+        match &self.scores {
+            Scores::Classification { confusion, .. } => Some(confusion),
+            Scores::Regression { .. } => None,
+        }
+    }
+
+    /// The root mean squared error over every output (regression). With `scale`, each output's
+    /// errors are first multiplied by its entry: the standard deviations of standardized targets
+    /// give the RMSE in the targets' own units.
+    pub fn rmse(&self, scale: Option<&[f32]>) -> Option<f64> {
+        let Scores::Regression { squared_errors, .. } = &self.scores else {
+            return None;
+        };
+        let sum: f64 = squared_errors
+            .iter()
+            .enumerate()
+            .map(|(c, &e)| e * scale.map_or(1.0, |s| f64::from(s[c]).powi(2)))
+            .sum();
+        Some((sum / (self.samples * squared_errors.len()) as f64).sqrt())
+    }
+
+    /// The coefficient of determination `1 − SSE/SST`, averaged over outputs as scikit-learn's
+    /// `r2_score` does by default (regression); the same in any units, as both sums scale alike.
+    /// An output whose targets are all equal counts as 1 when predicted exactly, else 0.
+    pub fn r2(&self) -> Option<f64> {
+        let Scores::Regression {
+            squared_errors,
+            total_squares,
+        } = &self.scores
+        else {
+            return None;
+        };
+        let per_output = squared_errors.iter().zip(total_squares).map(|(&e, &t)| {
+            if t > 0.0 {
+                1.0 - e / t
+            } else if e == 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        });
+        Some(per_output.sum::<f64>() / squared_errors.len() as f64)
+    }
+}
+
+/// `Σ (y − ȳ)²` of each target column, in f64: R²'s denominator.
+pub(crate) fn total_squares(values: &Array2<f32>) -> Vec<f64> {
+    values
+        .columns()
+        .into_iter()
+        .map(|column| {
+            let mean = column.iter().map(|&v| f64::from(v)).sum::<f64>() / column.len() as f64;
+            column.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum()
+        })
+        .collect()
 }
 
 /// A batch's row count for each step of an epoch of `len` samples.
@@ -199,9 +305,12 @@ impl StopFlag {
     }
 }
 
-/// The error for evaluating with a trainer that was given no test set.
-pub(crate) fn no_test_set() -> Error {
-    Error::invalid("evaluation", "no test set was given to the trainer")
+/// The error for evaluating with a trainer that was given no such set.
+pub(crate) fn no_such_set(split: Split) -> Error {
+    Error::invalid(
+        "evaluation",
+        format!("no {} set was given to the trainer", split.name()),
+    )
 }
 
 /// What a training loop needs from a trainer, on the GPU or the CPU.
@@ -210,8 +319,12 @@ pub trait Trainer {
     /// with the running loss.
     fn train_epoch(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<EpochReport>;
 
-    /// Loss, accuracy and confusion matrix on the test set.
-    fn evaluate(&mut self) -> Result<Evaluation>;
+    /// Loss and scores on the test or validation set.
+    fn evaluate(&mut self, split: Split) -> Result<Evaluation>;
+
+    /// Sets the learning rate for the coming steps, keeping the optimizer's state (for a
+    /// schedule). On the GPU this rewrites a uniform: no pipeline or bind group changes.
+    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()>;
 
     /// Epochs finished so far.
     fn epochs_done(&self) -> usize;

@@ -6,7 +6,7 @@ use clap::Args;
 use serde_json::json;
 
 use wgpu_mlp::data::DatasetKind;
-use wgpu_mlp::train::{GpuTrainer, Trainer, evaluate_cpu};
+use wgpu_mlp::train::{GpuTrainer, Split, Trainer, evaluate_cpu};
 
 use crate::common::{
     CPU_ADAPTER, Console, DEFAULT_SEED, DataArgs, ModelArgs, Recorded, open_gpu, print_confusion,
@@ -71,19 +71,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
     } else {
         let gpu = open_gpu(&args.adapter)?;
         let mut evaluator = GpuTrainer::evaluator(&gpu, &mlp, &test, args.batch)?;
-        (evaluator.evaluate()?, gpu.adapter_description())
+        (evaluator.evaluate(Split::Test)?, gpu.adapter_description())
     };
     console.line(format_args!(
         "{file}: test loss {:.5}, test accuracy {:.2}% on {} samples of {} ({adapter})",
         evaluation.loss,
-        evaluation.accuracy * 100.0,
+        evaluation.accuracy().unwrap_or(f64::NAN) * 100.0,
         evaluation.samples,
         dataset.name()
     ))?;
-    print_confusion(&console, &evaluation.confusion)?;
+    if let Some(confusion) = evaluation.confusion() {
+        print_confusion(&console, confusion)?;
+    }
     if args.json {
         console.json(&json!({
-            "test_accuracy": evaluation.accuracy, "test_loss": evaluation.loss, "samples": evaluation.samples,
+            "test_accuracy": evaluation.accuracy(), "test_loss": evaluation.loss, "samples": evaluation.samples,
             "adapter": adapter, "model": file.to_string(), "dataset": dataset.name(),
         }))?;
     }

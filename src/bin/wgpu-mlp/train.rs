@@ -17,7 +17,7 @@ use wgpu_mlp::files::{check_can_write, write_atomically};
 use wgpu_mlp::gpu::profile::Profile;
 use wgpu_mlp::optim::Optimizer;
 use wgpu_mlp::plot::{EpochPoint, training_curves_svg};
-use wgpu_mlp::train::{CpuTrainer, Evaluation, GpuTrainer, TrainConfig, Trainer};
+use wgpu_mlp::train::{CpuTrainer, Evaluation, GpuTrainer, Split, TrainConfig, Trainer};
 use wgpu_mlp::{Activation, Init, Loss, Mlp};
 
 use crate::common::{
@@ -300,7 +300,7 @@ fn train_epochs(
         });
         bar.finish_and_clear();
         let report = report?;
-        let eval = trainer.evaluate()?;
+        let eval = trainer.evaluate(Split::Test)?;
         history.samples += report.samples;
         history.train_seconds += report.seconds;
         let total_epochs = settings.epochs_before + epoch;
@@ -308,14 +308,14 @@ fn train_epochs(
             "epoch {total_epochs:>3}  train loss {:.5}  test loss {:.5}  test accuracy {:6.2}%  {:>8.0} samples/s  {:.1} s",
             report.train_loss,
             eval.loss,
-            eval.accuracy * 100.0,
+            eval.accuracy().unwrap_or(f64::NAN) * 100.0,
             report.samples_per_second(),
             report.seconds
         ))?;
         if let Some(file) = metrics.as_mut() {
             let line = json!({
                 "epoch": total_epochs, "train_loss": report.train_loss, "test_loss": eval.loss,
-                "test_accuracy": eval.accuracy, "seconds": report.seconds, "samples_per_s": report.samples_per_second(),
+                "test_accuracy": eval.accuracy(), "seconds": report.seconds, "samples_per_s": report.samples_per_second(),
             });
             writeln!(file, "{line}").context("writing the metrics file")?;
         }
@@ -323,7 +323,7 @@ fn train_epochs(
             epoch: total_epochs,
             train_loss: report.train_loss,
             test_loss: eval.loss,
-            test_accuracy: eval.accuracy,
+            test_accuracy: eval.accuracy().unwrap_or(f64::NAN),
         });
         history.evaluation = Some(eval);
         if let Some(path) = &args.save {
@@ -366,7 +366,9 @@ fn finish(
     if let Some(path) = &args.save {
         eprintln!("saved {}", path.display());
     }
-    print_confusion(console, &evaluation.confusion)?;
+    if let Some(confusion) = evaluation.confusion() {
+        print_confusion(console, confusion)?;
+    }
     let profile = trainer.profile();
     if let Some(profile) = &profile {
         console.line(profile)?;
@@ -400,7 +402,7 @@ fn summary(
         .last()
         .map_or(settings.epochs_before, |p| p.epoch);
     json!({
-        "test_accuracy": evaluation.accuracy, "test_loss": evaluation.loss,
+        "test_accuracy": evaluation.accuracy(), "test_loss": evaluation.loss,
         "train_loss": history.points.last().map(|p| p.train_loss),
         "epochs": epochs, "seconds": ending.start_time.elapsed().as_secs_f64(),
         "samples_per_s": history.samples as f64 / history.train_seconds.max(1e-9),

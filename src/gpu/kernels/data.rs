@@ -1,8 +1,9 @@
 //! `shaders/data.wgsl`: a batch gathered on the GPU from a data set stored there as bytes.
 //!
-//! Shapes: `images: (count·inputs)` bytes and `labels: (count)` bytes, packed four to a `u32`;
-//! `order: (count)` sample indices; `counters: (2)` whose `[1]` is the batch's position in
-//! `order`; `x: (rows, inputs)`, `y: (rows, classes)` one-hot.
+//! Shapes: `features: (samples·inputs)` of one chunk, bytes packed four to a `u32` or f32;
+//! `targets: (samples)` u32 labels or `(samples·outputs)` f32 of the same chunk; `order: (count)` sample indices;
+//! `counters: (2)` whose `[1]` is the batch's position in `order`; `x: (rows, inputs)`,
+//! `y: (rows, outputs)`.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -10,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::context::{Access, Gpu, PipelineSpec};
 use crate::gpu::kernels::{Dispatch, Shader};
 
-/// Bindings after the uniform: images, labels, order, counters, x, y.
+/// Bindings after the uniform: features, targets, order, counters, x, y.
 const STORAGE: &[Access] = &[
     Access::Read,
     Access::Read,
@@ -25,53 +26,87 @@ const STORAGE: &[Access] = &[
 struct GatherParams {
     rows: u32,
     inputs: u32,
-    classes: u32,
-    _pad: u32,
+    outputs: u32,
+    first_sample: u32,
+    samples: u32,
+    _pad: [u32; 3],
 }
 
 /// The buffers a gather reads and writes.
 #[derive(Clone, Copy, Debug)]
 pub struct GatherBuffers<'a> {
-    /// Packed image bytes.
-    pub images: &'a wgpu::Buffer,
-    /// Packed label bytes.
-    pub labels: &'a wgpu::Buffer,
+    /// One chunk of the features: bytes packed four to a word, or f32.
+    pub features: &'a wgpu::Buffer,
+    /// The same chunk's class labels (u32) or target values (f32).
+    pub targets: &'a wgpu::Buffer,
     /// The epoch's sample order.
     pub order: &'a wgpu::Buffer,
     /// `[steps, cursor]`.
     pub counters: &'a wgpu::Buffer,
     /// `(rows, inputs)`.
     pub x: &'a wgpu::Buffer,
-    /// `(rows, classes)`.
+    /// `(rows, outputs)`.
     pub y: &'a wgpu::Buffer,
 }
 
-/// `x, y ← images, labels` at `order[cursor ..][.. rows]`.
+/// What a gather reads and writes per batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GatherShape {
+    /// Samples per batch.
+    pub rows: usize,
+    /// Features per sample.
+    pub inputs: usize,
+    /// Classes, or target values per sample.
+    pub outputs: usize,
+    /// Features are f32 (else bytes, scaled by 1/255).
+    pub float_features: bool,
+    /// Targets are f32 values (else class labels, one-hot encoded).
+    pub value_targets: bool,
+}
+
+/// The samples one chunk's features and targets buffers hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkSpan {
+    /// The first sample the buffers hold.
+    pub first_sample: usize,
+    /// How many samples they hold.
+    pub samples: usize,
+}
+
+/// `x, y ← features, targets` at `order[cursor ..][.. rows]`.
 #[derive(Clone, Copy, Debug)]
 pub struct Gather;
 
 impl Gather {
     fn layout(
         gpu: &Gpu,
-        rows: usize,
-        inputs: usize,
-        classes: usize,
+        shape: &GatherShape,
+        span: &ChunkSpan,
     ) -> Result<(GatherParams, [u32; 3])> {
+        let GatherShape {
+            rows,
+            inputs,
+            outputs,
+            ..
+        } = *shape;
         // An invocation per four elements of x, and per element of y (data.wgsl).
-        let items = (rows * inputs).div_ceil(4).max(rows * classes);
-        let too_big = u32::try_from(rows * inputs.max(classes)).is_err();
-        if rows == 0 || inputs == 0 || classes == 0 || too_big {
+        let items = (rows * inputs).div_ceil(4).max(rows * outputs);
+        let too_big = u32::try_from(rows * inputs.max(outputs)).is_err()
+            || u32::try_from(span.first_sample + span.samples).is_err();
+        if rows == 0 || inputs == 0 || outputs == 0 || too_big {
             return Err(Error::invalid(
                 "gather shape",
-                format!("rows={rows}, inputs={inputs}, classes={classes}"),
+                format!("rows={rows}, inputs={inputs}, outputs={outputs}, {span:?}"),
             ));
         }
         let config = gpu.config();
         let params = GatherParams {
             rows: rows as u32,
             inputs: inputs as u32,
-            classes: classes as u32,
-            _pad: 0,
+            outputs: outputs as u32,
+            first_sample: span.first_sample as u32,
+            samples: span.samples as u32,
+            _pad: [0; 3],
         };
         Ok((params, config.grid_1d(items, config.workgroup_size)))
     }
@@ -80,19 +115,27 @@ impl Gather {
         gpu: &Gpu,
         label: &str,
         entry_point: &'static str,
-        buffers: &GatherBuffers<'_>,
+        (buffers, shape): (&GatherBuffers<'_>, &GatherShape),
         params: &GatherParams,
         groups: [u32; 3],
     ) -> Result<Dispatch> {
+        let flag = |on: bool| f64::from(u8::from(on));
+        let constants = match entry_point {
+            "gather" => vec![
+                ("FLOAT_FEATURES", flag(shape.float_features)),
+                ("VALUE_TARGETS", flag(shape.value_targets)),
+            ],
+            _ => vec![],
+        };
         let spec = PipelineSpec {
             shader: Shader::Data,
             entry_point,
-            constants: vec![],
+            constants,
             storage: STORAGE,
         };
         let GatherBuffers {
-            images,
-            labels,
+            features,
+            targets,
             order,
             counters,
             x,
@@ -103,22 +146,21 @@ impl Gather {
             label,
             &spec,
             params,
-            &[images, labels, order, counters, x, y],
+            &[features, targets, order, counters, x, y],
             groups,
         )
     }
 
-    /// Binds a gather of `rows` samples of `inputs` bytes and labels below `classes`.
+    /// Binds a gather of `shape.rows` samples from the chunk of features `span` describes.
     pub fn bind(
         gpu: &Gpu,
         label: &str,
         buffers: &GatherBuffers<'_>,
-        rows: usize,
-        inputs: usize,
-        classes: usize,
+        shape: &GatherShape,
+        span: &ChunkSpan,
     ) -> Result<Dispatch> {
-        let (params, groups) = Self::layout(gpu, rows, inputs, classes)?;
-        Self::bind_entry(gpu, label, "gather", buffers, &params, groups)
+        let (params, groups) = Self::layout(gpu, shape, span)?;
+        Self::bind_entry(gpu, label, "gather", (buffers, shape), &params, groups)
     }
 
     /// Binds the cursor advance that evaluation records after each batch (training moves the
@@ -127,25 +169,40 @@ impl Gather {
         gpu: &Gpu,
         label: &str,
         buffers: &GatherBuffers<'_>,
-        rows: usize,
-        inputs: usize,
-        classes: usize,
+        shape: &GatherShape,
     ) -> Result<Dispatch> {
-        let (params, _) = Self::layout(gpu, rows, inputs, classes)?;
-        Self::bind_entry(gpu, label, "advance_cursor", buffers, &params, [1, 1, 1])
+        let span = ChunkSpan {
+            first_sample: 0,
+            samples: 1,
+        };
+        let (params, _) = Self::layout(gpu, shape, &span)?;
+        let entry = "advance_cursor";
+        Self::bind_entry(gpu, label, entry, (buffers, shape), &params, [1, 1, 1])
     }
 
     /// Changes the rows per batch of a gather (`single_invocation: false`) or of a cursor
-    /// advance (`true`).
+    /// advance (`true`); everything else it was bound with stays.
     pub fn reshape(
         gpu: &Gpu,
         dispatch: &mut Dispatch,
         rows: usize,
-        inputs: usize,
-        classes: usize,
         single_invocation: bool,
     ) -> Result<()> {
-        let (params, groups) = Self::layout(gpu, rows, inputs, classes)?;
+        let old: GatherParams = dispatch
+            .params()
+            .ok_or_else(|| Error::invalid("gather", "reshaping a dispatch that is no gather"))?;
+        let shape = GatherShape {
+            rows,
+            inputs: old.inputs as usize,
+            outputs: old.outputs as usize,
+            float_features: false,
+            value_targets: false,
+        };
+        let span = ChunkSpan {
+            first_sample: old.first_sample as usize,
+            samples: old.samples as usize,
+        };
+        let (params, groups) = Self::layout(gpu, &shape, &span)?;
         dispatch.update(
             gpu,
             &params,
@@ -153,16 +210,4 @@ impl Gather {
         );
         Ok(())
     }
-}
-
-/// Packs bytes four to a little-endian `u32`, as `data.wgsl` unpacks them.
-pub fn pack_bytes(bytes: &[u8]) -> Vec<u32> {
-    bytes
-        .chunks(4)
-        .map(|chunk| {
-            let mut word = [0u8; 4];
-            word[..chunk.len()].copy_from_slice(chunk);
-            u32::from_le_bytes(word)
-        })
-        .collect()
 }

@@ -2,7 +2,8 @@
 //! evaluation pass, accumulated on the GPU batch after batch.
 //!
 //! Shapes: `a, y: (rows, classes)`, `batch_loss: (1)`, `counts: (1 + classes²)` u32 (correct,
-//! then the confusion matrix `[truth][predicted]`), `loss_total: (1)`.
+//! then the confusion matrix `[truth][predicted]`), `loss_total: (1)`, or `(1 + classes)` with
+//! each output's squared error after the loss (regression, where `classes` is the output width).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -101,6 +102,42 @@ impl Metrics {
             &buffers.list(),
             groups,
         )
+    }
+
+    /// Adds the batch's squared error of each output column `c` to `loss_total[1 + c]`, one
+    /// invocation per column (regression).
+    pub fn bind_squared_error(
+        gpu: &Gpu,
+        label: &str,
+        buffers: &MetricsBuffers<'_>,
+        rows: usize,
+        columns: usize,
+    ) -> Result<Dispatch> {
+        let config = gpu.config();
+        Dispatch::new(
+            gpu,
+            label,
+            &Self::spec("squared_error"),
+            &Self::params(rows, columns)?,
+            &buffers.list(),
+            config.grid_1d(columns, config.workgroup_size),
+        )
+    }
+
+    /// Changes the rows per batch of a squared-error dispatch.
+    pub fn reshape_squared_error(
+        gpu: &Gpu,
+        dispatch: &mut Dispatch,
+        rows: usize,
+        columns: usize,
+    ) -> Result<()> {
+        let config = gpu.config();
+        dispatch.update(
+            gpu,
+            &Self::params(rows, columns)?,
+            config.grid_1d(columns, config.workgroup_size),
+        );
+        Ok(())
     }
 
     /// Adds the batch's loss, weighted by its rows, to the running sum.

@@ -179,6 +179,12 @@ fn constant_sets(shader: Shader, entry_point: &str) -> Vec<Vec<(&'static str, f6
                 .collect(),
             None => vec![vec![]],
         },
+        (Shader::Data, "gather") => [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
+            .into_iter()
+            .map(|(features, targets)| {
+                vec![("FLOAT_FEATURES", features), ("VALUE_TARGETS", targets)]
+            })
+            .collect(),
         _ => vec![vec![]],
     }
 }
