@@ -16,6 +16,7 @@
 mod cpu;
 mod gpu;
 mod gpu_plans;
+pub mod schedule;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,7 @@ use ndarray::Array2;
 pub use cpu::{CpuTrainer, evaluate_cpu};
 pub use gpu::GpuTrainer;
 pub use gpu_plans::{DataPlacement, RESIDENT_CHUNKS};
+pub use schedule::{EarlyStopping, LrSchedule, ScheduleKind};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
