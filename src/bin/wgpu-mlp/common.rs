@@ -1,6 +1,6 @@
-//! What several commands share: the data-set options, opening the adapter, the console the
-//! output goes to, parsing lists of sizes, and printing a confusion matrix, a progress bar or a
-//! kernel profile.
+//! What several commands share: the model options, what a model file records, opening the
+//! adapter, the console the output goes to, parsing lists of sizes, and printing a confusion
+//! matrix, a progress bar or a kernel profile.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use wgpu_mlp::checkpoint::{self, Architecture, CheckpointInfo};
-use wgpu_mlp::data::{self, Dataset, DatasetKind, synthetic};
+use wgpu_mlp::data::DatasetKind;
 use wgpu_mlp::gpu::profile::Profile;
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::train::StopFlag;
@@ -23,47 +23,6 @@ use wgpu_mlp::{Activation, AdapterChoice, Gpu, Loss, Mlp, Optimizer};
 
 /// The seed of the synthetic set and of a new model when none is given or saved.
 pub const DEFAULT_SEED: u64 = 42;
-
-/// Where the data comes from.
-#[derive(Args, Debug, Clone)]
-pub struct DataArgs {
-    /// Data set [default: synthetic, or the one a saved model was trained on].
-    #[arg(long, value_enum)]
-    pub dataset: Option<DatasetKind>,
-    /// Folder with the IDX files (.gz or raw); default: the first of $WGPU_MLP_DATA/<dataset>,
-    /// $WGPU_MLP_DATA, ./data/<dataset> and, for Fashion-MNIST, /usr/share/datasets/fashion-mnist
-    /// that holds them.
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
-    /// Training samples to use (all when omitted; the synthetic set makes this many, default 10000).
-    #[arg(long, value_name = "N")]
-    pub train_size: Option<usize>,
-    /// Test samples to use (all when omitted; the synthetic set makes this many, default 2000).
-    #[arg(long, value_name = "N")]
-    pub test_size: Option<usize>,
-}
-
-impl DataArgs {
-    /// The training and test sets of `kind` that the options select; `seed` generates the
-    /// synthetic set.
-    pub fn load(&self, kind: DatasetKind, seed: u64) -> Result<(Dataset, Dataset)> {
-        if kind == DatasetKind::Synthetic {
-            return Ok(synthetic::generate(
-                self.train_size.unwrap_or(10_000),
-                self.test_size.unwrap_or(2_000),
-                seed,
-            ));
-        }
-        let dir = data::find_data_dir(kind, self.data.as_deref())?;
-        let (train, test, provenance) = data::load_checked(kind, &dir)?;
-        eprintln!("data: {provenance}");
-        let keep = |set: Dataset, size: Option<usize>| match size {
-            Some(n) => set.take(n),
-            None => set,
-        };
-        Ok((keep(train, self.train_size), keep(test, self.test_size)))
-    }
-}
 
 /// The activations a hidden layer may have: softmax only ends a network.
 const HIDDEN_ACTIVATIONS: [&str; 4] = ["identity", "sigmoid", "relu", "tanh"];
@@ -138,6 +97,11 @@ impl<'a> Recorded<'a> {
     /// The file that records them.
     pub fn path(&self) -> &Path {
         self.path
+    }
+
+    /// The text under `key`, if recorded.
+    pub fn text(&self, key: &str) -> Option<&'a str> {
+        self.metadata.get(key).map(String::as_str)
     }
 
     /// The value under `key`, if recorded; an error if it does not parse.

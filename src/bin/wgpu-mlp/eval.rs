@@ -1,7 +1,10 @@
-//! `wgpu-mlp eval`: the test loss, accuracy and confusion matrix of a saved model, on the data set
-//! (and for the synthetic set, the seed) the model records unless told otherwise.
+//! `wgpu-mlp eval`: the test loss and scores (accuracy and the confusion matrix, or RMSE and R²)
+//! of a saved model, on the data (and for the synthetic set, the seed) the model records unless
+//! told otherwise, scaled as the model's training data was.
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::json;
 
@@ -9,8 +12,10 @@ use wgpu_mlp::data::DatasetKind;
 use wgpu_mlp::train::{GpuTrainer, Split, Trainer, evaluate_cpu};
 
 use crate::common::{
-    CPU_ADAPTER, Console, DEFAULT_SEED, DataArgs, ModelArgs, Recorded, open_gpu, print_confusion,
+    CPU_ADAPTER, Console, DEFAULT_SEED, ModelArgs, Recorded, open_gpu, print_confusion,
 };
+use crate::dataset::{DataArgs, Preparation, Source};
+use crate::train::{scores_json, scores_text};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -41,28 +46,20 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let (mlp, info) = args.model.load()?;
     let file = args.model.model.display();
     let recorded = Recorded::of(&info, &args.model.model);
-    let recorded_dataset = recorded.dataset()?;
-    let dataset = match (args.data.dataset, recorded_dataset) {
-        (Some(asked), Some(recorded)) if asked != recorded => {
-            eprintln!(
-                "note: {file} was trained on {}; evaluating on {} as asked",
-                recorded.name(),
-                asked.name()
-            );
-            asked
-        }
-        (asked, recorded) => asked.or(recorded).unwrap_or(DatasetKind::Synthetic),
-    };
+    let preparation = Preparation::of(&recorded)?;
+    let source = source(&args, &recorded)?;
     let seed = match (args.seed, recorded.value::<u64>("seed")?) {
-        (Some(asked), Some(recorded)) if asked != recorded && dataset == DatasetKind::Synthetic => {
+        (Some(asked), Some(saved))
+            if asked != saved && source == Source::Builtin(DatasetKind::Synthetic) =>
+        {
             eprintln!(
-                "note: {file} was trained on the synthetic set of seed {recorded}; evaluating on seed {asked} as asked"
+                "note: {file} was trained on the synthetic set of seed {saved}; evaluating on seed {asked} as asked"
             );
             asked
         }
-        (asked, recorded) => asked.or(recorded).unwrap_or(DEFAULT_SEED),
+        (asked, saved) => asked.or(saved).unwrap_or(DEFAULT_SEED),
     };
-    let (_, test) = args.data.load(dataset, seed)?;
+    let test = args.data.load_for_evaluation(&source, seed, &preparation)?;
     let (evaluation, adapter) = if args.cpu {
         (
             evaluate_cpu(&mlp, &test, args.batch)?,
@@ -73,21 +70,66 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let mut evaluator = GpuTrainer::evaluator(&gpu, &mlp, &test, args.batch)?;
         (evaluator.evaluate(Split::Test)?, gpu.adapter_description())
     };
+    let name = match &source {
+        Source::Files { test: Some(path), .. } => path.display().to_string(),
+        _ => source.name(),
+    };
     console.line(format_args!(
-        "{file}: test loss {:.5}, test accuracy {:.2}% on {} samples of {} ({adapter})",
-        evaluation.loss,
-        evaluation.accuracy().unwrap_or(f64::NAN) * 100.0,
+        "{file}: {} on {} samples of {name} ({adapter})",
+        scores_text("test", &evaluation, &preparation).replace("  ", ", "),
         evaluation.samples,
-        dataset.name()
     ))?;
     if let Some(confusion) = evaluation.confusion() {
         print_confusion(&console, confusion)?;
     }
     if args.json {
-        console.json(&json!({
-            "test_accuracy": evaluation.accuracy(), "test_loss": evaluation.loss, "samples": evaluation.samples,
-            "adapter": adapter, "model": file.to_string(), "dataset": dataset.name(),
-        }))?;
+        let mut summary = scores_json("test_", &evaluation, &preparation);
+        let rest = json!({
+            "samples": evaluation.samples, "adapter": adapter, "model": file.to_string(),
+            "dataset": name, "task": preparation.task.name(),
+        });
+        if let serde_json::Value::Object(rest) = rest {
+            summary.extend(rest);
+        }
+        console.json(&serde_json::Value::Object(summary))?;
     }
     Ok(())
+}
+
+/// What to evaluate on: `--test PATH`, else `--dataset` (said when it is not the model's), else
+/// the model's own test file or data set.
+fn source(args: &EvalArgs, recorded: &Recorded) -> Result<Source> {
+    let file = args.model.model.display();
+    if args.data.train.is_some() {
+        bail!("eval evaluates a trained model: give the data with --test PATH, not --train");
+    }
+    if let Some(test) = &args.data.test {
+        return Ok(Source::Files {
+            train: PathBuf::new(),
+            test: Some(test.clone()),
+        });
+    }
+    let recorded_kind = recorded.dataset()?;
+    if let Some(asked) = args.data.dataset {
+        if let Some(saved) = recorded_kind
+            && saved != asked
+        {
+            eprintln!(
+                "note: {file} was trained on {}; evaluating on {} as asked",
+                saved.name(),
+                asked.name()
+            );
+        }
+        return Ok(Source::Builtin(asked));
+    }
+    if let Some(test) = recorded.text("test_file") {
+        return Ok(Source::Files {
+            train: PathBuf::new(),
+            test: Some(PathBuf::from(test)),
+        });
+    }
+    if recorded.text("train_file").is_some() {
+        bail!("{file} was trained on a file without a test file: give one with --test PATH");
+    }
+    Ok(Source::Builtin(recorded_kind.unwrap_or(DatasetKind::Synthetic)))
 }

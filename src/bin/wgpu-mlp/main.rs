@@ -7,6 +7,7 @@
 mod adapters;
 mod bench;
 mod common;
+mod dataset;
 mod download;
 mod eval;
 mod gradcheck;

@@ -7,18 +7,30 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-use wgpu_mlp::checkpoint;
-use wgpu_mlp::data::DatasetKind;
+use wgpu_mlp::checkpoint::CheckpointInfo;
+use wgpu_mlp::data::files::Task;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
+use wgpu_mlp::train::{LrSchedule, ScheduleKind};
 use wgpu_mlp::{Activation, Init, Loss, Mlp};
 
-use crate::common::{DEFAULT_SEED, Recorded, output_activation, stated_architecture};
-use crate::train::TrainArgs;
+use crate::common::{DEFAULT_SEED, Recorded, output_activation};
+use crate::train::{ScheduleName, TrainArgs};
 
 /// The defaults of a new model's options.
-const DEFAULT_LAYERS: [usize; 3] = [784, 128, 10];
+const DEFAULT_HIDDEN_SIZES: [usize; 1] = [128];
 const DEFAULT_LEARNING_RATE: f32 = 0.5;
 const DEFAULT_BATCH: usize = 64;
+
+/// What the data says a model must take and give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataShape {
+    /// Features per sample.
+    pub inputs: usize,
+    /// Classes, or regression targets per sample.
+    pub outputs: usize,
+    /// Classification or regression.
+    pub task: Task,
+}
 
 /// Everything a run trains with.
 pub struct Settings {
@@ -32,37 +44,90 @@ pub struct Settings {
     pub optimizer: OptimizerConfig,
     /// Samples per step (before capping at the training set's size).
     pub batch: usize,
-    /// The data set.
-    pub dataset: DatasetKind,
+    /// The learning rate of each epoch.
+    pub schedule: LrSchedule,
+}
+
+/// A model given to `--resume`: its file, weights and metadata.
+pub struct Resumed<'a> {
+    pub path: &'a Path,
+    pub mlp: Mlp,
+    pub info: CheckpointInfo,
 }
 
 impl Settings {
-    /// The settings the options give, reading the `--resume`d model if there is one.
-    pub fn from_args(args: &TrainArgs) -> Result<Settings> {
-        match &args.resume {
-            Some(path) => resumed(args, path),
-            None => new_model(args),
-        }
+    /// The settings the options give for data of `shape`, from the `--resume`d model if there is
+    /// one.
+    pub fn from_args(
+        args: &TrainArgs,
+        resumed: Option<Resumed>,
+        shape: DataShape,
+    ) -> Result<Settings> {
+        let mut settings = match resumed {
+            Some(resumed) => resumed_settings(args, resumed, shape)?,
+            None => new_model(args, shape)?,
+        };
+        settings.schedule = schedule(args, &settings)?;
+        Ok(settings)
     }
 }
 
-fn new_model(args: &TrainArgs) -> Result<Settings> {
-    let seed = args.seed.unwrap_or(DEFAULT_SEED);
-    let layers = args
-        .layers
+/// The layer sizes for data of `shape`: `--layers` (which must agree with the data), else the
+/// data's widths around `--hidden-sizes` (default 128).
+fn layer_sizes(args: &TrainArgs, shape: DataShape) -> Result<Vec<usize>> {
+    if let Some(layers) = &args.layers {
+        let (first, last) = (layers.0[0], layers.0[layers.0.len() - 1]);
+        if first != shape.inputs || last != shape.outputs {
+            let outputs = match shape.task {
+                Task::Classification => "classes",
+                Task::Regression => "targets",
+            };
+            bail!(
+                "--layers {} does not fit the data: it has {} features and {} {outputs} per                  sample, so the layers must start with {} and end with {} (or give only the                  hidden layers with --hidden-sizes)",
+                join(&layers.0),
+                shape.inputs,
+                shape.outputs,
+                shape.inputs,
+                shape.outputs
+            );
+        }
+        return Ok(layers.0.clone());
+    }
+    let hidden = args
+        .hidden_sizes
         .as_ref()
-        .map_or(&DEFAULT_LAYERS[..], |l| &l.0[..]);
+        .map_or(&DEFAULT_HIDDEN_SIZES[..], |h| &h.0[..]);
+    let mut sizes = vec![shape.inputs];
+    sizes.extend_from_slice(hidden);
+    sizes.push(shape.outputs);
+    Ok(sizes)
+}
+
+fn join(sizes: &[usize]) -> String {
+    sizes
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn new_model(args: &TrainArgs, shape: DataShape) -> Result<Settings> {
+    let seed = args.seed.unwrap_or(DEFAULT_SEED);
+    let layers = layer_sizes(args, shape)?;
     let hidden = args.hidden.unwrap_or(Activation::Sigmoid);
-    let loss = args.loss.unwrap_or(Loss::Mse);
+    // Regression predicts values: an identity output and the mean squared error.
+    let (output, loss) = match shape.task {
+        Task::Regression => (
+            args.output.unwrap_or(Activation::Identity),
+            args.loss.unwrap_or(Loss::Mse),
+        ),
+        Task::Classification => (
+            output_activation(args.output, args.loss),
+            args.loss.unwrap_or(Loss::Mse),
+        ),
+    };
     let init = args.init.unwrap_or(Init::Auto);
-    let mlp = Mlp::with_init(
-        layers,
-        hidden,
-        output_activation(args.output, args.loss),
-        loss,
-        init,
-        seed,
-    )?;
+    let mlp = Mlp::with_init(&layers, hidden, output, loss, init, seed)?;
     Ok(Settings {
         mlp,
         epochs_before: 0,
@@ -73,17 +138,47 @@ fn new_model(args: &TrainArgs) -> Result<Settings> {
             weight_decay: args.weight_decay.unwrap_or(0.0),
         },
         batch: args.batch.unwrap_or(DEFAULT_BATCH),
-        dataset: args.data.dataset.unwrap_or(DatasetKind::Synthetic),
+        schedule: LrSchedule::constant(DEFAULT_LEARNING_RATE),
     })
 }
 
-fn resumed(args: &TrainArgs, path: &Path) -> Result<Settings> {
-    let (mlp, info) = checkpoint::load_with(
-        path,
-        stated_architecture(args.hidden, args.output, args.loss).as_ref(),
-    )?;
+/// The schedule the options ask for, from the settings' learning rate, over the epochs of the
+/// whole run (those before a resume included).
+fn schedule(args: &TrainArgs, settings: &Settings) -> Result<LrSchedule> {
+    let kind = match args.lr_schedule.unwrap_or(ScheduleName::Constant) {
+        ScheduleName::Constant => ScheduleKind::Constant,
+        ScheduleName::Step => ScheduleKind::Step {
+            every: args.lr_step.unwrap_or(10),
+            gamma: args.lr_gamma.unwrap_or(0.1),
+        },
+        ScheduleName::Cosine => ScheduleKind::Cosine,
+    };
+    if !matches!(kind, ScheduleKind::Step { .. }) && (args.lr_step.is_some() || args.lr_gamma.is_some()) {
+        bail!("--lr-step and --lr-gamma shape the step schedule: add --lr-schedule step");
+    }
+    let schedule = LrSchedule {
+        base: settings.optimizer.learning_rate,
+        kind,
+        warmup: args.warmup.unwrap_or(0),
+        epochs: settings.epochs_before + args.epochs,
+    };
+    schedule.validate()?;
+    Ok(schedule)
+}
+
+fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Result<Settings> {
+    let Resumed { path, mlp, info } = resumed;
     let file = path.display();
     check_architecture(args, &mlp, path)?;
+    if mlp.inputs() != shape.inputs || mlp.outputs() != shape.outputs {
+        bail!(
+            "{file} takes {} inputs and gives {} outputs, but the data has {} features and {}              outputs per sample",
+            mlp.inputs(),
+            mlp.outputs(),
+            shape.inputs,
+            shape.outputs
+        );
+    }
     if args.init.is_some() {
         bail!("--init applies to a new model; {file} already has its weights (leave --init out)");
     }
@@ -97,16 +192,6 @@ fn resumed(args: &TrainArgs, path: &Path) -> Result<Settings> {
             recorded.name()
         ),
         (asked, recorded) => asked.or(recorded).unwrap_or(Optimizer::Sgd),
-    };
-    let dataset = match (args.data.dataset, saved.dataset()?) {
-        (Some(asked), Some(recorded)) if asked != recorded => bail!(
-            "--dataset {} contradicts {file}, which was trained on {}; leave --dataset out to \
-             continue on {}",
-            asked.name(),
-            recorded.name(),
-            recorded.name()
-        ),
-        (asked, recorded) => asked.or(recorded).unwrap_or(DatasetKind::Synthetic),
     };
     let learning_rate = setting(
         &saved,
@@ -139,7 +224,7 @@ fn resumed(args: &TrainArgs, path: &Path) -> Result<Settings> {
             weight_decay,
         },
         batch,
-        dataset,
+        schedule: LrSchedule::constant(learning_rate),
     })
 }
 
@@ -147,13 +232,9 @@ fn resumed(args: &TrainArgs, path: &Path) -> Result<Settings> {
 /// one being resumed.
 fn check_architecture(args: &TrainArgs, mlp: &Mlp, path: &Path) -> Result<()> {
     let file = path.display();
-    let join = |sizes: &[usize]| {
-        sizes
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    if args.hidden_sizes.is_some() {
+        bail!("--hidden-sizes applies to a new model; {file} already has its layers");
+    }
     if let Some(layers) = &args.layers
         && layers.0 != mlp.sizes()
     {
@@ -218,14 +299,13 @@ where
 }
 
 /// The run settings a save records beside the architecture, for a later `--resume`.
-pub fn recorded(settings: &Settings) -> [(&'static str, String); 6] {
+pub fn recorded(settings: &Settings) -> [(&'static str, String); 5] {
     let optimizer = &settings.optimizer;
     [
         ("optimizer", optimizer.optimizer.name().to_string()),
         ("lr", optimizer.learning_rate.to_string()),
         ("weight_decay", optimizer.weight_decay.to_string()),
         ("batch", settings.batch.to_string()),
-        ("dataset", settings.dataset.name().to_string()),
         ("seed", settings.seed.to_string()),
     ]
 }

@@ -11,20 +11,37 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
 
+use std::sync::Arc;
+
+use clap::ValueEnum;
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
-use wgpu_mlp::data::Dataset;
 use wgpu_mlp::files::{check_can_write, write_atomically};
 use wgpu_mlp::gpu::profile::Profile;
 use wgpu_mlp::optim::Optimizer;
 use wgpu_mlp::plot::{EpochPoint, training_curves_svg};
-use wgpu_mlp::train::{CpuTrainer, Evaluation, GpuTrainer, Split, TrainConfig, Trainer};
+use wgpu_mlp::train::{
+    CpuTrainer, EarlyStopping, Evaluation, GpuTrainer, Split, TrainConfig, Trainer,
+};
 use wgpu_mlp::{Activation, Init, Loss, Mlp};
 
 use crate::common::{
-    CPU_ADAPTER, Console, DataArgs, hidden_activation, interrupt_flag, is_interruption, open_gpu,
-    parse_sizes, print_confusion, profile_json, progress_bar,
+    CPU_ADAPTER, Console, DEFAULT_SEED, Recorded, hidden_activation, interrupt_flag,
+    is_interruption, open_gpu, parse_sizes, print_confusion, profile_json, progress_bar,
+    stated_architecture,
 };
-use crate::settings::{Settings, recorded};
+use crate::dataset::{DataArgs, Preparation, RunData};
+use crate::settings::{DataShape, Resumed, Settings, recorded};
+
+/// `--lr-schedule`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleName {
+    /// The same rate every epoch.
+    Constant,
+    /// Multiplied by --lr-gamma every --lr-step epochs.
+    Step,
+    /// Half a cosine from the rate down to 0 over the run.
+    Cosine,
+}
 
 /// Layer sizes as `--layers` gives them.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,13 +51,18 @@ pub struct Sizes(pub Vec<usize>);
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Layer sizes, inputs first [default: 784,128,10].
-    #[arg(long, value_parser = |text: &str| parse_sizes(text).map(Sizes))]
+    /// Layer sizes, inputs first; the first and last must be the data's widths [default: the
+    /// data's widths around --hidden-sizes].
+    #[arg(long, value_parser = |text: &str| parse_sizes(text).map(Sizes), conflicts_with = "hidden_sizes")]
     pub layers: Option<Sizes>,
+    /// Hidden layer sizes; the input and output widths come from the data [default: 128].
+    #[arg(long, value_name = "SIZES", value_parser = |text: &str| parse_sizes(text).map(Sizes))]
+    pub hidden_sizes: Option<Sizes>,
     /// Activation of the hidden layers [default: sigmoid].
     #[arg(long, value_parser = hidden_activation())]
     pub hidden: Option<Activation>,
-    /// Activation of the output layer [default: the one --loss requires, else sigmoid].
+    /// Activation of the output layer [default: identity for regression; else the one --loss
+    /// requires, else sigmoid].
     #[arg(long, value_enum)]
     pub output: Option<Activation>,
     /// Loss [default: mse].
@@ -65,6 +87,24 @@ pub struct TrainArgs {
     /// Epochs to train (more epochs on top of a --resume'd model).
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
+    /// How the learning rate changes from epoch to epoch [default: constant].
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<ScheduleName>,
+    /// With --lr-schedule step: epochs between drops [default: 10].
+    #[arg(long, value_name = "EPOCHS")]
+    pub lr_step: Option<usize>,
+    /// With --lr-schedule step: the factor of each drop [default: 0.1].
+    #[arg(long, value_name = "FACTOR")]
+    pub lr_gamma: Option<f32>,
+    /// Epochs of linear warm-up to the learning rate, before any schedule [default: 0].
+    #[arg(long, value_name = "EPOCHS")]
+    pub warmup: Option<usize>,
+    /// Stop once the validation loss has not improved for PATIENCE epochs.
+    #[arg(long, value_name = "PATIENCE")]
+    pub early_stopping: Option<usize>,
+    /// With --save: keep the model of the epoch with the lowest validation loss, not the last.
+    #[arg(long, requires = "save")]
+    pub save_best: bool,
     /// Seed of the initial weights, the shuffles and the synthetic data [default: 42, or the
     /// --resume'd model's].
     #[arg(long)]
@@ -76,12 +116,12 @@ pub struct TrainArgs {
     /// Train with the CPU reference instead of the GPU.
     #[arg(long)]
     pub cpu: bool,
-    /// Save the model here (safetensors) after every epoch, and its optimizer state beside it
-    /// (NAME.optimizer.safetensors) for --resume.
+    /// Save the model here (safetensors) after every epoch (with --save-best, after every best
+    /// one), and its optimizer state beside it (NAME.optimizer.safetensors) for --resume.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
     /// Continue from a saved model with the settings it records (architecture, loss, optimizer
-    /// and its state, learning rate, batch, data set, seed).
+    /// and its state, learning rate, batch, data and its scaling, seed).
     #[arg(long, value_name = "FILE")]
     pub resume: Option<PathBuf>,
     /// Write one JSON line per epoch here.
@@ -113,16 +153,16 @@ struct History {
     points: Vec<EpochPoint>,
     samples: usize,
     train_seconds: f64,
-    evaluation: Option<Evaluation>,
+    /// The last epoch's validation and test evaluations.
+    validation: Option<Evaluation>,
+    test: Option<Evaluation>,
+    /// The epoch with the lowest validation loss, and whether training stopped early.
+    best_epoch: Option<usize>,
+    stopped_early: bool,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let start_time = Instant::now();
-    let mut settings = Settings::from_args(&args)?;
-    settings
-        .mlp
-        .validate()
-        .context("the network options do not describe a model that can be trained")?;
     if args.epochs == 0 {
         bail!("--epochs 0: nothing to train (give at least 1)");
     }
@@ -132,42 +172,67 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut metrics = check_outputs(&args)?;
     let console = Console::new(args.json);
     let stop = interrupt_flag()?;
-    let (train_set, test_set) = args.data.load(settings.dataset, settings.seed)?;
-    cap_batch(&mut settings, train_set.len());
+    let resumed = match &args.resume {
+        Some(path) => {
+            let architecture = stated_architecture(args.hidden, args.output, args.loss);
+            let (mlp, info) = checkpoint::load_with(path, architecture.as_ref())?;
+            Some(Resumed { path, mlp, info })
+        }
+        None => None,
+    };
+    let data = load_data(&args, resumed.as_ref())?;
+    let shape = DataShape {
+        inputs: data.train.inputs(),
+        outputs: data.train.outputs(),
+        task: data.preparation.task,
+    };
+    let mut settings = Settings::from_args(&args, resumed, shape)?;
+    settings
+        .mlp
+        .validate()
+        .context("the network options do not describe a model that can be trained")?;
+    if args.early_stopping.is_some() || args.save_best {
+        if data.validation.is_none() {
+            bail!(
+                "--early-stopping and --save-best watch the validation loss: hold out part of \
+                 the training data with --validation FRACTION"
+            );
+        }
+    }
+    cap_batch(&mut settings, data.train.len());
     let config = TrainConfig {
         optimizer: settings.optimizer,
         batch_size: settings.batch,
         seed: settings.seed,
     };
     let mlp = &settings.mlp;
-    let (mut trainer, adapter) = build_trainer(&args, mlp, (&train_set, &test_set), config)?;
+    let (mut trainer, adapter) = build_trainer(&args, mlp, &data, config)?;
     trainer.set_epochs_done(settings.epochs_before);
     trainer.stop_on(stop.clone());
     if let Some(path) = &args.resume {
         restore_optimizer(trainer.as_mut(), path, mlp, &config, settings.epochs_before)?;
     }
     eprintln!(
-        "training {:?} {}→{} {} with {} (lr {}) on {} ({} train / {} test samples), adapter: {adapter}",
+        "training {:?} {}→{} {} with {} (lr {}) on {} ({} train / {} validation / {} test samples), adapter: {adapter}",
         mlp.sizes(),
         mlp.layers[0].activation.name(),
         mlp.layers[mlp.layers.len() - 1].activation.name(),
         mlp.loss.name(),
         config.optimizer.optimizer.name(),
         config.optimizer.learning_rate,
-        settings.dataset.name(),
-        train_set.len(),
-        test_set.len()
+        data.source.name(),
+        data.train.len(),
+        data.validation.as_ref().map_or(0, |v| v.len()),
+        data.test.as_ref().map_or(0, |t| t.len()),
     );
     let mut history = History::default();
-    let ended = train_epochs(
-        &args,
-        &console,
-        trainer.as_mut(),
-        &settings,
-        metrics.as_mut(),
-        &mut history,
-        train_set.len(),
-    );
+    let run = Run {
+        args: &args,
+        console: &console,
+        settings: &settings,
+        data: &data,
+    };
+    let ended = run.train_epochs(trainer.as_mut(), metrics.as_mut(), &mut history);
     let interrupted = match ended {
         Ok(()) => None,
         Err(error) if is_interruption(&error) => Some(error),
@@ -178,14 +243,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         start_time,
         interrupted: interrupted.is_some(),
     };
-    finish(
-        &args,
-        &console,
-        trainer.as_ref(),
-        &settings,
-        &history,
-        &ending,
-    )?;
+    run.finish(trainer.as_ref(), &history, &ending)?;
     match interrupted {
         Some(error) => Err(error.context(match &args.save {
             Some(path) => format!("{} holds the last completed epoch", path.display()),
@@ -195,19 +253,39 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
 }
 
+/// The run's data: what the options name, or what the `--resume`d model records, scaled as it
+/// records.
+fn load_data(args: &TrainArgs, resumed: Option<&Resumed>) -> Result<RunData> {
+    let recorded = resumed.map(|r| Recorded::of(&r.info, r.path));
+    let source = args.data.source(recorded.as_ref())?;
+    let recorded_seed = match &recorded {
+        Some(recorded) => recorded.value::<u64>("seed")?,
+        None => None,
+    };
+    let seed = args.seed.or(recorded_seed).unwrap_or(DEFAULT_SEED);
+    let preparation = recorded.as_ref().map(Preparation::of).transpose()?;
+    args.data.load_for_training(source, seed, preparation)
+}
+
 /// The trainer the options ask for, on the GPU or the CPU reference, and how to name where it runs.
 fn build_trainer<'a>(
     args: &TrainArgs,
     mlp: &Mlp,
-    (train_set, test_set): (&'a Dataset, &'a Dataset),
+    data: &'a RunData,
     config: TrainConfig,
 ) -> Result<(Box<dyn Trainer + 'a>, String)> {
     if args.cpu {
-        let trainer = CpuTrainer::new(mlp, train_set, Some(test_set), config)?;
+        let mut trainer = CpuTrainer::new(mlp, &data.train, data.test.as_ref(), config)?;
+        if let Some(validation) = &data.validation {
+            trainer.set_validation(validation)?;
+        }
         return Ok((Box::new(trainer), CPU_ADAPTER.to_string()));
     }
     let gpu = open_gpu(&args.adapter)?;
-    let mut trainer = GpuTrainer::new(&gpu, mlp, train_set, Some(test_set), config)?;
+    let mut trainer = GpuTrainer::new(&gpu, mlp, &data.train, data.test.as_ref(), config)?;
+    if let Some(validation) = &data.validation {
+        trainer.set_validation(Arc::new(validation.clone()))?;
+    }
     if let Some(steps) = args.profile {
         trainer.profile_next_steps(steps)?;
     }
@@ -281,65 +359,226 @@ fn restore_optimizer(
     Ok(())
 }
 
-/// Trains `args.epochs` epochs, printing, logging and saving after each; stops early with the
-/// error of an interruption, `history` holding the epochs that finished.
-fn train_epochs(
-    args: &TrainArgs,
-    console: &Console,
-    trainer: &mut dyn Trainer,
-    settings: &Settings,
-    mut metrics: Option<&mut File>,
-    history: &mut History,
-    train_len: usize,
-) -> Result<()> {
-    for epoch in 1..=args.epochs {
-        let bar = progress_bar(epoch, args.epochs, train_len);
-        let report = trainer.train_epoch(&mut |p| {
-            bar.set_position(p.samples as u64);
-            bar.set_message(format!("{:.4}", p.running_loss));
-        });
-        bar.finish_and_clear();
-        let report = report?;
-        let eval = trainer.evaluate(Split::Test)?;
-        history.samples += report.samples;
-        history.train_seconds += report.seconds;
-        let total_epochs = settings.epochs_before + epoch;
-        console.line(format_args!(
-            "epoch {total_epochs:>3}  train loss {:.5}  test loss {:.5}  test accuracy {:6.2}%  {:>8.0} samples/s  {:.1} s",
-            report.train_loss,
-            eval.loss,
-            eval.accuracy().unwrap_or(f64::NAN) * 100.0,
-            report.samples_per_second(),
-            report.seconds
-        ))?;
-        if let Some(file) = metrics.as_mut() {
-            let line = json!({
-                "epoch": total_epochs, "train_loss": report.train_loss, "test_loss": eval.loss,
-                "test_accuracy": eval.accuracy(), "seconds": report.seconds, "samples_per_s": report.samples_per_second(),
-            });
-            writeln!(file, "{line}").context("writing the metrics file")?;
+/// The scores of `evaluation` under `prefix` (`val_`, `test_`): accuracy, or RMSE (in the
+/// targets' own units) and R².
+pub fn scores_json(
+    prefix: &str,
+    evaluation: &Evaluation,
+    preparation: &Preparation,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    map.insert(format!("{prefix}loss"), json!(evaluation.loss));
+    match evaluation.accuracy() {
+        Some(accuracy) => {
+            map.insert(format!("{prefix}accuracy"), json!(accuracy));
         }
-        history.points.push(EpochPoint {
-            epoch: total_epochs,
-            train_loss: report.train_loss,
-            test_loss: eval.loss,
-            test_accuracy: eval.accuracy().unwrap_or(f64::NAN),
-        });
-        history.evaluation = Some(eval);
-        if let Some(path) = &args.save {
-            save(trainer, path, settings, total_epochs)?;
+        None => {
+            let rmse = evaluation.rmse(preparation.target_scale());
+            map.insert(format!("{prefix}rmse"), json!(rmse));
+            map.insert(format!("{prefix}r2"), json!(evaluation.r2()));
         }
     }
-    Ok(())
+    map
+}
+
+/// `name loss 0.12345  name accuracy 97.10%`, or RMSE and R² for regression.
+pub fn scores_text(name: &str, evaluation: &Evaluation, preparation: &Preparation) -> String {
+    match evaluation.accuracy() {
+        Some(accuracy) => format!(
+            "{name} loss {:.5}  {name} accuracy {:6.2}%",
+            evaluation.loss,
+            accuracy * 100.0
+        ),
+        None => format!(
+            "{name} loss {:.5}  {name} RMSE {:.5}  {name} R² {:.4}",
+            evaluation.loss,
+            evaluation.rmse(preparation.target_scale()).unwrap_or(f64::NAN),
+            evaluation.r2().unwrap_or(f64::NAN)
+        ),
+    }
+}
+
+/// A training run's options, settings and data, for the epoch loop and its ending.
+struct Run<'a> {
+    args: &'a TrainArgs,
+    console: &'a Console,
+    settings: &'a Settings,
+    data: &'a RunData,
+}
+
+impl Run<'_> {
+    /// Trains `args.epochs` epochs, printing, logging and saving after each; stops early with
+    /// the error of an interruption, `history` holding the epochs that finished.
+    fn train_epochs(
+        &self,
+        trainer: &mut dyn Trainer,
+        mut metrics: Option<&mut File>,
+        history: &mut History,
+    ) -> Result<()> {
+        let (args, settings) = (self.args, self.settings);
+        let mut stopping = EarlyStopping::new(args.early_stopping.unwrap_or(usize::MAX));
+        for epoch in 1..=args.epochs {
+            let total_epochs = settings.epochs_before + epoch;
+            let learning_rate = settings.schedule.learning_rate(total_epochs);
+            trainer.set_learning_rate(learning_rate)?;
+            let bar = progress_bar(epoch, args.epochs, self.data.train.len());
+            let report = trainer.train_epoch(&mut |p| {
+                bar.set_position(p.samples as u64);
+                bar.set_message(format!("{:.4}", p.running_loss));
+            });
+            bar.finish_and_clear();
+            let report = report?;
+            let validation = match &self.data.validation {
+                Some(_) => Some(trainer.evaluate(Split::Validation)?),
+                None => None,
+            };
+            let test = match &self.data.test {
+                Some(_) => Some(trainer.evaluate(Split::Test)?),
+                None => None,
+            };
+            history.samples += report.samples;
+            history.train_seconds += report.seconds;
+            let mut line = format!("epoch {total_epochs:>3}  train loss {:.5}", report.train_loss);
+            let prep = &self.data.preparation;
+            let mut record = serde_json::Map::new();
+            record.insert("epoch".into(), json!(total_epochs));
+            record.insert("train_loss".into(), json!(report.train_loss));
+            record.insert("lr".into(), json!(learning_rate));
+            for (name, prefix, evaluation) in
+                [("val", "val_", &validation), ("test", "test_", &test)]
+            {
+                if let Some(evaluation) = evaluation {
+                    line += &format!("  {}", scores_text(name, evaluation, prep));
+                    record.extend(scores_json(prefix, evaluation, prep));
+                }
+            }
+            self.console.line(format_args!(
+                "{line}  {:>8.0} samples/s  {:.1} s",
+                report.samples_per_second(),
+                report.seconds
+            ))?;
+            record.insert("seconds".into(), json!(report.seconds));
+            record.insert("samples_per_s".into(), json!(report.samples_per_second()));
+            if let Some(file) = metrics.as_mut() {
+                writeln!(file, "{}", serde_json::Value::Object(record))
+                    .context("writing the metrics file")?;
+            }
+            let held_out = test.as_ref().or(validation.as_ref());
+            if let Some(held_out) = held_out {
+                history.points.push(EpochPoint {
+                    epoch: total_epochs,
+                    train_loss: report.train_loss,
+                    test_loss: held_out.loss,
+                    // Regression plots R² where classification plots accuracy.
+                    test_accuracy: held_out.accuracy().or(held_out.r2()).unwrap_or(0.0).max(0.0),
+                });
+            }
+            let best = match &validation {
+                Some(v) => stopping.record(total_epochs, v.loss),
+                None => true,
+            };
+            history.best_epoch = stopping.best().map(|(epoch, _)| epoch);
+            (history.validation, history.test) = (validation, test);
+            if let Some(path) = &args.save
+                && (best || !args.save_best)
+            {
+                save(trainer, path, settings, self.data, total_epochs)?;
+            }
+            if args.early_stopping.is_some() && stopping.should_stop(total_epochs) {
+                history.stopped_early = true;
+                eprintln!(
+                    "stopping early: the validation loss has not improved for {} epochs since epoch {}",
+                    args.early_stopping.unwrap_or(0),
+                    history.best_epoch.unwrap_or(0)
+                );
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// What ends a run, complete or interrupted: the confusion matrix, the profile, the plot
+    /// and the `--json` line of the epochs that finished.
+    fn finish(&self, trainer: &dyn Trainer, history: &History, ending: &Ending) -> Result<()> {
+        let (args, console) = (self.args, self.console);
+        let Some(held_out) = history.test.as_ref().or(history.validation.as_ref()) else {
+            return Ok(());
+        };
+        if let Some(path) = &args.save {
+            match (args.save_best, history.best_epoch) {
+                (true, Some(best)) => eprintln!("saved {} (epoch {best}, the best)", path.display()),
+                _ => eprintln!("saved {}", path.display()),
+            }
+        }
+        if let Some(confusion) = held_out.confusion() {
+            print_confusion(console, confusion)?;
+        }
+        let profile = trainer.profile();
+        if let Some(profile) = &profile {
+            console.line(profile)?;
+        }
+        if let Some(path) = &args.plot {
+            write_atomically(path, training_curves_svg(&history.points).as_bytes())?;
+            eprintln!("plotted {}", path.display());
+        }
+        if args.json {
+            console.json(&self.summary(history, ending, profile.as_ref()))?;
+        }
+        Ok(())
+    }
+
+    /// The `--json` line.
+    fn summary(
+        &self,
+        history: &History,
+        ending: &Ending,
+        profile: Option<&Profile>,
+    ) -> serde_json::Value {
+        let settings = self.settings;
+        let epochs = history
+            .points
+            .last()
+            .map_or(settings.epochs_before, |p| p.epoch);
+        let mut summary = serde_json::Map::new();
+        let prep = &self.data.preparation;
+        for (prefix, evaluation) in [("val_", &history.validation), ("test_", &history.test)] {
+            if let Some(evaluation) = evaluation {
+                summary.extend(scores_json(prefix, evaluation, prep));
+            }
+        }
+        let rest = json!({
+            "train_loss": history.points.last().map(|p| p.train_loss),
+            "epochs": epochs, "seconds": ending.start_time.elapsed().as_secs_f64(),
+            "samples_per_s": history.samples as f64 / history.train_seconds.max(1e-9),
+            "adapter": ending.adapter, "dataset": self.data.source.name(),
+            "task": prep.task.name(),
+            "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
+            "interrupted": ending.interrupted,
+            "profile": profile.map(profile_json),
+        });
+        if let serde_json::Value::Object(rest) = rest {
+            summary.extend(rest);
+        }
+        serde_json::Value::Object(summary)
+    }
 }
 
 /// Saves the model and, beside it, the optimizer state, after `epochs` epochs in all.
-fn save(trainer: &mut dyn Trainer, path: &Path, settings: &Settings, epochs: usize) -> Result<()> {
+fn save(
+    trainer: &mut dyn Trainer,
+    path: &Path,
+    settings: &Settings,
+    data: &RunData,
+    epochs: usize,
+) -> Result<()> {
+    let mut extra: Vec<(String, String)> = recorded(settings)
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect();
+    extra.extend(data.recorded().into_iter().map(|(k, v)| (k.to_string(), v)));
     let info = CheckpointInfo {
         epochs,
-        extra: recorded(settings)
-            .map(|(key, value)| (key.to_string(), value))
-            .into(),
+        extra: extra.into_iter().collect(),
     };
     // The optimizer state first: a crash between the two files leaves a model whose saved state
     // is stale, which --resume detects and ignores, never a model without weights.
@@ -348,66 +587,4 @@ fn save(trainer: &mut dyn Trainer, path: &Path, settings: &Settings, epochs: usi
     checkpoint::save_optimizer(&state_path, &state, &settings.optimizer, epochs)?;
     checkpoint::save(path, &trainer.to_mlp()?, &info)?;
     Ok(())
-}
-
-/// What ends a run, complete or interrupted: the confusion matrix, the profile, the plot and the
-/// `--json` line of the epochs that finished.
-fn finish(
-    args: &TrainArgs,
-    console: &Console,
-    trainer: &dyn Trainer,
-    settings: &Settings,
-    history: &History,
-    ending: &Ending,
-) -> Result<()> {
-    let Some(evaluation) = &history.evaluation else {
-        return Ok(());
-    };
-    if let Some(path) = &args.save {
-        eprintln!("saved {}", path.display());
-    }
-    if let Some(confusion) = evaluation.confusion() {
-        print_confusion(console, confusion)?;
-    }
-    let profile = trainer.profile();
-    if let Some(profile) = &profile {
-        console.line(profile)?;
-    }
-    if let Some(path) = &args.plot {
-        write_atomically(path, training_curves_svg(&history.points).as_bytes())?;
-        eprintln!("plotted {}", path.display());
-    }
-    if args.json {
-        console.json(&summary(
-            settings,
-            history,
-            evaluation,
-            ending,
-            profile.as_ref(),
-        ))?;
-    }
-    Ok(())
-}
-
-/// The `--json` line.
-fn summary(
-    settings: &Settings,
-    history: &History,
-    evaluation: &Evaluation,
-    ending: &Ending,
-    profile: Option<&Profile>,
-) -> serde_json::Value {
-    let epochs = history
-        .points
-        .last()
-        .map_or(settings.epochs_before, |p| p.epoch);
-    json!({
-        "test_accuracy": evaluation.accuracy(), "test_loss": evaluation.loss,
-        "train_loss": history.points.last().map(|p| p.train_loss),
-        "epochs": epochs, "seconds": ending.start_time.elapsed().as_secs_f64(),
-        "samples_per_s": history.samples as f64 / history.train_seconds.max(1e-9),
-        "adapter": ending.adapter, "dataset": settings.dataset.name(),
-        "interrupted": ending.interrupted,
-        "profile": profile.map(profile_json),
-    })
 }
