@@ -655,6 +655,44 @@ mod tests {
     }
 
     #[test]
+    fn arrays_larger_than_a_chunk_are_read_across_chunk_boundaries() {
+        // 210,000 big-endian f64 (1.7 MB, two chunks), column-major: element (i, j) is stored
+        // at j * rows + i and holds its row-major offset i * cols + j.
+        let (rows, cols) = (700, 300);
+        let header = NpyHeader {
+            descr: ">f8".into(),
+            fortran_order: true,
+            shape: vec![rows, cols],
+        };
+        let dtype = parse_descr(&header.descr).unwrap();
+        let mut bytes = Vec::new();
+        for j in 0..cols {
+            for i in 0..rows {
+                bytes.extend(((i * cols + j) as f64).to_be_bytes());
+            }
+        }
+        let path = Path::new("big.npz");
+        let read = |data: &[u8]| {
+            read_array(
+                &mut &data[..],
+                &header,
+                dtype,
+                path,
+                "x",
+                float_decoder(dtype),
+            )
+        };
+        let values = read(&bytes).unwrap();
+        assert_eq!(values.len(), rows * cols);
+        assert!(values.iter().enumerate().all(|(k, &v)| v == k as f32));
+        let short = read(&bytes[..bytes.len() - 8]).unwrap_err().to_string();
+        assert!(
+            short.contains("truncated") && short.contains("1679992"),
+            "{short}"
+        );
+    }
+
+    #[test]
     fn fortran_order_visits_row_major_offsets_column_by_column() {
         let mut order = FortranOrder::new(&[2, 3]);
         let offsets: Vec<usize> = (0..6).map(|_| order.next_offset()).collect();
