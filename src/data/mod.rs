@@ -2,14 +2,21 @@
 //! shape that needs no download.
 //!
 //! A [`Dataset`] (in [`dataset`]) keeps images as bytes, as the files do.
+//!
+//! A user's own data loads from `.npz`, `.csv` or IDX files through [`files`]; [`scaling`]
+//! standardizes float features and regression targets.
 
 pub mod dataset;
 #[cfg(feature = "download")]
 pub mod download;
+pub mod files;
 pub mod idx;
 #[cfg(feature = "images")]
 pub mod image;
+pub mod npz;
+pub mod scaling;
 pub mod synthetic;
+pub mod table;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +24,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 pub use dataset::{Dataset, Features, Targets};
+pub use files::{LoadOptions, Task, load_file};
+pub use scaling::{InputScaling, Standardization};
 pub use verify::{CheckedFile, Origin, Provenance};
 
 /// The data sets the trainer knows.
