@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array1, Array2};
 
 use super::dataset::{Dataset, Features, Targets};
+use super::table::TargetColumnName;
 use super::{idx, npz, table};
 use crate::error::{Error, Result};
 
@@ -122,13 +123,38 @@ pub fn load_npz(path: &Path, options: &LoadOptions) -> Result<Dataset> {
 /// Loads a CSV file with a header row: the target is the column named by
 /// [`LoadOptions::target`] (the last column if `None`), every other column a feature.
 pub fn load_csv(path: &Path, options: &LoadOptions) -> Result<Dataset> {
-    let table = table::read_csv(path, options.target.as_deref())?;
+    let table = table::read_csv(path, TargetColumnName::Required(options.target.as_deref()))?;
     let lines = table.lines;
     let column = table.target_name;
     let targets = resolve_targets(table.targets, options, path, &|i| {
         format!("line {}, column `{column}`", lines[i])
     })?;
     finish(path, Features::Floats(table.features), targets, None)
+}
+
+/// The features of the samples in `path` (`.npz`: array `x`; `.csv`: every column but `target`,
+/// if the file has it), for predicting: the targets may be absent.
+pub fn load_features(path: &Path, target: Option<&str>) -> Result<Features> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let features = if name.ends_with(".npz") {
+        npz::read_npz_features(path)?.0
+    } else if name.ends_with(".csv") {
+        Features::Floats(table::read_csv(path, TargetColumnName::IfPresent(target))?.features)
+    } else {
+        return Err(data_error(path, "is not a .npz or .csv file of samples"));
+    };
+    if let Some(x) = features.floats() {
+        check_finite(x, path, |i, j, v| {
+            format!("feature {j} of sample {i} is {v}, not a finite number")
+        })?;
+    }
+    if features.is_empty() {
+        return Err(data_error(path, "has no samples"));
+    }
+    Ok(features)
 }
 
 /// Loads an IDX image file and the labels beside it: the same name with `images-idx3`

@@ -80,12 +80,24 @@ pub(crate) fn read_npz(path: &Path) -> Result<NpzContent> {
         )
     })?;
     let y = read_targets(&mut archive, path)?;
-    let (features, image_shape) = read_features(&mut archive, path, y.len())?;
+    let (features, image_shape) = read_features(&mut archive, path, Some(y.len()))?;
     Ok(NpzContent {
         features,
         targets: y,
         image_shape,
     })
+}
+
+/// Reads only `x` from the archive at `path` (samples to predict need no `y`).
+pub(crate) fn read_npz_features(path: &Path) -> Result<(Features, Option<(usize, usize)>)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| {
+        data_error(
+            path,
+            format!("is not a readable .npz (zip) archive, truncated or corrupt? ({e})"),
+        )
+    })?;
+    read_features(&mut archive, path, None)
 }
 
 type Archive = ZipArchive<BufReader<File>>;
@@ -127,11 +139,11 @@ fn read_targets(archive: &mut Archive, path: &Path) -> Result<RawTargets> {
 }
 
 /// `x`: `(N, D)` or `(N, H, W)` of bytes (kept as bytes, `(H, W)` the image shape) or of
-/// integers or floats (as f32), with `N` equal to `samples`, the length of `y`.
+/// integers or floats (as f32), with `N` equal to `samples`, the length of `y`, if given.
 fn read_features(
     archive: &mut Archive,
     path: &Path,
-    samples: usize,
+    samples: Option<usize>,
 ) -> Result<(Features, Option<(usize, usize)>)> {
     let mut entry = open_entry(archive, path, "x")?;
     let available = entry.size();
@@ -149,7 +161,9 @@ fn read_features(
             ));
         }
     };
-    if n != samples {
+    if let Some(samples) = samples
+        && n != samples
+    {
         return Err(data_error(
             path,
             format!("array x has {n} samples but array y has {samples}; their lengths must agree"),

@@ -61,9 +61,18 @@ fn parse_float(text: &str) -> std::result::Result<f32, String> {
     }
 }
 
-/// Reads `path`: the header, then every row, the target from column `target` (the last if
-/// `None`).
-pub(crate) fn read_csv(path: &Path, target: Option<&str>) -> Result<Table> {
+/// How to find the target column.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TargetColumnName<'a> {
+    /// This one, or the last if `None`; an error if there is no such column.
+    Required(Option<&'a str>),
+    /// This one if the file has it; every column is a feature otherwise.
+    IfPresent(Option<&'a str>),
+}
+
+/// Reads `path`: the header, then every row, the target from the column `target` names (with
+/// [`TargetColumnName::IfPresent`] and no such column, `targets` is empty).
+pub(crate) fn read_csv(path: &Path, target: TargetColumnName<'_>) -> Result<Table> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -79,8 +88,14 @@ pub(crate) fn read_csv(path: &Path, target: Option<&str>) -> Result<Table> {
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
-    let target_index = target_column(path, &header, target)?;
+    let target_index = match target {
+        TargetColumnName::Required(name) => Some(target_column(path, &header, name)?),
+        TargetColumnName::IfPresent(name) => {
+            name.and_then(|n| header.iter().position(|h| h == n.trim()))
+        }
+    };
     let width = header.len();
+    let feature_width = width - usize::from(target_index.is_some());
     let mut features = Vec::new();
     let mut targets = TargetColumn::Integers(Vec::new());
     let mut lines = Vec::new();
@@ -98,7 +113,7 @@ pub(crate) fn read_csv(path: &Path, target: Option<&str>) -> Result<Table> {
         }
         for (j, field) in record.iter().enumerate() {
             let field = field.trim();
-            let parsed = if j == target_index {
+            let parsed = if Some(j) == target_index {
                 targets.push(field)
             } else {
                 parse_float(field).map(|v| features.push(v))
@@ -115,7 +130,7 @@ pub(crate) fn read_csv(path: &Path, target: Option<&str>) -> Result<Table> {
             "has a header row but no data rows below it",
         ));
     }
-    let features = Array2::from_shape_vec((lines.len(), width - 1), features)
+    let features = Array2::from_shape_vec((lines.len(), feature_width), features)
         .map_err(|e| data_error(path, e.to_string()))?;
     let targets = match targets {
         TargetColumn::Integers(values) => RawTargets::Integers(values),
@@ -128,7 +143,7 @@ pub(crate) fn read_csv(path: &Path, target: Option<&str>) -> Result<Table> {
         features,
         targets,
         lines,
-        target_name: header[target_index].clone(),
+        target_name: target_index.map_or_else(String::new, |i| header[i].clone()),
     })
 }
 

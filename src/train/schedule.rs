@@ -143,7 +143,13 @@ mod tests {
     fn step_drops_by_gamma_every_step_as_torch_step_lr() {
         // torch.optim.lr_scheduler.StepLR(step_size=3, gamma=0.5) from lr 0.1, epochs 1..=7:
         // 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025.
-        let s = schedule(ScheduleKind::Step { every: 3, gamma: 0.5 }, 0);
+        let s = schedule(
+            ScheduleKind::Step {
+                every: 3,
+                gamma: 0.5,
+            },
+            0,
+        );
         let got: Vec<f32> = (1..=7).map(|e| s.learning_rate(e)).collect();
         assert_eq!(got, [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025]);
     }
@@ -152,7 +158,14 @@ mod tests {
     fn cosine_follows_torch_cosine_annealing() {
         // CosineAnnealingLR(T_max=10, eta_min=0): lr_t = 0.1 · (1 + cos(π t / 10)) / 2.
         let s = schedule(ScheduleKind::Cosine, 0);
-        let expected = [0.1, 0.097_552_83, 0.090_450_85, 0.079_389_26, 0.065_450_85, 0.05];
+        let expected = [
+            0.1,
+            0.097_552_83,
+            0.090_450_85,
+            0.079_389_26,
+            0.065_450_85,
+            0.05,
+        ];
         for (epoch, want) in (1..).zip(expected) {
             let got = s.learning_rate(epoch);
             assert!((got - want).abs() < 1e-7, "epoch {epoch}: {got} vs {want}");

@@ -90,9 +90,10 @@ impl Source {
     pub fn name(&self) -> String {
         match self {
             Source::Builtin(kind) => kind.name().to_string(),
-            Source::Files { train, .. } => train
-                .file_name()
-                .map_or_else(|| train.display().to_string(), |n| n.to_string_lossy().into()),
+            Source::Files { train, .. } => train.file_name().map_or_else(
+                || train.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            ),
         }
     }
 
@@ -137,7 +138,11 @@ impl Preparation {
             ("task", self.task.name().to_string()),
             ("input_scaling", self.inputs.to_metadata()),
         ];
-        keys.extend(self.targets.as_ref().map(|t| ("target_scaling", t.to_metadata())));
+        keys.extend(
+            self.targets
+                .as_ref()
+                .map(|t| ("target_scaling", t.to_metadata())),
+        );
         keys.extend(self.target.clone().map(|t| ("target", t)));
         keys
     }
@@ -300,7 +305,10 @@ impl DataArgs {
         }
         let preparation = match recorded {
             Some(preparation) => {
-                for set in [Some(&mut train), validation.as_mut(), test.as_mut()].into_iter().flatten() {
+                for set in [Some(&mut train), validation.as_mut(), test.as_mut()]
+                    .into_iter()
+                    .flatten()
+                {
                     preparation.apply(set)?;
                 }
                 preparation
@@ -329,7 +337,9 @@ impl DataArgs {
             (Features::Floats(_), true) => standardize_features(train, others)
                 .map_or(InputScaling::None, InputScaling::Standard),
         };
-        let targets = standard.then(|| standardize_targets(train, others)).flatten();
+        let targets = standard
+            .then(|| standardize_targets(train, others))
+            .flatten();
         Preparation {
             task: Task::of(train),
             inputs,
@@ -349,7 +359,10 @@ impl DataArgs {
         let dir = data::find_data_dir(kind, self.data.as_deref())?;
         let (train, test, provenance) = data::load_checked(kind, &dir)?;
         eprintln!("data: {provenance}");
-        Ok((self.keep(train, self.train_size), self.keep(test, self.test_size)))
+        Ok((
+            self.keep(train, self.train_size),
+            self.keep(test, self.test_size),
+        ))
     }
 
     fn keep(&self, set: Dataset, size: Option<usize>) -> Dataset {
@@ -396,7 +409,9 @@ impl DataArgs {
     ) -> Result<Dataset> {
         let mut test = match source {
             Source::Builtin(kind) => self.load_builtin(*kind, seed)?.1,
-            Source::Files { test: Some(path), .. } => {
+            Source::Files {
+                test: Some(path), ..
+            } => {
                 let options = LoadOptions {
                     task: Some(preparation.task),
                     target: self.target.clone().or_else(|| preparation.target.clone()),

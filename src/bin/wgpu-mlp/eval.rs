@@ -71,7 +71,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         (evaluator.evaluate(Split::Test)?, gpu.adapter_description())
     };
     let name = match &source {
-        Source::Files { test: Some(path), .. } => path.display().to_string(),
+        Source::Files {
+            test: Some(path), ..
+        } => path.display().to_string(),
         _ => source.name(),
     };
     console.line(format_args!(
@@ -131,5 +133,7 @@ fn source(args: &EvalArgs, recorded: &Recorded) -> Result<Source> {
     if recorded.text("train_file").is_some() {
         bail!("{file} was trained on a file without a test file: give one with --test PATH");
     }
-    Ok(Source::Builtin(recorded_kind.unwrap_or(DatasetKind::Synthetic)))
+    Ok(Source::Builtin(
+        recorded_kind.unwrap_or(DatasetKind::Synthetic),
+    ))
 }

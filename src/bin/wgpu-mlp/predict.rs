@@ -104,7 +104,11 @@ fn predict_table(args: &PredictArgs, path: &Path, mlp: &Mlp, prep: &Preparation)
     match &args.output {
         Some(output) => {
             write_atomically(output, text.as_bytes())?;
-            eprintln!("wrote {} predictions to {}", samples.len(), output.display());
+            eprintln!(
+                "wrote {} predictions to {}",
+                samples.len(),
+                output.display()
+            );
         }
         None => out!("{}", text.trim_end())?,
     }

@@ -153,7 +153,9 @@ fn schedule(args: &TrainArgs, settings: &Settings) -> Result<LrSchedule> {
         },
         ScheduleName::Cosine => ScheduleKind::Cosine,
     };
-    if !matches!(kind, ScheduleKind::Step { .. }) && (args.lr_step.is_some() || args.lr_gamma.is_some()) {
+    if !matches!(kind, ScheduleKind::Step { .. })
+        && (args.lr_step.is_some() || args.lr_gamma.is_some())
+    {
         bail!("--lr-step and --lr-gamma shape the step schedule: add --lr-schedule step");
     }
     let schedule = LrSchedule {

@@ -212,8 +212,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(path) = &args.resume {
         restore_optimizer(trainer.as_mut(), path, mlp, &config, settings.epochs_before)?;
     }
+    let mut counts = vec![format!("{} train", data.train.len())];
+    counts.extend(data.validation.as_ref().map(|v| format!("{} validation", v.len())));
+    counts.extend(data.test.as_ref().map(|t| format!("{} test", t.len())));
     eprintln!(
-        "training {:?} {}→{} {} with {} (lr {}) on {} ({} train / {} validation / {} test samples), adapter: {adapter}",
+        "training {:?} {}→{} {} with {} (lr {}) on {} ({} samples), adapter: {adapter}",
         mlp.sizes(),
         mlp.layers[0].activation.name(),
         mlp.layers[mlp.layers.len() - 1].activation.name(),
@@ -221,9 +224,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         config.optimizer.optimizer.name(),
         config.optimizer.learning_rate,
         data.source.name(),
-        data.train.len(),
-        data.validation.as_ref().map_or(0, |v| v.len()),
-        data.test.as_ref().map_or(0, |t| t.len()),
+        counts.join(" / "),
     );
     let mut history = History::default();
     let run = Run {
@@ -392,7 +393,9 @@ pub fn scores_text(name: &str, evaluation: &Evaluation, preparation: &Preparatio
         None => format!(
             "{name} loss {:.5}  {name} RMSE {:.5}  {name} R² {:.4}",
             evaluation.loss,
-            evaluation.rmse(preparation.target_scale()).unwrap_or(f64::NAN),
+            evaluation
+                .rmse(preparation.target_scale())
+                .unwrap_or(f64::NAN),
             evaluation.r2().unwrap_or(f64::NAN)
         ),
     }
@@ -438,7 +441,10 @@ impl Run<'_> {
             };
             history.samples += report.samples;
             history.train_seconds += report.seconds;
-            let mut line = format!("epoch {total_epochs:>3}  train loss {:.5}", report.train_loss);
+            let mut line = format!(
+                "epoch {total_epochs:>3}  train loss {:.5}",
+                report.train_loss
+            );
             let prep = &self.data.preparation;
             let mut record = serde_json::Map::new();
             record.insert("epoch".into(), json!(total_epochs));
@@ -470,7 +476,11 @@ impl Run<'_> {
                     train_loss: report.train_loss,
                     test_loss: held_out.loss,
                     // Regression plots R² where classification plots accuracy.
-                    test_accuracy: held_out.accuracy().or(held_out.r2()).unwrap_or(0.0).max(0.0),
+                    test_accuracy: held_out
+                        .accuracy()
+                        .or(held_out.r2())
+                        .unwrap_or(0.0)
+                        .max(0.0),
                 });
             }
             let best = match &validation {
@@ -506,7 +516,9 @@ impl Run<'_> {
         };
         if let Some(path) = &args.save {
             match (args.save_best, history.best_epoch) {
-                (true, Some(best)) => eprintln!("saved {} (epoch {best}, the best)", path.display()),
+                (true, Some(best)) => {
+                    eprintln!("saved {} (epoch {best}, the best)", path.display())
+                }
                 _ => eprintln!("saved {}", path.display()),
             }
         }
