@@ -15,7 +15,7 @@ use crate::common::{
     CPU_ADAPTER, Console, DEFAULT_SEED, ModelArgs, Recorded, open_gpu, print_confusion,
 };
 use crate::dataset::{DataArgs, Preparation, Source};
-use crate::train::{scores_json, scores_text};
+use crate::train::scores_json;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -76,10 +76,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
         } => path.display().to_string(),
         _ => source.name(),
     };
+    let scores = match evaluation.accuracy() {
+        Some(accuracy) => format!("test accuracy {:.2}%", accuracy * 100.0),
+        None => format!(
+            "test RMSE {:.5}, test R² {:.4}",
+            evaluation.rmse(preparation.target_scale()).unwrap_or(f64::NAN),
+            evaluation.r2().unwrap_or(f64::NAN)
+        ),
+    };
     console.line(format_args!(
-        "{file}: {} on {} samples of {name} ({adapter})",
-        scores_text("test", &evaluation, &preparation).replace("  ", ", "),
-        evaluation.samples,
+        "{file}: test loss {:.5}, {scores} on {} samples of {name} ({adapter})",
+        evaluation.loss, evaluation.samples,
     ))?;
     if let Some(confusion) = evaluation.confusion() {
         print_confusion(&console, confusion)?;
