@@ -7,6 +7,7 @@
 //! The first step is timed from nothing (adapter, device, pipelines, uploads included); then a
 //! warm-up, then at least the requested number of samples with the GPU waited for at the end.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::data::Dataset;
@@ -18,7 +19,7 @@ use crate::gpu::profile::Profile;
 use crate::model::{Activation, Loss, Mlp};
 use crate::optim::OptimizerConfig;
 use crate::rng::Rng;
-use crate::train::{CpuTrainer, GpuTrainer, TrainConfig, Trainer};
+use crate::train::{CpuTrainer, DataPlacement, GpuTrainer, TrainConfig, Trainer};
 
 /// A benchmark workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +158,11 @@ pub struct GpuBenchOptions {
     /// The matmul kernel; `None` keeps the adapter's choice
     /// ([`KernelConfig::for_adapter`](crate::gpu::kernels::KernelConfig::for_adapter)).
     pub matmul: Option<MatmulStrategy>,
+    /// Samples in the training set (`None`: 64 batches, or fewer if the run is shorter), to
+    /// measure a set split across bindings or streamed.
+    pub data_samples: Option<usize>,
+    /// Where the training set lives.
+    pub placement: DataPlacement,
 }
 
 /// Trains `workload` on the GPU `options` select: the first step from nothing, a warm-up, then at
@@ -167,7 +173,8 @@ pub fn bench_gpu(
     options: &GpuBenchOptions,
 ) -> Result<(BenchReport, Option<Profile>)> {
     let steps = steps_for(workload, samples)?;
-    let data = random_dataset(steps.min(64) * workload.config().batch_size);
+    let batch = workload.config().batch_size;
+    let data = random_dataset(options.data_samples.unwrap_or(steps.min(64) * batch));
     let start = Instant::now();
     let gpu = Gpu::with_kernel_config(options.adapter.clone(), |config| {
         if let Some(matmul) = options.matmul {
@@ -175,7 +182,9 @@ pub fn bench_gpu(
         }
     })?;
     let mlp = workload.mlp()?;
-    let mut trainer = GpuTrainer::new(&gpu, &mlp, &data, None, workload.config())?;
+    let (data, config) = (Arc::new(data), workload.config());
+    let mut trainer =
+        GpuTrainer::with_placement(&gpu, &mlp, data, None, config, options.placement)?;
     trainer.set_fusion(options.fusion)?;
     trainer.run_steps(1)?;
     let first_step_s = start.elapsed().as_secs_f64();

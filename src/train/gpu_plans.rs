@@ -26,6 +26,7 @@ pub const RESIDENT_CHUNKS: usize = 8;
 
 /// Where a data set's samples live while the GPU trains or evaluates on them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum DataPlacement {
     /// Resident when it fits [`RESIDENT_CHUNKS`] storage bindings, streamed otherwise.
     #[default]

@@ -8,6 +8,7 @@ use serde_json::json;
 use wgpu_mlp::Fusion;
 use wgpu_mlp::bench::{GpuBenchOptions, Workload, bench_cpu, bench_gpu};
 use wgpu_mlp::gpu::kernels::MatmulStrategy;
+use wgpu_mlp::train::DataPlacement;
 
 use crate::common::out;
 use crate::common::profile_json;
@@ -40,6 +41,13 @@ pub struct BenchArgs {
     /// shuffled, forced, to compare them.
     #[arg(long, default_value = "auto", value_name = "KERNEL", value_parser = parse_matmul)]
     matmul: MatmulChoice,
+    /// Training samples the timed steps draw from [default: 64 batches].
+    #[arg(long, value_name = "N")]
+    data_samples: Option<usize>,
+    /// Where the training samples live: auto (on the GPU, in one buffer or in chunks of one
+    /// binding each; streamed from the host beyond 8 chunks), resident, or streamed.
+    #[arg(long, value_enum, default_value = "auto")]
+    placement: DataPlacement,
     /// Print the result as one JSON line.
     #[arg(long)]
     json: bool,
@@ -84,6 +92,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             fusion,
             profile_steps: args.profile.unwrap_or(0),
             matmul: args.matmul.0,
+            data_samples: args.data_samples,
+            placement: args.placement,
         };
         bench_gpu(args.workload, args.samples, &options)?
     };

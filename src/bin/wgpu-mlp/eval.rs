@@ -80,7 +80,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         Some(accuracy) => format!("test accuracy {:.2}%", accuracy * 100.0),
         None => format!(
             "test RMSE {:.5}, test R² {:.4}",
-            evaluation.rmse(preparation.target_scale()).unwrap_or(f64::NAN),
+            evaluation
+                .rmse(preparation.target_scale())
+                .unwrap_or(f64::NAN),
             evaluation.r2().unwrap_or(f64::NAN)
         ),
     };

@@ -213,7 +213,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         restore_optimizer(trainer.as_mut(), path, mlp, &config, settings.epochs_before)?;
     }
     let mut counts = vec![format!("{} train", data.train.len())];
-    counts.extend(data.validation.as_ref().map(|v| format!("{} validation", v.len())));
+    counts.extend(
+        data.validation
+            .as_ref()
+            .map(|v| format!("{} validation", v.len())),
+    );
     counts.extend(data.test.as_ref().map(|t| format!("{} test", t.len())));
     eprintln!(
         "training {:?} {}→{} {} with {} (lr {}) on {} ({} samples), adapter: {adapter}",
