@@ -19,7 +19,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
+import { mnistLike } from '../../web/www/digit.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BASE = process.env.WGPU_MLP_WEB_URL;
@@ -311,6 +313,27 @@ test('W1 benchmark in the page (?bench=W1)', { timeout: 180_000 }, async () => {
       await page.context().close();
     }
   }
+});
+
+test('a drawing becomes an MNIST-like input: MNIST test digits drawn 10× larger come back as they were', async () => {
+  // MNIST's digits are already in their 20×20 box, centred by mass: scaled up 10× (each pixel a
+  // 10×10 square), the page's preprocessing (box, area averaging, centring) gives them back.
+  const images = gunzipSync(await readFile(join(repo, 'tests/data/mnist/t10k-images-idx3-ubyte.gz'))).subarray(16);
+  let worst = 1;
+  for (let n = 0; n < 50; n++) {
+    const digit = Float32Array.from(images.subarray(n * 784, (n + 1) * 784), (v) => v / 255);
+    const big = new Float32Array(280 * 280);
+    for (let y = 0; y < 280; y++) for (let x = 0; x < 280; x++) big[y * 280 + x] = digit[Math.floor(y / 10) * 28 + Math.floor(x / 10)];
+    const back = mnistLike(big, 280, 280);
+    // Cosine similarity of the two 784-pixel images.
+    let [dot, a, b] = [0, 0, 0];
+    for (let i = 0; i < 784; i++) { dot += digit[i] * back[i]; a += digit[i] ** 2; b += back[i] ** 2; }
+    worst = Math.min(worst, dot / Math.sqrt(a * b));
+  }
+  console.log(`# 50 MNIST test digits through the drawing's preprocessing: worst cosine similarity ${worst.toFixed(3)}`);
+  assert.ok(worst > 0.999, `worst similarity ${worst}`);
+  // Nothing drawn: all zeros.
+  assert.ok(mnistLike(new Float32Array(280 * 280), 280, 280).every((v) => v === 0));
 });
 
 // ---------------------------------------------------------------------------------------------

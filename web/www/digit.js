@@ -87,8 +87,10 @@ export function mnistLike(grey, width, height) {
   }
   cx /= mass;
   cy /= mass;
-  const dx = Math.round(SIDE / 2 - cx);
-  const dy = Math.round(SIDE / 2 - cy);
+  // MNIST's centre of mass is at pixel (14, 14) counted from 0 (measured on its test set: 14.0
+  // and 13.99 on average), i.e. at 14.5 in the pixel-centre coordinates used here.
+  const dx = Math.round(SIDE / 2 + 0.5 - cx);
+  const dy = Math.round(SIDE / 2 + 0.5 - cy);
   for (let y = 0; y < toHeight; y++) {
     const ty = y + dy;
     if (ty < 0 || ty >= SIDE) continue;
