@@ -7,7 +7,7 @@
 # WebGPU adapter, on the CPU). The native half of the model-file test needs a Vulkan adapter as
 # scripts/test.sh sets up (lavapipe).
 #
-# WGPU_MLP_SCREENSHOT=docs/web-screenshot.png also saves the page after the MNIST test;
+# WGPU_MLP_SCREENSHOT=docs/web-screenshot.png then saves the page after training the MNIST subset;
 # WGPU_MLP_BROWSER_BENCH=1 also measures W2 and longer W1 in the page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,3 +93,7 @@ done
 echo "== browser tests (headless $("$chromium" --version 2>/dev/null | head -1), http://127.0.0.1:$port/)"
 WGPU_MLP_WEB_URL="http://127.0.0.1:$port/" CHROMIUM="$chromium" WGPU_MLP_BIN="$repo/target/release/wgpu-mlp" \
     node --test-reporter=spec tests/browser/run.mjs
+if [ -n "${WGPU_MLP_SCREENSHOT:-}" ]; then
+    echo "== screenshot: $WGPU_MLP_SCREENSHOT"
+    WGPU_MLP_WEB_URL="http://127.0.0.1:$port/" CHROMIUM="$chromium" node tests/browser/screenshot.mjs "$WGPU_MLP_SCREENSHOT"
+fi

@@ -6,9 +6,8 @@
 //
 // The server must serve target/web at that URL with data/mnist holding tests/data/mnist.
 // Environment: WGPU_MLP_WEB_URL (required), CHROMIUM (default /usr/bin/chromium), WGPU_MLP_BIN
-// (the native CLI, default target/release/wgpu-mlp), WGPU_MLP_SCREENSHOT (a path: also save a
-// screenshot of the page after the MNIST test), WGPU_MLP_BROWSER_BENCH=1 (also measure W1 and W2
-// in the page and print their samples/s).
+// (the native CLI, default target/release/wgpu-mlp), WGPU_MLP_BROWSER_BENCH=1 (also measure W2,
+// and W1 over more steps, in the page and print their samples/s).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -288,11 +287,6 @@ test(`the page trains the MNIST subset served from data/mnist past ${MNIST_FLOOR
     console.log(`# drawn "1": probabilities ${bars.map((p) => p.toFixed(2)).join(' ')}`);
     assert.ok(Math.abs(bars.reduce((a, b) => a + b, 0) - 1) < 0.01, `softmax outputs sum to ${bars}`);
     assert.equal(best, 1, `a vertical stroke read as ${best}`);
-
-    if (process.env.WGPU_MLP_SCREENSHOT) {
-      await page.screenshot({ path: process.env.WGPU_MLP_SCREENSHOT, fullPage: true });
-      console.log(`# screenshot: ${process.env.WGPU_MLP_SCREENSHOT}`);
-    }
   } finally {
     await page.context().close();
   }
