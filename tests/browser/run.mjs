@@ -174,22 +174,31 @@ test('a model saved in the page gives the same outputs natively (wgpu-mlp eval a
       const probabilities = [];
       for (const x of pixels) probabilities.push(Array.from(await session.predict(x)));
       const bytes = await session.saveModel();
-      const digest = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)), (b) => b.toString(16).padStart(2, '0')).join('');
+      // The header's metadata and a digest of the tensors that follow it.
+      const length = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+      const metadata = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))).__metadata__;
+      const tensors = await crypto.subtle.digest('SHA-256', bytes.subarray(8 + length));
+      const digest = Array.from(new Uint8Array(tensors), (b) => b.toString(16).padStart(2, '0')).join('');
       const loaded = await wasm.Session.fromModel(gpu, bytes);
       const reloaded = [];
       for (const x of pixels) reloaded.push(Array.from(await loaded.predict(x)));
       loaded.free();
-      return { pixels: pixels.map((p) => Array.from(p)), probabilities, reloaded, digest };
+      return { pixels: pixels.map((p) => Array.from(p)), probabilities, reloaded, metadata, digest };
     });
   }, { images, seed: SYNTHETIC.seed, test: SYNTHETIC.test });
 
-  // 1. The download is the bytes saveModel gives, and a session loaded from them computes
+  // 1. The download holds the tensors and metadata saveModel gives (the metadata's order in the
+  //    header may differ from one save to the next), and a session loaded from them computes
   //    bit-identical outputs in the page.
-  assert.equal(createHash('sha256').update(file).digest('hex'), inPage.digest);
+  const model = parseSafetensors(file);
+  assert.equal(createHash('sha256').update(model.data).digest('hex'), inPage.digest);
+  assert.deepEqual(model.metadata, inPage.metadata);
+  assert.equal(model.metadata.dataset, 'synthetic');
+  assert.equal(model.metadata.seed, String(SYNTHETIC.seed));
   assert.deepEqual(inPage.reloaded, inPage.probabilities);
 
   // 2. The file's weights, read here and run in f64, give the page's probabilities (f32 on the GPU).
-  const reference = forward(parseSafetensors(file), inPage.pixels);
+  const reference = forward(model, inPage.pixels);
   let worst = 0;
   reference.forEach((row, i) => row.forEach((v, j) => { worst = Math.max(worst, Math.abs(v - inPage.probabilities[i][j])); }));
   console.log(`# page's probabilities vs the file's weights in f64: worst |difference| ${worst.toExponential(2)}`);
@@ -347,7 +356,7 @@ function parseSafetensors(bytes) {
     for (let i = 0; i < values.length; i++) values[i] = data.readFloatLE(start + 4 * i);
     tensors[name] = { shape: t.shape, values };
   }
-  return { metadata: header.__metadata__, tensors };
+  return { metadata: header.__metadata__, tensors, data };
 }
 
 function activate(name, z) {
