@@ -243,6 +243,60 @@ test('a model saved in the page gives the same outputs natively (wgpu-mlp eval a
       assert.ok(Math.abs(page[c] - p) <= 0.0005 + 1e-6, `class ${c}: native ${p}, page ${page[c]}`);
     }
   });
+
+  // 5. The page's Load button takes the file back: the loaded model gives the same outputs.
+  await page.setInputFiles('#load', modelPath);
+  await page.waitForFunction(() => document.getElementById('model').textContent.includes('model.safetensors'), null, { timeout: 30_000 });
+  assert.equal(await settle(page, ['ready', 'error'], 30_000), 'ready');
+  const loaded = await page.evaluate((x) => window.wgpuMlp.useSession(async (s) => Array.from(await s.predict(Float32Array.from(x)))), inPage.pixels[0]);
+  assert.deepEqual(loaded, inPage.probabilities[0]);
+});
+
+test('the page trains on IDX files picked from the disk, and says which are missing', { timeout: 240_000 }, async () => {
+  const page = await open(browser, { layers: '784,32,10', hidden: 'relu', loss: 'cross-entropy', optimizer: 'adam', lr: '0.003', batch: 64, epochs: 1 });
+  try {
+    assert.equal(await settle(page, ['ready', 'error'], 60_000), 'ready');
+    await page.selectOption('#dataset', 'files');
+    const folder = join(repo, 'tests/data/mnist');
+    const files = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'];
+    await page.setInputFiles('#idx-files', files.slice(0, 3).map((f) => join(folder, f)));
+    await page.click('#train-button');
+    assert.equal(await settle(page, ['error'], 60_000), 'error');
+    assert.match(await text(page, '#error'), /missing: t10k-labels-idx1-ubyte/);
+
+    await page.setInputFiles('#idx-files', files.map((f) => join(folder, f)));
+    await page.click('#train-button');
+    assert.equal(await settle(page, ['done', 'error'], 220_000), 'done');
+    assert.equal(await page.isVisible('#error'), false);
+    const summary = JSON.parse(await text(page, '#summary'));
+    console.log(`# mnist subset from the disk, 1 epoch of 784-32-10: test accuracy ${last(summary.test_accuracy)}`);
+    assert.equal(summary.dataset, 'mnist');
+    assert.ok(last(summary.test_accuracy) >= 0.8, JSON.stringify(summary));
+  } finally {
+    await page.context().close();
+  }
+});
+
+test('a setting the library refuses puts its error text, as the native CLI prints it, in #error', { timeout: 120_000 }, async () => {
+  const cases = [
+    { query: { layers: '784,64,5' }, args: ['--layers', '784,64,5'] },
+    { query: { loss: 'cross-entropy', output: 'sigmoid' }, args: ['--loss', 'cross-entropy', '--output', 'sigmoid'] },
+  ];
+  for (const { query, args } of cases) {
+    const page = await open(browser, { dataset: 'synthetic', train: 100, test: 20, epochs: 1, ...query, autostart: 1 });
+    try {
+      await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: 60_000 });
+      assert.equal(await page.evaluate(() => document.body.dataset.state), 'error');
+      const error = await text(page, '#error');
+      const native = await run(CLI, ['train', '--train-size', '100', '--test-size', '20', '--epochs', '1', '--cpu', ...args], { cwd: scratch })
+        .then(() => assert.fail('the native CLI took it'), (e) => e.stderr.trim().split('\n').pop());
+      console.log(`# ${JSON.stringify(query)}: page: ${error}; native: ${native}`);
+      assert.ok(native.includes(error), `page: ${error}\nnative: ${native}`);
+      assert.equal(await text(page, '#summary'), '');
+    } finally {
+      await page.context().close();
+    }
+  }
 });
 
 test('a browser without WebGPU gets the clear message in #error and state "error"', { timeout: 60_000 }, async () => {

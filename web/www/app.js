@@ -127,7 +127,7 @@ function showAdapter(info) {
   const features = document.createElement('details');
   const title = document.createElement('summary');
   const list = info.features || [];
-  title.textContent = `${list.length} features${list.includes('subgroups') || list.includes('subgroup') ? ', subgroups among them' : ''}`;
+  title.textContent = `${list.length} feature${list.length === 1 ? '' : 's'}${list.includes('subgroups') || list.includes('subgroup') ? ', subgroups among them' : ''}`;
   features.append(title, list.join(', ') || 'none');
   el.append(document.createElement('br'), limits, features);
   el.classList.add('ok');
