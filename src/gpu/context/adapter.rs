@@ -192,7 +192,7 @@ pub fn ways_to_choose(adapters: &[wgpu::AdapterInfo], index: usize) -> Vec<Strin
 }
 
 /// The adapter `choice` opens and what it is. Natively one of every adapter wgpu sees; in a
-/// browser the one it offers, described as [`super::browser`] reads it.
+/// browser the one it offers, described as `browser` reads it.
 pub(super) async fn choose_adapter(
     choice: &AdapterChoice,
 ) -> Result<(wgpu::Adapter, wgpu::AdapterInfo)> {

@@ -159,7 +159,7 @@ impl GpuMlp {
     /// Waits until no more than `MAX_STEPS_IN_FLIGHT` submitted steps may still run, without
     /// blocking: what a browser's training loop awaits after each submission, so that it does
     /// not queue a whole epoch ahead of the GPU (and its progress reports come as the steps
-    /// finish). Natively [`GpuMlp::submit`] has already waited, and this is ready at once.
+    /// finish). Natively `GpuMlp::submit` has already waited, and this is ready at once.
     pub async fn throttle(&mut self) -> Result<()> {
         #[cfg(target_arch = "wasm32")]
         while self.in_flight.len() > MAX_STEPS_IN_FLIGHT {
