@@ -8,13 +8,15 @@
 //! warm-up, then at least the requested number of samples with the GPU waited for at the end.
 
 use std::sync::Arc;
-use std::time::Instant;
+
+use web_time::Instant;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::context::{AdapterChoice, Gpu};
 use crate::gpu::kernels::MatmulStrategy;
 use crate::gpu::network::Fusion;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::gpu::profile::Profile;
 use crate::model::{Activation, Loss, Mlp};
 use crate::optim::OptimizerConfig;
@@ -166,7 +168,9 @@ pub struct GpuBenchOptions {
 }
 
 /// Trains `workload` on the GPU `options` select: the first step from nothing, a warm-up, then at
-/// least `samples` samples; also returns the profile if one was asked for.
+/// least `samples` samples; also returns the profile if one was asked for. Blocks, so native
+/// only.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn bench_gpu(
     workload: Workload,
     samples: usize,
@@ -211,6 +215,38 @@ pub fn bench_gpu(
         )
     };
     Ok((report, profile))
+}
+
+/// Trains `workload` on `gpu`, an open device, without blocking (how a browser benchmarks): the
+/// first step from the upload of the network and data, a warm-up, then at least `samples`
+/// samples, the queue awaited at the end of each part.
+pub async fn bench_gpu_async(gpu: &Gpu, workload: Workload, samples: usize) -> Result<BenchReport> {
+    let steps = steps_for(workload, samples)?;
+    let data = random_dataset(steps.min(64) * workload.config().batch_size);
+    let start = Instant::now();
+    let mlp = workload.mlp()?;
+    let mut trainer = GpuTrainer::new(gpu, &mlp, &data, None, workload.config())?;
+    let wait = || gpu.submit_and_wait_async(gpu.encoder("bench.wait"));
+    trainer.run_steps(1)?;
+    wait().await?;
+    let first_step_s = start.elapsed().as_secs_f64();
+    trainer.run_steps(steps.div_ceil(10).max(2))?;
+    wait().await?;
+    let timed = Instant::now();
+    trainer.run_steps(steps)?;
+    wait().await?;
+    let seconds = timed.elapsed().as_secs_f64();
+    Ok(BenchReport {
+        matmul: Some(gpu.config().matmul),
+        ..report(
+            workload,
+            &mlp,
+            gpu.adapter_description(),
+            steps,
+            seconds,
+            first_step_s,
+        )
+    })
 }
 
 /// The same on the CPU reference.

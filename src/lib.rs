@@ -8,6 +8,14 @@
 //! `weight: (out, in)` and `bias: (out)`, `z = x · weightᵀ + bias`, `a = g(z)`, and losses are
 //! reduced by the mean.
 //!
+//! The library also builds for `wasm32-unknown-unknown`, where it runs on a browser's WebGPU
+//! (`web/` is the module of the browser page). There nothing may block: the device is opened with
+//! [`Gpu::new_async`], and everything that reads from the GPU has an `_async` form
+//! ([`GpuMlp::to_mlp_async`], [`GpuTrainer::train_epoch_async`], …); the blocking forms below
+//! are thin wrappers over those, compiled natively only. A browser has no files: what reads or
+//! writes a path fails there with an I/O error, and its byte forms (`checkpoint::to_bytes`,
+//! `checkpoint::from_bytes`, `data::idx::parse_idx`) take its place.
+//!
 //! ```
 //! use wgpu_mlp::ndarray::Array2;
 //! use wgpu_mlp::{Activation, AdapterChoice, Gpu, GpuMlp, Loss, Mlp, gradcheck};

@@ -6,7 +6,9 @@
 //! which a training loop would never do; the kernels themselves, their order and their
 //! results are those of the real step, so profiling part of an epoch changes no number.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
@@ -124,6 +126,14 @@ impl std::fmt::Display for Profile {
     }
 }
 
+/// Why a browser cannot profile: each profiled step is waited for.
+fn not_in_a_browser() -> Error {
+    Error::invalid(
+        "--profile",
+        "profiling waits for every step to read its timestamps, which nothing in a browser may do",
+    )
+}
+
 /// Times the dispatches of whole steps; one query pair per dispatch.
 #[derive(Debug)]
 pub struct Profiler {
@@ -143,6 +153,9 @@ impl Profiler {
     /// A profiler for steps of at most `dispatches_per_step` dispatches; an error naming the
     /// adapter if it has no timestamp queries.
     pub fn new(gpu: &Gpu, dispatches_per_step: usize) -> Result<Profiler> {
+        if cfg!(target_arch = "wasm32") {
+            return Err(not_in_a_browser());
+        }
         if !gpu.has_timestamps() {
             return Err(Error::invalid(
                 "--profile",
@@ -202,16 +215,7 @@ impl Profiler {
         if queries > 0 {
             encoder.resolve_query_set(&self.query_set, 0..queries, &self.resolve, 0);
         }
-        let words = self
-            .gpu
-            .read_back::<u32>(
-                "timestamps",
-                encoder,
-                &self.staging,
-                &[(&self.resolve, 2 * queries as usize)],
-            )?
-            .pop()
-            .unwrap_or_default();
+        let words = self.read_timestamps(encoder, queries)?;
         self.wall += start.elapsed();
         let period = f64::from(self.gpu.queue().get_timestamp_period());
         for (i, label) in labels.into_iter().enumerate() {
@@ -227,6 +231,28 @@ impl Profiler {
         }
         self.steps += 1;
         Ok(())
+    }
+
+    /// Submits `encoder`, waits for it and reads back its `queries` timestamps. Profiling waits
+    /// for every step, which nothing in a browser may do: there [`Profiler::new`] refuses, and
+    /// this is an error.
+    fn read_timestamps(&self, encoder: wgpu::CommandEncoder, queries: u32) -> Result<Vec<u32>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return Ok(self
+            .gpu
+            .read_back::<u32>(
+                "timestamps",
+                encoder,
+                &self.staging,
+                &[(&self.resolve, 2 * queries as usize)],
+            )?
+            .pop()
+            .unwrap_or_default());
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = (encoder, queries, &self.staging);
+            Err(not_in_a_browser())
+        }
     }
 
     /// Steps profiled so far.

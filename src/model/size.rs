@@ -80,8 +80,12 @@ fn too_many(sizes: &[usize]) -> Error {
 }
 
 /// The memory the system reports available to a new allocation, in bytes: `MemAvailable` from
-/// `/proc/meminfo`, or `None` where there is no such file or line.
+/// `/proc/meminfo`, or `None` where there is no such file or line (and in a browser, which has
+/// no files and bounds a page's memory itself).
 pub(crate) fn available_memory() -> Option<u64> {
+    if cfg!(target_arch = "wasm32") {
+        return None;
+    }
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     parse_mem_available(&meminfo)
 }

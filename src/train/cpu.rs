@@ -1,6 +1,6 @@
 //! [`CpuTrainer`]: the same schedule as the GPU trainer, on the ndarray reference.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use ndarray::Array2;
 

@@ -3,11 +3,13 @@
 //! loss when asked for.
 
 use std::sync::Arc;
-use std::time::Instant;
+
+use web_time::Instant;
 
 use ndarray::Array2;
 
 use super::gpu_plans::{DataPlacement, EvalPlan, HostData, TrainPlan};
+#[cfg_attr(target_arch = "wasm32", allow(unused_imports))]
 use super::{
     EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, STEPS_PER_SUBMIT, Scores, Split,
     StopFlag, TrainConfig, Trainer, check_dataset, diverged, epoch_order, no_such_set,
@@ -19,8 +21,10 @@ use crate::gpu::kernels::Recorder;
 use crate::gpu::kernels::data::Gather;
 use crate::gpu::kernels::metrics::Metrics;
 use crate::gpu::network::{Fusion, GpuMlp};
+#[cfg_attr(target_arch = "wasm32", allow(unused_imports))]
 use crate::gpu::profile::{CountDispatches, Profile, Profiler};
 use crate::model::Mlp;
+#[cfg_attr(target_arch = "wasm32", allow(unused_imports))]
 use crate::optim::{OptimizerConfig, OptimizerState};
 
 /// Trains a [`GpuMlp`] on a data set held on the GPU, and evaluates it there.
@@ -359,6 +363,7 @@ impl GpuTrainer {
             self.stop.check(self.epochs_done + 1, done * batch)?;
             let count = self.steps_per_submit(batch)?.min(full - done);
             self.submit_steps(batch, count)?;
+            self.net.throttle().await?;
             done += count;
             if last_report.elapsed() >= PROGRESS_INTERVAL && done < steps {
                 let samples = done * batch;
@@ -491,6 +496,9 @@ fn no_training_set() -> Error {
     Error::invalid("training", "this trainer was built for evaluation only")
 }
 
+// The trait's methods block, which nothing in a browser may do: there the trainer is driven
+// through its futures.
+#[cfg(not(target_arch = "wasm32"))]
 impl Trainer for GpuTrainer {
     fn train_epoch(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<EpochReport> {
         pollster::block_on(self.train_epoch_async(progress))

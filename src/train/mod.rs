@@ -20,9 +20,10 @@ pub mod schedule;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ndarray::Array2;
+use web_time::Instant;
 
 pub use cpu::{CpuTrainer, evaluate_cpu};
 pub use gpu::GpuTrainer;

@@ -125,11 +125,14 @@ pub fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
     format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }
 
-/// Every adapter wgpu can see, in the order it reports them.
+/// Every adapter wgpu can see, in the order it reports them. Native only: a browser offers one
+/// adapter, on request ([`Gpu::new_async`](super::Gpu::new_async)).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn available_adapters() -> Vec<wgpu::Adapter> {
     pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
 }
@@ -188,14 +191,27 @@ pub fn ways_to_choose(adapters: &[wgpu::AdapterInfo], index: usize) -> Vec<Strin
     ways
 }
 
-pub(super) fn choose_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
-    let adapters = available_adapters();
+/// The adapter `choice` opens and what it is. Natively one of every adapter wgpu sees; in a
+/// browser the one it offers, described as `browser` reads it.
+pub(super) async fn choose_adapter(
+    choice: &AdapterChoice,
+) -> Result<(wgpu::Adapter, wgpu::AdapterInfo)> {
+    #[cfg(not(target_arch = "wasm32"))]
+    let (adapters, infos) = {
+        let adapters = instance().enumerate_adapters(wgpu::Backends::all()).await;
+        let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
+        (adapters, infos)
+    };
+    #[cfg(target_arch = "wasm32")]
+    let (adapters, infos) = {
+        let (adapter, info) = super::browser::request_adapter().await?;
+        (vec![adapter], vec![info])
+    };
     if adapters.is_empty() {
         return Err(Error::NoAdapter(INSTALL_HINT.to_string()));
     }
-    let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
     match select(choice, &infos) {
-        Some(index) => Ok(adapters[index].clone()),
+        Some(index) => Ok((adapters[index].clone(), infos[index].clone())),
         None => Err(Error::NoAdapter(no_match_message(choice, &infos))),
     }
 }

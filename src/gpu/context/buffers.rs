@@ -2,7 +2,7 @@
 //! the host.
 
 use crate::error::{Error, Result};
-use crate::gpu::context::{Gpu, READBACK_TIMEOUT};
+use crate::gpu::context::Gpu;
 
 impl Gpu {
     /// Checks that a storage buffer of `bytes` fits the device's binding and buffer limits.
@@ -93,8 +93,9 @@ impl Gpu {
 
     /// Copies `len` 4-byte values (f32 or u32) from each source buffer into `staging` (which must
     /// be large enough for all of them, back to back), submits `encoder` with the copies appended,
-    /// waits at most [`READBACK_TIMEOUT`], and returns the values of each source. Blocks: the
+    /// waits at most [`READBACK_TIMEOUT`](super::READBACK_TIMEOUT), and returns the values of each source. Blocks: the
     /// native form of [`Gpu::read_back_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn read_back<T: bytemuck::Pod>(
         &self,
         what: &str,
@@ -105,8 +106,9 @@ impl Gpu {
         pollster::block_on(self.read_back_async(what, encoder, staging, sources))
     }
 
-    /// [`Gpu::read_back`] as a future, which is how a browser, where nothing may block, waits for
-    /// a mapping. Natively the future is ready when returned: it polls the device to completion.
+    /// `Gpu::read_back` as a future, which is how a browser, where nothing may block, waits for
+    /// a mapping: there the browser polls the device and the future is ready when the mapping
+    /// is. Natively the future is ready when returned: it polls the device to completion.
     pub(crate) async fn read_back_async<T: bytemuck::Pod>(
         &self,
         what: &str,
@@ -140,15 +142,21 @@ impl Gpu {
             what: what.into(),
             why,
         };
+        #[cfg(not(target_arch = "wasm32"))]
         self.inner
             .device
             .poll(wgpu::PollType::Wait {
                 submission_index: Some(submission),
-                timeout: Some(READBACK_TIMEOUT),
+                timeout: Some(super::READBACK_TIMEOUT),
             })
             .map_err(|e| readback_error(e.to_string()))?;
+        #[cfg(target_arch = "wasm32")]
+        let _ = submission;
         self.check_fault()?;
-        match receiver.receive().await {
+        let mapped = receiver.receive().await;
+        // In a browser a fault caught while the copy ran is only known now.
+        self.check_fault()?;
+        match mapped {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(readback_error(e.to_string())),
             None => return Err(readback_error("the map callback never ran".into())),
@@ -174,10 +182,19 @@ impl Gpu {
 
     /// Reads the first `len` f32 values of `buffer` through a temporary staging buffer. For tests,
     /// tools and one-off downloads; the training loop uses its own reusable staging buffer.
+    /// Blocks: the native form of [`Gpu::read_f32_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read_f32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        pollster::block_on(self.read_f32_async(buffer, len))
+    }
+
+    /// [`Gpu::read_f32`] as a future.
+    pub async fn read_f32_async(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
         let label = "read_f32.staging";
         let staging = self.staging_buffer(label, (len * 4) as u64)?;
-        let mut values = self.read_back(label, self.encoder(label), &staging, &[(buffer, len)])?;
+        let mut values = self
+            .read_back_async(label, self.encoder(label), &staging, &[(buffer, len)])
+            .await?;
         Ok(values.pop().unwrap_or_default())
     }
 }

@@ -10,18 +10,29 @@
 //! wgpu reports most failures asynchronously. Creation goes through error scopes
 //! (`Gpu::checked`) so that a failure becomes an [`Error`] naming the operation; anything that
 //! escapes a scope is kept and reported by the next read-back instead of panicking.
+//!
+//! In a browser (wasm32, WebGPU) nothing may block: the device is opened with
+//! [`Gpu::new_async`], results come back through futures (`Gpu::read_back_async`,
+//! [`Gpu::submit_and_wait_async`]), and the blocking forms are not compiled. An error a scope
+//! catches there arrives after its call has returned, so it is reported, naming the same
+//! operation, by the next check instead (see `Gpu::checked`).
 
 //!
-//! This file opens the device and reports its faults; [`adapter`] chooses the adapter,
-//! [`pipelines`] compiles and caches pipelines, [`buffers`] creates buffers and reads them
-//! back, and [`options`] reads the limits, features and matmul kernel asked for.
+//! This file opens the device and reports its faults; [`adapter`] chooses the adapter (and
+//! `browser` describes a browser's), [`pipelines`] compiles and caches pipelines, [`buffers`]
+//! creates buffers and reads them back, and [`options`] reads the limits, features and matmul
+//! kernel asked for.
 
 mod adapter;
+#[cfg(target_arch = "wasm32")]
+mod browser;
 mod buffers;
 mod options;
 mod pipelines;
 
-pub use adapter::{AdapterChoice, available_adapters, describe_adapter, ways_to_choose};
+#[cfg(not(target_arch = "wasm32"))]
+pub use adapter::available_adapters;
+pub use adapter::{AdapterChoice, describe_adapter, ways_to_choose};
 pub use options::{FeatureMask, GpuOptions, LimitsPreset};
 pub(crate) use pipelines::{Access, PipelineSpec};
 
@@ -53,8 +64,44 @@ struct GpuInner {
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<Vec<Access>, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
     pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
-    /// The first error that escaped every error scope, or the reason the device was lost.
-    fault: Arc<Mutex<Option<String>>>,
+    /// The first fault: an error that escaped every error scope (or, in a browser, one a scope
+    /// caught after its call returned), or the reason the device was lost.
+    fault: Arc<Mutex<Option<Fault>>>,
+}
+
+/// A failure wgpu reported outside the call that caused it, kept for [`Gpu::check_fault`].
+#[derive(Debug)]
+enum Fault {
+    /// Caught by no error scope.
+    Uncaptured(String),
+    /// Caught by the scopes of [`Gpu::checked`] for the operation named first, after it returned.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    Scoped(String, String),
+    /// The device was lost.
+    Lost(String),
+}
+
+impl Fault {
+    /// Keeps `fault` in `slot` unless an earlier one is there.
+    fn record(slot: &Mutex<Option<Fault>>, fault: Fault) {
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(fault);
+    }
+}
+
+/// The slot `device`'s uncaptured errors and loss are kept in.
+fn watch_faults(device: &wgpu::Device) -> Arc<Mutex<Option<Fault>>> {
+    let fault = Arc::new(Mutex::new(None::<Fault>));
+    let uncaptured = fault.clone();
+    device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+        Fault::record(&uncaptured, Fault::Uncaptured(error.to_string()));
+    }));
+    let lost = fault.clone();
+    device.set_device_lost_callback(move |reason, message| {
+        let message = format!("device lost ({reason:?}): {message}");
+        Fault::record(&lost, Fault::Lost(message));
+    });
+    fault
 }
 
 impl fmt::Debug for Gpu {
@@ -69,74 +116,84 @@ impl Gpu {
     /// Opens a device on the adapter `choice` selects, with the limits, features and matmul
     /// kernel the environment asks for ([`GpuOptions::from_env`]: the adapter's own limits, all
     /// its features and its kernel unless `WGPU_MLP_LIMITS`, `WGPU_MLP_FEATURES` or
-    /// `WGPU_MLP_MATMUL` say otherwise).
+    /// `WGPU_MLP_MATMUL` say otherwise). Blocks: the native form of [`Gpu::new_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(choice: AdapterChoice) -> Result<Gpu> {
         Self::with_options(choice, GpuOptions::from_env()?)
     }
 
     /// Opens a device on the adapter `choice` selects as `options` say, whatever the
     /// environment: e.g. WebGPU's limits without subgroups, to run as a browser's device would.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn with_options(choice: AdapterChoice, options: GpuOptions) -> Result<Gpu> {
-        Self::open(choice, options, |_| {}, |_| {})
+        pollster::block_on(Self::with_options_async(choice, options))
     }
 
     /// [`Gpu::new`] with the limits lowered by `adjust` (to test how models that do not fit are
     /// handled, or to stay within a budget). Raising a limit above the adapter's makes opening
     /// the device fail.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn with_limits(
         choice: AdapterChoice,
         adjust: impl FnOnce(&mut wgpu::Limits),
     ) -> Result<Gpu> {
-        Self::open(choice, GpuOptions::from_env()?, adjust, |_| {})
+        let options = GpuOptions::from_env()?;
+        pollster::block_on(Self::open(choice, options, adjust, |_| {}))
     }
 
     /// [`Gpu::new`] with the kernel shapes [`KernelConfig::for_adapter`] chose changed by
     /// `adjust`: to run the kernels one kind of adapter gets on another, e.g. the shared-memory
     /// matmul GPUs get on a CPU adapter in CI, or to measure an alternative.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn with_kernel_config(
         choice: AdapterChoice,
         adjust: impl FnOnce(&mut KernelConfig),
     ) -> Result<Gpu> {
-        Self::open(choice, GpuOptions::from_env()?, |_| {}, adjust)
+        let options = GpuOptions::from_env()?;
+        pollster::block_on(Self::open(choice, options, |_| {}, adjust))
     }
 
-    fn open(
+    /// [`Gpu::new`] as a future: how a browser opens its device, since WebGPU hands out adapters
+    /// and devices only asynchronously. There `choice` is checked against the one adapter the
+    /// browser offers, and the environment is empty (the defaults apply).
+    pub async fn new_async(choice: AdapterChoice) -> Result<Gpu> {
+        Self::with_options_async(choice, GpuOptions::from_env()?).await
+    }
+
+    /// [`Gpu::with_options`] as a future.
+    pub async fn with_options_async(choice: AdapterChoice, options: GpuOptions) -> Result<Gpu> {
+        Self::open(choice, options, |_| {}, |_| {}).await
+    }
+
+    // In a browser wgpu's objects are neither Send nor Sync and everything runs on the page's
+    // one thread; the Arc only shares the context between clones, as natively.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+    async fn open(
         choice: AdapterChoice,
         options: GpuOptions,
         adjust_limits: impl FnOnce(&mut wgpu::Limits),
         adjust_config: impl FnOnce(&mut KernelConfig),
     ) -> Result<Gpu> {
-        let adapter = choose_adapter(&choice)?;
-        let adapter_info = adapter.get_info();
+        let (adapter, adapter_info) = choose_adapter(&choice).await?;
         let mut limits = options.limits.limits(&adapter.limits());
         adjust_limits(&mut limits);
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("wgpu-mlp device"),
-            // Timestamps cost nothing unless `--profile` writes them; subgroups serve the
-            // shuffled matmul (KernelConfig::for_adapter).
-            required_features: options.features.features(adapter.features()),
-            required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|source| Error::RequestDevice {
-            adapter: adapter_info.name.clone(),
-            source,
-        })?;
-
-        let fault = Arc::new(Mutex::new(None::<String>));
-        let uncaptured = fault.clone();
-        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
-            let mut slot = uncaptured.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert_with(|| error.to_string());
-        }));
-        let lost = fault.clone();
-        device.set_device_lost_callback(move |reason, message| {
-            let mut slot = lost.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
-        });
-
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgpu-mlp device"),
+                // Timestamps cost nothing unless `--profile` writes them; subgroups serve the
+                // shuffled matmul (KernelConfig::for_adapter).
+                required_features: options.features.features(adapter.features()),
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|source| Error::RequestDevice {
+                adapter: adapter_info.name.clone(),
+                source,
+            })?;
+        let fault = watch_faults(&device);
         let mut config = KernelConfig::for_adapter(&adapter_info, &limits, device.features());
         if let Some(strategy) = options.matmul {
             config.check_strategy(strategy)?;
@@ -205,6 +262,11 @@ impl Gpu {
 
     /// Runs `create` inside validation and out-of-memory error scopes, turning anything wgpu
     /// reports into an [`Error::Gpu`] that names `during`.
+    ///
+    /// Natively the scopes are popped at once and a failure is this call's error. In a browser
+    /// nothing may block, so the scopes are popped without waiting: a failure is kept, under
+    /// the same `during`, and the next [`Gpu::check_fault`] (every creation through here, every
+    /// submission of a step and every read-back) returns it as the same [`Error::Gpu`].
     pub(crate) fn checked<T>(
         &self,
         during: &str,
@@ -215,35 +277,74 @@ impl Gpu {
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = create(device);
-        let validation_error = pollster::block_on(validation.pop());
-        let oom_error = pollster::block_on(oom.pop());
-        match validation_error.or(oom_error) {
-            None => Ok(value),
-            Some(error) => Err(Error::Gpu {
-                during: during.to_string(),
-                message: error.to_string(),
-            }),
+        let (validation, oom) = (validation.pop(), oom.pop());
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let error = pollster::block_on(validation).or(pollster::block_on(oom));
+            match error {
+                None => Ok(value),
+                Some(error) => Err(Error::Gpu {
+                    during: during.to_string(),
+                    message: error.to_string(),
+                }),
+            }
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let (fault, during) = (self.inner.fault.clone(), during.to_string());
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Some(error) = validation.await.or(oom.await) {
+                    Fault::record(&fault, Fault::Scoped(during, error.to_string()));
+                }
+            });
+            Ok(value)
         }
     }
 
-    /// An error for the first fault that escaped the error scopes or for a lost device, if any.
+    /// An error for the first fault that escaped the error scopes (or, in a browser, was caught
+    /// by one after its call returned) or for a lost device, if any.
     pub(crate) fn check_fault(&self) -> Result<()> {
         let fault = self.inner.fault.lock().unwrap_or_else(|p| p.into_inner());
         match fault.as_ref() {
             None => Ok(()),
-            Some(message) if message.starts_with("device lost") => {
-                Err(Error::DeviceLost(message.clone()))
-            }
-            Some(message) => Err(Error::Gpu {
+            Some(Fault::Lost(message)) => Err(Error::DeviceLost(message.clone())),
+            Some(Fault::Scoped(during, message)) => Err(Error::Gpu {
+                during: during.clone(),
+                message: message.clone(),
+            }),
+            Some(Fault::Uncaptured(message)) => Err(Error::Gpu {
                 during: "an earlier GPU operation".into(),
                 message: message.clone(),
             }),
         }
     }
 
-    /// Submits `encoder` and waits for the GPU to finish it (for tests and benchmarks).
+    /// Submits `encoder` and waits for the GPU to finish it (for tests and benchmarks). Blocks:
+    /// the native form of [`Gpu::submit_and_wait_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
         let submission = self.inner.queue.submit([encoder.finish()]);
+        self.wait_for(submission)
+    }
+
+    /// [`Gpu::submit_and_wait`] as a future: natively ready when returned, in a browser ready
+    /// when the queue has finished everything submitted so far.
+    pub async fn submit_and_wait_async(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
+        let submission = self.inner.queue.submit([encoder.finish()]);
+        #[cfg(not(target_arch = "wasm32"))]
+        self.wait_for(submission)?;
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = submission;
+            self.work_done().await;
+        }
+        self.check_fault()
+    }
+
+    /// Blocks until `submission` has finished, at most [`READBACK_TIMEOUT`], then reports any
+    /// fault.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn wait_for(&self, submission: wgpu::SubmissionIndex) -> Result<()> {
         self.inner
             .device
             .poll(wgpu::PollType::Wait {
@@ -255,6 +356,19 @@ impl Gpu {
                 why: e.to_string(),
             })?;
         self.check_fault()
+    }
+
+    /// A future ready when the queue has finished everything submitted before this call: how a
+    /// browser waits, since it polls the device itself and nothing there may block.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn work_done(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        self.inner.queue.on_submitted_work_done(move || {
+            let _ = sender.send(());
+        });
+        async move {
+            let _ = receiver.receive().await;
+        }
     }
 
     /// A labelled command encoder.

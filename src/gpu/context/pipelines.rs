@@ -139,7 +139,8 @@ impl Gpu {
         Ok(pair)
     }
 
-    /// Creates the pipelines of `specs` that are not cached yet, on a thread each. A GPU driver
+    /// Creates the pipelines of `specs` that are not cached yet, on a thread each (one after
+    /// the other in a browser). A GPU driver
     /// compiles a pipeline when it is created, and a matmul tile is one of the slower ones to
     /// compile, so a network that binds several tiles waits for the slowest instead of their
     /// sum. (wgpu's error scopes are per thread, so each creation is checked on its own.)
@@ -162,7 +163,8 @@ impl Gpu {
             self.module(spec.shader)?;
             self.layouts(spec.storage)?;
         }
-        std::thread::scope(|scope| {
+        #[cfg(not(target_arch = "wasm32"))]
+        return std::thread::scope(|scope| {
             let threads: Vec<_> = missing
                 .values()
                 .map(|spec| scope.spawn(move || self.pipeline(spec).map(drop)))
@@ -172,7 +174,12 @@ impl Gpu {
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
-        })
+        });
+        // A browser has no threads here, and compiles its pipelines off the page's thread anyway.
+        #[cfg(target_arch = "wasm32")]
+        missing
+            .values()
+            .try_for_each(|spec| self.pipeline(spec).map(drop))
     }
 
     /// Whether the device can bind `spec`'s buffers: an error naming the kernel and the limit

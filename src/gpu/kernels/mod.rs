@@ -84,7 +84,14 @@ impl Shader {
             }
             _ => "",
         };
-        format!("{}\n{COMMON}\n{own}\n{extra}", config.wgsl_header())
+        // Naga (native) knows subgroup operations without a directive and refuses `enable
+        // subgroups;`; a browser's compiler requires it, before any declaration.
+        let enable = if cfg!(target_arch = "wasm32") && !extra.is_empty() {
+            "enable subgroups;\n"
+        } else {
+            ""
+        };
+        format!("{enable}{}\n{COMMON}\n{own}\n{extra}", config.wgsl_header())
     }
 }
 
@@ -286,7 +293,20 @@ impl Dispatch {
     }
 
     /// Records `dispatches` in one compute pass, submits and waits (for tests and benchmarks).
+    /// Blocks: the native form of [`Dispatch::run_all_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn run_all(gpu: &Gpu, dispatches: &[&Dispatch]) -> Result<()> {
+        gpu.submit_and_wait(Self::encode_all(gpu, dispatches))
+    }
+
+    /// [`Dispatch::run_all`] as a future.
+    pub async fn run_all_async(gpu: &Gpu, dispatches: &[&Dispatch]) -> Result<()> {
+        gpu.submit_and_wait_async(Self::encode_all(gpu, dispatches))
+            .await
+    }
+
+    /// An encoder with `dispatches` recorded in one compute pass.
+    fn encode_all(gpu: &Gpu, dispatches: &[&Dispatch]) -> wgpu::CommandEncoder {
         let mut encoder = gpu.encoder("kernel run");
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -297,7 +317,7 @@ impl Dispatch {
                 dispatch.record(&mut pass);
             }
         }
-        gpu.submit_and_wait(encoder)
+        encoder
     }
 }
 

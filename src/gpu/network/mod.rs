@@ -43,6 +43,13 @@ pub const DEFAULT_BATCH_CAPACITY: usize = 256;
 /// overlap host and GPU, few enough that queued uploads cannot pile up.
 const MAX_STEPS_IN_FLIGHT: usize = 2;
 
+/// A submitted step that may still run: natively its index, to wait for; in a browser a future
+/// ready once it has finished.
+#[cfg(not(target_arch = "wasm32"))]
+type InFlight = wgpu::SubmissionIndex;
+#[cfg(target_arch = "wasm32")]
+type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
 /// Whether the bias, the activation and the ⊙g′ of backprop ride in the matmul epilogues (one
 /// pass over each layer's output) or run as kernels of their own after a plain matmul (three
 /// passes). Both compute the same numbers; the unfused step exists so that the benchmark can
@@ -73,7 +80,7 @@ pub struct GpuMlp {
     fusion: Fusion,
     /// `[steps taken, data cursor]`, advanced on the GPU once per step.
     counters: wgpu::Buffer,
-    in_flight: std::collections::VecDeque<wgpu::SubmissionIndex>,
+    in_flight: std::collections::VecDeque<InFlight>,
     /// Staging for [`GpuMlp::last_loss`], one value.
     loss_staging: wgpu::Buffer,
 }

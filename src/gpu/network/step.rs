@@ -3,7 +3,7 @@
 
 use ndarray::ArrayView2;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::kernels::Recorder;
 use crate::gpu::network::buffers::{BatchBuffers, contiguous};
 use crate::gpu::network::plan::{Plan, StepSpec};
@@ -126,10 +126,19 @@ impl GpuMlp {
         }
     }
 
-    /// Submits a step and bounds the number in flight.
+    /// Submits a step and, natively, bounds the number in flight by waiting for the oldest. In
+    /// a browser, where nothing may block, a loop of steps bounds them by awaiting
+    /// [`GpuMlp::throttle`] after each submission.
     pub(crate) fn submit(&mut self, encoder: wgpu::CommandEncoder) -> Result<()> {
         let index = self.gpu.queue().submit([encoder.finish()]);
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = index;
+            self.in_flight.push_back(Box::pin(self.gpu.work_done()));
+        }
+        #[cfg(not(target_arch = "wasm32"))]
         self.in_flight.push_back(index);
+        #[cfg(not(target_arch = "wasm32"))]
         if self.in_flight.len() > MAX_STEPS_IN_FLIGHT
             && let Some(oldest) = self.in_flight.pop_front()
         {
@@ -139,7 +148,7 @@ impl GpuMlp {
                     submission_index: Some(oldest),
                     timeout: Some(crate::gpu::context::READBACK_TIMEOUT),
                 })
-                .map_err(|e| Error::Gpu {
+                .map_err(|e| crate::Error::Gpu {
                     during: "waiting for a training step".into(),
                     message: e.to_string(),
                 })?;
@@ -147,9 +156,28 @@ impl GpuMlp {
         self.gpu.check_fault()
     }
 
-    /// Waits until every submitted step has finished.
+    /// Waits until no more than `MAX_STEPS_IN_FLIGHT` submitted steps may still run, without
+    /// blocking: what a browser's training loop awaits after each submission, so that it does
+    /// not queue a whole epoch ahead of the GPU (and its progress reports come as the steps
+    /// finish). Natively `GpuMlp::submit` has already waited, and this is ready at once.
+    pub async fn throttle(&mut self) -> Result<()> {
+        #[cfg(target_arch = "wasm32")]
+        while self.in_flight.len() > MAX_STEPS_IN_FLIGHT {
+            if let Some(oldest) = self.in_flight.pop_front() {
+                oldest.await;
+            }
+        }
+        self.gpu.check_fault()
+    }
+
+    /// Waits until every submitted step has finished. In a browser, which cannot wait, it only
+    /// forgets them: the queue runs in order, so later work and read-backs see their results
+    /// (await [`Gpu::submit_and_wait_async`](crate::Gpu::submit_and_wait_async) to wait).
     pub(crate) fn wait_idle(&mut self) -> Result<()> {
         self.in_flight.clear();
-        self.gpu.submit_and_wait(self.gpu.encoder("wait_idle"))
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.gpu.submit_and_wait(self.gpu.encoder("wait_idle"));
+        #[cfg(target_arch = "wasm32")]
+        self.gpu.check_fault()
     }
 }

@@ -11,25 +11,46 @@ use crate::optim::OptimizerState;
 
 impl GpuMlp {
     /// The mean loss of the batch of the last [`GpuMlp::train_step`] (before its update) or
-    /// [`GpuMlp::loss_and_gradients`]. Reads one value back.
+    /// [`GpuMlp::loss_and_gradients`]. Reads one value back. Blocks: the native form of
+    /// [`GpuMlp::last_loss_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn last_loss(&mut self) -> Result<f32> {
+        pollster::block_on(self.last_loss_async())
+    }
+
+    /// [`GpuMlp::last_loss`] as a future.
+    pub async fn last_loss_async(&mut self) -> Result<f32> {
         self.in_flight.clear();
         let encoder = self.gpu.encoder("last_loss");
-        let values = self.gpu.read_back(
-            "the loss",
-            encoder,
-            &self.loss_staging,
-            &[(&self.buffers.loss, 1)],
-        )?;
+        let values = self
+            .gpu
+            .read_back_async(
+                "the loss",
+                encoder,
+                &self.loss_staging,
+                &[(&self.buffers.loss, 1)],
+            )
+            .await?;
         Ok(values[0][0])
     }
 
     /// The loss on `x: (batch, in)`, `y: (batch, out)` and the gradient of every layer, computed
-    /// on the GPU and read back. The parameters are not changed.
+    /// on the GPU and read back. The parameters are not changed. Blocks: the native form of
+    /// [`GpuMlp::loss_and_gradients_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn loss_and_gradients(
         &mut self,
         x: ArrayView2<f32>,
         y: ArrayView2<f32>,
+    ) -> Result<(f32, Gradients)> {
+        pollster::block_on(self.loss_and_gradients_async(x, y))
+    }
+
+    /// [`GpuMlp::loss_and_gradients`] as a future.
+    pub async fn loss_and_gradients_async(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        y: ArrayView2<'_, f32>,
     ) -> Result<(f32, Gradients)> {
         self.upload_batch(x, Some(y))?;
         let encoder = self.encode("loss_and_gradients", |pass| {
@@ -44,12 +65,13 @@ impl GpuMlp {
         self.in_flight.clear();
         let mut values = self
             .gpu
-            .read_back(
+            .read_back_async(
                 "the loss and gradients",
                 encoder,
                 &self.buffers.staging,
                 &sources,
-            )?
+            )
+            .await?
             .into_iter();
         let loss = values.next().map_or(f32::NAN, |v| v[0]);
         let layers = self
@@ -68,19 +90,29 @@ impl GpuMlp {
         Ok((loss, Gradients { layers }))
     }
 
-    /// The output activations for `x: (batch, in)`, as `(batch, out)`.
+    /// The output activations for `x: (batch, in)`, as `(batch, out)`. Blocks: the native form
+    /// of [`GpuMlp::forward_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward(&mut self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
+        pollster::block_on(self.forward_async(x))
+    }
+
+    /// [`GpuMlp::forward`] as a future.
+    pub async fn forward_async(&mut self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         let batch = self.upload_batch(x, None)?;
         let encoder = self.encode("forward", |pass| self.record_forward(pass, false));
         let outputs = self.outputs();
         let last = self.layers.len() - 1;
         self.in_flight.clear();
-        let mut values = self.gpu.read_back(
-            "the outputs",
-            encoder,
-            &self.buffers.staging,
-            &[(&self.buffers.activations[last], batch * outputs)],
-        )?;
+        let mut values = self
+            .gpu
+            .read_back_async(
+                "the outputs",
+                encoder,
+                &self.buffers.staging,
+                &[(&self.buffers.activations[last], batch * outputs)],
+            )
+            .await?;
         Array2::from_shape_vec((batch, outputs), values.pop().unwrap_or_default())
             .map_err(|e| Error::invalid("output read-back", e.to_string()))
     }
@@ -116,9 +148,36 @@ impl GpuMlp {
         Ok(())
     }
 
+    /// Copies `source`'s parameters into this network's on the GPU, nothing read back: e.g. a
+    /// trainer's into a one-sample network that predicts as the user draws. Both must have the
+    /// same layer sizes and live on the same device.
+    pub fn copy_parameters_from(&mut self, source: &GpuMlp) -> Result<()> {
+        if source.sizes() != self.sizes() {
+            return Err(Error::Model(format!(
+                "cannot copy the parameters of a {:?} network into a {:?} one",
+                source.sizes(),
+                self.sizes()
+            )));
+        }
+        let mut encoder = self.gpu.encoder("copy_parameters");
+        for (from, to) in source.layers.iter().zip(&self.layers) {
+            encoder.copy_buffer_to_buffer(&from.weight, 0, &to.weight, 0, to.weight.size());
+            encoder.copy_buffer_to_buffer(&from.bias, 0, &to.bias, 0, to.bias.size());
+        }
+        self.gpu.queue().submit([encoder.finish()]);
+        self.gpu.check_fault()
+    }
+
     /// Downloads the optimizer's state: its moments (zero for rules that keep none) and the
-    /// number of steps taken, as [`OptimizerState`] holds them on the CPU.
+    /// number of steps taken, as [`OptimizerState`] holds them on the CPU. Blocks: the native
+    /// form of [`GpuMlp::optimizer_state_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        pollster::block_on(self.optimizer_state_async())
+    }
+
+    /// [`GpuMlp::optimizer_state`] as a future.
+    pub async fn optimizer_state_async(&mut self) -> Result<OptimizerState> {
         let states = self.optimizer.optimizer.state_per_parameter();
         let mut sources: Vec<(&wgpu::Buffer, usize)> = vec![(&self.counters, 1)];
         for layer in &self.layers {
@@ -133,9 +192,10 @@ impl GpuMlp {
             .gpu
             .staging_buffer("gpu_mlp.optimizer_staging", bytes)?;
         let encoder = self.gpu.encoder("optimizer_state");
-        let values: Vec<Vec<u32>> =
-            self.gpu
-                .read_back("the optimizer state", encoder, &staging, &sources)?;
+        let values: Vec<Vec<u32>> = self
+            .gpu
+            .read_back_async("the optimizer state", encoder, &staging, &sources)
+            .await?;
         let split = |words: &[u32], layer: &LayerParams| -> Result<(Array2<f32>, Array1<f32>)> {
             if words.is_empty() {
                 return Ok((
@@ -207,8 +267,15 @@ impl GpuMlp {
         Ok(())
     }
 
-    /// Downloads the parameters into a host-side [`Mlp`].
+    /// Downloads the parameters into a host-side [`Mlp`]. Blocks: the native form of
+    /// [`GpuMlp::to_mlp_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn to_mlp(&mut self) -> Result<Mlp> {
+        pollster::block_on(self.to_mlp_async())
+    }
+
+    /// [`GpuMlp::to_mlp`] as a future.
+    pub async fn to_mlp_async(&mut self) -> Result<Mlp> {
         let mut sources = Vec::new();
         for layer in &self.layers {
             sources.push((&layer.weight, layer.outputs * layer.inputs));
@@ -218,7 +285,8 @@ impl GpuMlp {
         let encoder = self.gpu.encoder("to_mlp");
         let mut values = self
             .gpu
-            .read_back("the parameters", encoder, &self.buffers.staging, &sources)?
+            .read_back_async("the parameters", encoder, &self.buffers.staging, &sources)
+            .await?
             .into_iter();
         let layers = self
             .layers
