@@ -7,6 +7,7 @@
 //! The first step is timed from nothing (adapter, device, pipelines, uploads included); then a
 //! warm-up, then at least the requested number of samples with the GPU waited for at the end.
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::sync::Arc;
 
 use web_time::Instant;

@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 use web_time::Instant;
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
 use wgpu_mlp::ndarray::ArrayView2;
-use wgpu_mlp::train::{Evaluation, GpuTrainer};
+use wgpu_mlp::train::{Evaluation, GpuTrainer, Split};
 use wgpu_mlp::{Error, Gpu, GpuMlp, Mlp};
 
 use crate::data::Data;
@@ -249,7 +249,7 @@ impl State {
                 }
             })
             .await?;
-        let evaluation = trainer.evaluate_async().await?;
+        let evaluation = trainer.evaluate_async(Split::Test).await?;
         let history = &mut self.history;
         history.epochs += 1;
         history.samples += report.samples;
@@ -259,7 +259,7 @@ impl State {
             "epoch": self.epochs_before + history.epochs,
             "train_loss": report.train_loss,
             "test_loss": evaluation.loss,
-            "test_accuracy": evaluation.accuracy,
+            "test_accuracy": evaluation.accuracy(),
             "samples_per_s": report.samples_per_second(),
             "seconds": report.seconds,
         });
@@ -272,7 +272,7 @@ impl State {
         let history = &self.history;
         let evaluation = history.evaluation.as_ref();
         json!({
-            "test_accuracy": evaluation.map(|e| e.accuracy),
+            "test_accuracy": evaluation.and_then(|e| e.accuracy()),
             "test_loss": evaluation.map(|e| e.loss),
             "train_loss": history.train_loss,
             "epochs": self.epochs_before + history.epochs,

@@ -4,7 +4,7 @@
 use wgpu_mlp::data::synthetic;
 use wgpu_mlp::gradcheck::Tolerance;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
-use wgpu_mlp::train::{CpuTrainer, GpuTrainer, TrainConfig, Trainer};
+use wgpu_mlp::train::{CpuTrainer, GpuTrainer, Split, TrainConfig, Trainer};
 use wgpu_mlp::{Activation, Error, Gpu, GpuMlp, Loss, Mlp};
 
 use super::{Check, closeness, random_matrix, targets};
@@ -149,7 +149,10 @@ pub(crate) async fn trainer_check(gpu: &Gpu) -> Result<Check, Error> {
         let (ratio, at) = closeness(&[g.train_loss], &[c.train_loss], STEPS);
         worst = worse(worst, (ratio, format!("epoch {epoch} loss, {at}")));
     }
-    let (g, c) = (on_gpu.evaluate_async().await?, on_cpu.evaluate()?);
+    let (g, c) = (
+        on_gpu.evaluate_async(Split::Test).await?,
+        on_cpu.evaluate(Split::Test)?,
+    );
     let (ratio, at) = closeness(&[g.loss], &[c.loss], STEPS);
     worst = worse(worst, (ratio, format!("test loss, {at}")));
     let (gm, cm) = (on_gpu.network().to_mlp_async().await?, on_cpu.to_mlp()?);
@@ -167,7 +170,9 @@ pub(crate) async fn trainer_check(gpu: &Gpu) -> Result<Check, Error> {
         worst: worst.0,
         detail: format!(
             "{}; test accuracy {:.3} vs {:.3}",
-            worst.1, g.accuracy, c.accuracy
+            worst.1,
+            g.accuracy().unwrap_or(f64::NAN),
+            c.accuracy().unwrap_or(f64::NAN)
         ),
     })
 }
