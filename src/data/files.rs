@@ -132,6 +132,25 @@ pub fn load_csv(path: &Path, options: &LoadOptions) -> Result<Dataset> {
     finish(path, Features::Floats(table.features), targets, None)
 }
 
+/// The name of the column [`load_csv`] takes as the target: `target` if given, else the last
+/// column of the header.
+pub fn csv_target_name(path: &Path, target: Option<&str>) -> Result<String> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(file);
+    let header = reader
+        .headers()
+        .map_err(|e| data_error(path, format!("reading the header row: {e}")))?;
+    let last = header.iter().last().map(|h| h.trim().to_string());
+    target.map(str::to_string).or(last).ok_or_else(|| {
+        data_error(
+            path,
+            "is empty: a header row naming the columns must come first",
+        )
+    })
+}
+
 /// The features of the samples in `path` (`.npz`: array `x`; `.csv`: every column but `target`,
 /// if the file has it), for predicting: the targets may be absent.
 pub fn load_features(path: &Path, target: Option<&str>) -> Result<Features> {

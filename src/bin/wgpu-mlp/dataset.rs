@@ -110,6 +110,11 @@ impl Source {
     }
 }
 
+fn is_csv(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
 fn absolute(path: &Path) -> String {
     std::path::absolute(path)
         .unwrap_or_else(|_| path.to_path_buf())
@@ -314,9 +319,15 @@ impl DataArgs {
                 preparation
             }
             None => {
+                let target = match &source {
+                    Source::Files { train, .. } if is_csv(train) => {
+                        Some(files::csv_target_name(train, self.target.as_deref())?)
+                    }
+                    _ => None,
+                };
                 let mut others: Vec<&mut Dataset> =
                     validation.iter_mut().chain(test.iter_mut()).collect();
-                self.prepare(&mut train, &mut others)
+                self.prepare(&mut train, &mut others, target)
             }
         };
         Ok(RunData {
@@ -328,8 +339,14 @@ impl DataArgs {
         })
     }
 
-    /// Fits the scaling the options ask for on `train` and applies it to every set.
-    fn prepare(&self, train: &mut Dataset, others: &mut [&mut Dataset]) -> Preparation {
+    /// Fits the scaling the options ask for on `train` and applies it to every set; `target`
+    /// is the CSV column the targets came from.
+    fn prepare(
+        &self,
+        train: &mut Dataset,
+        others: &mut [&mut Dataset],
+        target: Option<String>,
+    ) -> Preparation {
         let standard = self.normalize.unwrap_or(Normalize::Standard) == Normalize::Standard;
         let inputs = match (&train.features, standard) {
             (Features::Bytes(_), _) => InputScaling::Bytes,
@@ -344,7 +361,7 @@ impl DataArgs {
             task: Task::of(train),
             inputs,
             targets,
-            target: self.target.clone(),
+            target,
         }
     }
 
