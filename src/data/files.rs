@@ -142,7 +142,7 @@ pub fn csv_target_name(path: &Path, target: Option<&str>) -> Result<String> {
     let header = reader
         .headers()
         .map_err(|e| data_error(path, format!("reading the header row: {e}")))?;
-    let last = header.iter().last().map(|h| h.trim().to_string());
+    let last = header.iter().next_back().map(|h| h.trim().to_string());
     target.map(str::to_string).or(last).ok_or_else(|| {
         data_error(
             path,

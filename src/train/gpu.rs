@@ -437,7 +437,7 @@ impl GpuTrainer {
             Split::Validation => self.validation.as_mut(),
         }
         .ok_or_else(|| no_such_set(split))?;
-        let samples = (start as u32..(start + rows * count) as u32).into_iter();
+        let samples = start as u32..(start + rows * count) as u32;
         eval.dataset.stage(&gpu, samples, &eval.counters)?;
         let eval = self.eval_plan(split)?;
         let encoder = self.net.encode("evaluate", |pass| {

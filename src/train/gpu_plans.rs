@@ -136,7 +136,7 @@ enum Storage {
     },
     Streamed {
         host: Arc<Dataset>,
-        slabs: [Slab; 2],
+        slabs: Box<[Slab; 2]>,
         /// The slab the next submission reads.
         current: usize,
         /// Rows a slab holds.
@@ -284,7 +284,7 @@ impl GpuDataset {
                 gather,
             })
         };
-        let slabs = [slab(0)?, slab(1)?];
+        let slabs = Box::new([slab(0)?, slab(1)?]);
         Ok(GpuDataset {
             len: host.len(),
             order,

@@ -35,10 +35,11 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train a network (the default command).
-    Train(train::TrainArgs),
-    /// Evaluate a saved model on a data set's test images.
+    Train(Box<train::TrainArgs>),
+    /// Evaluate a saved model on a data set's test set or a test file.
     Eval(eval::EvalArgs),
-    /// Classify images (PNG or PGM of any size, scaled to the model's input).
+    /// Predict with a saved model: images (PNG or PGM of any size, scaled to the model's input),
+    /// or the samples of a .csv or .npz file.
     Predict(predict::PredictArgs),
     /// Check GPU gradients against the CPU reference, and the CPU reference against finite differences.
     Gradcheck(gradcheck::GradcheckArgs),
@@ -55,7 +56,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         None => train::run(cli.train),
-        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Train(args)) => train::run(*args),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Predict(args)) => predict::run(args),
         Some(Command::Gradcheck(args)) => gradcheck::run(args),

@@ -191,13 +191,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .mlp
         .validate()
         .context("the network options do not describe a model that can be trained")?;
-    if args.early_stopping.is_some() || args.save_best {
-        if data.validation.is_none() {
-            bail!(
-                "--early-stopping and --save-best watch the validation loss: hold out part of \
-                 the training data with --validation FRACTION"
-            );
-        }
+    if (args.early_stopping.is_some() || args.save_best) && data.validation.is_none() {
+        bail!(
+            "--early-stopping and --save-best watch the validation loss: hold out part of the \
+             training data with --validation FRACTION"
+        );
     }
     cap_batch(&mut settings, data.train.len());
     let config = TrainConfig {
