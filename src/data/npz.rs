@@ -70,15 +70,20 @@ pub(crate) struct NpzContent {
     pub image_shape: Option<(usize, usize)>,
 }
 
-/// Reads `x` and `y` from the archive at `path`.
-pub(crate) fn read_npz(path: &Path) -> Result<NpzContent> {
+/// The zip archive at `path`.
+fn open_archive(path: &Path) -> Result<Archive> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| {
+    ZipArchive::new(BufReader::new(file)).map_err(|e| {
         data_error(
             path,
             format!("is not a readable .npz (zip) archive, truncated or corrupt? ({e})"),
         )
-    })?;
+    })
+}
+
+/// Reads `x` and `y` from the archive at `path`.
+pub(crate) fn read_npz(path: &Path) -> Result<NpzContent> {
+    let mut archive = open_archive(path)?;
     let y = read_targets(&mut archive, path)?;
     let (features, image_shape) = read_features(&mut archive, path, Some(y.len()))?;
     Ok(NpzContent {
@@ -90,13 +95,7 @@ pub(crate) fn read_npz(path: &Path) -> Result<NpzContent> {
 
 /// Reads only `x` from the archive at `path` (samples to predict need no `y`).
 pub(crate) fn read_npz_features(path: &Path) -> Result<(Features, Option<(usize, usize)>)> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| {
-        data_error(
-            path,
-            format!("is not a readable .npz (zip) archive, truncated or corrupt? ({e})"),
-        )
-    })?;
+    let mut archive = open_archive(path)?;
     read_features(&mut archive, path, None)
 }
 
