@@ -8,7 +8,8 @@ use web_time::Instant;
 
 use ndarray::Array2;
 
-use super::gpu_plans::{DataPlacement, EvalPlan, HostData, TrainPlan};
+use super::gpu_data::{DataPlacement, HostData};
+use super::gpu_plans::{EvalPlan, TrainPlan};
 #[cfg_attr(target_arch = "wasm32", allow(unused_imports))]
 use super::{
     EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, STEPS_PER_SUBMIT, Scores, Split,

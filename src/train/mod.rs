@@ -15,6 +15,7 @@
 
 mod cpu;
 mod gpu;
+mod gpu_data;
 mod gpu_plans;
 pub mod schedule;
 
@@ -27,7 +28,7 @@ use web_time::Instant;
 
 pub use cpu::{CpuTrainer, evaluate_cpu};
 pub use gpu::GpuTrainer;
-pub use gpu_plans::{DataPlacement, RESIDENT_CHUNKS};
+pub use gpu_data::{DataPlacement, RESIDENT_CHUNKS};
 pub use schedule::{EarlyStopping, LrSchedule, ScheduleKind};
 
 use crate::data::Dataset;

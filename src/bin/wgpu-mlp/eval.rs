@@ -15,7 +15,7 @@ use crate::common::{
     CPU_ADAPTER, Console, DEFAULT_SEED, ModelArgs, Recorded, open_gpu, print_confusion,
 };
 use crate::dataset::{DataArgs, Preparation, Source};
-use crate::train::scores_json;
+use crate::scores::scores_json;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {

@@ -12,6 +12,7 @@ mod download;
 mod eval;
 mod gradcheck;
 mod predict;
+mod scores;
 mod settings;
 mod train;
 
