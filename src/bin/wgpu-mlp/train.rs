@@ -20,7 +20,7 @@ use wgpu_mlp::gpu::profile::Profile;
 use wgpu_mlp::optim::Optimizer;
 use wgpu_mlp::plot::{EpochPoint, training_curves_svg};
 use wgpu_mlp::train::{
-    CpuTrainer, EarlyStopping, Evaluation, GpuTrainer, Split, TrainConfig, Trainer,
+    CpuTrainer, EarlyStopping, EpochReport, Evaluation, GpuTrainer, Split, TrainConfig, Trainer,
 };
 use wgpu_mlp::{Activation, Init, Loss, Mlp};
 
@@ -403,34 +403,8 @@ impl Run<'_> {
             };
             history.samples += report.samples;
             history.train_seconds += report.seconds;
-            let mut line = format!(
-                "epoch {total_epochs:>3}  train loss {:.5}",
-                report.train_loss
-            );
-            let prep = &self.data.preparation;
-            let mut record = serde_json::Map::new();
-            record.insert("epoch".into(), json!(total_epochs));
-            record.insert("train_loss".into(), json!(report.train_loss));
-            record.insert("lr".into(), json!(learning_rate));
-            for (name, prefix, evaluation) in
-                [("val", "val_", &validation), ("test", "test_", &test)]
-            {
-                if let Some(evaluation) = evaluation {
-                    line += &format!("  {}", scores_text(name, evaluation, prep));
-                    record.extend(scores_json(prefix, evaluation, prep));
-                }
-            }
-            self.console.line(format_args!(
-                "{line}  {:>8.0} samples/s  {:.1} s",
-                report.samples_per_second(),
-                report.seconds
-            ))?;
-            record.insert("seconds".into(), json!(report.seconds));
-            record.insert("samples_per_s".into(), json!(report.samples_per_second()));
-            if let Some(file) = metrics.as_mut() {
-                writeln!(file, "{}", serde_json::Value::Object(record))
-                    .context("writing the metrics file")?;
-            }
+            let evaluations = [("val", &validation), ("test", &test)];
+            self.report_epoch(&report, learning_rate, &evaluations, metrics.as_deref_mut())?;
             let held_out = test.as_ref().or(validation.as_ref());
             if let Some(held_out) = held_out {
                 history.points.push(EpochPoint {
@@ -465,6 +439,44 @@ impl Run<'_> {
                 );
                 break;
             }
+        }
+        Ok(())
+    }
+
+    /// Prints the epoch's line and writes its `--metrics` record: the training loss, the
+    /// learning rate, and each held-out set's scores.
+    fn report_epoch(
+        &self,
+        report: &EpochReport,
+        learning_rate: f32,
+        evaluations: &[(&str, &Option<Evaluation>)],
+        metrics: Option<&mut File>,
+    ) -> Result<()> {
+        let prep = &self.data.preparation;
+        let mut line = format!(
+            "epoch {:>3}  train loss {:.5}",
+            report.epoch, report.train_loss
+        );
+        let mut record = serde_json::Map::new();
+        record.insert("epoch".into(), json!(report.epoch));
+        record.insert("train_loss".into(), json!(report.train_loss));
+        record.insert("lr".into(), json!(learning_rate));
+        for (name, evaluation) in evaluations {
+            if let Some(evaluation) = evaluation {
+                line += &format!("  {}", scores_text(name, evaluation, prep));
+                record.extend(scores_json(&format!("{name}_"), evaluation, prep));
+            }
+        }
+        self.console.line(format_args!(
+            "{line}  {:>8.0} samples/s  {:.1} s",
+            report.samples_per_second(),
+            report.seconds
+        ))?;
+        record.insert("seconds".into(), json!(report.seconds));
+        record.insert("samples_per_s".into(), json!(report.samples_per_second()));
+        if let Some(file) = metrics {
+            writeln!(file, "{}", serde_json::Value::Object(record))
+                .context("writing the metrics file")?;
         }
         Ok(())
     }
