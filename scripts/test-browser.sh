@@ -64,21 +64,26 @@ scripts/build-web.sh
 echo "== building the native CLI"
 cargo build --release --locked --bin wgpu-mlp
 
-# The served folder: target/web's entries linked into a temporary root, with data/mnist the
-# repository's MNIST subset (nothing is written into the repository).
+# The served folder: a copy of target/web (so that a rebuild while the tests run changes nothing
+# under them) with data/mnist linked to the repository's MNIST subset, in a temporary folder
+# (nothing is written into the repository).
 work="$(mktemp -d)"
 serve_root="$work/root"
-mkdir "$serve_root"
 server_pid=""
 cleanup() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
-for entry in target/web/* target/web/.[!.]*; do
-    [ -e "$entry" ] && ln -s "$repo/$entry" "$serve_root/"
+cp -R target/web "$serve_root"
+for file in index.html pkg/wgpu_mlp_web.js pkg/wgpu_mlp_web_bg.wasm; do
+    if [ ! -f "$serve_root/$file" ]; then
+        echo "target/web/$file is missing after scripts/build-web.sh" >&2
+        exit 1
+    fi
 done
-mkdir -p "$serve_root/data"
+rm -rf "$serve_root/data"
+mkdir "$serve_root/data"
 ln -s "$repo/tests/data/mnist" "$serve_root/data/mnist"
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

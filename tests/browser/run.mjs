@@ -75,7 +75,8 @@ async function open(b, query, { viewport } = {}) {
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') log.push(`${m.type()}: ${m.text()}`); });
   page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
   page.log = log;
-  await page.goto(url(query));
+  const response = await page.goto(url(query));
+  assert.ok(response.ok(), `${url(query)}: HTTP ${response.status()}`);
   return page;
 }
 

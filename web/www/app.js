@@ -123,7 +123,9 @@ function showAdapter(info) {
   limits.className = 'limits';
   limits.textContent = `limits: storage binding ${mib(l.maxStorageBufferBindingSize)}, buffer ${mib(l.maxBufferSize)}, `
     + `${l.maxComputeInvocationsPerWorkgroup} invocations per workgroup (x ≤ ${l.maxComputeWorkgroupSizeX}), `
-    + `${l.maxStorageBuffersPerShaderStage} storage buffers per stage`;
+    + `${l.maxStorageBuffersPerShaderStage} storage buffers per stage`
+    + (l.maxComputeWorkgroupStorageSize ? `, ${l.maxComputeWorkgroupStorageSize / 1024} KiB workgroup memory` : '')
+    + (info.matmul ? `; matmul kernel: ${info.matmul}` : '');
   const features = document.createElement('details');
   const title = document.createElement('summary');
   const list = info.features || [];
