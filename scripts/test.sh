@@ -67,3 +67,8 @@ for setting in "vulkan webgpu" "gl adapter" "gl webgpu"; do
             WGPU_MLP_MATMUL="$matmul" cargo test --release --locked "${limited_targets[@]}"
     done
 done
+
+# The page (web/) in headless Chromium through WebGPU: installs chromium, the wasm32 target,
+# wasm-bindgen-cli and playwright-core when missing, builds the page and runs tests/browser.
+echo "== the page in headless Chromium"
+scripts/test-browser.sh
