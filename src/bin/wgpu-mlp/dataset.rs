@@ -8,6 +8,7 @@
 //! of the options again.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -212,13 +213,14 @@ fn check_width(scaling: &Standardization, width: usize, what: &str) -> Result<()
     Ok(())
 }
 
-/// The samples a training run uses.
+/// The samples a training run uses, shared so that a trainer that streams them keeps them
+/// without a copy.
 pub struct RunData {
     /// Where they came from.
     pub source: Source,
-    pub train: Dataset,
-    pub validation: Option<Dataset>,
-    pub test: Option<Dataset>,
+    pub train: Arc<Dataset>,
+    pub validation: Option<Arc<Dataset>>,
+    pub test: Option<Arc<Dataset>>,
     /// How they were prepared, for the model file.
     pub preparation: Preparation,
 }
@@ -332,9 +334,9 @@ impl DataArgs {
         };
         Ok(RunData {
             source,
-            train,
-            validation,
-            test,
+            train: Arc::new(train),
+            validation: validation.map(Arc::new),
+            test: test.map(Arc::new),
             preparation,
         })
     }

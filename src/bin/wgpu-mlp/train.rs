@@ -11,8 +11,6 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
 
-use std::sync::Arc;
-
 use clap::ValueEnum;
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
 use wgpu_mlp::files::{check_can_write, write_atomically};
@@ -20,7 +18,8 @@ use wgpu_mlp::gpu::profile::Profile;
 use wgpu_mlp::optim::Optimizer;
 use wgpu_mlp::plot::{EpochPoint, training_curves_svg};
 use wgpu_mlp::train::{
-    CpuTrainer, EarlyStopping, EpochReport, Evaluation, GpuTrainer, Split, TrainConfig, Trainer,
+    CpuTrainer, DataPlacement, EarlyStopping, EpochReport, Evaluation, GpuTrainer, Split,
+    TrainConfig, Trainer,
 };
 use wgpu_mlp::{Activation, Init, Loss, Mlp};
 
@@ -279,16 +278,18 @@ fn build_trainer<'a>(
     config: TrainConfig,
 ) -> Result<(Box<dyn Trainer + 'a>, String)> {
     if args.cpu {
-        let mut trainer = CpuTrainer::new(mlp, &data.train, data.test.as_ref(), config)?;
+        let mut trainer = CpuTrainer::new(mlp, &data.train, data.test.as_deref(), config)?;
         if let Some(validation) = &data.validation {
             trainer.set_validation(validation)?;
         }
         return Ok((Box::new(trainer), CPU_ADAPTER.to_string()));
     }
     let gpu = open_gpu(&args.adapter)?;
-    let mut trainer = GpuTrainer::new(&gpu, mlp, &data.train, data.test.as_ref(), config)?;
+    let (train, test) = (data.train.clone(), data.test.clone());
+    let mut trainer =
+        GpuTrainer::with_placement(&gpu, mlp, train, test, config, DataPlacement::Auto)?;
     if let Some(validation) = &data.validation {
-        trainer.set_validation(Arc::new(validation.clone()))?;
+        trainer.set_validation(validation.clone())?;
     }
     if let Some(steps) = args.profile {
         trainer.profile_next_steps(steps)?;
