@@ -280,7 +280,7 @@ test('the page trains on IDX files picked from the disk, and says which are miss
 
 test('a setting the library refuses puts its error text, as the native CLI prints it, in #error', { timeout: 120_000 }, async () => {
   const cases = [
-    { query: { layers: '784,64,5' }, args: ['--layers', '784,64,5'] },
+    { query: { lr: '0' }, args: ['--lr', '0'] },
     { query: { loss: 'cross-entropy', output: 'sigmoid' }, args: ['--loss', 'cross-entropy', '--output', 'sigmoid'] },
   ];
   for (const { query, args } of cases) {

@@ -83,7 +83,9 @@ fn layer_sizes(args: &TrainArgs, shape: DataShape) -> Result<Vec<usize>> {
                 Task::Regression => "targets",
             };
             bail!(
-                "--layers {} does not fit the data: it has {} features and {} {outputs} per                  sample, so the layers must start with {} and end with {} (or give only the                  hidden layers with --hidden-sizes)",
+                "--layers {} does not fit the data: it has {} features and {} {outputs} per sample, so \
+                 the layers must start with {} and end with {} (or give only the hidden layers with \
+                 --hidden-sizes)",
                 join(&layers.0),
                 shape.inputs,
                 shape.outputs,
