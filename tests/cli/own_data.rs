@@ -228,7 +228,7 @@ fn images_npz(path: &Path, n: usize, (rows, cols): (usize, usize), classes: i64)
 #[test]
 fn own_data_csv_regression_reports_rmse_in_the_targets_units_and_eval_agrees() {
     let dir = scratch("own-regression");
-    let (train_csv, _) = regression_csv(400, 1);
+    let (train_csv, train_targets) = regression_csv(400, 1);
     let (test_csv, truth) = regression_csv(100, 2);
     let train = write_file(&dir, "a.csv", &train_csv);
     let test = write_file(&dir, "b.csv", &test_csv);
@@ -259,13 +259,19 @@ fn own_data_csv_regression_reports_rmse_in_the_targets_units_and_eval_agrees() {
     assert!(summary.get("test_accuracy").is_none(), "{summary}");
     let (rmse, r2) = (number(&summary, "test_rmse"), number(&summary, "test_r2"));
     assert!(r2 > 0.9, "R² {r2} after 10 epochs of adam");
-    // The loss is in standardized units (the targets' standard deviation is about 2.1); the RMSE
-    // is not.
+    // The loss is in standardized units; the RMSE in the targets' own: √loss times the
+    // training targets' (population) standard deviation, about 2.1 here.
     let loss = number(&summary, "test_loss");
-    assert!(
-        (rmse - loss.sqrt()).abs() > 0.5 * rmse,
-        "RMSE {rmse} looks standardized (loss {loss})"
-    );
+    let n = train_targets.len() as f64;
+    let mean = train_targets.iter().sum::<f64>() / n;
+    let std = (train_targets
+        .iter()
+        .map(|y| (y - mean).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt();
+    assert!(std > 2.0, "{std}");
+    assert_relative("test_rmse against √loss·σ", rmse, loss.sqrt() * std, 1e-4);
 
     // The RMSE and R² of predict's outputs against the true targets, computed here.
     let (header, rows) = prediction_table(&succeed(&["predict", "--model", text(&model), &test]));
