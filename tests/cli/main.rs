@@ -6,6 +6,7 @@ mod common;
 mod errors;
 mod files;
 mod output;
+mod own_data;
 mod resume;
 mod tools;
 mod training;
