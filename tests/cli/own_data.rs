@@ -1237,7 +1237,8 @@ fn own_data_layers_must_fit_the_data_and_exclude_hidden_sizes() {
     let error = fail(&["train", "--train", &train, "--layers", "3,8,1", "--cpu"]);
     assert!(error.contains("--layers 3,8,1"), "{error}");
     assert!(
-        error.contains("2 features and 1 targets") && error.contains("start with 2 and end with 1"),
+        error.contains("2 features and 1 target per sample")
+            && error.contains("start with 2 and end with 1"),
         "{error}"
     );
     let error = fail(&[

@@ -42,7 +42,13 @@ pub struct ModelArgs {
     #[arg(long, value_parser = hidden_activation())]
     pub hidden: Option<Activation>,
     /// For such a file: the output layer's activation [default: the one --loss requires].
-    #[arg(long, value_enum)]
+    /// (`predict --output` names the file its predictions go to.)
+    #[arg(
+        long = "output-activation",
+        id = "output_activation",
+        value_name = "ACTIVATION",
+        value_enum
+    )]
     pub output: Option<Activation>,
     /// For such a file: the loss.
     #[arg(long, value_enum)]

@@ -213,6 +213,25 @@ fn check_width(scaling: &Standardization, width: usize, what: &str) -> Result<()
     Ok(())
 }
 
+/// What a resumed model fixes about its data: how it was prepared, its class count (its
+/// outputs) and the fraction held out for validation.
+pub struct RecordedData {
+    pub preparation: Preparation,
+    pub outputs: usize,
+    pub validation: Option<f64>,
+}
+
+impl RecordedData {
+    /// What `recorded` (the metadata of a model of `outputs` outputs) says.
+    pub fn of(recorded: &Recorded, outputs: usize) -> Result<RecordedData> {
+        Ok(RecordedData {
+            preparation: Preparation::of(recorded)?,
+            outputs,
+            validation: recorded.value::<f64>("validation")?,
+        })
+    }
+}
+
 /// The samples a training run uses, shared so that a trainer that streams them keeps them
 /// without a copy.
 pub struct RunData {
@@ -223,6 +242,8 @@ pub struct RunData {
     pub test: Option<Arc<Dataset>>,
     /// How they were prepared, for the model file.
     pub preparation: Preparation,
+    /// The fraction of the training data held out for validation.
+    pub validation_fraction: f64,
 }
 
 impl RunData {
@@ -230,6 +251,7 @@ impl RunData {
     pub fn recorded(&self) -> Vec<(&'static str, String)> {
         let mut keys = self.source.recorded();
         keys.extend(self.preparation.recorded());
+        keys.push(("validation", self.validation_fraction.to_string()));
         keys
     }
 }
@@ -286,31 +308,54 @@ impl DataArgs {
         }
     }
 
+    /// How to read a model's data again: with the target column and task it was trained with
+    /// (a `--target` naming another column is an error), and as many classes as it has outputs.
+    fn recorded_options(&self, preparation: &Preparation, outputs: usize) -> Result<LoadOptions> {
+        if let (Some(asked), Some(recorded)) = (&self.target, &preparation.target)
+            && asked != recorded
+        {
+            bail!("--target {asked} contradicts the model, whose target column is {recorded}");
+        }
+        Ok(LoadOptions {
+            target: preparation.target.clone().or_else(|| self.target.clone()),
+            task: Some(preparation.task),
+            classes: (preparation.task == Task::Classification).then_some(outputs),
+        })
+    }
+
     /// The training, validation and test sets of `source`, prepared as `recorded` says (a
     /// resumed model) or as the options say.
     pub fn load_for_training(
         &self,
         source: Source,
         seed: u64,
-        recorded: Option<Preparation>,
+        recorded: Option<RecordedData>,
     ) -> Result<RunData> {
+        let options = match &recorded {
+            Some(r) => self.recorded_options(&r.preparation, r.outputs)?,
+            None => self.load_options(),
+        };
         let (mut train, mut test) = match &source {
             Source::Builtin(kind) => {
                 let (train, test) = self.load_builtin(*kind, seed)?;
                 (train, Some(test))
             }
-            Source::Files { train, test } => self.load_files(train, test.as_deref())?,
+            Source::Files { train, test } => self.load_files(train, test.as_deref(), &options)?,
         };
-        let fraction = self.validation.unwrap_or(match (&source, &test) {
-            (Source::Files { .. }, None) => 0.1,
-            _ => 0.0,
-        });
+        let recorded_fraction = recorded.as_ref().and_then(|r| r.validation);
+        let fraction = self
+            .validation
+            .or(recorded_fraction)
+            .unwrap_or(match (&source, &test) {
+                (Source::Files { .. }, None) => 0.1,
+                _ => 0.0,
+            });
         let mut validation = None;
         if fraction > 0.0 {
             let (rest, held) = train.split_validation(fraction, seed)?;
             (train, validation) = (rest, Some(held));
         }
-        let preparation = match recorded {
+        let preparation = match recorded.map(|r| r.preparation) {
             Some(preparation) => {
                 for set in [Some(&mut train), validation.as_mut(), test.as_mut()]
                     .into_iter()
@@ -338,6 +383,7 @@ impl DataArgs {
             validation: validation.map(Arc::new),
             test: test.map(Arc::new),
             preparation,
+            validation_fraction: fraction,
         })
     }
 
@@ -391,13 +437,17 @@ impl DataArgs {
         }
     }
 
-    fn load_files(&self, train: &Path, test: Option<&Path>) -> Result<(Dataset, Option<Dataset>)> {
-        let options = self.load_options();
-        let train_set = files::load_file(train, &options)?;
+    fn load_files(
+        &self,
+        train: &Path,
+        test: Option<&Path>,
+        options: &LoadOptions,
+    ) -> Result<(Dataset, Option<Dataset>)> {
+        let train_set = files::load_file(train, options)?;
         let mut train_set = self.keep(train_set, self.train_size);
         let test_set = match test {
             Some(path) => {
-                let mut test_set = self.keep(files::load_file(path, &options)?, self.test_size);
+                let mut test_set = self.keep(files::load_file(path, options)?, self.test_size);
                 files::check_compatible(&train_set, &test_set, path)?;
                 files::unify_classes(&mut train_set, &mut test_set);
                 Some(test_set)
@@ -418,24 +468,20 @@ impl DataArgs {
         Ok((train_set, test_set))
     }
 
-    /// The test set for `eval`: the file `--test` names or the built-in set, prepared as the
-    /// model's data was.
+    /// The test set for `eval` of a model of `outputs` outputs: the file `--test` names or the
+    /// built-in set, read and prepared as the model's data was.
     pub fn load_for_evaluation(
         &self,
         source: &Source,
         seed: u64,
-        preparation: &Preparation,
+        (preparation, outputs): (&Preparation, usize),
     ) -> Result<Dataset> {
         let mut test = match source {
             Source::Builtin(kind) => self.load_builtin(*kind, seed)?.1,
             Source::Files {
                 test: Some(path), ..
             } => {
-                let options = LoadOptions {
-                    task: Some(preparation.task),
-                    target: self.target.clone().or_else(|| preparation.target.clone()),
-                    ..self.load_options()
-                };
+                let options = self.recorded_options(preparation, outputs)?;
                 self.keep(files::load_file(path, &options)?, self.test_size)
             }
             Source::Files { test: None, .. } => bail!("nothing to evaluate on: give --test PATH"),

@@ -59,7 +59,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         (asked, saved) => asked.or(saved).unwrap_or(DEFAULT_SEED),
     };
-    let test = args.data.load_for_evaluation(&source, seed, &preparation)?;
+    let test = args
+        .data
+        .load_for_evaluation(&source, seed, (&preparation, mlp.outputs()))?;
     let (evaluation, adapter) = if args.cpu {
         (
             evaluate_cpu(&mlp, &test, args.batch)?,

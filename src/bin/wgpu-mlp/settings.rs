@@ -78,9 +78,10 @@ fn layer_sizes(args: &TrainArgs, shape: DataShape) -> Result<Vec<usize>> {
     if let Some(layers) = &args.layers {
         let (first, last) = (layers.0[0], layers.0[layers.0.len() - 1]);
         if first != shape.inputs || last != shape.outputs {
-            let outputs = match shape.task {
-                Task::Classification => "classes",
-                Task::Regression => "targets",
+            let outputs = match (shape.task, shape.outputs) {
+                (Task::Classification, _) => "classes",
+                (Task::Regression, 1) => "target",
+                (Task::Regression, _) => "targets",
             };
             bail!(
                 "--layers {} does not fit the data: it has {} features and {} {outputs} per sample, so \
@@ -176,7 +177,8 @@ fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Res
     check_architecture(args, &mlp, path)?;
     if mlp.inputs() != shape.inputs || mlp.outputs() != shape.outputs {
         bail!(
-            "{file} takes {} inputs and gives {} outputs, but the data has {} features and {}              outputs per sample",
+            "{file} takes {} inputs and gives {} outputs, but the data has {} features and {} \
+             outputs per sample",
             mlp.inputs(),
             mlp.outputs(),
             shape.inputs,

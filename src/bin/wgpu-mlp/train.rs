@@ -28,7 +28,7 @@ use crate::common::{
     is_interruption, open_gpu, parse_sizes, print_confusion, profile_json, progress_bar,
     stated_architecture,
 };
-use crate::dataset::{DataArgs, Preparation, RunData};
+use crate::dataset::{DataArgs, RecordedData, RunData};
 use crate::scores::{scores_json, scores_text};
 use crate::settings::{DataShape, Resumed, Settings, recorded};
 
@@ -169,7 +169,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.cpu && args.profile.is_some() {
         bail!("--profile times GPU kernels with timestamp queries; it cannot be used with --cpu");
     }
-    let mut metrics = check_outputs(&args)?;
+    check_outputs(&args)?;
     let console = Console::new(args.json);
     let stop = interrupt_flag()?;
     let resumed = match &args.resume {
@@ -210,6 +210,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(path) = &args.resume {
         restore_optimizer(trainer.as_mut(), path, mlp, &config, settings.epochs_before)?;
     }
+    // Created only now: a run refused for its data or options leaves an earlier log as it was.
+    let mut metrics = args
+        .metrics
+        .as_ref()
+        .map(|path| {
+            File::create(path)
+                .with_context(|| format!("--metrics {}: cannot create it", path.display()))
+        })
+        .transpose()?;
     let mut counts = vec![format!("{} train", data.train.len())];
     counts.extend(
         data.validation
@@ -266,8 +275,11 @@ fn load_data(args: &TrainArgs, resumed: Option<&Resumed>) -> Result<RunData> {
         None => None,
     };
     let seed = args.seed.or(recorded_seed).unwrap_or(DEFAULT_SEED);
-    let preparation = recorded.as_ref().map(Preparation::of).transpose()?;
-    args.data.load_for_training(source, seed, preparation)
+    let recorded_data = match (&recorded, resumed) {
+        (Some(recorded), Some(resumed)) => Some(RecordedData::of(recorded, resumed.mlp.outputs())?),
+        _ => None,
+    };
+    args.data.load_for_training(source, seed, recorded_data)
 }
 
 /// The trainer the options ask for, on the GPU or the CPU reference, and how to name where it runs.
@@ -308,8 +320,8 @@ fn cap_batch(settings: &mut Settings, train_len: usize) {
     }
 }
 
-/// Checks every output path before any work is done, and opens the metrics file.
-fn check_outputs(args: &TrainArgs) -> Result<Option<File>> {
+/// Checks every output path before any work is done.
+fn check_outputs(args: &TrainArgs) -> Result<()> {
     if let Some(path) = &args.save {
         check_can_write(path).with_context(|| format!("--save {}", path.display()))?;
         let state = checkpoint::optimizer_path(path);
@@ -324,13 +336,10 @@ fn check_outputs(args: &TrainArgs) -> Result<Option<File>> {
     if let Some(path) = &args.plot {
         check_can_write(path).with_context(|| format!("--plot {}", path.display()))?;
     }
-    args.metrics
-        .as_ref()
-        .map(|path| {
-            File::create(path)
-                .with_context(|| format!("--metrics {}: cannot create it", path.display()))
-        })
-        .transpose()
+    if let Some(path) = &args.metrics {
+        check_can_write(path).with_context(|| format!("--metrics {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Loads the optimizer state saved beside the `--resume`d model into `trainer`, if there is one
