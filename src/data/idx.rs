@@ -67,20 +67,43 @@ pub(crate) fn open_content(path: &Path) -> std::io::Result<IdxContent> {
             size: Some(file_len),
         });
     }
-    let size = if file_len >= 18 {
+    let size = gzip_stated_size(file_len, || {
         let mut trailer = [0u8; 4];
         file.seek(SeekFrom::End(-4))?;
         file.read_exact(&mut trailer)?;
         file.seek(SeekFrom::Start(0))?;
-        Some(u64::from(u32::from_le_bytes(trailer)))
-    } else {
-        None
-    };
+        Ok(trailer)
+    })?;
     Ok(IdxContent {
         reader: Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
         gzip,
         size,
     })
+}
+
+/// The gzip trailer's statement of the content's size, modulo 2³² (exact under 4 GiB), from a
+/// gzip stream's last four bytes; `None` for a stream too short to have one.
+fn gzip_stated_size(
+    len: u64,
+    last_four: impl FnOnce() -> std::io::Result<[u8; 4]>,
+) -> std::io::Result<Option<u64>> {
+    if len < 18 {
+        return Ok(None);
+    }
+    Ok(Some(u64::from(u32::from_le_bytes(last_four()?))))
+}
+
+/// Parses an IDX file's bytes, decompressing them if they are gzip (told by the magic number);
+/// `path` names the file in errors (for files already in memory, such as a browser's).
+pub fn parse_bytes(bytes: &[u8], path: &Path) -> Result<IdxArray> {
+    if !bytes.starts_with(&GZIP_MAGIC) {
+        return parse_idx(bytes, path, Some(bytes.len() as u64));
+    }
+    let size = gzip_stated_size(bytes.len() as u64, || {
+        Ok(bytes[bytes.len() - 4..].try_into().unwrap_or_default())
+    })
+    .map_err(|e| Error::io(path, e))?;
+    parse_idx(flate2::read::GzDecoder::new(bytes), path, size)
 }
 
 /// Reads an IDX file, decompressing it if it is gzip.
@@ -217,7 +240,11 @@ fn read_header_bytes(
 
 /// Images: `(count, rows, cols, pixels)` from a three-dimensional IDX file.
 pub fn read_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
-    let array = read_idx(path)?;
+    images_of(read_idx(path)?, path)
+}
+
+/// Images: `(count, rows, cols, pixels)` from a three-dimensional IDX array read from `path`.
+pub fn images_of(array: IdxArray, path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
     match array.dims[..] {
         [count, rows, cols] if count > 0 && rows > 0 && cols > 0 => {
             Ok((count, rows, cols, array.data))
@@ -234,7 +261,11 @@ pub fn read_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
 
 /// Labels from a one-dimensional IDX file.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
-    let array = read_idx(path)?;
+    labels_of(read_idx(path)?, path)
+}
+
+/// Labels from a one-dimensional IDX array read from `path`.
+pub fn labels_of(array: IdxArray, path: &Path) -> Result<Vec<u8>> {
     match array.dims[..] {
         [count] if count > 0 => Ok(array.data),
         _ => Err(data_error(

@@ -131,8 +131,24 @@ pub fn first_dir_holding(kind: DatasetKind, candidates: &[PathBuf]) -> Result<Pa
 /// Reads an image file and a label file into a [`Dataset`] of 10 classes, checking that they
 /// agree.
 pub fn load_idx_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset> {
-    let (count, rows, cols, images) = idx::read_images(images_path)?;
+    let images = idx::read_images(images_path)?;
     let labels = idx::read_labels(labels_path)?;
+    digits_dataset(images, labels, [images_path, labels_path])
+}
+
+/// [`load_idx_pair`] for files already in memory (a browser's), named `paths` in errors.
+pub fn idx_pair_from_bytes([images, labels]: [&[u8]; 2], paths: [&Path; 2]) -> Result<Dataset> {
+    let images = idx::images_of(idx::parse_bytes(images, paths[0])?, paths[0])?;
+    let labels = idx::labels_of(idx::parse_bytes(labels, paths[1])?, paths[1])?;
+    digits_dataset(images, labels, paths)
+}
+
+/// An image set and its labels as a data set of 10 classes, checking that they agree.
+fn digits_dataset(
+    (count, rows, cols, images): (usize, usize, usize, Vec<u8>),
+    labels: Vec<u8>,
+    [images_path, labels_path]: [&Path; 2],
+) -> Result<Dataset> {
     if labels.len() != count {
         return Err(Error::Data {
             path: labels_path.display().to_string(),
@@ -151,6 +167,22 @@ pub fn load_idx_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset> 
     }
     let labels = labels.into_iter().map(u32::from).collect();
     Dataset::images(images, (rows, cols), labels, 10)
+}
+
+/// Checks that the test images have the training images' shape; `place` names where they are.
+pub fn check_image_shapes(train: &Dataset, test: &Dataset, place: &str) -> Result<()> {
+    if let (Some((rows, cols)), Some((train_rows, train_cols))) =
+        (test.image_shape, train.image_shape)
+        && (rows, cols) != (train_rows, train_cols)
+    {
+        return Err(Error::Data {
+            path: place.to_string(),
+            why: format!(
+                "test images are {rows}×{cols} but training images {train_rows}×{train_cols}"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The training and test sets of `kind` in `dir`, after checking that each file is `kind`'s
@@ -174,16 +206,6 @@ pub fn load(dir: &Path) -> Result<(Dataset, Dataset)> {
     };
     let train = load_idx_pair(&path(IDX_FILES[0])?, &path(IDX_FILES[1])?)?;
     let test = load_idx_pair(&path(IDX_FILES[2])?, &path(IDX_FILES[3])?)?;
-    if let (Some((rows, cols)), Some((train_rows, train_cols))) =
-        (test.image_shape, train.image_shape)
-        && (rows, cols) != (train_rows, train_cols)
-    {
-        return Err(Error::Data {
-            path: dir.display().to_string(),
-            why: format!(
-                "test images are {rows}×{cols} but training images {train_rows}×{train_cols}"
-            ),
-        });
-    }
+    check_image_shapes(&train, &test, &dir.display().to_string())?;
     Ok((train, test))
 }
