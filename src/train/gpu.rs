@@ -433,11 +433,7 @@ impl GpuTrainer {
     ) -> Result<()> {
         self.set_rows(rows)?;
         let gpu = self.net.gpu().clone();
-        let eval = match split {
-            Split::Test => self.test.as_mut(),
-            Split::Validation => self.validation.as_mut(),
-        }
-        .ok_or_else(|| no_such_set(split))?;
+        let eval = self.eval_plan_mut(split)?;
         let samples = start as u32..(start + rows * count) as u32;
         eval.dataset.stage(&gpu, samples, &eval.counters)?;
         let eval = self.eval_plan(split)?;
@@ -488,6 +484,14 @@ impl GpuTrainer {
         match split {
             Split::Test => self.test.as_ref(),
             Split::Validation => self.validation.as_ref(),
+        }
+        .ok_or_else(|| no_such_set(split))
+    }
+
+    fn eval_plan_mut(&mut self, split: Split) -> Result<&mut EvalPlan> {
+        match split {
+            Split::Test => self.test.as_mut(),
+            Split::Validation => self.validation.as_mut(),
         }
         .ok_or_else(|| no_such_set(split))
     }
