@@ -8,6 +8,7 @@
 //! one place only.
 
 pub mod activation;
+pub mod augment;
 mod config;
 pub mod data;
 pub mod elementwise;
@@ -29,6 +30,7 @@ use crate::gpu::context::{Access, Gpu, PipelineSpec};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Shader {
     Activation,
+    Augment,
     Data,
     Elementwise,
     Loss,
@@ -46,6 +48,7 @@ impl Shader {
     pub(crate) fn stem(self) -> &'static str {
         match self {
             Shader::Activation => "activation",
+            Shader::Augment => "augment",
             Shader::Data => "data",
             Shader::Elementwise => "elementwise",
             Shader::Loss => "loss",
@@ -67,6 +70,7 @@ impl Shader {
     pub(crate) fn source(self, config: &KernelConfig) -> String {
         let own = match self {
             Shader::Activation => include_str!("../../../shaders/activation.wgsl"),
+            Shader::Augment => include_str!("../../../shaders/augment.wgsl"),
             Shader::Data => include_str!("../../../shaders/data.wgsl"),
             Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
             Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
