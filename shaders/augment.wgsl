@@ -3,9 +3,10 @@
 // [index within the sample, sample, epoch, stream] (src/augment/mod.rs states the whole rule;
 // src/augment/deform.rs is the same computation on the CPU, step for step).
 //
-// One workgroup per image. The elastic field is drawn into workgroup memory, smoothed there
-// separably (rows into `image`, then columns back), and the source image is then loaded into
-// `image`, so that every invocation reads the undeformed image while the batch row is rewritten.
+// One workgroup per image. The elastic field (x and y displacements side by side, smoothed
+// together) is drawn into workgroup memory and smoothed there separably, rows into `scratch` and
+// then columns back; the source image is then loaded into `scratch`, so that every invocation
+// reads the undeformed image while the batch row is rewritten.
 // `samples[cursor + row]` is the row's index in the training set (the epoch's order, or a streamed
 // slab's sample ids), with the cursor in `counters[1]`, as the gather reads it.
 
@@ -23,8 +24,7 @@ struct AugmentParams {
     rows: u32,
     height: u32,
     width: u32,
-    // The Gaussian's last tap: gaussian[0 ..= radius].
-    radius: u32,
+    _pad_shape: u32,
     key: vec2<u32>,
     // 1-based, written once per epoch.
     epoch: u32,
@@ -45,54 +45,84 @@ struct AugmentParams {
 @group(0) @binding(3) var<storage, read> gaussian: array<f32>;
 @group(0) @binding(4) var<storage, read_write> x: array<f32>;
 
-var<workgroup> image: array<f32, PIXELS>;
-var<workgroup> field_x: array<f32, FIELD_PIXELS>;
-var<workgroup> field_y: array<f32, FIELD_PIXELS>;
+// The displacements (x, y) of each pixel: raw, then smoothed and scaled by α.
+var<workgroup> field: array<vec2<f32>, FIELD_PIXELS>;
+// The field smoothed along rows; then the source image, in `.x`.
+var<workgroup> scratch: array<vec2<f32>, PIXELS>;
 
-// image[r, c] = Σ g[|k − c|]·field[r, k] over the row's columns within the radius, ascending k.
-fn smooth_rows(lane: u32, of_y: bool) {
-    let width = params.width;
-    for (var p = lane; p < PIXELS; p += WORKGROUP_SIZE) {
-        let row_start = p - p % width;
-        let column = p % width;
-        let first = select(0u, column - params.radius, column > params.radius);
-        let last = min(column + params.radius, width - 1u);
-        var sum = 0.0;
-        for (var k = first; k <= last; k++) {
-            let tap = gaussian[max(k, column) - min(k, column)];
-            sum += tap * select(field_x[row_start + k], field_y[row_start + k], of_y);
-        }
-        image[p] = sum;
+// Each invocation smooths a block of BLOCK outputs along a row (then a column), so that each
+// value it loads serves BLOCK sums. Every loop runs over the whole row or column: `gaussian` is
+// zero past the radius (and BLOCK entries further), which keeps the loops the same for every
+// invocation and adds exact zeros only.
+const BLOCK: u32 = 4u;
+
+// The four sums of a block, each over ascending k.
+struct Sums {
+    s0: vec2<f32>,
+    s1: vec2<f32>,
+    s2: vec2<f32>,
+    s3: vec2<f32>,
+}
+
+// Adds value·g[|k − (first + j)|] to sum j of `sums`.
+fn accumulate(sums: ptr<function, Sums>, value: vec2<f32>, k: u32, first: u32) {
+    (*sums).s0 += gaussian[max(k, first) - min(k, first)] * value;
+    (*sums).s1 += gaussian[max(k, first + 1u) - min(k, first + 1u)] * value;
+    (*sums).s2 += gaussian[max(k, first + 2u) - min(k, first + 2u)] * value;
+    (*sums).s3 += gaussian[max(k, first + 3u) - min(k, first + 3u)] * value;
+}
+
+fn sum_of(sums: Sums, j: u32) -> vec2<f32> {
+    switch j {
+        case 0u: { return sums.s0; }
+        case 1u: { return sums.s1; }
+        case 2u: { return sums.s2; }
+        default: { return sums.s3; }
     }
 }
 
-// field[r, c] = α·Σ g[|k − r|]·image[k, c] over the column's rows within the radius, ascending k.
-fn smooth_columns(lane: u32, of_y: bool) {
+// scratch[r, c] = Σ g[|k − c|]·field[r, k] over the row, ascending k.
+fn smooth_rows(lane: u32) {
     let width = params.width;
-    for (var p = lane; p < PIXELS; p += WORKGROUP_SIZE) {
-        let row = p / width;
-        let column = p % width;
-        let first = select(0u, row - params.radius, row > params.radius);
-        let last = min(row + params.radius, params.height - 1u);
-        var sum = 0.0;
-        for (var k = first; k <= last; k++) {
-            sum += gaussian[max(k, row) - min(k, row)] * image[k * width + column];
+    let blocks_per_row = (width + BLOCK - 1u) / BLOCK;
+    for (var b = lane; b < params.height * blocks_per_row; b += WORKGROUP_SIZE) {
+        let row_start = (b / blocks_per_row) * width;
+        let first = (b % blocks_per_row) * BLOCK;
+        var sums = Sums(vec2<f32>(0.0), vec2<f32>(0.0), vec2<f32>(0.0), vec2<f32>(0.0));
+        for (var k = 0u; k < width; k++) {
+            accumulate(&sums, field[row_start + k], k, first);
         }
-        if of_y {
-            field_y[p] = sum * params.alpha;
-        } else {
-            field_x[p] = sum * params.alpha;
+        for (var j = 0u; j < min(BLOCK, width - first); j++) {
+            scratch[row_start + first + j] = sum_of(sums, j);
         }
     }
 }
 
-// image at (column, row) = (px, py), 0 outside.
+// field[r, c] = α·Σ g[|k − r|]·scratch[k, c] over the column, ascending k.
+fn smooth_columns(lane: u32) {
+    let width = params.width;
+    let height = params.height;
+    let block_rows = (height + BLOCK - 1u) / BLOCK;
+    for (var b = lane; b < block_rows * width; b += WORKGROUP_SIZE) {
+        let column = b % width;
+        let first = (b / width) * BLOCK;
+        var sums = Sums(vec2<f32>(0.0), vec2<f32>(0.0), vec2<f32>(0.0), vec2<f32>(0.0));
+        for (var k = 0u; k < height; k++) {
+            accumulate(&sums, scratch[k * width + column], k, first);
+        }
+        for (var j = 0u; j < min(BLOCK, height - first); j++) {
+            field[(first + j) * width + column] = sum_of(sums, j) * params.alpha;
+        }
+    }
+}
+
+// The source image at (column, row) = (px, py), 0 outside.
 fn pixel(px: f32, py: f32) -> f32 {
     let inside = px >= 0.0 && py >= 0.0 && px < f32(params.width) && py < f32(params.height);
     if !inside {
         return 0.0;
     }
-    return image[u32(py) * params.width + u32(px)];
+    return scratch[u32(py) * params.width + u32(px)].x;
 }
 
 // The bilinear sample of `image` at (px, py), pixels outside it 0.
@@ -142,25 +172,24 @@ fn deform(
     }
 
     if ELASTIC {
-        for (var p = lane; p < PIXELS; p += WORKGROUP_SIZE) {
-            let r = philox4x32_10(vec4<u32>(p, sample, epoch, ELASTIC_STREAM), params.key);
-            field_x[p] = signed_uniform(r.x);
-            field_y[p] = signed_uniform(r.y);
+        // A draw per pair of pixels: words 0 and 1 displace pixel 2i, words 2 and 3 pixel 2i + 1.
+        for (var i = lane; 2u * i < PIXELS; i += WORKGROUP_SIZE) {
+            let r = philox4x32_10(vec4<u32>(i, sample, epoch, ELASTIC_STREAM), params.key);
+            field[2u * i] = vec2<f32>(signed_uniform(r.x), signed_uniform(r.y));
+            if 2u * i + 1u < PIXELS {
+                field[2u * i + 1u] = vec2<f32>(signed_uniform(r.z), signed_uniform(r.w));
+            }
         }
         workgroupBarrier();
-        smooth_rows(lane, false);
+        smooth_rows(lane);
         workgroupBarrier();
-        smooth_columns(lane, false);
-        workgroupBarrier();
-        smooth_rows(lane, true);
-        workgroupBarrier();
-        smooth_columns(lane, true);
+        smooth_columns(lane);
         workgroupBarrier();
     }
 
     let base = row * PIXELS;
     for (var p = lane; p < PIXELS; p += WORKGROUP_SIZE) {
-        image[p] = x[base + p];
+        scratch[p].x = x[base + p];
     }
     workgroupBarrier();
 
@@ -172,8 +201,8 @@ fn deform(
         var px = cx + (m.x * u + m.y * v) + shift.x;
         var py = cy + (m.z * u + m.w * v) + shift.y;
         if ELASTIC {
-            px += field_x[p];
-            py += field_y[p];
+            px += field[p].x;
+            py += field[p].y;
         }
         x[base + p] = bilinear(px, py);
     }

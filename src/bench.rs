@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use web_time::Instant;
 
+use crate::augment::Augmentation;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::context::{AdapterChoice, Gpu};
@@ -150,7 +151,7 @@ fn steps_for(workload: Workload, samples: usize) -> Result<usize> {
 }
 
 /// What to run a GPU benchmark on, and how.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct GpuBenchOptions {
     /// The adapter.
     pub adapter: AdapterChoice,
@@ -166,6 +167,8 @@ pub struct GpuBenchOptions {
     pub data_samples: Option<usize>,
     /// Where the training set lives.
     pub placement: DataPlacement,
+    /// Deform every training batch (the random images are 28×28), to measure what it costs.
+    pub augmentation: Option<Augmentation>,
 }
 
 /// Trains `workload` on the GPU `options` select: the first step from nothing, a warm-up, then at
@@ -191,6 +194,9 @@ pub fn bench_gpu(
     let mut trainer =
         GpuTrainer::with_placement(&gpu, &mlp, data, None, config, options.placement)?;
     trainer.set_fusion(options.fusion)?;
+    if let Some(augmentation) = &options.augmentation {
+        trainer.set_augmentation(augmentation)?;
+    }
     trainer.run_steps(1)?;
     let first_step_s = start.elapsed().as_secs_f64();
     trainer.run_steps(steps.div_ceil(10).max(2))?;

@@ -73,10 +73,15 @@ pub fn elastic_field(
     let key = philox_key(seed);
     let pixels = height * width;
     let (mut dx, mut dy) = (vec![0f32; pixels], vec![0f32; pixels]);
-    for p in 0..pixels {
-        let r = philox4x32_10([p as u32, sample, epoch, ELASTIC_STREAM], key);
-        dx[p] = signed_uniform(r[0]);
-        dy[p] = signed_uniform(r[1]);
+    // A draw per pair of pixels: words 0 and 1 displace pixel 2i, words 2 and 3 pixel 2i + 1.
+    for i in 0..pixels.div_ceil(2) {
+        let r = philox4x32_10([i as u32, sample, epoch, ELASTIC_STREAM], key);
+        dx[2 * i] = signed_uniform(r[0]);
+        dy[2 * i] = signed_uniform(r[1]);
+        if 2 * i + 1 < pixels {
+            dx[2 * i + 1] = signed_uniform(r[2]);
+            dy[2 * i + 1] = signed_uniform(r[3]);
+        }
     }
     let gaussian = gaussian_kernel(elastic.sigma, height.max(width));
     let mut rows_done = vec![0f32; pixels];

@@ -5,10 +5,11 @@
 //! the same computation on the CPU, which the CPU trainer trains on and the tests compare with.
 //! Both draw from Philox4x32-10 keyed by `philox_key(seed)` with the counter
 //! `[index within the sample, sample, epoch, stream]`: the sample is its index in the training
-//! set, the epoch is 1-based, and the stream is [`AFFINE_STREAM`] (indices 0 and 1: the six
-//! affine numbers) or [`ELASTIC_STREAM`] (index: the pixel, row-major; words 0 and 1: its raw x
-//! and y displacement), so no two draws share a counter and a resumed run draws what an
-//! uninterrupted one would.
+//! set, the epoch is 1-based, and the stream is [`AFFINE_STREAM`] (index 0: rotation, x scale,
+//! y scale, shear; index 1: x and y shift) or [`ELASTIC_STREAM`] (index `i`: the raw x and y
+//! displacements of pixel `2i`, row-major, in words 0 and 1, and of pixel `2i + 1` in words 2
+//! and 3), so no two draws share a counter and a resumed run draws what an uninterrupted one
+//! would.
 //!
 //! The output pixel at `p = (column, row)` samples the source image bilinearly at
 //! `c + M·(p − c) + t + α·d(p)`, where `c` is the image centre, `M = R(θ)·H(φ)·diag(sx, sy)`

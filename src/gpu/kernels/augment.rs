@@ -2,7 +2,8 @@
 //! image (see [`crate::augment`] for what is drawn and how).
 //!
 //! Shapes: `samples: (≥ cursor + rows)` training-set indices; `counters: (2)` whose `[1]` is the
-//! cursor; `gaussian: (radius + 1)` the smoothing kernel from its centre; `x: (rows, height·width)`.
+//! cursor; `gaussian: (longest side + 4)` the smoothing kernel from its centre, zero past its
+//! radius; `x: (rows, height·width)`.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -21,7 +22,7 @@ struct AugmentParams {
     rows: u32,
     height: u32,
     width: u32,
-    radius: u32,
+    _pad_shape: u32,
     key: [u32; 2],
     epoch: u32,
     _pad0: u32,
@@ -49,10 +50,15 @@ pub struct DeformBuffers<'a> {
 pub struct Deform;
 
 impl Deform {
-    /// Bytes of workgroup memory the kernel needs for images of `pixels`: the image, and with
-    /// the elastic distortion its two displacement fields.
+    /// Bytes of workgroup memory the kernel needs for images of `pixels`: two floats a pixel
+    /// (the image, or the field smoothed along rows), and with the elastic distortion two more
+    /// (the field).
     pub fn workgroup_bytes(pixels: usize, elastic: bool) -> u64 {
-        4 * pixels as u64 * if elastic { 3 } else { 1 }
+        8 * if elastic {
+            2 * pixels as u64
+        } else {
+            pixels as u64 + 1
+        }
     }
 
     /// Binds the deformation of batches of `rows` images of `(height, width)` by a run seeded
@@ -102,17 +108,20 @@ impl Deform {
             ],
             storage: STORAGE,
         };
-        let gaussian = match augmentation.elastic {
+        let mut gaussian = match augmentation.elastic {
             Some(e) => gaussian_kernel(e.sigma, height.max(width)),
             None => vec![0.0],
         };
+        // Zeros past the radius, up to the longest side and a block of four beyond (the shader
+        // runs every loop over whole rows and columns, four sums at a time).
+        gaussian.resize(height.max(width) + 4, 0.0);
         let gaussian_buffer = gpu.storage_buffer_with(&format!("{label}.gaussian"), &gaussian)?;
         let affine = augmentation.affine.unwrap_or_default();
         let params = AugmentParams {
             rows: rows as u32,
             height: height as u32,
             width: width as u32,
-            radius: (gaussian.len() - 1) as u32,
+            _pad_shape: 0,
             key: philox_key(seed),
             epoch,
             _pad0: 0,
