@@ -109,27 +109,25 @@ fn augment_writes_the_same_arrays_on_the_gpu_and_the_cpu_and_a_grid() {
     assert_eq!((width, height), (92, 92));
 }
 
-/// `train` on 300 MNIST images, deformed, with the given extra options.
-fn train_args<'a>(data: &'a str, model: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+/// `train` on 300 MNIST images, not deformed.
+fn plain_args(data: &str) -> Vec<&str> {
     let mut args = vec!["train", "--dataset", "mnist", "--data", data];
+    args.extend(["--train-size", "300", "--test-size", "50"]);
     args.extend([
-        "--train-size",
-        "300",
-        "--test-size",
-        "50",
         "--hidden-sizes",
         "16",
-    ]);
-    args.extend([
         "--optimizer",
         "adam",
         "--lr",
         "0.003",
-        "--batch",
-        "32",
-        "--seed",
-        "3",
     ]);
+    args.extend(["--batch", "32", "--seed", "3"]);
+    args
+}
+
+/// `train` on 300 MNIST images, deformed, with the given extra options.
+fn train_args<'a>(data: &'a str, model: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = plain_args(data);
     args.extend([
         "--augment",
         "affine,elastic",
@@ -180,25 +178,7 @@ fn a_resumed_augmented_run_equals_an_uninterrupted_one_on_the_gpu_and_the_cpu() 
     }
     // A run without deformations trains to other weights.
     let plain = dir.join("plain.safetensors");
-    let mut args = vec!["train", "--dataset", "mnist", "--data", data];
-    args.extend([
-        "--train-size",
-        "300",
-        "--test-size",
-        "50",
-        "--hidden-sizes",
-        "16",
-    ]);
-    args.extend([
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.003",
-        "--batch",
-        "32",
-        "--seed",
-        "3",
-    ]);
+    let mut args = plain_args(data);
     args.extend(["--epochs", "2", "--save", plain.to_str().unwrap()]);
     succeed(&args);
     let (plain_mlp, _) = checkpoint::load(&plain).unwrap();
