@@ -14,6 +14,7 @@
 //! Both implement [`Trainer`], so a caller can drive either the same way.
 
 mod cpu;
+pub mod defaults;
 mod gpu;
 mod gpu_data;
 mod gpu_plans;
@@ -27,6 +28,7 @@ use ndarray::Array2;
 use web_time::Instant;
 
 pub use cpu::{CpuTrainer, evaluate_cpu};
+pub use defaults::{DEFAULT_HIDDEN_SIZES, DEFAULT_SEED, Defaults, MAX_DEFAULT_EPOCHS};
 pub use gpu::GpuTrainer;
 pub use gpu_data::{DataPlacement, RESIDENT_CHUNKS};
 pub use schedule::{EarlyStopping, LrSchedule, ScheduleKind};

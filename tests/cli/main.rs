@@ -3,6 +3,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod defaults;
 mod errors;
 mod files;
 mod output;

@@ -4,19 +4,17 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
+use wgpu_mlp::data::files::Task;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-use wgpu_mlp::train::TrainConfig;
+use wgpu_mlp::train::{DEFAULT_SEED, Defaults, TrainConfig};
 use wgpu_mlp::{Activation, Error, Init, Loss, Mlp};
 
-/// The CLI's defaults for a new model.
+/// The layers of a new model: MNIST's widths around the CLI's default hidden layer.
 const DEFAULT_LAYERS: [usize; 3] = [784, 128, 10];
-const DEFAULT_LEARNING_RATE: f32 = 0.5;
-const DEFAULT_BATCH: usize = 64;
-const DEFAULT_EPOCHS: usize = 5;
-const DEFAULT_SEED: u64 = 42;
 
 /// The keys a settings object may have.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
+    "tutorial",
     "layers",
     "hidden",
     "output",
@@ -52,25 +50,25 @@ impl Settings {
     /// a training set of `train_len` samples.
     pub fn new_model(object: &Value, train_len: usize) -> Result<Settings, Error> {
         let fields = Fields::of(object)?;
+        let defaults = fields.defaults()?;
         let seed = fields.whole("seed")?.unwrap_or(DEFAULT_SEED);
         let layers = fields.layers()?.unwrap_or_else(|| DEFAULT_LAYERS.to_vec());
-        let hidden = fields.named("hidden", Activation::from_name)?;
-        let loss = fields.named("loss", Loss::from_name)?;
         let output = fields.named("output", Activation::from_name)?;
-        let output = output
-            .or_else(|| loss.and_then(Loss::required_output))
-            .unwrap_or(Activation::Sigmoid);
-        let init = fields.named("init", init_from_name)?.unwrap_or(Init::Auto);
-        let mlp = Mlp::with_init(
-            &layers,
-            hidden.unwrap_or(Activation::Sigmoid),
-            output,
-            loss.unwrap_or(Loss::Mse),
-            init,
-            seed,
-        )?;
+        let loss = defaults.loss_for(output, fields.named("loss", Loss::from_name)?);
+        let model = Defaults {
+            hidden: fields
+                .named("hidden", Activation::from_name)?
+                .unwrap_or(defaults.hidden),
+            output: defaults.output_for(output, loss),
+            loss,
+            init: fields
+                .named("init", init_from_name)?
+                .unwrap_or(defaults.init),
+            ..defaults
+        };
+        let mlp = model.mlp(&layers, seed)?;
         mlp.validate()?;
-        fields.rest(mlp, seed, train_len)
+        fields.rest(mlp, seed, train_len, &defaults)
     }
 
     /// The settings `object` gives for continuing to train `mlp`, a loaded model whose file
@@ -95,7 +93,14 @@ impl Settings {
         }
         let fields = Fields(merged);
         let seed = fields.whole("seed")?.unwrap_or(DEFAULT_SEED);
-        fields.rest(mlp, seed, train_len)
+        // A file that does not record a setting predates the task defaults: it was trained with
+        // the tutorial's. The epochs are this session's, as for a new model.
+        let defaults = Defaults {
+            epochs: fields.defaults()?.epochs,
+            steps: fields.defaults()?.steps,
+            ..Defaults::UNRECORDED
+        };
+        fields.rest(mlp, seed, train_len, &defaults)
     }
 
     /// The training configuration.
@@ -230,18 +235,48 @@ impl Fields {
         ))
     }
 
-    /// The optimizer, batch, epochs and data set, completing a model and its seed.
-    fn rest(&self, mlp: Mlp, seed: u64, train_len: usize) -> Result<Settings, Error> {
+    /// The defaults the object chooses: the tutorial's network with `"tutorial": true`, else
+    /// the classification defaults (the page's sets are all classes).
+    fn defaults(&self) -> Result<Defaults, Error> {
+        Ok(match self.0.get("tutorial") {
+            None | Some(Value::Bool(false)) => Defaults::for_task(Task::Classification),
+            Some(Value::Bool(true)) => Defaults::tutorial(Task::Classification),
+            Some(other) => {
+                return Err(invalid(
+                    "tutorial",
+                    format!("{other} (must be true or false)"),
+                ));
+            }
+        })
+    }
+
+    /// The optimizer, batch, epochs and data set, completing a model and its seed, with
+    /// `defaults` for what the object leaves out.
+    fn rest(
+        &self,
+        mlp: Mlp,
+        seed: u64,
+        train_len: usize,
+        defaults: &Defaults,
+    ) -> Result<Settings, Error> {
         let optimizer = OptimizerConfig {
             optimizer: self
                 .named("optimizer", Optimizer::from_name)?
-                .unwrap_or(Optimizer::Sgd),
-            learning_rate: self.number("lr")?.unwrap_or(DEFAULT_LEARNING_RATE),
-            weight_decay: self.number("weight_decay")?.unwrap_or(0.0),
+                .unwrap_or(defaults.optimizer.optimizer),
+            learning_rate: self
+                .number("lr")?
+                .unwrap_or(defaults.optimizer.learning_rate),
+            weight_decay: self
+                .number("weight_decay")?
+                .unwrap_or(defaults.optimizer.weight_decay),
         };
         optimizer.validate()?;
-        let batch = self.whole("batch")?.map_or(DEFAULT_BATCH, |b| b as usize);
-        let epochs = self.whole("epochs")?.map_or(DEFAULT_EPOCHS, |e| e as usize);
+        let batch = self
+            .whole("batch")?
+            .map_or(defaults.batch_size, |b| b as usize);
+        let epochs = self
+            .whole("epochs")?
+            .map_or_else(|| defaults.epochs_for(train_len, batch), |e| e as usize);
         if epochs == 0 {
             return Err(invalid(
                 "epochs",
