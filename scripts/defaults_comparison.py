@@ -20,9 +20,9 @@
    `BIN predict --model M DIR/NAME/test.csv --output P.csv` and reports the largest
    |sum of a row's probabilities - 1|.
 
-4. With --sweep BIN: trains BIN with --epochs 40 --metrics for each --batch in 32, 64, 128 and
-   prints the test score after epochs 5, 10, 20 and 40 (how the default epochs and batch were
-   chosen).
+4. With --sweep BIN: trains BIN with --epochs 200 --metrics for each --batch in 32, 64, 128 and
+   prints the test score after epochs 10, 20, 40, 80 and 200, and the best epoch's (how the
+   default epochs and batch were chosen).
 
 Usage:
   defaults_comparison.py --out DIR --bin NAME=PATH [--bin NAME=PATH ...] [--cpu]
@@ -75,7 +75,8 @@ def wgpu_mlp(binary, train, test, cpu, extra=()):
         command.append("--cpu")
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:
-        return None, run.stderr.strip().splitlines()[-1] if run.stderr.strip() else "failed"
+        lines = run.stderr.strip().splitlines()
+        return None, lines[-1].split(":")[1].strip() if lines else "failed"
     return json.loads(run.stdout.strip().splitlines()[-1]), None
 
 
@@ -127,14 +128,16 @@ def sweep(binary, out, name, cpu):
         metrics = os.path.join(folder, f"metrics-{batch}.jsonl")
         _, error = wgpu_mlp(binary, os.path.join(folder, "train.csv"),
                             os.path.join(folder, "test.csv"), cpu,
-                            ["--epochs", "40", "--batch", str(batch), "--metrics", metrics])
+                            ["--epochs", "200", "--batch", str(batch), "--metrics", metrics])
         if error:
             rows.append(f"| {name} | {batch} | {error} |")
             continue
         with open(metrics) as f:
             epochs = [json.loads(line) for line in f]
         key = "test_accuracy" if is_classification(name) else "test_r2"
-        cells = [shown(epochs[e - 1][key], name) for e in [5, 10, 20, 40]]
+        cells = [shown(epochs[e - 1][key], name) for e in [10, 20, 40, 80, 200]]
+        best = max(epochs, key=lambda epoch: epoch[key])
+        cells.append(f"{shown(best[key], name)} ({best['epoch']})")
         rows.append(f"| {name} | {batch} | " + " | ".join(cells) + " |")
     return rows
 
@@ -161,15 +164,16 @@ def main():
         cells = []
         for _, binary in binaries:
             summary, error = wgpu_mlp(binary, train, test, args.cpu)
-            cells.append(error if error else shown(score(summary, name), name))
+            cells.append(error if error else
+                         f"{shown(score(summary, name), name)} ({summary['epochs']} epochs)")
         cells.append(shown(sklearn_score(name, split), name))
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     if args.predict_check and binaries:
         for name in filter(is_classification, SETS):
             print(f"{name}: {predict_check(binaries[-1][1], args.out, name, args.cpu)}")
     if args.sweep:
-        print("\n| set | batch | epoch 5 | epoch 10 | epoch 20 | epoch 40 |")
-        print("|---|---|---|---|---|---|")
+        print("\n| set | batch | epoch 10 | epoch 20 | epoch 40 | epoch 80 | epoch 200 | best (epoch) |")
+        print("|---|---|---|---|---|---|---|---|")
         for name in SETS:
             print("\n".join(sweep(args.sweep, args.out, name, args.cpu)), flush=True)
     return 0
