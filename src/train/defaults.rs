@@ -163,3 +163,85 @@ impl Default for TrainConfig {
         TrainConfig::for_task(Task::Classification)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_epochs_are_ten_or_those_that_make_5000_steps_up_to_200() {
+        let defaults = Defaults::for_task(Task::Classification);
+        // (samples, batch): the epochs counted by stepping through epochs until 5,000 steps are made.
+        for (samples, batch) in [
+            (60_000_usize, 64_usize),
+            (10_000, 64),
+            (4_000, 64),
+            (8_000, 64),
+            (3, 64),
+        ] {
+            let steps_per_epoch = samples.div_ceil(batch);
+            let mut epochs = 0;
+            while epochs * steps_per_epoch < 5_000 && epochs < 200 {
+                epochs += 1;
+            }
+            assert_eq!(
+                defaults.epochs_for(samples, batch),
+                epochs.max(10),
+                "{samples} samples in batches of {batch}"
+            );
+        }
+        assert_eq!(defaults.epochs_for(60_000, 64), 10);
+        assert_eq!(defaults.epochs_for(4_000, 64), 80);
+        assert_eq!(
+            Defaults::tutorial(Task::Classification).epochs_for(4_000, 64),
+            5
+        );
+    }
+
+    #[test]
+    fn a_named_output_or_loss_brings_its_partner() {
+        let classes = Defaults::for_task(Task::Classification);
+        let cross_entropy = classes.loss_for(None, None);
+        assert_eq!(cross_entropy, Loss::CrossEntropy);
+        assert_eq!(classes.output_for(None, cross_entropy), Activation::Softmax);
+        let sigmoid = Some(Activation::Sigmoid);
+        assert_eq!(classes.loss_for(sigmoid, None), Loss::Mse);
+        assert_eq!(classes.output_for(None, Loss::Mse), Activation::Sigmoid);
+        let bce = Loss::BinaryCrossEntropy;
+        assert_eq!(classes.output_for(None, bce), Activation::Sigmoid);
+
+        let values = Defaults::for_task(Task::Regression);
+        assert_eq!(values.loss_for(sigmoid, None), Loss::Mse);
+        assert_eq!(values.output_for(None, Loss::Mse), Activation::Identity);
+
+        let tutorial = Defaults::tutorial(Task::Classification);
+        assert_eq!(tutorial.loss_for(None, None), Loss::Mse);
+        assert_eq!(tutorial.output_for(None, Loss::Mse), Activation::Sigmoid);
+        let softmax = tutorial.output_for(None, Loss::CrossEntropy);
+        assert_eq!(softmax, Activation::Softmax);
+    }
+
+    #[test]
+    fn the_train_config_default_is_adam_at_1e_3_in_batches_of_64() {
+        let config = TrainConfig::default();
+        assert_eq!(config.optimizer.optimizer, Optimizer::ADAM);
+        assert_eq!(config.optimizer.learning_rate, 1e-3);
+        assert_eq!(config.batch_size, 64);
+        assert_eq!(config.seed, 42);
+        assert_eq!(TrainConfig::for_task(Task::Regression), config);
+        let mlp = Defaults::for_task(Task::Classification)
+            .mlp(&[4, 3, 2], 1)
+            .unwrap();
+        let activations: Vec<_> = mlp.layers.iter().map(|l| l.activation).collect();
+        assert_eq!(activations, [Activation::Relu, Activation::Softmax]);
+        // He's limit, √(6 / fan-in), bounds the ReLU layer's weights, and Xavier's the output's.
+        let he = (6.0f32 / 4.0).sqrt();
+        assert!(mlp.layers[0].weight.iter().all(|w| w.abs() <= he));
+        assert!(
+            mlp.layers[0]
+                .weight
+                .iter()
+                .any(|w| w.abs() > (6.0f32 / 7.0).sqrt())
+        );
+    }
+}
