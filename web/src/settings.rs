@@ -95,9 +95,10 @@ impl Settings {
         let seed = fields.whole("seed")?.unwrap_or(DEFAULT_SEED);
         // A file that does not record a setting predates the task defaults: it was trained with
         // the tutorial's. The epochs are this session's, as for a new model.
+        let session = fields.defaults()?;
         let defaults = Defaults {
-            epochs: fields.defaults()?.epochs,
-            steps: fields.defaults()?.steps,
+            epochs: session.epochs,
+            steps: session.steps,
             ..Defaults::UNRECORDED
         };
         fields.rest(mlp, seed, train_len, &defaults)
