@@ -75,6 +75,7 @@ impl Workload {
             optimizer: OptimizerConfig::sgd(learning_rate),
             batch_size,
             seed: 1,
+            regularization: Default::default(),
         }
     }
 }

@@ -104,6 +104,7 @@ impl Settings {
             optimizer: self.optimizer,
             batch_size: self.batch,
             seed: self.seed,
+            regularization: Default::default(),
         }
     }
 

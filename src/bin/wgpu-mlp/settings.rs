@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use wgpu_mlp::checkpoint::CheckpointInfo;
 use wgpu_mlp::data::files::Task;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-use wgpu_mlp::train::{LrSchedule, ScheduleKind};
+use wgpu_mlp::train::{LrSchedule, Regularization, ScheduleKind};
 use wgpu_mlp::{Activation, Init, Loss, Mlp};
 
 use crate::common::{DEFAULT_SEED, Recorded, output_activation};
@@ -46,6 +46,8 @@ pub struct Settings {
     pub batch: usize,
     /// The learning rate of each epoch.
     pub schedule: LrSchedule,
+    /// Label smoothing and gradient clipping.
+    pub regularization: Regularization,
 }
 
 /// A model given to `--resume`: its file, weights and metadata.
@@ -68,6 +70,14 @@ impl Settings {
             None => new_model(args, shape)?,
         };
         settings.schedule = schedule(args, &settings)?;
+        settings.regularization.check_ranges()?;
+        if settings.regularization.label_smoothing > 0.0 && settings.mlp.loss != Loss::CrossEntropy
+        {
+            bail!(
+                "--label-smoothing applies to --loss cross-entropy, but this model is trained with {}",
+                settings.mlp.loss.name()
+            );
+        }
         Ok(settings)
     }
 }
@@ -131,22 +141,35 @@ fn new_model(args: &TrainArgs, shape: DataShape) -> Result<Settings> {
     };
     let init = args.init.unwrap_or(Init::Auto);
     let mlp = Mlp::with_init(&layers, hidden, output, loss, init, seed)?;
+    let optimizer = args.optimizer.unwrap_or(Optimizer::Sgd);
     Ok(Settings {
         mlp,
         epochs_before: 0,
         seed,
         optimizer: OptimizerConfig {
-            optimizer: args.optimizer.unwrap_or(Optimizer::Sgd),
+            optimizer,
             learning_rate: args.lr.unwrap_or(DEFAULT_LEARNING_RATE),
-            weight_decay: args.weight_decay.unwrap_or(0.0),
+            weight_decay: args.weight_decay.unwrap_or(default_weight_decay(optimizer)),
         },
         batch: args.batch.unwrap_or(DEFAULT_BATCH),
         schedule: LrSchedule::constant(DEFAULT_LEARNING_RATE),
+        regularization: Regularization {
+            label_smoothing: args.label_smoothing.unwrap_or(0.0),
+            clip_norm: args.clip_norm,
+        },
     })
 }
 
 /// The schedule the options ask for, from the settings' learning rate, over the epochs of the
 /// whole run (those before a resume included).
+/// The weight decay when none is given: AdamW's 0.01, as `torch.optim.AdamW`; none otherwise.
+fn default_weight_decay(optimizer: Optimizer) -> f32 {
+    match optimizer {
+        Optimizer::AdamW { .. } => Optimizer::ADAMW_WEIGHT_DECAY,
+        _ => 0.0,
+    }
+}
+
 fn schedule(args: &TrainArgs, settings: &Settings) -> Result<LrSchedule> {
     let kind = match args.lr_schedule.unwrap_or(ScheduleName::Constant) {
         ScheduleName::Constant => ScheduleKind::Constant,
@@ -211,8 +234,16 @@ fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Res
         "weight_decay",
         "weight decay",
         args.weight_decay,
-        0.0,
+        default_weight_decay(optimizer),
     )?;
+    // Files from before these settings existed trained without them.
+    let regularization = Regularization {
+        label_smoothing: args
+            .label_smoothing
+            .or(saved.value("label_smoothing")?)
+            .unwrap_or(0.0),
+        clip_norm: args.clip_norm.or(saved.value("clip_norm")?),
+    };
     let batch = setting(&saved, "batch", "batch", args.batch, DEFAULT_BATCH)?;
     let seed = setting(&saved, "seed", "seed", args.seed, DEFAULT_SEED)?;
     eprintln!(
@@ -231,6 +262,7 @@ fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Res
         },
         batch,
         schedule: LrSchedule::constant(learning_rate),
+        regularization,
     })
 }
 
@@ -305,13 +337,24 @@ where
 }
 
 /// The run settings a save records beside the architecture, for a later `--resume`.
-pub fn recorded(settings: &Settings) -> [(&'static str, String); 5] {
+pub fn recorded(settings: &Settings) -> Vec<(&'static str, String)> {
     let optimizer = &settings.optimizer;
-    [
+    let regularization = &settings.regularization;
+    let mut recorded = vec![
         ("optimizer", optimizer.optimizer.name().to_string()),
         ("lr", optimizer.learning_rate.to_string()),
         ("weight_decay", optimizer.weight_decay.to_string()),
         ("batch", settings.batch.to_string()),
         ("seed", settings.seed.to_string()),
-    ]
+        (
+            "label_smoothing",
+            regularization.label_smoothing.to_string(),
+        ),
+    ];
+    recorded.extend(
+        regularization
+            .clip_norm
+            .map(|max_norm| ("clip_norm", max_norm.to_string())),
+    );
+    recorded
 }
