@@ -1,7 +1,9 @@
-//! A small seeded random number generator (SplitMix64 seeding xoshiro256**).
-//!
-//! Written out here rather than taken from `rand` so that a seed gives the same weights and the
-//! same shuffles in every version of this crate, on every platform.
+//! Seeded random numbers, written out here rather than taken from `rand` so that a seed gives the
+//! same numbers in every version of this crate, on every platform:
+//! - [`Rng`] (SplitMix64 seeding xoshiro256**), a stream for the host: weights and shuffles;
+//! - [`philox4x32_10`], a counter-based generator for what the GPU draws inside a step (image
+//!   deformations, dropout masks): a pure function of a counter and a key, so every invocation
+//!   makes its own numbers without state, and `shaders/random.wgsl` makes the same bits.
 
 /// Deterministic pseudo-random numbers from a 64-bit seed.
 #[derive(Clone, Debug)]
@@ -71,6 +73,49 @@ impl Rng {
     }
 }
 
+/// Philox's round multipliers and key increments (Salmon et al., SC 2011).
+const PHILOX_M0: u32 = 0xD251_1F53;
+const PHILOX_M1: u32 = 0xCD9E_8D57;
+const PHILOX_W0: u32 = 0x9E37_79B9;
+const PHILOX_W1: u32 = 0xBB67_AE85;
+
+/// Philox4x32-10 (Salmon, Moraes, Dror & Shaw, "Parallel random numbers: as easy as 1, 2, 3",
+/// SC 2011; the generator of Random123 and of PyTorch's CUDA dropout): four uniformly distributed
+/// words for `counter` under `key`. The same function as `philox4x32_10` in
+/// `shaders/random.wgsl`, bit for bit.
+pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let mulhilo = |a: u32, b: u32| {
+        let product = u64::from(a) * u64::from(b);
+        ((product >> 32) as u32, product as u32)
+    };
+    let [mut c, mut k] = [counter, [key[0], key[1], 0, 0]];
+    for round in 0..10 {
+        if round > 0 {
+            k[0] = k[0].wrapping_add(PHILOX_W0);
+            k[1] = k[1].wrapping_add(PHILOX_W1);
+        }
+        let (hi0, lo0) = mulhilo(PHILOX_M0, c[0]);
+        let (hi1, lo1) = mulhilo(PHILOX_M1, c[2]);
+        c = [hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0];
+    }
+    c
+}
+
+/// The Philox key of a run's seed: its low and high 32 bits.
+pub fn philox_key(seed: u64) -> [u32; 2] {
+    [seed as u32, (seed >> 32) as u32]
+}
+
+/// Uniform in [0, 1) from the top 24 bits of `bits`: exact in f32, so every device agrees.
+pub fn unit_uniform(bits: u32) -> f32 {
+    (bits >> 8) as f32 * (1.0 / 16_777_216.0)
+}
+
+/// Uniform in [−1, 1) from the top 24 bits of `bits`, exactly as [`unit_uniform`].
+pub fn signed_uniform(bits: u32) -> f32 {
+    (bits >> 8) as f32 * (1.0 / 8_388_608.0) - 1.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +138,47 @@ mod tests {
         assert_ne!(v, (0..100).collect::<Vec<_>>());
         v.sort();
         assert_eq!(v, (0..100).collect::<Vec<_>>());
+    }
+
+    /// Random123's known-answer vectors for philox4x32_10 (`kat_vectors`: counter, key, result).
+    #[test]
+    fn philox_gives_random123s_known_answers() {
+        let cases: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
+            (
+                [0; 4],
+                [0; 2],
+                [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8],
+            ),
+            (
+                [u32::MAX; 4],
+                [u32::MAX; 2],
+                [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd],
+            ),
+            (
+                [0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344],
+                [0xa409_3822, 0x299f_31d0],
+                [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1],
+            ),
+        ];
+        for (counter, key, expected) in cases {
+            assert_eq!(
+                philox4x32_10(counter, key),
+                expected,
+                "counter {counter:x?} key {key:x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn uniforms_span_their_ranges_exactly() {
+        assert_eq!(unit_uniform(0), 0.0);
+        assert_eq!(unit_uniform(u32::MAX), 1.0 - 2f32.powi(-24));
+        assert_eq!(signed_uniform(0), -1.0);
+        assert_eq!(signed_uniform(u32::MAX), 1.0 - 2f32.powi(-23));
+        assert_eq!(signed_uniform(0x8000_0000), 0.0);
+        assert_eq!(
+            philox_key(0x0123_4567_89ab_cdef),
+            [0x89ab_cdef, 0x0123_4567]
+        );
     }
 }

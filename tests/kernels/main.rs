@@ -9,6 +9,7 @@ mod elementwise;
 mod expected;
 mod matmul;
 mod matmul_refusals;
+mod random;
 mod reduce;
 mod shapes;
 mod transpose;

@@ -40,6 +40,7 @@ pub(crate) enum Shader {
 }
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+const RANDOM: &str = include_str!("../../../shaders/random.wgsl");
 
 impl Shader {
     /// The file stem in `shaders/`.
@@ -63,7 +64,8 @@ impl Shader {
         self == Shader::Matmul
     }
 
-    /// The full WGSL source: the constants of `config`, `common.wgsl`, then the family's own file.
+    /// The full WGSL source: the constants of `config`, `common.wgsl`, `random.wgsl`, then the
+    /// family's own file.
     pub(crate) fn source(self, config: &KernelConfig) -> String {
         let own = match self {
             Shader::Activation => include_str!("../../../shaders/activation.wgsl"),
@@ -91,7 +93,10 @@ impl Shader {
         } else {
             ""
         };
-        format!("{enable}{}\n{COMMON}\n{own}\n{extra}", config.wgsl_header())
+        format!(
+            "{enable}{}\n{COMMON}\n{RANDOM}\n{own}\n{extra}",
+            config.wgsl_header()
+        )
     }
 }
 
