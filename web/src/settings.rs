@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-use wgpu_mlp::train::TrainConfig;
+use wgpu_mlp::train::{Regularization, TrainConfig};
 use wgpu_mlp::{Activation, Error, Init, Loss, Mlp};
 
 /// The CLI's defaults for a new model.
@@ -16,7 +16,7 @@ const DEFAULT_EPOCHS: usize = 5;
 const DEFAULT_SEED: u64 = 42;
 
 /// The keys a settings object may have.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 14] = [
     "layers",
     "hidden",
     "output",
@@ -25,6 +25,8 @@ const KEYS: [&str; 12] = [
     "optimizer",
     "lr",
     "weight_decay",
+    "label_smoothing",
+    "clip_norm",
     "batch",
     "epochs",
     "seed",
@@ -37,6 +39,8 @@ pub struct Settings {
     pub mlp: Mlp,
     /// The update rule and its hyper-parameters.
     pub optimizer: OptimizerConfig,
+    /// Label smoothing and gradient clipping.
+    pub regularization: Regularization,
     /// Samples per step, capped at the training set's size.
     pub batch: usize,
     /// Epochs the summary counts against.
@@ -104,7 +108,7 @@ impl Settings {
             optimizer: self.optimizer,
             batch_size: self.batch,
             seed: self.seed,
-            regularization: Default::default(),
+            regularization: self.regularization,
         }
     }
 
@@ -119,6 +123,8 @@ impl Settings {
             "optimizer": self.optimizer.optimizer.name(),
             "lr": shortest(self.optimizer.learning_rate),
             "weight_decay": shortest(self.optimizer.weight_decay),
+            "label_smoothing": shortest(self.regularization.label_smoothing),
+            "clip_norm": self.regularization.clip_norm.map(shortest),
             "batch": self.batch,
             "epochs": self.epochs,
             "seed": self.seed,
@@ -135,8 +141,17 @@ impl Settings {
             ("batch", self.batch.to_string()),
             ("dataset", self.dataset.clone()),
             ("seed", self.seed.to_string()),
+            (
+                "label_smoothing",
+                self.regularization.label_smoothing.to_string(),
+            ),
         ]
         .into_iter()
+        .chain(
+            self.regularization
+                .clip_norm
+                .map(|max_norm| ("clip_norm", max_norm.to_string())),
+        )
         .map(|(key, value)| (key.to_string(), value))
         .collect()
     }
@@ -150,11 +165,13 @@ fn shortest(value: f32) -> f64 {
 /// A recorded metadata value as the settings object would give it: numbers for the numeric keys.
 fn recorded_value(key: &str, value: &str) -> Value {
     match key {
-        "lr" | "weight_decay" | "batch" | "seed" | "epochs" => value
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map_or_else(|| Value::String(value.into()), Value::Number),
+        "lr" | "weight_decay" | "label_smoothing" | "clip_norm" | "batch" | "seed" | "epochs" => {
+            value
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(|| Value::String(value.into()), Value::Number)
+        }
         _ => Value::String(value.into()),
     }
 }
@@ -233,14 +250,25 @@ impl Fields {
 
     /// The optimizer, batch, epochs and data set, completing a model and its seed.
     fn rest(&self, mlp: Mlp, seed: u64, train_len: usize) -> Result<Settings, Error> {
+        let rule = self
+            .named("optimizer", Optimizer::from_name)?
+            .unwrap_or(Optimizer::Sgd);
+        // torch.optim.AdamW's decay when none is given, as the CLI's.
+        let default_decay = match rule {
+            Optimizer::AdamW { .. } => Optimizer::ADAMW_WEIGHT_DECAY,
+            _ => 0.0,
+        };
         let optimizer = OptimizerConfig {
-            optimizer: self
-                .named("optimizer", Optimizer::from_name)?
-                .unwrap_or(Optimizer::Sgd),
+            optimizer: rule,
             learning_rate: self.number("lr")?.unwrap_or(DEFAULT_LEARNING_RATE),
-            weight_decay: self.number("weight_decay")?.unwrap_or(0.0),
+            weight_decay: self.number("weight_decay")?.unwrap_or(default_decay),
         };
         optimizer.validate()?;
+        let regularization = Regularization {
+            label_smoothing: self.number("label_smoothing")?.unwrap_or(0.0),
+            clip_norm: self.number("clip_norm")?,
+        };
+        regularization.validate(mlp.loss)?;
         let batch = self.whole("batch")?.map_or(DEFAULT_BATCH, |b| b as usize);
         let epochs = self.whole("epochs")?.map_or(DEFAULT_EPOCHS, |e| e as usize);
         if epochs == 0 {
@@ -252,6 +280,7 @@ impl Fields {
         Ok(Settings {
             mlp,
             optimizer,
+            regularization,
             // A batch larger than the training set is the whole set, as the CLI does.
             batch: if batch > train_len && train_len > 0 {
                 train_len
