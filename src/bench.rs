@@ -75,6 +75,7 @@ impl Workload {
             optimizer: OptimizerConfig::sgd(learning_rate),
             batch_size,
             seed: 1,
+            regularization: Default::default(),
         }
     }
 }
@@ -150,7 +151,7 @@ fn steps_for(workload: Workload, samples: usize) -> Result<usize> {
 }
 
 /// What to run a GPU benchmark on, and how.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct GpuBenchOptions {
     /// The adapter.
     pub adapter: AdapterChoice,
@@ -166,6 +167,8 @@ pub struct GpuBenchOptions {
     pub data_samples: Option<usize>,
     /// Where the training set lives.
     pub placement: DataPlacement,
+    /// Clip the gradients' global norm to this every step, to measure what clipping costs.
+    pub clip_norm: Option<f32>,
 }
 
 /// Trains `workload` on the GPU `options` select: the first step from nothing, a warm-up, then at
@@ -187,7 +190,8 @@ pub fn bench_gpu(
         }
     })?;
     let mlp = workload.mlp()?;
-    let (data, config) = (Arc::new(data), workload.config());
+    let (data, mut config) = (Arc::new(data), workload.config());
+    config.regularization.clip_norm = options.clip_norm;
     let mut trainer =
         GpuTrainer::with_placement(&gpu, &mlp, data, None, config, options.placement)?;
     trainer.set_fusion(options.fusion)?;

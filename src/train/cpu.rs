@@ -5,13 +5,15 @@ use web_time::Instant;
 use ndarray::Array2;
 
 use super::{
-    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, Scores, Split, StopFlag, TrainConfig,
-    Trainer, argmax, batch_sizes, check_dataset, diverged, epoch_order, no_such_set, total_squares,
+    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, Regularization, Scores, Split, StopFlag,
+    TrainConfig, Trainer, argmax, batch_sizes, check_dataset, diverged, epoch_order, no_such_set,
+    total_squares,
 };
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::model::Mlp;
-use crate::optim::OptimizerState;
+use crate::optim::{OptimizerState, clip_grad_norm};
+use crate::reference::smooth_labels;
 
 /// Trains an [`Mlp`] with the CPU reference.
 pub struct CpuTrainer<'a> {
@@ -36,6 +38,7 @@ impl<'a> CpuTrainer<'a> {
     ) -> Result<Self> {
         config.validate()?;
         mlp.validate()?;
+        config.regularization.validate(mlp.loss)?;
         check_dataset(mlp.inputs(), mlp.outputs(), train, "training set")?;
         if let Some(test) = test {
             check_dataset(mlp.inputs(), mlp.outputs(), test, "test set")?;
@@ -125,8 +128,15 @@ impl Trainer for CpuTrainer<'_> {
                 .iter()
                 .map(|&i| i as usize)
                 .collect();
-            let (x, y) = self.train.batch(&indices);
-            let (loss, grads) = self.mlp.loss_and_gradients(x.view(), y.view())?;
+            let (x, mut y) = self.train.batch(&indices);
+            let Regularization {
+                label_smoothing,
+                clip_norm,
+            } = self.config.regularization;
+            if label_smoothing > 0.0 {
+                y = smooth_labels(y.view(), label_smoothing);
+            }
+            let (loss, mut grads) = self.mlp.loss_and_gradients(x.view(), y.view())?;
             if !loss.is_finite() {
                 return Err(diverged(
                     self.epochs_done + 1,
@@ -134,6 +144,9 @@ impl Trainer for CpuTrainer<'_> {
                     steps,
                     &self.config.optimizer,
                 ));
+            }
+            if let Some(max_norm) = clip_norm {
+                clip_grad_norm(&mut grads, max_norm);
             }
             self.state
                 .apply(&self.config.optimizer, &mut self.mlp, &grads)?;

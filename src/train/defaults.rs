@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::model::{Activation, Init, Loss, Mlp};
 use crate::optim::{Optimizer, OptimizerConfig};
 
-use super::TrainConfig;
+use super::{Regularization, TrainConfig};
 
 /// The seed of a new model's weights and of the shuffles when none is given.
 pub const DEFAULT_SEED: u64 = 42;
@@ -145,6 +145,7 @@ impl Defaults {
             optimizer: self.optimizer,
             batch_size: self.batch_size,
             seed,
+            regularization: Regularization::default(),
         }
     }
 }

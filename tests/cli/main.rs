@@ -8,6 +8,7 @@ mod errors;
 mod files;
 mod output;
 mod own_data;
+mod regularization;
 mod resume;
 mod tools;
 mod training;

@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 use wgpu_mlp::data::files::Task;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-use wgpu_mlp::train::{DEFAULT_SEED, Defaults, TrainConfig};
+use wgpu_mlp::train::{DEFAULT_SEED, Defaults, Regularization, TrainConfig};
 use wgpu_mlp::{Activation, Error, Init, Loss, Mlp};
 
 /// The layers of a new model: MNIST's widths around the CLI's default hidden layer.
 const DEFAULT_LAYERS: [usize; 3] = [784, 128, 10];
 
 /// The keys a settings object may have.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 15] = [
     "tutorial",
     "layers",
     "hidden",
@@ -23,6 +23,8 @@ const KEYS: [&str; 13] = [
     "optimizer",
     "lr",
     "weight_decay",
+    "label_smoothing",
+    "clip_norm",
     "batch",
     "epochs",
     "seed",
@@ -35,6 +37,8 @@ pub struct Settings {
     pub mlp: Mlp,
     /// The update rule and its hyper-parameters.
     pub optimizer: OptimizerConfig,
+    /// Label smoothing and gradient clipping.
+    pub regularization: Regularization,
     /// Samples per step, capped at the training set's size.
     pub batch: usize,
     /// Epochs the summary counts against.
@@ -110,6 +114,7 @@ impl Settings {
             optimizer: self.optimizer,
             batch_size: self.batch,
             seed: self.seed,
+            regularization: self.regularization,
         }
     }
 
@@ -124,6 +129,8 @@ impl Settings {
             "optimizer": self.optimizer.optimizer.name(),
             "lr": shortest(self.optimizer.learning_rate),
             "weight_decay": shortest(self.optimizer.weight_decay),
+            "label_smoothing": shortest(self.regularization.label_smoothing),
+            "clip_norm": self.regularization.clip_norm.map(shortest),
             "batch": self.batch,
             "epochs": self.epochs,
             "seed": self.seed,
@@ -140,8 +147,17 @@ impl Settings {
             ("batch", self.batch.to_string()),
             ("dataset", self.dataset.clone()),
             ("seed", self.seed.to_string()),
+            (
+                "label_smoothing",
+                self.regularization.label_smoothing.to_string(),
+            ),
         ]
         .into_iter()
+        .chain(
+            self.regularization
+                .clip_norm
+                .map(|max_norm| ("clip_norm", max_norm.to_string())),
+        )
         .map(|(key, value)| (key.to_string(), value))
         .collect()
     }
@@ -155,11 +171,13 @@ fn shortest(value: f32) -> f64 {
 /// A recorded metadata value as the settings object would give it: numbers for the numeric keys.
 fn recorded_value(key: &str, value: &str) -> Value {
     match key {
-        "lr" | "weight_decay" | "batch" | "seed" | "epochs" => value
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map_or_else(|| Value::String(value.into()), Value::Number),
+        "lr" | "weight_decay" | "label_smoothing" | "clip_norm" | "batch" | "seed" | "epochs" => {
+            value
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(|| Value::String(value.into()), Value::Number)
+        }
         _ => Value::String(value.into()),
     }
 }
@@ -260,18 +278,27 @@ impl Fields {
         train_len: usize,
         defaults: &Defaults,
     ) -> Result<Settings, Error> {
+        let rule = self
+            .named("optimizer", Optimizer::from_name)?
+            .unwrap_or(defaults.optimizer.optimizer);
+        // torch.optim.AdamW's decay when none is given, as the CLI's.
+        let default_decay = match rule {
+            Optimizer::AdamW { .. } => Optimizer::ADAMW_WEIGHT_DECAY,
+            _ => defaults.optimizer.weight_decay,
+        };
         let optimizer = OptimizerConfig {
-            optimizer: self
-                .named("optimizer", Optimizer::from_name)?
-                .unwrap_or(defaults.optimizer.optimizer),
+            optimizer: rule,
             learning_rate: self
                 .number("lr")?
                 .unwrap_or(defaults.optimizer.learning_rate),
-            weight_decay: self
-                .number("weight_decay")?
-                .unwrap_or(defaults.optimizer.weight_decay),
+            weight_decay: self.number("weight_decay")?.unwrap_or(default_decay),
         };
         optimizer.validate()?;
+        let regularization = Regularization {
+            label_smoothing: self.number("label_smoothing")?.unwrap_or(0.0),
+            clip_norm: self.number("clip_norm")?,
+        };
+        regularization.validate(mlp.loss)?;
         let batch = self
             .whole("batch")?
             .map_or(defaults.batch_size, |b| b as usize);
@@ -287,6 +314,7 @@ impl Fields {
         Ok(Settings {
             mlp,
             optimizer,
+            regularization,
             // A batch larger than the training set is the whole set, as the CLI does.
             batch: if batch > train_len && train_len > 0 {
                 train_len

@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// binding each; streamed from the host beyond 8 chunks), resident, or streamed.
     #[arg(long, value_enum, default_value = "auto")]
     placement: DataPlacement,
+    /// Clip the gradients' global L2 norm to this every step (as `train --clip-norm`), to
+    /// measure what clipping costs.
+    #[arg(long, value_name = "MAX_NORM")]
+    clip_norm: Option<f32>,
     /// Print the result as one JSON line.
     #[arg(long)]
     json: bool,
@@ -79,10 +83,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Fusion::Fused
     };
     let (report, profile) = if args.cpu {
-        if args.profile.is_some() || args.unfused || args.matmul.0.is_some() {
+        if args.profile.is_some()
+            || args.unfused
+            || args.matmul.0.is_some()
+            || args.clip_norm.is_some()
+        {
             bail!(
-                "--profile, --unfused and --matmul are about the GPU kernels; they cannot be used \
-                 with --cpu"
+                "--profile, --unfused, --matmul and --clip-norm are about the GPU kernels; they \
+                 cannot be used with --cpu"
             );
         }
         (bench_cpu(args.workload, args.samples)?, None)
@@ -94,6 +102,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             matmul: args.matmul.0,
             data_samples: args.data_samples,
             placement: args.placement,
+            clip_norm: args.clip_norm,
         };
         bench_gpu(args.workload, args.samples, &options)?
     };

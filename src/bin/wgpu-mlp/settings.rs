@@ -7,11 +7,11 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-use wgpu_mlp::Mlp;
 use wgpu_mlp::checkpoint::CheckpointInfo;
 use wgpu_mlp::data::files::Task;
-use wgpu_mlp::optim::OptimizerConfig;
-use wgpu_mlp::train::{DEFAULT_HIDDEN_SIZES, Defaults, LrSchedule, ScheduleKind};
+use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
+use wgpu_mlp::train::{DEFAULT_HIDDEN_SIZES, Defaults, LrSchedule, Regularization, ScheduleKind};
+use wgpu_mlp::{Loss, Mlp};
 
 use crate::common::{DEFAULT_SEED, Recorded};
 use crate::train::{ScheduleName, TrainArgs};
@@ -45,6 +45,8 @@ pub struct Settings {
     pub epochs: usize,
     /// The learning rate of each epoch.
     pub schedule: LrSchedule,
+    /// Label smoothing and gradient clipping.
+    pub regularization: Regularization,
 }
 
 /// A model given to `--resume`: its file, weights and metadata.
@@ -67,6 +69,14 @@ impl Settings {
             None => new_model(args, shape)?,
         };
         settings.schedule = schedule(args, &settings)?;
+        settings.regularization.check_ranges()?;
+        if settings.regularization.label_smoothing > 0.0 && settings.mlp.loss != Loss::CrossEntropy
+        {
+            bail!(
+                "--label-smoothing applies to --loss cross-entropy, but this model is trained with {}",
+                settings.mlp.loss.name()
+            );
+        }
         Ok(settings)
     }
 }
@@ -135,23 +145,39 @@ fn new_model(args: &TrainArgs, shape: DataShape) -> Result<Settings> {
         init: args.init.unwrap_or(defaults.init),
         ..defaults
     };
-    let optimizer = defaults.optimizer;
+    let optimizer = args.optimizer.unwrap_or(defaults.optimizer.optimizer);
     let batch = args.batch.unwrap_or(defaults.batch_size);
     Ok(Settings {
         mlp: model.mlp(&layers, seed)?,
         epochs_before: 0,
         seed,
         optimizer: OptimizerConfig {
-            optimizer: args.optimizer.unwrap_or(optimizer.optimizer),
-            learning_rate: args.lr.unwrap_or(optimizer.learning_rate),
-            weight_decay: args.weight_decay.unwrap_or(optimizer.weight_decay),
+            optimizer,
+            learning_rate: args.lr.unwrap_or(defaults.optimizer.learning_rate),
+            weight_decay: args.weight_decay.unwrap_or(default_weight_decay(
+                optimizer,
+                defaults.optimizer.weight_decay,
+            )),
         },
         batch,
         epochs: args
             .epochs
             .unwrap_or_else(|| defaults.epochs_for(shape.samples, batch)),
-        schedule: LrSchedule::constant(optimizer.learning_rate),
+        schedule: LrSchedule::constant(defaults.optimizer.learning_rate),
+        regularization: Regularization {
+            label_smoothing: args.label_smoothing.unwrap_or(0.0),
+            clip_norm: args.clip_norm,
+        },
     })
+}
+
+/// The weight decay when none is given: AdamW's 0.01, as `torch.optim.AdamW`; `otherwise` for
+/// the other rules.
+fn default_weight_decay(optimizer: Optimizer, otherwise: f32) -> f32 {
+    match optimizer {
+        Optimizer::AdamW { .. } => Optimizer::ADAMW_WEIGHT_DECAY,
+        _ => otherwise,
+    }
 }
 
 /// The schedule the options ask for, from the settings' learning rate, over the epochs of the
@@ -223,8 +249,16 @@ fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Res
         "weight_decay",
         "weight decay",
         args.weight_decay,
-        unrecorded.weight_decay,
+        default_weight_decay(optimizer, unrecorded.weight_decay),
     )?;
+    // Files from before these settings existed trained without them.
+    let regularization = Regularization {
+        label_smoothing: args
+            .label_smoothing
+            .or(saved.value("label_smoothing")?)
+            .unwrap_or(0.0),
+        clip_norm: args.clip_norm.or(saved.value("clip_norm")?),
+    };
     let batch = setting(
         &saved,
         "batch",
@@ -252,6 +286,7 @@ fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Res
             .epochs
             .unwrap_or_else(|| defaults(args, shape.task).epochs_for(shape.samples, batch)),
         schedule: LrSchedule::constant(learning_rate),
+        regularization,
     })
 }
 
@@ -326,13 +361,24 @@ where
 }
 
 /// The run settings a save records beside the architecture, for a later `--resume`.
-pub fn recorded(settings: &Settings) -> [(&'static str, String); 5] {
+pub fn recorded(settings: &Settings) -> Vec<(&'static str, String)> {
     let optimizer = &settings.optimizer;
-    [
+    let regularization = &settings.regularization;
+    let mut recorded = vec![
         ("optimizer", optimizer.optimizer.name().to_string()),
         ("lr", optimizer.learning_rate.to_string()),
         ("weight_decay", optimizer.weight_decay.to_string()),
         ("batch", settings.batch.to_string()),
         ("seed", settings.seed.to_string()),
-    ]
+        (
+            "label_smoothing",
+            regularization.label_smoothing.to_string(),
+        ),
+    ];
+    recorded.extend(
+        regularization
+            .clip_norm
+            .map(|max_norm| ("clip_norm", max_norm.to_string())),
+    );
+    recorded
 }

@@ -72,16 +72,26 @@ pub struct TrainArgs {
     /// Weight initialisation (auto: He for ReLU layers, Xavier otherwise) [default: auto].
     #[arg(long, value_enum)]
     pub init: Option<Init>,
-    /// Optimizer (momentum: μ = 0.9; adam: β = 0.9, 0.999, ε = 1e-8) [default: adam; sgd with
-    /// --tutorial; or the --resume'd model's].
+    /// Optimizer (momentum: μ = 0.9; adam: β = 0.9, 0.999, ε = 1e-8; adamw: the same with
+    /// decoupled weight decay, torch.optim.AdamW) [default: adam; sgd with --tutorial; or the
+    /// --resume'd model's].
     #[arg(long, value_enum)]
     pub optimizer: Option<Optimizer>,
     /// Learning rate [default: 0.001; 0.5 with --tutorial; or the --resume'd model's].
     #[arg(long)]
     pub lr: Option<f32>,
-    /// L2 weight decay [default: 0, or the --resume'd model's].
+    /// Weight decay: L2 in the gradient, or with adamw decoupled (p ← p − lr·λ·p) [default: 0,
+    /// 0.01 with adamw, or the --resume'd model's].
     #[arg(long)]
     pub weight_decay: Option<f32>,
+    /// Label smoothing ε of the cross-entropy loss: targets become (1 − ε)·y + ε/classes, as
+    /// torch.nn.CrossEntropyLoss(label_smoothing=ε) [default: 0, or the --resume'd model's].
+    #[arg(long, value_name = "EPSILON")]
+    pub label_smoothing: Option<f32>,
+    /// Clip the global L2 norm of all gradients to this before each update, as
+    /// torch.nn.utils.clip_grad_norm_ [default: no clipping, or the --resume'd model's].
+    #[arg(long, value_name = "MAX_NORM")]
+    pub clip_norm: Option<f32>,
     /// Samples per step [default: 64, or the --resume'd model's].
     #[arg(long)]
     pub batch: Option<usize>,
@@ -210,6 +220,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         optimizer: settings.optimizer,
         batch_size: settings.batch,
         seed: settings.seed,
+        regularization: settings.regularization,
     };
     let mlp = &settings.mlp;
     let (mut trainer, adapter) = build_trainer(&args, mlp, &data, config)?;
