@@ -42,6 +42,7 @@ fn main() -> wgpu_mlp::Result<()> {
         },
         batch_size: 128,
         seed: 1,
+        regularization: Default::default(),
     };
     let gpu = Gpu::new(AdapterChoice::Auto)?;
     println!("adapter: {}", gpu.adapter_description());

@@ -8,6 +8,8 @@
 // and δ in its fused forms: CE (a·Σy − y)/rows; BCE (a − y)/(rows·cols); MSE g = 2(a − y)/(rows·cols)
 // times g′(a), or for a softmax output the Jacobian-vector product a ⊙ (g − Σ g·a).
 // Each invocation owns one row: rows are batch rows and output layers are narrow.
+// Label smoothing (`nn.CrossEntropyLoss(label_smoothing=ε)`) replaces cross-entropy's targets by
+// (1 − ε)·y + ε/cols; ε is a pipeline constant, so the unsmoothed kernel is unchanged.
 //
 // Loss codes match `Loss::wgsl_code` in src/model.rs.
 
@@ -17,6 +19,7 @@ const LOSS_BINARY_CROSS_ENTROPY: u32 = 2u;
 
 override LOSS: u32 = LOSS_MSE;
 override ACTIVATION: u32 = ACT_IDENTITY;
+override LABEL_SMOOTHING: f32 = 0.0;
 
 struct OutputParams {
     rows: u32,
@@ -56,6 +59,14 @@ fn activate_row(base: u32) -> f32 {
     return 0.0;
 }
 
+// Cross-entropy's target for element `index` of a row of `cols`: (1 − ε)·y + ε/cols.
+fn smoothed_target(index: u32, cols: u32) -> f32 {
+    if LABEL_SMOOTHING == 0.0 {
+        return y[index];
+    }
+    return (1.0 - LABEL_SMOOTHING) * y[index] + LABEL_SMOOTHING / f32(cols);
+}
+
 // Inference: the output activations only.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn output_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -84,12 +95,13 @@ fn output_loss(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         var y_sum = 0.0;
         var yz = 0.0;
         for (var j = 0u; j < cols; j++) {
-            y_sum += y[base + j];
-            yz += y[base + j] * z[base + j];
+            let truth = smoothed_target(base + j, cols);
+            y_sum += truth;
+            yz += truth * z[base + j];
         }
         loss = (lse * y_sum - yz) / rows_f;
         for (var j = 0u; j < cols; j++) {
-            delta[base + j] = (a[base + j] * y_sum - y[base + j]) / rows_f;
+            delta[base + j] = (a[base + j] * y_sum - smoothed_target(base + j, cols)) / rows_f;
         }
     } else if LOSS == LOSS_BINARY_CROSS_ENTROPY {
         for (var j = 0u; j < cols; j++) {

@@ -76,6 +76,7 @@ impl Workload {
             optimizer: OptimizerConfig::sgd(learning_rate),
             batch_size,
             seed: 1,
+            regularization: Default::default(),
         }
     }
 }
@@ -169,6 +170,8 @@ pub struct GpuBenchOptions {
     pub placement: DataPlacement,
     /// Deform every training batch (the random images are 28×28), to measure what it costs.
     pub augmentation: Option<Augmentation>,
+    /// Clip the gradients' global norm to this every step, to measure what clipping costs.
+    pub clip_norm: Option<f32>,
 }
 
 /// Trains `workload` on the GPU `options` select: the first step from nothing, a warm-up, then at
@@ -190,7 +193,8 @@ pub fn bench_gpu(
         }
     })?;
     let mlp = workload.mlp()?;
-    let (data, config) = (Arc::new(data), workload.config());
+    let (data, mut config) = (Arc::new(data), workload.config());
+    config.regularization.clip_norm = options.clip_norm;
     let mut trainer =
         GpuTrainer::with_placement(&gpu, &mlp, data, None, config, options.placement)?;
     trainer.set_fusion(options.fusion)?;

@@ -67,5 +67,5 @@ pub use gpu::{AdapterChoice, FeatureMask, Fusion, Gpu, GpuMlp, GpuOptions, Limit
 pub use model::{Activation, Dense, DenseGradients, Gradients, Init, Loss, Mlp};
 pub use ndarray;
 pub use optim::{Optimizer, OptimizerConfig};
-pub use train::{CpuTrainer, GpuTrainer, TrainConfig, Trainer};
+pub use train::{CpuTrainer, GpuTrainer, Regularization, TrainConfig, Trainer};
 pub use wgpu;

@@ -2,7 +2,9 @@
 //!
 //! [`OptimizerConfig`] describes the update; [`OptimizerState`] is the CPU implementation and the
 //! reference for `shaders/optim.wgsl`. L2 weight decay is added to the gradient before the update
-//! (`g = dp + weight_decay·p`), as `torch.optim.SGD` and `torch.optim.Adam` do.
+//! (`g = dp + weight_decay·p`), as `torch.optim.SGD` and `torch.optim.Adam` do; AdamW decays the
+//! parameter itself instead (`p ← p − lr·λ·p`, then Adam on `dp`), as `torch.optim.AdamW` does.
+//! [`clip_grad_norm`] is `torch.nn.utils.clip_grad_norm_`, applied before the update.
 
 use ndarray::{Array1, Array2, Zip};
 
@@ -28,6 +30,16 @@ pub enum Optimizer {
         /// Added to `√v̂`, typically 1e-8.
         epsilon: f32,
     },
+    /// Adam with decoupled weight decay (`torch.optim.AdamW`): `p ← p − lr·λ·p` with λ the
+    /// config's `weight_decay`, then Adam's update from the raw gradient.
+    AdamW {
+        /// Decay of the first moment, typically 0.9.
+        beta1: f32,
+        /// Decay of the second moment, typically 0.999.
+        beta2: f32,
+        /// Added to `√v̂`, typically 1e-8.
+        epsilon: f32,
+    },
 }
 
 impl Optimizer {
@@ -39,13 +51,22 @@ impl Optimizer {
         beta2: 0.999,
         epsilon: 1e-8,
     };
+    /// AdamW with PyTorch's defaults (β₁ 0.9, β₂ 0.999, ε 1e-8).
+    pub const ADAMW: Optimizer = Optimizer::AdamW {
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+    };
+    /// The weight decay `torch.optim.AdamW` uses when none is given.
+    pub const ADAMW_WEIGHT_DECAY: f32 = 0.01;
 
-    /// `sgd`, `momentum` or `adam`.
+    /// `sgd`, `momentum`, `adam` or `adamw`.
     pub fn name(self) -> &'static str {
         match self {
             Optimizer::Sgd => "sgd",
             Optimizer::Momentum { .. } => "momentum",
             Optimizer::Adam { .. } => "adam",
+            Optimizer::AdamW { .. } => "adamw",
         }
     }
 
@@ -55,9 +76,10 @@ impl Optimizer {
             "sgd" => Ok(Optimizer::Sgd),
             "momentum" => Ok(Optimizer::MOMENTUM),
             "adam" => Ok(Optimizer::ADAM),
+            "adamw" => Ok(Optimizer::ADAMW),
             _ => Err(Error::invalid(
                 "optimizer",
-                format!("unknown optimizer {name:?}; expected one of sgd, momentum, adam"),
+                format!("unknown optimizer {name:?}; expected one of sgd, momentum, adam, adamw"),
             )),
         }
     }
@@ -67,7 +89,7 @@ impl Optimizer {
         match self {
             Optimizer::Sgd => 0,
             Optimizer::Momentum { .. } => 1,
-            Optimizer::Adam { .. } => 2,
+            Optimizer::Adam { .. } | Optimizer::AdamW { .. } => 2,
         }
     }
 }
@@ -79,7 +101,7 @@ pub struct OptimizerConfig {
     pub optimizer: Optimizer,
     /// The step size.
     pub learning_rate: f32,
-    /// L2 penalty coefficient (0 for none).
+    /// L2 penalty coefficient (0 for none); for [`Optimizer::AdamW`] the decoupled decay λ.
     pub weight_decay: f32,
 }
 
@@ -123,6 +145,11 @@ impl OptimizerConfig {
                 "in [0, 1)",
             ),
             Optimizer::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            }
+            | Optimizer::AdamW {
                 beta1,
                 beta2,
                 epsilon,
@@ -225,12 +252,23 @@ impl OptimizerState {
                         beta1,
                         beta2,
                         epsilon,
+                    }
+                    | Optimizer::AdamW {
+                        beta1,
+                        beta2,
+                        epsilon,
                     } => {
+                        // Adam folds the decay into the gradient; AdamW shrinks the parameter.
+                        let (l2, decoupled) = match optimizer {
+                            Optimizer::AdamW { .. } => (0.0, 1.0 - lr * wd),
+                            _ => (wd, 1.0),
+                        };
                         // In f64: in f32, 1 − 0.999ᵗ loses four digits to cancellation.
                         let correction = |beta: f32| (1.0 - (beta as f64).powi(t)) as f32;
                         let (c1, c2) = (correction(beta1), correction(beta2));
                         zip.for_each(|p, &dp, m, v| {
-                            let g = dp + wd * *p;
+                            let g = dp + l2 * *p;
+                            *p *= decoupled;
                             *m = beta1 * *m + (1.0 - beta1) * g;
                             *v = beta2 * *v + (1.0 - beta2) * g * g;
                             *p -= lr * (*m / c1) / ((*v / c2).sqrt() + epsilon);
@@ -243,11 +281,38 @@ impl OptimizerState {
     }
 }
 
-/// `--optimizer sgd|momentum|adam`, each with its usual hyper-parameters.
+/// Scales `grads` in place so that their global L2 norm (every layer's weight and bias
+/// gradients together) is at most `max_norm`, as `torch.nn.utils.clip_grad_norm_` does: by
+/// `max_norm/(norm + 1e-6)` when that is below 1. Returns the norm before clipping. The squares
+/// are summed in f64, so the norm is exact to f32 rounding for any model size.
+pub fn clip_grad_norm(grads: &mut Gradients, max_norm: f32) -> f32 {
+    let squares: f64 = grads
+        .layers
+        .iter()
+        .flat_map(|g| g.dweight.iter().chain(&g.dbias))
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum();
+    let norm = squares.sqrt() as f32;
+    let scale = (max_norm / (norm + 1e-6)).min(1.0);
+    if scale < 1.0 {
+        for layer in &mut grads.layers {
+            layer.dweight *= scale;
+            layer.dbias *= scale;
+        }
+    }
+    norm
+}
+
+/// `--optimizer sgd|momentum|adam|adamw`, each with its usual hyper-parameters.
 #[cfg(feature = "cli")]
 impl clap::ValueEnum for Optimizer {
     fn value_variants<'a>() -> &'a [Self] {
-        &[Optimizer::Sgd, Optimizer::MOMENTUM, Optimizer::ADAM]
+        &[
+            Optimizer::Sgd,
+            Optimizer::MOMENTUM,
+            Optimizer::ADAM,
+            Optimizer::ADAMW,
+        ]
     }
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {

@@ -332,6 +332,7 @@ fn config() -> TrainConfig {
         },
         batch_size: 8,
         seed: 9,
+        regularization: Default::default(),
     }
 }
 

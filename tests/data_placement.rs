@@ -45,6 +45,7 @@ fn config() -> TrainConfig {
         },
         batch_size: 16,
         seed: 5,
+        regularization: Default::default(),
     }
 }
 

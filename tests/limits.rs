@@ -99,6 +99,7 @@ fn a_data_set_over_the_binding_limit_is_split_and_trains_as_on_a_larger_device()
         optimizer: OptimizerConfig::sgd(0.1),
         batch_size: 32,
         seed: 1,
+        regularization: Default::default(),
     };
     let trained = |gpu: &Gpu| {
         let mut trainer = GpuTrainer::new(gpu, &mlp, &train, Some(&test), config).unwrap();

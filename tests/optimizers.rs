@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{gpu, random_matrix, targets01};
+use common::{assert_all_close, gpu, random_matrix, targets01};
 use wgpu_mlp::ndarray::{Array1, Array2, array};
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
 use wgpu_mlp::{Activation, Dense, GpuMlp, Loss, Mlp};
@@ -84,19 +84,6 @@ fn run(side: Side, mlp: &Mlp, config: OptimizerConfig, batches: &[Batch]) -> Run
             let state = net.optimizer_state().unwrap();
             Run { parameters, state }
         }
-    }
-}
-
-/// `|got − want| ≤ atol + rtol·|want|` for every value, naming the first that is not.
-fn assert_all_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let allowed = atol + rtol * w.abs();
-        assert!(
-            (g - w).abs() <= allowed,
-            "{what}: [{i}] is {g}, expected {w} (difference {:e}, allowed {allowed:e})",
-            (g - w).abs()
-        );
     }
 }
 
@@ -236,9 +223,29 @@ fn weight_decay_adds_lambda_times_the_parameter_to_the_gradient() {
     });
 }
 
+#[test]
+fn adamw_decays_the_parameter_itself_so_a_zero_gradient_shrinks_it_geometrically() {
+    // torch.optim.AdamW: p ← p·(1 − lr·λ), then Adam from the raw gradient, whose bias-corrected
+    // step under a constant g is lr·g/(|g| + ε). With a = 1 − lr·λ and c = lr·g/(|g| + ε),
+    // p_t = a·p_{t−1} − c, so p_t = aᵗ·p_0 − c·(1 − aᵗ)/(1 − a); for g = 0 it is aᵗ·p_0, where
+    // Adam's L2 form would move the parameter by about lr a step.
+    let (lambda, epsilon) = (0.5f64, 1e-8f64);
+    let config = OptimizerConfig {
+        optimizer: Optimizer::ADAMW,
+        learning_rate: LEARNING_RATE as f32,
+        weight_decay: lambda as f32,
+    };
+    let a = 1.0 - LEARNING_RATE * lambda;
+    follows_closed_form(config, |p0, g, t| {
+        let c = LEARNING_RATE * g / (g.abs() + epsilon);
+        a.powf(t) * p0 - c * (1.0 - a.powf(t)) / (1.0 - a)
+    });
+}
+
 /// One step of `config` in f64 on flat parameters, as `torch.optim` documents it: the gradient
 /// gets `λ·p`; SGD `p −= lr·g`; momentum `b = μ·b + g`, `p −= lr·b`; Adam `m = β₁m + (1−β₁)g`,
-/// `v = β₂v + (1−β₂)g²`, `p −= lr·(m/(1−β₁ᵗ))/(√(v/(1−β₂ᵗ)) + ε)` at step `t` (1-based).
+/// `v = β₂v + (1−β₂)g²`, `p −= lr·(m/(1−β₁ᵗ))/(√(v/(1−β₂ᵗ)) + ε)` at step `t` (1-based);
+/// AdamW leaves the gradient alone and first takes `p −= lr·λ·p`.
 fn step_f64(
     config: OptimizerConfig,
     t: i32,
@@ -250,7 +257,11 @@ fn step_f64(
     let lr = f64::from(config.learning_rate);
     let lambda = f64::from(config.weight_decay);
     for i in 0..p.len() {
-        let g = gradient[i] + lambda * p[i];
+        let mut g = gradient[i] + lambda * p[i];
+        if let Optimizer::AdamW { .. } = config.optimizer {
+            g = gradient[i];
+            p[i] -= lr * lambda * p[i];
+        }
         match config.optimizer {
             Optimizer::Sgd => p[i] -= lr * g,
             Optimizer::Momentum { momentum } => {
@@ -258,6 +269,11 @@ fn step_f64(
                 p[i] -= lr * m[i];
             }
             Optimizer::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            }
+            | Optimizer::AdamW {
                 beta1,
                 beta2,
                 epsilon,
@@ -325,6 +341,7 @@ fn a_few_steps_with_varying_gradients_match_an_f64_version_of_every_optimizer() 
         Optimizer::Sgd,
         Optimizer::Momentum { momentum: 0.9 },
         Optimizer::ADAM,
+        Optimizer::ADAMW,
     ] {
         for weight_decay in [0.0, 0.1] {
             let config = OptimizerConfig {

@@ -107,6 +107,7 @@ fn check(activation: Activation, loss: Loss, rows: usize, cols: usize, scale: f3
         activation,
         loss,
         mode: OutputMode::Loss,
+        label_smoothing: 0.0,
     };
     let dispatch = kernel
         .bind(
@@ -198,6 +199,7 @@ fn check_update(config: OptimizerConfig, rows: usize, cols: usize, steps: usize)
     let m1 = gpu.storage_buffer("m1", rows * cols + rows).unwrap();
     let m2 = gpu.storage_buffer("m2", rows * cols + rows).unwrap();
     let counters = gpu.storage_buffer("counters", 2).unwrap();
+    let clip = gpu.storage_buffer("clip", 2).unwrap();
     let buffers = UpdateBuffers {
         weight: &w,
         dweight: &dw,
@@ -206,10 +208,14 @@ fn check_update(config: OptimizerConfig, rows: usize, cols: usize, steps: usize)
         moment1: &m1,
         moment2: &m2,
         counters: &counters,
+        clip: &clip,
     };
-    let update = Update { config }
-        .bind(&gpu, "update test", &buffers, rows * cols, rows)
-        .unwrap();
+    let update = Update {
+        config,
+        clip_norm: None,
+    }
+    .bind(&gpu, "update test", &buffers, rows * cols, rows)
+    .unwrap();
     let advance = Advance::bind(&gpu, "advance test", &buffers, 5).unwrap();
     let mut state = OptimizerState::new(&mlp);
     for _ in 0..steps {
@@ -242,7 +248,12 @@ fn check_update(config: OptimizerConfig, rows: usize, cols: usize, steps: usize)
 
 #[test]
 fn every_optimizer_matches_the_cpu_update() {
-    for optimizer in [Optimizer::Sgd, Optimizer::MOMENTUM, Optimizer::ADAM] {
+    for optimizer in [
+        Optimizer::Sgd,
+        Optimizer::MOMENTUM,
+        Optimizer::ADAM,
+        Optimizer::ADAMW,
+    ] {
         for weight_decay in [0.0, 0.01] {
             let config = OptimizerConfig {
                 optimizer,

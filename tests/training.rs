@@ -228,6 +228,7 @@ mod trainers {
             },
             batch_size: 32,
             seed: 9,
+            regularization: Default::default(),
         }
     }
 

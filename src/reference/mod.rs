@@ -492,6 +492,13 @@ impl Mlp {
     }
 }
 
+/// Cross-entropy's targets with label smoothing ε (`nn.CrossEntropyLoss(label_smoothing=ε)`):
+/// `(1 − ε)·y + ε/K` for `y: (batch, K)`. Training on these is training with smoothing.
+pub fn smooth_labels(y: ArrayView2<'_, f32>, epsilon: f32) -> Array2<f32> {
+    let uniform = epsilon / y.ncols() as f32;
+    y.mapv(|v| (1.0 - epsilon) * v + uniform)
+}
+
 /// The mean loss of `mlp` on `x: (batch, in)`, `y: (batch, out)` with all arithmetic in f64 (the
 /// parameters and data widened from f32).
 pub fn loss_f64(mlp: &Mlp, x: ArrayView2<'_, f32>, y: ArrayView2<'_, f32>) -> Result<f64> {

@@ -5,14 +5,16 @@ use web_time::Instant;
 use ndarray::Array2;
 
 use super::{
-    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, Scores, Split, StopFlag, TrainConfig,
-    Trainer, argmax, batch_sizes, check_dataset, diverged, epoch_order, no_such_set, total_squares,
+    EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, Regularization, Scores, Split, StopFlag,
+    TrainConfig, Trainer, argmax, batch_sizes, check_dataset, diverged, epoch_order, no_such_set,
+    total_squares,
 };
 use crate::augment::{Augmentation, deform};
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::model::Mlp;
-use crate::optim::OptimizerState;
+use crate::optim::{OptimizerState, clip_grad_norm};
+use crate::reference::smooth_labels;
 
 /// Trains an [`Mlp`] with the CPU reference.
 pub struct CpuTrainer<'a> {
@@ -39,6 +41,7 @@ impl<'a> CpuTrainer<'a> {
     ) -> Result<Self> {
         config.validate()?;
         mlp.validate()?;
+        config.regularization.validate(mlp.loss)?;
         check_dataset(mlp.inputs(), mlp.outputs(), train, "training set")?;
         if let Some(test) = test {
             check_dataset(mlp.inputs(), mlp.outputs(), test, "test set")?;
@@ -139,7 +142,7 @@ impl Trainer for CpuTrainer<'_> {
                 .iter()
                 .map(|&i| i as usize)
                 .collect();
-            let (mut x, y) = self.train.batch(&indices);
+            let (mut x, mut y) = self.train.batch(&indices);
             if let Some((augmentation, shape)) = &self.augmentation {
                 let epoch = u32::try_from(self.epochs_done + 1).unwrap_or(u32::MAX);
                 for (mut row, &sample) in x.rows_mut().into_iter().zip(&indices) {
@@ -149,7 +152,14 @@ impl Trainer for CpuTrainer<'_> {
                     row.assign(&ndarray::ArrayView1::from(&deformed));
                 }
             }
-            let (loss, grads) = self.mlp.loss_and_gradients(x.view(), y.view())?;
+            let Regularization {
+                label_smoothing,
+                clip_norm,
+            } = self.config.regularization;
+            if label_smoothing > 0.0 {
+                y = smooth_labels(y.view(), label_smoothing);
+            }
+            let (loss, mut grads) = self.mlp.loss_and_gradients(x.view(), y.view())?;
             if !loss.is_finite() {
                 return Err(diverged(
                     self.epochs_done + 1,
@@ -157,6 +167,9 @@ impl Trainer for CpuTrainer<'_> {
                     steps,
                     &self.config.optimizer,
                 ));
+            }
+            if let Some(max_norm) = clip_norm {
+                clip_grad_norm(&mut grads, max_norm);
             }
             self.state
                 .apply(&self.config.optimizer, &mut self.mlp, &grads)?;

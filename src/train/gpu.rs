@@ -91,6 +91,7 @@ impl GpuTrainer {
             optimizer: OptimizerConfig::sgd(1.0),
             batch_size: batch_size.min(test.len().max(1)),
             seed: 0,
+            regularization: Default::default(),
         };
         let data = (None, Some((Split::Test, HostData::Borrowed(test))));
         Self::build(gpu, mlp, data, config, DataPlacement::Auto)
@@ -148,6 +149,7 @@ impl GpuTrainer {
         }
         let mut net = GpuMlp::with_batch_capacity(gpu, mlp, config.batch_size)?;
         net.set_optimizer(config.optimizer)?;
+        net.set_regularization(config.regularization)?;
         let batch = config.batch_size;
         let train = match train {
             Some(train) => Some(TrainPlan::bind(gpu, &net, train, placement, batch)?),

@@ -14,6 +14,7 @@
 //! Both implement [`Trainer`], so a caller can drive either the same way.
 
 mod cpu;
+pub mod defaults;
 mod gpu;
 mod gpu_data;
 mod gpu_plans;
@@ -27,6 +28,7 @@ use ndarray::Array2;
 use web_time::Instant;
 
 pub use cpu::{CpuTrainer, evaluate_cpu};
+pub use defaults::{DEFAULT_HIDDEN_SIZES, DEFAULT_SEED, Defaults, MAX_DEFAULT_EPOCHS};
 pub use gpu::GpuTrainer;
 pub use gpu_data::{DataPlacement, RESIDENT_CHUNKS};
 pub use schedule::{EarlyStopping, LrSchedule, ScheduleKind};
@@ -34,7 +36,7 @@ pub use schedule::{EarlyStopping, LrSchedule, ScheduleKind};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::profile::Profile;
-use crate::model::Mlp;
+use crate::model::{Loss, Mlp};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::rng::Rng;
 
@@ -53,15 +55,69 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Seeds the per-epoch shuffles.
     pub seed: u64,
+    /// Label smoothing and gradient clipping (none by default).
+    pub regularization: Regularization,
 }
 
 impl TrainConfig {
-    /// Checks the batch size and the optimizer.
+    /// Checks the batch size, the optimizer and the regularization's ranges.
     pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
             return Err(Error::invalid("batch size", "0 (must be at least 1)"));
         }
-        self.optimizer.validate()
+        self.optimizer.validate()?;
+        self.regularization.check_ranges()
+    }
+}
+
+/// What training adds to the loss and the gradients to generalize, each as PyTorch spells it.
+/// Evaluation, `predict` and [`Mlp::loss_and_gradients`] never apply them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Regularization {
+    /// `nn.CrossEntropyLoss(label_smoothing=ε)`: cross-entropy's targets become
+    /// `(1 − ε)·y + ε/K` for `K` classes; 0 for none, in `[0, 1)`, cross-entropy only.
+    pub label_smoothing: f32,
+    /// `torch.nn.utils.clip_grad_norm_(parameters, max_norm)` before each update: when the global
+    /// L2 norm of every weight and bias gradient exceeds it, they are scaled by
+    /// `max_norm/(norm + 1e-6)`; `None` for no clipping.
+    pub clip_norm: Option<f32>,
+}
+
+impl Regularization {
+    /// Checks each setting's range.
+    pub fn check_ranges(&self) -> Result<()> {
+        let epsilon = self.label_smoothing;
+        if !(epsilon.is_finite() && (0.0..1.0).contains(&epsilon)) {
+            return Err(Error::invalid(
+                "label smoothing",
+                format!("{epsilon} (must be in [0, 1))"),
+            ));
+        }
+        if let Some(max_norm) = self.clip_norm
+            && !(max_norm.is_finite() && max_norm > 0.0)
+        {
+            return Err(Error::invalid(
+                "clip norm",
+                format!("{max_norm} (must be a finite number > 0)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the ranges, and that label smoothing goes with a cross-entropy `loss`.
+    pub fn validate(&self, loss: Loss) -> Result<()> {
+        self.check_ranges()?;
+        if self.label_smoothing > 0.0 && loss != Loss::CrossEntropy {
+            return Err(Error::invalid(
+                "label smoothing",
+                format!(
+                    "{} applies to the cross-entropy loss, not {}",
+                    self.label_smoothing,
+                    loss.name()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

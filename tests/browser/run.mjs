@@ -300,6 +300,22 @@ test('a setting the library refuses puts its error text, as the native CLI print
   }
 });
 
+test("the form starts at train's defaults, and a button fills in the tutorial's network", { timeout: 60_000 }, async () => {
+  const page = await open(browser, {});
+  try {
+    const fields = ['hidden', 'output', 'loss', 'optimizer', 'lr', 'batch', 'epochs'];
+    const values = () => page.evaluate((names) => names.map((n) => document.getElementById('settings').elements[n].value), fields);
+    // `wgpu-mlp train --help`'s defaults; the epochs left to the library (10, or 5,000 steps).
+    assert.deepEqual(await values(), ['relu', '', 'cross-entropy', 'adam', '0.001', '64', '']);
+    assert.match(await text(page, '#defaults-note'), /ReLU.*softmax output with the cross-entropy.*Adam at 0\.001, batch 64/s);
+    await page.click('#tutorial-button');
+    // `wgpu-mlp train --tutorial`'s.
+    assert.deepEqual(await values(), ['sigmoid', '', 'mse', 'sgd', '0.5', '64', '5']);
+  } finally {
+    await page.context().close();
+  }
+});
+
 test('a browser without WebGPU gets the clear message in #error and state "error"', { timeout: 60_000 }, async () => {
   // Headless Chromium without --enable-unsafe-webgpu: navigator.gpu exists but offers no adapter.
   const plain = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });

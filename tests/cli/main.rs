@@ -4,10 +4,12 @@
 mod augment;
 #[path = "../common/mod.rs"]
 mod common;
+mod defaults;
 mod errors;
 mod files;
 mod output;
 mod own_data;
+mod regularization;
 mod resume;
 mod tools;
 mod training;

@@ -316,6 +316,10 @@ fn errors_say_things_once_and_advise_what_caused_them() {
         "64",
         "--epochs",
         "1",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.5",
         "--weight-decay",
         "1e30",
     ]);

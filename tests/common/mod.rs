@@ -248,3 +248,16 @@ pub mod worked_example {
         (mlp, array![[0.05f32, 0.10]], array![[0.01f32, 0.99]])
     }
 }
+
+/// `|got − want| ≤ atol + rtol·|want|` for every f64 value, naming the first that is not.
+pub fn assert_all_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let allowed = atol + rtol * w.abs();
+        assert!(
+            (g - w).abs() <= allowed,
+            "{what}: [{i}] is {g}, expected {w} (difference {:e}, allowed {allowed:e})",
+            (g - w).abs()
+        );
+    }
+}

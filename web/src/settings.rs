@@ -4,19 +4,17 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
+use wgpu_mlp::data::files::Task;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-use wgpu_mlp::train::TrainConfig;
+use wgpu_mlp::train::{DEFAULT_SEED, Defaults, Regularization, TrainConfig};
 use wgpu_mlp::{Activation, Error, Init, Loss, Mlp};
 
-/// The CLI's defaults for a new model.
+/// The layers of a new model: MNIST's widths around the CLI's default hidden layer.
 const DEFAULT_LAYERS: [usize; 3] = [784, 128, 10];
-const DEFAULT_LEARNING_RATE: f32 = 0.5;
-const DEFAULT_BATCH: usize = 64;
-const DEFAULT_EPOCHS: usize = 5;
-const DEFAULT_SEED: u64 = 42;
 
 /// The keys a settings object may have.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 15] = [
+    "tutorial",
     "layers",
     "hidden",
     "output",
@@ -25,6 +23,8 @@ const KEYS: [&str; 12] = [
     "optimizer",
     "lr",
     "weight_decay",
+    "label_smoothing",
+    "clip_norm",
     "batch",
     "epochs",
     "seed",
@@ -37,6 +37,8 @@ pub struct Settings {
     pub mlp: Mlp,
     /// The update rule and its hyper-parameters.
     pub optimizer: OptimizerConfig,
+    /// Label smoothing and gradient clipping.
+    pub regularization: Regularization,
     /// Samples per step, capped at the training set's size.
     pub batch: usize,
     /// Epochs the summary counts against.
@@ -52,25 +54,25 @@ impl Settings {
     /// a training set of `train_len` samples.
     pub fn new_model(object: &Value, train_len: usize) -> Result<Settings, Error> {
         let fields = Fields::of(object)?;
+        let defaults = fields.defaults()?;
         let seed = fields.whole("seed")?.unwrap_or(DEFAULT_SEED);
         let layers = fields.layers()?.unwrap_or_else(|| DEFAULT_LAYERS.to_vec());
-        let hidden = fields.named("hidden", Activation::from_name)?;
-        let loss = fields.named("loss", Loss::from_name)?;
         let output = fields.named("output", Activation::from_name)?;
-        let output = output
-            .or_else(|| loss.and_then(Loss::required_output))
-            .unwrap_or(Activation::Sigmoid);
-        let init = fields.named("init", init_from_name)?.unwrap_or(Init::Auto);
-        let mlp = Mlp::with_init(
-            &layers,
-            hidden.unwrap_or(Activation::Sigmoid),
-            output,
-            loss.unwrap_or(Loss::Mse),
-            init,
-            seed,
-        )?;
+        let loss = defaults.loss_for(output, fields.named("loss", Loss::from_name)?);
+        let model = Defaults {
+            hidden: fields
+                .named("hidden", Activation::from_name)?
+                .unwrap_or(defaults.hidden),
+            output: defaults.output_for(output, loss),
+            loss,
+            init: fields
+                .named("init", init_from_name)?
+                .unwrap_or(defaults.init),
+            ..defaults
+        };
+        let mlp = model.mlp(&layers, seed)?;
         mlp.validate()?;
-        fields.rest(mlp, seed, train_len)
+        fields.rest(mlp, seed, train_len, &defaults)
     }
 
     /// The settings `object` gives for continuing to train `mlp`, a loaded model whose file
@@ -95,7 +97,15 @@ impl Settings {
         }
         let fields = Fields(merged);
         let seed = fields.whole("seed")?.unwrap_or(DEFAULT_SEED);
-        fields.rest(mlp, seed, train_len)
+        // A file that does not record a setting predates the task defaults: it was trained with
+        // the tutorial's. The epochs are this session's, as for a new model.
+        let session = fields.defaults()?;
+        let defaults = Defaults {
+            epochs: session.epochs,
+            steps: session.steps,
+            ..Defaults::UNRECORDED
+        };
+        fields.rest(mlp, seed, train_len, &defaults)
     }
 
     /// The training configuration.
@@ -104,6 +114,7 @@ impl Settings {
             optimizer: self.optimizer,
             batch_size: self.batch,
             seed: self.seed,
+            regularization: self.regularization,
         }
     }
 
@@ -118,6 +129,8 @@ impl Settings {
             "optimizer": self.optimizer.optimizer.name(),
             "lr": shortest(self.optimizer.learning_rate),
             "weight_decay": shortest(self.optimizer.weight_decay),
+            "label_smoothing": shortest(self.regularization.label_smoothing),
+            "clip_norm": self.regularization.clip_norm.map(shortest),
             "batch": self.batch,
             "epochs": self.epochs,
             "seed": self.seed,
@@ -134,8 +147,17 @@ impl Settings {
             ("batch", self.batch.to_string()),
             ("dataset", self.dataset.clone()),
             ("seed", self.seed.to_string()),
+            (
+                "label_smoothing",
+                self.regularization.label_smoothing.to_string(),
+            ),
         ]
         .into_iter()
+        .chain(
+            self.regularization
+                .clip_norm
+                .map(|max_norm| ("clip_norm", max_norm.to_string())),
+        )
         .map(|(key, value)| (key.to_string(), value))
         .collect()
     }
@@ -149,11 +171,13 @@ fn shortest(value: f32) -> f64 {
 /// A recorded metadata value as the settings object would give it: numbers for the numeric keys.
 fn recorded_value(key: &str, value: &str) -> Value {
     match key {
-        "lr" | "weight_decay" | "batch" | "seed" | "epochs" => value
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map_or_else(|| Value::String(value.into()), Value::Number),
+        "lr" | "weight_decay" | "label_smoothing" | "clip_norm" | "batch" | "seed" | "epochs" => {
+            value
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(|| Value::String(value.into()), Value::Number)
+        }
         _ => Value::String(value.into()),
     }
 }
@@ -230,18 +254,57 @@ impl Fields {
         ))
     }
 
-    /// The optimizer, batch, epochs and data set, completing a model and its seed.
-    fn rest(&self, mlp: Mlp, seed: u64, train_len: usize) -> Result<Settings, Error> {
+    /// The defaults the object chooses: the tutorial's network with `"tutorial": true`, else
+    /// the classification defaults (the page's sets are all classes).
+    fn defaults(&self) -> Result<Defaults, Error> {
+        Ok(match self.0.get("tutorial") {
+            None | Some(Value::Bool(false)) => Defaults::for_task(Task::Classification),
+            Some(Value::Bool(true)) => Defaults::tutorial(Task::Classification),
+            Some(other) => {
+                return Err(invalid(
+                    "tutorial",
+                    format!("{other} (must be true or false)"),
+                ));
+            }
+        })
+    }
+
+    /// The optimizer, batch, epochs and data set, completing a model and its seed, with
+    /// `defaults` for what the object leaves out.
+    fn rest(
+        &self,
+        mlp: Mlp,
+        seed: u64,
+        train_len: usize,
+        defaults: &Defaults,
+    ) -> Result<Settings, Error> {
+        let rule = self
+            .named("optimizer", Optimizer::from_name)?
+            .unwrap_or(defaults.optimizer.optimizer);
+        // torch.optim.AdamW's decay when none is given, as the CLI's.
+        let default_decay = match rule {
+            Optimizer::AdamW { .. } => Optimizer::ADAMW_WEIGHT_DECAY,
+            _ => defaults.optimizer.weight_decay,
+        };
         let optimizer = OptimizerConfig {
-            optimizer: self
-                .named("optimizer", Optimizer::from_name)?
-                .unwrap_or(Optimizer::Sgd),
-            learning_rate: self.number("lr")?.unwrap_or(DEFAULT_LEARNING_RATE),
-            weight_decay: self.number("weight_decay")?.unwrap_or(0.0),
+            optimizer: rule,
+            learning_rate: self
+                .number("lr")?
+                .unwrap_or(defaults.optimizer.learning_rate),
+            weight_decay: self.number("weight_decay")?.unwrap_or(default_decay),
         };
         optimizer.validate()?;
-        let batch = self.whole("batch")?.map_or(DEFAULT_BATCH, |b| b as usize);
-        let epochs = self.whole("epochs")?.map_or(DEFAULT_EPOCHS, |e| e as usize);
+        let regularization = Regularization {
+            label_smoothing: self.number("label_smoothing")?.unwrap_or(0.0),
+            clip_norm: self.number("clip_norm")?,
+        };
+        regularization.validate(mlp.loss)?;
+        let batch = self
+            .whole("batch")?
+            .map_or(defaults.batch_size, |b| b as usize);
+        let epochs = self
+            .whole("epochs")?
+            .map_or_else(|| defaults.epochs_for(train_len, batch), |e| e as usize);
         if epochs == 0 {
             return Err(invalid(
                 "epochs",
@@ -251,6 +314,7 @@ impl Fields {
         Ok(Settings {
             mlp,
             optimizer,
+            regularization,
             // A batch larger than the training set is the whole set, as the CLI does.
             batch: if batch > train_len && train_len > 0 {
                 train_len

@@ -158,6 +158,14 @@ function paramsIntoForm() {
   showDatasetFields();
 }
 
+// The tutorial's network (`wgpu-mlp train --tutorial`): the defaults before the task's.
+const TUTORIAL = { hidden: 'sigmoid', output: '', loss: 'mse', optimizer: 'sgd', lr: '0.5', batch: '64', epochs: '5' };
+
+function fillForm(values) {
+  const form = $('settings');
+  for (const [name, value] of Object.entries(values)) form.elements[name].value = value;
+}
+
 function showDatasetFields() {
   const dataset = $('dataset').value;
   document.querySelectorAll('.synthetic-only').forEach((el) => { el.hidden = dataset !== 'synthetic'; });
@@ -182,7 +190,8 @@ function readSettings() {
     optimizer: f.optimizer.value,
     lr,
     batch: integer('batch', f.batch.value),
-    epochs: integer('epochs', f.epochs.value),
+    // Empty: the library's default, 10 epochs or more to make 5,000 steps.
+    epochs: f.epochs.value.trim() === '' ? null : integer('epochs', f.epochs.value),
     seed: integer('seed', f.seed.value),
   };
   if (f.output.value) settings.output = f.output.value;
@@ -348,12 +357,13 @@ async function train() {
         label: `model: [${settings.layers}] ${settings.hidden}→${settings.output || 'auto'} ${settings.loss}, `
           + `${settings.optimizer} lr ${settings.lr}, batch ${settings.batch}, on ${name} (${info.train} train / ${info.test} test)`,
       });
-      resetHistory(settings.epochs);
-      for (let epoch = 1; epoch <= settings.epochs && !stopAsked; epoch++) {
-        setProgress(0, `epoch ${epoch}/${settings.epochs}`);
+      const { epochs } = session.settings();
+      resetHistory(epochs);
+      for (let epoch = 1; epoch <= epochs && !stopAsked; epoch++) {
+        setProgress(0, `epoch ${epoch}/${epochs}`);
         const r = await session.trainEpoch((samples, total, runningLoss) => {
           setProgress(total ? samples / total : 0,
-            `epoch ${epoch}/${settings.epochs}: ${samples}/${total} samples, running loss ${Number(runningLoss).toFixed(5)}`);
+            `epoch ${epoch}/${epochs}: ${samples}/${total} samples, running loss ${Number(runningLoss).toFixed(5)}`);
         });
         addEpoch(r);
         setProgress(1, `epoch ${r.epoch}: test accuracy ${(r.test_accuracy * 100).toFixed(2)}%, ${Math.round(r.samples_per_s)} samples/s`);
@@ -607,6 +617,7 @@ async function asChecking(task) {
 
 function wire() {
   $('settings').addEventListener('submit', (event) => { event.preventDefault(); train(); });
+  $('tutorial-button').addEventListener('click', () => fillForm(TUTORIAL));
   $('dataset').addEventListener('change', showDatasetFields);
   $('stop-button').addEventListener('click', () => { stopAsked = true; $('stop-button').disabled = true; });
   $('save').addEventListener('click', save);

@@ -53,6 +53,10 @@ pub struct BenchArgs {
     /// defaults of `train`), to measure what it costs.
     #[arg(long, value_name = "KINDS", value_parser = parse_augment)]
     augment: Option<Augmentation>,
+    /// Clip the gradients' global L2 norm to this every step (as `train --clip-norm`), to
+    /// measure what clipping costs.
+    #[arg(long, value_name = "MAX_NORM")]
+    clip_norm: Option<f32>,
     /// Print the result as one JSON line.
     #[arg(long)]
     json: bool,
@@ -92,10 +96,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
             || args.unfused
             || args.matmul.0.is_some()
             || args.augment.is_some()
+            || args.clip_norm.is_some()
         {
             bail!(
-                "--profile, --unfused, --matmul and --augment are about the GPU kernels; they \
-                 cannot be used with --cpu"
+                "--profile, --unfused, --matmul, --augment and --clip-norm are about the GPU \
+                 kernels; they cannot be used with --cpu"
             );
         }
         (bench_cpu(args.workload, args.samples)?, None)
@@ -108,6 +113,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             data_samples: args.data_samples,
             placement: args.placement,
             augmentation: args.augment,
+            clip_norm: args.clip_norm,
         };
         bench_gpu(args.workload, args.samples, &options)?
     };

@@ -22,7 +22,7 @@ use wgpu_mlp::train::StopFlag;
 use wgpu_mlp::{Activation, AdapterChoice, Gpu, Loss, Mlp, Optimizer};
 
 /// The seed of the synthetic set and of a new model when none is given or saved.
-pub const DEFAULT_SEED: u64 = 42;
+pub const DEFAULT_SEED: u64 = wgpu_mlp::train::DEFAULT_SEED;
 
 /// The activations a hidden layer may have: softmax only ends a network.
 const HIDDEN_ACTIVATIONS: [&str; 4] = ["identity", "sigmoid", "relu", "tanh"];

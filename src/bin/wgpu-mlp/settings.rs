@@ -10,16 +10,11 @@ use anyhow::{Result, bail};
 use wgpu_mlp::checkpoint::CheckpointInfo;
 use wgpu_mlp::data::files::Task;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-use wgpu_mlp::train::{LrSchedule, ScheduleKind};
-use wgpu_mlp::{Activation, Init, Loss, Mlp};
+use wgpu_mlp::train::{DEFAULT_HIDDEN_SIZES, Defaults, LrSchedule, Regularization, ScheduleKind};
+use wgpu_mlp::{Loss, Mlp};
 
-use crate::common::{DEFAULT_SEED, Recorded, output_activation};
+use crate::common::{DEFAULT_SEED, Recorded};
 use crate::train::{ScheduleName, TrainArgs};
-
-/// The defaults of a new model's options.
-const DEFAULT_HIDDEN_SIZES: [usize; 1] = [128];
-const DEFAULT_LEARNING_RATE: f32 = 0.5;
-const DEFAULT_BATCH: usize = 64;
 
 /// What the data says a model must take and give.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +25,8 @@ pub struct DataShape {
     pub outputs: usize,
     /// Classification or regression.
     pub task: Task,
+    /// Training samples.
+    pub samples: usize,
 }
 
 /// Everything a run trains with.
@@ -44,8 +41,12 @@ pub struct Settings {
     pub optimizer: OptimizerConfig,
     /// Samples per step (before capping at the training set's size).
     pub batch: usize,
+    /// Epochs to train in this run.
+    pub epochs: usize,
     /// The learning rate of each epoch.
     pub schedule: LrSchedule,
+    /// Label smoothing and gradient clipping.
+    pub regularization: Regularization,
 }
 
 /// A model given to `--resume`: its file, weights and metadata.
@@ -68,7 +69,25 @@ impl Settings {
             None => new_model(args, shape)?,
         };
         settings.schedule = schedule(args, &settings)?;
+        settings.regularization.check_ranges()?;
+        if settings.regularization.label_smoothing > 0.0 && settings.mlp.loss != Loss::CrossEntropy
+        {
+            bail!(
+                "--label-smoothing applies to --loss cross-entropy, but this model is trained with {}",
+                settings.mlp.loss.name()
+            );
+        }
         Ok(settings)
+    }
+}
+
+/// The defaults the options choose for `task`: the tutorial's network with `--tutorial`, else
+/// the task's.
+pub fn defaults(args: &TrainArgs, task: Task) -> Defaults {
+    if args.tutorial {
+        Defaults::tutorial(task)
+    } else {
+        Defaults::for_task(task)
     }
 }
 
@@ -117,32 +136,48 @@ fn join(sizes: &[usize]) -> String {
 fn new_model(args: &TrainArgs, shape: DataShape) -> Result<Settings> {
     let seed = args.seed.unwrap_or(DEFAULT_SEED);
     let layers = layer_sizes(args, shape)?;
-    let hidden = args.hidden.unwrap_or(Activation::Sigmoid);
-    // Regression predicts values: an identity output and the mean squared error.
-    let (output, loss) = match shape.task {
-        Task::Regression => (
-            args.output.unwrap_or(Activation::Identity),
-            args.loss.unwrap_or(Loss::Mse),
-        ),
-        Task::Classification => (
-            output_activation(args.output, args.loss),
-            args.loss.unwrap_or(Loss::Mse),
-        ),
+    let defaults = defaults(args, shape.task);
+    let loss = defaults.loss_for(args.output, args.loss);
+    let model = Defaults {
+        hidden: args.hidden.unwrap_or(defaults.hidden),
+        output: defaults.output_for(args.output, loss),
+        loss,
+        init: args.init.unwrap_or(defaults.init),
+        ..defaults
     };
-    let init = args.init.unwrap_or(Init::Auto);
-    let mlp = Mlp::with_init(&layers, hidden, output, loss, init, seed)?;
+    let optimizer = args.optimizer.unwrap_or(defaults.optimizer.optimizer);
+    let batch = args.batch.unwrap_or(defaults.batch_size);
     Ok(Settings {
-        mlp,
+        mlp: model.mlp(&layers, seed)?,
         epochs_before: 0,
         seed,
         optimizer: OptimizerConfig {
-            optimizer: args.optimizer.unwrap_or(Optimizer::Sgd),
-            learning_rate: args.lr.unwrap_or(DEFAULT_LEARNING_RATE),
-            weight_decay: args.weight_decay.unwrap_or(0.0),
+            optimizer,
+            learning_rate: args.lr.unwrap_or(defaults.optimizer.learning_rate),
+            weight_decay: args.weight_decay.unwrap_or(default_weight_decay(
+                optimizer,
+                defaults.optimizer.weight_decay,
+            )),
         },
-        batch: args.batch.unwrap_or(DEFAULT_BATCH),
-        schedule: LrSchedule::constant(DEFAULT_LEARNING_RATE),
+        batch,
+        epochs: args
+            .epochs
+            .unwrap_or_else(|| defaults.epochs_for(shape.samples, batch)),
+        schedule: LrSchedule::constant(defaults.optimizer.learning_rate),
+        regularization: Regularization {
+            label_smoothing: args.label_smoothing.unwrap_or(0.0),
+            clip_norm: args.clip_norm,
+        },
     })
+}
+
+/// The weight decay when none is given: AdamW's 0.01, as `torch.optim.AdamW`; `otherwise` for
+/// the other rules.
+fn default_weight_decay(optimizer: Optimizer, otherwise: f32) -> f32 {
+    match optimizer {
+        Optimizer::AdamW { .. } => Optimizer::ADAMW_WEIGHT_DECAY,
+        _ => otherwise,
+    }
 }
 
 /// The schedule the options ask for, from the settings' learning rate, over the epochs of the
@@ -165,7 +200,7 @@ fn schedule(args: &TrainArgs, settings: &Settings) -> Result<LrSchedule> {
         base: settings.optimizer.learning_rate,
         kind,
         warmup: args.warmup.unwrap_or(0),
-        epochs: settings.epochs_before + args.epochs,
+        epochs: settings.epochs_before + settings.epochs,
     };
     schedule.validate()?;
     Ok(schedule)
@@ -189,6 +224,9 @@ fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Res
         bail!("--init applies to a new model; {file} already has its weights (leave --init out)");
     }
     let saved = Recorded::of(&info, path);
+    // A file that does not record a setting predates the task defaults: it was trained with the
+    // tutorial's.
+    let unrecorded = Defaults::UNRECORDED.optimizer;
     let optimizer = match (args.optimizer, saved.optimizer()?) {
         (Some(asked), Some(recorded)) if asked != recorded => bail!(
             "--optimizer {} contradicts {file}, which was trained with {} (its state is saved beside \
@@ -197,23 +235,37 @@ fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Res
             recorded.name(),
             recorded.name()
         ),
-        (asked, recorded) => asked.or(recorded).unwrap_or(Optimizer::Sgd),
+        (asked, recorded) => asked.or(recorded).unwrap_or(unrecorded.optimizer),
     };
     let learning_rate = setting(
         &saved,
         "lr",
         "learning rate",
         args.lr,
-        DEFAULT_LEARNING_RATE,
+        unrecorded.learning_rate,
     )?;
     let weight_decay = setting(
         &saved,
         "weight_decay",
         "weight decay",
         args.weight_decay,
-        0.0,
+        default_weight_decay(optimizer, unrecorded.weight_decay),
     )?;
-    let batch = setting(&saved, "batch", "batch", args.batch, DEFAULT_BATCH)?;
+    // Files from before these settings existed trained without them.
+    let regularization = Regularization {
+        label_smoothing: args
+            .label_smoothing
+            .or(saved.value("label_smoothing")?)
+            .unwrap_or(0.0),
+        clip_norm: args.clip_norm.or(saved.value("clip_norm")?),
+    };
+    let batch = setting(
+        &saved,
+        "batch",
+        "batch",
+        args.batch,
+        Defaults::UNRECORDED.batch_size,
+    )?;
     let seed = setting(&saved, "seed", "seed", args.seed, DEFAULT_SEED)?;
     eprintln!(
         "resuming {file} ({:?}, {} epochs done, seed {seed})",
@@ -230,7 +282,11 @@ fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Res
             weight_decay,
         },
         batch,
+        epochs: args
+            .epochs
+            .unwrap_or_else(|| defaults(args, shape.task).epochs_for(shape.samples, batch)),
         schedule: LrSchedule::constant(learning_rate),
+        regularization,
     })
 }
 
@@ -305,13 +361,24 @@ where
 }
 
 /// The run settings a save records beside the architecture, for a later `--resume`.
-pub fn recorded(settings: &Settings) -> [(&'static str, String); 5] {
+pub fn recorded(settings: &Settings) -> Vec<(&'static str, String)> {
     let optimizer = &settings.optimizer;
-    [
+    let regularization = &settings.regularization;
+    let mut recorded = vec![
         ("optimizer", optimizer.optimizer.name().to_string()),
         ("lr", optimizer.learning_rate.to_string()),
         ("weight_decay", optimizer.weight_decay.to_string()),
         ("batch", settings.batch.to_string()),
         ("seed", settings.seed.to_string()),
-    ]
+        (
+            "label_smoothing",
+            regularization.label_smoothing.to_string(),
+        ),
+    ];
+    recorded.extend(
+        regularization
+            .clip_norm
+            .map(|max_norm| ("clip_norm", max_norm.to_string())),
+    );
+    recorded
 }

@@ -61,35 +61,52 @@ pub struct TrainArgs {
     /// Hidden layer sizes; the input and output widths come from the data [default: 128].
     #[arg(long, value_name = "SIZES", value_parser = |text: &str| parse_sizes(text).map(Sizes))]
     pub hidden_sizes: Option<Sizes>,
-    /// Activation of the hidden layers [default: sigmoid].
+    /// Activation of the hidden layers [default: relu; sigmoid with --tutorial].
     #[arg(long, value_parser = hidden_activation())]
     pub hidden: Option<Activation>,
-    /// Activation of the output layer [default: identity for regression; else the one --loss
-    /// requires, else sigmoid].
+    /// Activation of the output layer [default: identity for regression; for classes the one
+    /// --loss requires (softmax for cross-entropy), sigmoid for mse].
     #[arg(long, value_enum)]
     pub output: Option<Activation>,
-    /// Loss [default: mse].
+    /// Loss [default: cross-entropy for classes (mse with --tutorial or an --output other than
+    /// softmax), mse for regression].
     #[arg(long, value_enum)]
     pub loss: Option<Loss>,
     /// Weight initialisation (auto: He for ReLU layers, Xavier otherwise) [default: auto].
     #[arg(long, value_enum)]
     pub init: Option<Init>,
-    /// Optimizer (momentum: μ = 0.9; adam: β = 0.9, 0.999, ε = 1e-8) [default: sgd, or the
+    /// Optimizer (momentum: μ = 0.9; adam: β = 0.9, 0.999, ε = 1e-8; adamw: the same with
+    /// decoupled weight decay, torch.optim.AdamW) [default: adam; sgd with --tutorial; or the
     /// --resume'd model's].
     #[arg(long, value_enum)]
     pub optimizer: Option<Optimizer>,
-    /// Learning rate [default: 0.5, or the --resume'd model's].
+    /// Learning rate [default: 0.001; 0.5 with --tutorial; or the --resume'd model's].
     #[arg(long)]
     pub lr: Option<f32>,
-    /// L2 weight decay [default: 0, or the --resume'd model's].
+    /// Weight decay: L2 in the gradient, or with adamw decoupled (p ← p − lr·λ·p) [default: 0,
+    /// 0.01 with adamw, or the --resume'd model's].
     #[arg(long)]
     pub weight_decay: Option<f32>,
+    /// Label smoothing ε of the cross-entropy loss: targets become (1 − ε)·y + ε/classes, as
+    /// torch.nn.CrossEntropyLoss(label_smoothing=ε) [default: 0, or the --resume'd model's].
+    #[arg(long, value_name = "EPSILON")]
+    pub label_smoothing: Option<f32>,
+    /// Clip the global L2 norm of all gradients to this before each update, as
+    /// torch.nn.utils.clip_grad_norm_ [default: no clipping, or the --resume'd model's].
+    #[arg(long, value_name = "MAX_NORM")]
+    pub clip_norm: Option<f32>,
     /// Samples per step [default: 64, or the --resume'd model's].
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Epochs to train (more epochs on top of a --resume'd model).
-    #[arg(long, default_value_t = 5)]
-    pub epochs: usize,
+    /// Epochs to train (more epochs on top of a --resume'd model) [default: 10, or more to make
+    /// 5000 steps, at most 200; 5 with --tutorial].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// The tutorial's network as the defaults: sigmoid hidden units, a sigmoid output with the
+    /// mean squared error (identity for regression), SGD at lr 0.5, batch 64, 5 epochs; each
+    /// option given still wins.
+    #[arg(long)]
+    pub tutorial: bool,
     /// How the learning rate changes from epoch to epoch [default: constant].
     #[arg(long, value_enum)]
     pub lr_schedule: Option<ScheduleName>,
@@ -166,7 +183,7 @@ struct History {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let start_time = Instant::now();
-    if args.epochs == 0 {
+    if args.epochs == Some(0) {
         bail!("--epochs 0: nothing to train (give at least 1)");
     }
     if args.cpu && args.profile.is_some() {
@@ -190,6 +207,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         inputs: data.train.inputs(),
         outputs: data.train.outputs(),
         task: data.preparation.task,
+        samples: data.train.len(),
     };
     let mut settings = Settings::from_args(&args, resumed, shape)?;
     settings
@@ -207,6 +225,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         optimizer: settings.optimizer,
         batch_size: settings.batch,
         seed: settings.seed,
+        regularization: settings.regularization,
     };
     let mlp = &settings.mlp;
     let (mut trainer, adapter) = build_trainer(&args, mlp, &data, config, augmentation)?;
@@ -397,7 +416,7 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Trains `args.epochs` epochs, printing, logging and saving after each; stops early with
+    /// Trains `settings.epochs` epochs, printing, logging and saving after each; stops early with
     /// the error of an interruption, `history` holding the epochs that finished.
     fn train_epochs(
         &self,
@@ -407,11 +426,11 @@ impl Run<'_> {
     ) -> Result<()> {
         let (args, settings) = (self.args, self.settings);
         let mut stopping = EarlyStopping::new(args.early_stopping.unwrap_or(usize::MAX));
-        for epoch in 1..=args.epochs {
+        for epoch in 1..=settings.epochs {
             let total_epochs = settings.epochs_before + epoch;
             let learning_rate = settings.schedule.learning_rate(total_epochs);
             trainer.set_learning_rate(learning_rate)?;
-            let bar = progress_bar(epoch, args.epochs, self.data.train.len());
+            let bar = progress_bar(epoch, settings.epochs, self.data.train.len());
             let report = trainer.train_epoch(&mut |p| {
                 bar.set_position(p.samples as u64);
                 bar.set_message(format!("{:.4}", p.running_loss));

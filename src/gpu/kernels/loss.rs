@@ -2,7 +2,8 @@
 //!
 //! Shapes: `z, y, a, delta: (rows, cols)`, `row_loss: (rows)`; `rows` is the batch, `cols` the
 //! output width. The per-row losses are already divided by the mean's denominator, so their sum
-//! ([`crate::gpu::kernels::reduce::Sum`]) is the batch loss.
+//! ([`crate::gpu::kernels::reduce::Sum`]) is the batch loss. Cross-entropy's label smoothing is
+//! a pipeline constant, so a kernel without it is the same pipeline as before.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -38,7 +39,7 @@ pub enum OutputMode {
 }
 
 /// The output-layer kernel for one activation and loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OutputLayer {
     /// The output activation (softmax included).
     pub activation: Activation,
@@ -46,20 +47,27 @@ pub struct OutputLayer {
     pub loss: Loss,
     /// Forward only, or with loss and δ.
     pub mode: OutputMode,
+    /// Cross-entropy's ε: its targets become `(1 − ε)·y + ε/cols` (0 for none).
+    pub label_smoothing: f32,
 }
 
 impl OutputLayer {
     fn spec(&self) -> PipelineSpec {
+        let mut constants = vec![
+            ("LOSS", self.loss.wgsl_code() as f64),
+            ("ACTIVATION", self.activation.wgsl_code() as f64),
+        ];
+        // Named only when set, so that the unsmoothed kernel stays the pipeline it always was.
+        if self.label_smoothing != 0.0 {
+            constants.push(("LABEL_SMOOTHING", f64::from(self.label_smoothing)));
+        }
         PipelineSpec {
             shader: Shader::Loss,
             entry_point: match self.mode {
                 OutputMode::Forward => "output_forward",
                 OutputMode::Loss => "output_loss",
             },
-            constants: vec![
-                ("LOSS", self.loss.wgsl_code() as f64),
-                ("ACTIVATION", self.activation.wgsl_code() as f64),
-            ],
+            constants,
             storage: STORAGE,
         }
     }

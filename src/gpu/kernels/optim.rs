@@ -1,9 +1,11 @@
-//! `shaders/optim.wgsl`: one update dispatch per layer (SGD, momentum or Adam, with weight decay)
-//! and the per-step counter the updates and the data gather read.
+//! `shaders/optim.wgsl`: one update dispatch per layer (SGD, momentum, Adam or AdamW, with weight
+//! decay), the per-step counter the updates and the data gather read, and gradient-norm clipping
+//! ([`ClipNorm`]) between the backward pass and the updates.
 //!
 //! Shapes: `weight, dweight: (out, in)`, `bias, dbias: (out)`, `moment1, moment2:
 //! (out·in + out)` (weight entries, then bias entries; one element when the rule keeps none),
-//! `counters: (2)` = `[steps taken, data cursor]`.
+//! `counters: (2)` = `[steps taken, data cursor]`, `clip: (1 + layers)` = `[scale, Σ g² per
+//! layer…]`.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -12,12 +14,13 @@ use crate::gpu::context::{Access, Gpu, PipelineSpec};
 use crate::gpu::kernels::{Dispatch, Shader};
 use crate::optim::{Optimizer, OptimizerConfig};
 
-/// Bindings after the uniform: weight, dweight, bias, dbias, moment1, moment2, counters.
+/// Bindings after the uniform: weight, dweight, bias, dbias, moment1, moment2, counters, clip.
 const STORAGE: &[Access] = &[
     Access::ReadWrite,
     Access::Read,
     Access::ReadWrite,
     Access::Read,
+    Access::ReadWrite,
     Access::ReadWrite,
     Access::ReadWrite,
     Access::ReadWrite,
@@ -36,7 +39,8 @@ struct OptimParams {
     rows: u32,
     log_beta1: f32,
     log_beta2: f32,
-    _pad: [u32; 2],
+    max_norm: f32,
+    layer: u32,
 }
 
 /// A layer's parameters, gradients and optimizer state, as the update binds them.
@@ -56,10 +60,12 @@ pub struct UpdateBuffers<'a> {
     pub moment2: &'a wgpu::Buffer,
     /// `[steps taken, data cursor]`.
     pub counters: &'a wgpu::Buffer,
+    /// `[gradient scale, Σ g² of each layer…]`, `(1 + layers)`.
+    pub clip: &'a wgpu::Buffer,
 }
 
 impl UpdateBuffers<'_> {
-    fn list(&self) -> [&wgpu::Buffer; 7] {
+    fn list(&self) -> [&wgpu::Buffer; 8] {
         [
             self.weight,
             self.dweight,
@@ -68,6 +74,7 @@ impl UpdateBuffers<'_> {
             self.moment1,
             self.moment2,
             self.counters,
+            self.clip,
         ]
     }
 }
@@ -77,6 +84,8 @@ impl UpdateBuffers<'_> {
 pub struct Update {
     /// The rule and its hyper-parameters.
     pub config: OptimizerConfig,
+    /// The gradient-norm threshold [`ClipNorm`] scales the gradients to, if any.
+    pub clip_norm: Option<f32>,
 }
 
 impl Update {
@@ -101,6 +110,11 @@ impl Update {
                 beta1,
                 beta2,
                 epsilon,
+            }
+            | Optimizer::AdamW {
+                beta1,
+                beta2,
+                epsilon,
             } => (beta1, beta2, epsilon),
         };
         let params = OptimParams {
@@ -114,7 +128,8 @@ impl Update {
             rows: 0,
             log_beta1: (beta1 as f64).ln() as f32,
             log_beta2: (beta2 as f64).ln() as f32,
-            _pad: [0; 2],
+            max_norm: self.clip_norm.unwrap_or(0.0),
+            layer: 0,
         };
         let config = gpu.config();
         Ok((params, config.grid_1d(total, config.workgroup_size)))
@@ -188,5 +203,63 @@ impl Advance {
             },
             [1, 1, 1],
         );
+    }
+}
+
+/// `torch.nn.utils.clip_grad_norm_` on the GPU: one `square_sum` dispatch per layer, then one
+/// `clip_scale` that leaves the scale in `clip[0]` for the updates, with nothing read back.
+#[derive(Clone, Copy, Debug)]
+pub struct ClipNorm {
+    /// The largest global L2 norm the gradients may keep.
+    pub max_norm: f32,
+}
+
+impl ClipNorm {
+    fn spec(entry_point: &'static str) -> PipelineSpec {
+        PipelineSpec {
+            shader: Shader::Optim,
+            entry_point,
+            constants: vec![],
+            storage: STORAGE,
+        }
+    }
+
+    /// Binds the sum of squares of layer `layer`'s gradients (`weight_len` weights and
+    /// `bias_len` biases) into `clip[1 + layer]`.
+    pub fn bind_square_sum(
+        &self,
+        gpu: &Gpu,
+        label: &str,
+        buffers: &UpdateBuffers<'_>,
+        layer: usize,
+        weight_len: usize,
+        bias_len: usize,
+    ) -> Result<Dispatch> {
+        let params = OptimParams {
+            weight_len: weight_len as u32,
+            bias_len: bias_len as u32,
+            max_norm: self.max_norm,
+            layer: layer as u32,
+            ..Default::default()
+        };
+        let spec = Self::spec("square_sum");
+        Dispatch::new(gpu, label, &spec, &params, &buffers.list(), [1, 1, 1])
+    }
+
+    /// Binds the scale of `layers` layers' gradients into `clip[0]`.
+    pub fn bind_scale(
+        &self,
+        gpu: &Gpu,
+        label: &str,
+        buffers: &UpdateBuffers<'_>,
+        layers: usize,
+    ) -> Result<Dispatch> {
+        let params = OptimParams {
+            max_norm: self.max_norm,
+            layer: layers as u32,
+            ..Default::default()
+        };
+        let spec = Self::spec("clip_scale");
+        Dispatch::new(gpu, label, &spec, &params, &buffers.list(), [1, 1, 1])
     }
 }

@@ -49,8 +49,13 @@ impl LayerParams {
         self.outputs * self.inputs
     }
 
-    /// What the optimizer's kernels bind for this layer.
-    pub fn update_buffers<'a>(&'a self, counters: &'a wgpu::Buffer) -> UpdateBuffers<'a> {
+    /// What the optimizer's kernels bind for this layer, with the network's step counters and
+    /// clipping slots.
+    pub fn update_buffers<'a>(
+        &'a self,
+        counters: &'a wgpu::Buffer,
+        clip: &'a wgpu::Buffer,
+    ) -> UpdateBuffers<'a> {
         UpdateBuffers {
             weight: &self.weight,
             dweight: &self.dweight,
@@ -59,6 +64,7 @@ impl LayerParams {
             moment1: &self.moment1,
             moment2: &self.moment2,
             counters,
+            clip,
         }
     }
 }

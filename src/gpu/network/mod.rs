@@ -14,6 +14,7 @@
 //! backward   dW_l = δ_lᵀ · a_{l−1}                    matmul TN
 //!            db_l = Σ_rows δ_l                         reduce (column sums)
 //!            δ_{l−1} = (δ_l · W_l) ⊙ g′(a_{l−1})       matmul NN, ⊙g′ fused
+//! clip       (with a clip norm) Σ g² per layer, then the scale   optim, no read-back
 //! update     W_l, b_l ← W_l − lr·dW_l, b_l − lr·db_l  optim, one dispatch per layer
 //! ```
 //! Updates are recorded after the whole backward pass, so every δ sees the old weights.
@@ -33,8 +34,9 @@ use crate::gpu::context::Gpu;
 use crate::gpu::kernels::optim::Update;
 use crate::model::{Loss, Mlp};
 use crate::optim::OptimizerConfig;
+use crate::train::Regularization;
 use buffers::{BatchBuffers, LayerParams};
-use plan::{Plan, StepSpec};
+use plan::{Plan, StepSpec, StepState};
 
 /// The batch capacity [`GpuMlp::new`] allocates for; larger batches reallocate once.
 pub const DEFAULT_BATCH_CAPACITY: usize = 256;
@@ -76,10 +78,14 @@ pub struct GpuMlp {
     batch: usize,
     /// The update rule currently in the update dispatches.
     optimizer: OptimizerConfig,
+    /// Label smoothing and gradient clipping, as the plan is bound for them.
+    regularization: Regularization,
     /// Whether the plan's matmuls carry the epilogues.
     fusion: Fusion,
     /// `[steps taken, data cursor]`, advanced on the GPU once per step.
     counters: wgpu::Buffer,
+    /// `[gradient scale, Σ g² per layer…]`, written by the clipping kernels each step.
+    clip: wgpu::Buffer,
     in_flight: std::collections::VecDeque<InFlight>,
     /// Staging for [`GpuMlp::last_loss`], one value.
     loss_staging: wgpu::Buffer,
@@ -117,15 +123,22 @@ impl GpuMlp {
             .map(|(i, layer)| LayerParams::allocate(gpu, i, layer))
             .collect::<Result<Vec<_>>>()?;
         let counters = gpu.storage_buffer("gpu_mlp.counters", 2)?;
+        let clip = gpu.storage_buffer("gpu_mlp.clip", 1 + layers.len())?;
         let fusion = Fusion::Fused;
+        let regularization = Regularization::default();
         let buffers = BatchBuffers::allocate(gpu, &layers, capacity, fusion)?;
         let step = StepSpec {
             loss: mlp.loss,
             batch: capacity,
             optimizer,
+            regularization,
             fusion,
         };
-        let plan = Plan::bind(gpu, &layers, &buffers, &counters, step)?;
+        let state = StepState {
+            counters: &counters,
+            clip: &clip,
+        };
+        let plan = Plan::bind(gpu, &layers, &buffers, state, step)?;
         let loss_staging = gpu.staging_buffer("gpu_mlp.loss_staging", 4)?;
         let mut net = GpuMlp {
             gpu: gpu.clone(),
@@ -135,8 +148,10 @@ impl GpuMlp {
             plan,
             batch: capacity,
             optimizer,
+            regularization,
             fusion,
             counters,
+            clip,
             in_flight: Default::default(),
             loss_staging,
         };
@@ -185,7 +200,11 @@ impl GpuMlp {
             == std::mem::discriminant(&self.optimizer.optimizer);
         if same_rule {
             for (layer, dispatch) in self.layers.iter().zip(&mut self.plan.update) {
-                Update { config: optimizer }.reconfigure(
+                Update {
+                    config: optimizer,
+                    clip_norm: self.regularization.clip_norm,
+                }
+                .reconfigure(
                     &self.gpu,
                     dispatch,
                     layer.weight_len(),
@@ -220,8 +239,13 @@ impl GpuMlp {
             self.gpu
                 .queue()
                 .write_buffer(&self.counters, 0, bytemuck::cast_slice(&[0u32, 0]));
-            self.plan.update =
-                Plan::bind_updates(&self.gpu, &self.layers, &self.counters, &optimizer)?;
+            self.plan.update = Plan::bind_updates(
+                &self.gpu,
+                &self.layers,
+                self.step_state(),
+                &optimizer,
+                self.regularization.clip_norm,
+            )?;
         }
         self.optimizer = optimizer;
         Ok(())
@@ -250,9 +274,29 @@ impl GpuMlp {
             fusion,
             ..self.step_spec()
         };
-        let plan = Plan::bind(&self.gpu, &self.layers, &buffers, &self.counters, step)?;
+        let plan = Plan::bind(&self.gpu, &self.layers, &buffers, self.step_state(), step)?;
         (self.buffers, self.plan, self.fusion) = (buffers, plan, fusion);
         Ok(())
+    }
+
+    /// Rebinds the step for `regularization` (label smoothing in the training loss, gradient
+    /// clipping before the updates). Weights, optimizer state and counters are untouched.
+    pub fn set_regularization(&mut self, regularization: Regularization) -> Result<()> {
+        regularization.validate(self.loss)?;
+        if regularization == self.regularization {
+            return Ok(());
+        }
+        self.rebind(StepSpec {
+            regularization,
+            ..self.step_spec()
+        })?;
+        self.regularization = regularization;
+        Ok(())
+    }
+
+    /// The label smoothing and gradient clipping the step applies.
+    pub fn regularization(&self) -> Regularization {
+        self.regularization
     }
 
     /// The layer sizes `[inputs, hidden…, outputs]`.
@@ -293,7 +337,28 @@ impl GpuMlp {
             loss: self.loss,
             batch: self.batch,
             optimizer: self.optimizer,
+            regularization: self.regularization,
             fusion: self.fusion,
+        }
+    }
+
+    /// Binds a new plan for `step` to the current buffers.
+    fn rebind(&mut self, step: StepSpec) -> Result<()> {
+        self.plan = Plan::bind(
+            &self.gpu,
+            &self.layers,
+            &self.buffers,
+            self.step_state(),
+            step,
+        )?;
+        Ok(())
+    }
+
+    /// The network-wide buffers the updates bind.
+    fn step_state(&self) -> StepState<'_> {
+        StepState {
+            counters: &self.counters,
+            clip: &self.clip,
         }
     }
 

@@ -8,13 +8,14 @@ use crate::gpu::kernels::activation::ActivationKernel;
 use crate::gpu::kernels::elementwise::Elementwise;
 use crate::gpu::kernels::loss::{OutputLayer, OutputMode};
 use crate::gpu::kernels::matmul::{Epilogue, MatmulOperands};
-use crate::gpu::kernels::optim::{Advance, Update};
+use crate::gpu::kernels::optim::{Advance, ClipNorm, Update};
 use crate::gpu::kernels::reduce::{ColumnSum, Sum};
 use crate::gpu::network::Fusion;
 use crate::gpu::network::buffers::{BatchBuffers, LayerParams};
 use crate::gpu::network::products::{LayerProducts, Product};
 use crate::model::{Activation, Loss};
 use crate::optim::OptimizerConfig;
+use crate::train::Regularization;
 
 /// The dispatches of one layer's forward pass.
 pub(super) struct LayerForward {
@@ -39,8 +40,10 @@ pub(super) struct LayerBackward {
 pub(super) struct OutputStep {
     /// The activation alone, for inference.
     pub forward: Dispatch,
-    /// The activation, each row's loss and `δ_{L−1}`, for training.
+    /// The activation, each row's loss and `δ_{L−1}`, for evaluation and training.
     pub loss: Dispatch,
+    /// The same with label smoothing, which only training uses (absent without it).
+    pub smoothed_loss: Option<Dispatch>,
     /// The rows' losses summed into the batch loss.
     pub loss_sum: Dispatch,
 }
@@ -51,7 +54,17 @@ pub(super) struct StepSpec {
     pub loss: Loss,
     pub batch: usize,
     pub optimizer: OptimizerConfig,
+    pub regularization: Regularization,
     pub fusion: Fusion,
+}
+
+/// The network-wide buffers the update kernels bind besides each layer's.
+#[derive(Clone, Copy)]
+pub(super) struct StepState<'a> {
+    /// `[steps taken, data cursor]`.
+    pub counters: &'a wgpu::Buffer,
+    /// `[gradient scale, Σ g² per layer…]`.
+    pub clip: &'a wgpu::Buffer,
 }
 
 /// Every dispatch of a step, bound once.
@@ -60,6 +73,8 @@ pub(super) struct Plan {
     pub output: OutputStep,
     pub backward: Vec<LayerBackward>,
     pub advance: Dispatch,
+    /// Gradient-norm clipping before the updates (empty without it).
+    pub clip: Vec<Dispatch>,
     pub update: Vec<Dispatch>,
 }
 
@@ -88,7 +103,7 @@ impl Plan {
         gpu: &Gpu,
         layers: &[LayerParams],
         buffers: &BatchBuffers,
-        counters: &wgpu::Buffer,
+        state: StepState<'_>,
         step: StepSpec,
     ) -> Result<Plan> {
         let products = LayerProducts::of_network(layers, step.batch);
@@ -100,24 +115,31 @@ impl Plan {
             buffers,
             step,
         };
-        let first_layer = layers[0].update_buffers(counters);
+        let first_layer = layers[0].update_buffers(state.counters, state.clip);
+        let clip_norm = step.regularization.clip_norm;
         Ok(Plan {
             forward: binder.forward()?,
             output: binder.output()?,
             backward: binder.backward()?,
             advance: Advance::bind(gpu, "gpu_mlp.advance", &first_layer, step.batch)?,
-            update: Self::bind_updates(gpu, layers, counters, &step.optimizer)?,
+            clip: Self::bind_clip(gpu, layers, state, clip_norm)?,
+            update: Self::bind_updates(gpu, layers, state, &step.optimizer, clip_norm)?,
         })
     }
 
-    /// One update dispatch per layer, for `optimizer`.
+    /// One update dispatch per layer, for `optimizer`, scaling the gradients by the clipping
+    /// factor when `clip_norm` is set.
     pub fn bind_updates(
         gpu: &Gpu,
         layers: &[LayerParams],
-        counters: &wgpu::Buffer,
+        state: StepState<'_>,
         optimizer: &OptimizerConfig,
+        clip_norm: Option<f32>,
     ) -> Result<Vec<Dispatch>> {
-        let update = Update { config: *optimizer };
+        let update = Update {
+            config: *optimizer,
+            clip_norm,
+        };
         layers
             .iter()
             .enumerate()
@@ -126,12 +148,43 @@ impl Plan {
                 update.bind(
                     gpu,
                     &label,
-                    &layer.update_buffers(counters),
+                    &layer.update_buffers(state.counters, state.clip),
                     layer.weight_len(),
                     layer.outputs,
                 )
             })
             .collect()
+    }
+
+    /// Each layer's sum of squared gradients, then the clipping factor: nothing without
+    /// `clip_norm`.
+    pub fn bind_clip(
+        gpu: &Gpu,
+        layers: &[LayerParams],
+        state: StepState<'_>,
+        clip_norm: Option<f32>,
+    ) -> Result<Vec<Dispatch>> {
+        let Some(max_norm) = clip_norm else {
+            return Ok(Vec::new());
+        };
+        let clip = ClipNorm { max_norm };
+        let mut dispatches = layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                clip.bind_square_sum(
+                    gpu,
+                    &format!("layer{l}.gradient_square_sum"),
+                    &layer.update_buffers(state.counters, state.clip),
+                    l,
+                    layer.weight_len(),
+                    layer.outputs,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let buffers = layers[0].update_buffers(state.counters, state.clip);
+        dispatches.push(clip.bind_scale(gpu, "gpu_mlp.clip_scale", &buffers, layers.len())?);
+        Ok(dispatches)
     }
 
     /// Points every dispatch at `batch` rows of the buffers it is bound to, which must hold them.
@@ -164,6 +217,9 @@ impl Plan {
         let outputs = layers[last].outputs;
         OutputLayer::reshape(gpu, &mut self.output.forward, batch, outputs)?;
         OutputLayer::reshape(gpu, &mut self.output.loss, batch, outputs)?;
+        if let Some(smoothed) = self.output.smoothed_loss.as_mut() {
+            OutputLayer::reshape(gpu, smoothed, batch, outputs)?;
+        }
         Sum::reshape(gpu, &mut self.output.loss_sum, batch)?;
         Advance::reshape(gpu, &mut self.advance, batch);
         Ok(())
@@ -249,11 +305,12 @@ impl Binder<'_> {
         let (gpu, buffers, batch) = (self.gpu, self.buffers, self.step.batch);
         let last = self.layers.len() - 1;
         let output_layer = &self.layers[last];
-        let output_kernel = |mode, label: &str| {
+        let output_kernel = |mode, label_smoothing, label: &str| {
             OutputLayer {
                 activation: output_layer.activation,
                 loss: self.step.loss,
                 mode,
+                label_smoothing,
             }
             .bind(
                 gpu,
@@ -268,8 +325,16 @@ impl Binder<'_> {
             )
         };
         Ok(OutputStep {
-            forward: output_kernel(OutputMode::Forward, "output.forward")?,
-            loss: output_kernel(OutputMode::Loss, "output.loss")?,
+            forward: output_kernel(OutputMode::Forward, 0.0, "output.forward")?,
+            loss: output_kernel(OutputMode::Loss, 0.0, "output.loss")?,
+            smoothed_loss: match self.step.regularization.label_smoothing {
+                epsilon if epsilon > 0.0 => Some(output_kernel(
+                    OutputMode::Loss,
+                    epsilon,
+                    "output.smoothed_loss",
+                )?),
+                _ => None,
+            },
             loss_sum: Sum::bind(
                 gpu,
                 "output.loss_sum",

@@ -6,7 +6,7 @@ use ndarray::ArrayView2;
 use crate::error::Result;
 use crate::gpu::kernels::Recorder;
 use crate::gpu::network::buffers::{BatchBuffers, contiguous};
-use crate::gpu::network::plan::{Plan, StepSpec};
+use crate::gpu::network::plan::StepSpec;
 use crate::gpu::network::{GpuMlp, MAX_STEPS_IN_FLIGHT};
 use crate::model::check_batch;
 use crate::optim::OptimizerConfig;
@@ -22,11 +22,10 @@ impl GpuMlp {
             let capacity = batch.next_power_of_two();
             self.wait_idle()?;
             self.buffers = BatchBuffers::allocate(&self.gpu, &self.layers, capacity, self.fusion)?;
-            let step = StepSpec {
+            self.rebind(StepSpec {
                 batch,
                 ..self.step_spec()
-            };
-            self.plan = Plan::bind(&self.gpu, &self.layers, &self.buffers, &self.counters, step)?;
+            })?;
             self.batch = batch;
             return Ok(());
         }
@@ -52,8 +51,20 @@ impl GpuMlp {
         Ok(batch)
     }
 
-    /// Records the forward pass, and with `training` the output loss and δ.
-    pub(crate) fn record_forward(&self, pass: &mut impl Recorder, training: bool) {
+    /// Records the forward pass, and with `with_loss` the output loss and δ (unsmoothed, as
+    /// evaluation reports it).
+    pub(crate) fn record_forward(&self, pass: &mut impl Recorder, with_loss: bool) {
+        self.record_hidden(pass);
+        if with_loss {
+            self.plan.output.loss.record(pass);
+            self.plan.output.loss_sum.record(pass);
+        } else {
+            self.plan.output.forward.record(pass);
+        }
+    }
+
+    /// Records every layer's forward product up to the output layer's logits.
+    fn record_hidden(&self, pass: &mut impl Recorder) {
         for layer in &self.plan.forward {
             for dispatch in std::iter::once(&layer.matmul)
                 .chain(&layer.bias_add)
@@ -61,12 +72,6 @@ impl GpuMlp {
             {
                 dispatch.record(pass);
             }
-        }
-        if training {
-            self.plan.output.loss.record(pass);
-            self.plan.output.loss_sum.record(pass);
-        } else {
-            self.plan.output.forward.record(pass);
         }
     }
 
@@ -118,10 +123,17 @@ impl GpuMlp {
 
     /// Records one whole training step on whatever is in the batch buffers.
     pub(crate) fn record_step(&self, pass: &mut impl Recorder) {
-        self.record_forward(pass, true);
+        self.record_hidden(pass);
+        let output = &self.plan.output;
+        output
+            .smoothed_loss
+            .as_ref()
+            .unwrap_or(&output.loss)
+            .record(pass);
+        output.loss_sum.record(pass);
         self.record_backward(pass);
         self.plan.advance.record(pass);
-        for dispatch in &self.plan.update {
+        for dispatch in self.plan.clip.iter().chain(&self.plan.update) {
             dispatch.record(pass);
         }
     }

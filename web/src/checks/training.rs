@@ -139,6 +139,7 @@ pub(crate) async fn trainer_check(gpu: &Gpu) -> Result<Check, Error> {
         },
         batch_size: 32,
         seed: 9,
+        regularization: Default::default(),
     };
     let mut on_gpu = GpuTrainer::new(gpu, &mlp, &train, Some(&test), config)?;
     let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), config)?;

@@ -1,0 +1,114 @@
+//! `--optimizer adamw`, `--label-smoothing` and `--clip-norm` from the command line: recorded in
+//! the model file, honoured by `--resume` (a resumed run equals an uninterrupted one, bit for
+//! bit), and refused with the option's name where they do not apply.
+
+use crate::*;
+
+/// `train` on 256 synthetic samples of 784-16-10 softmax cross-entropy with AdamW, label
+/// smoothing and clipping, for `epochs` epochs, saving to `model`; more arguments after.
+fn train_regularized(model: &Path, epochs: &str, more: &[&str]) -> String {
+    let mut args = vec![
+        "train",
+        "--layers",
+        "784,16,10",
+        "--hidden",
+        "relu",
+        "--loss",
+        "cross-entropy",
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "0.002",
+        "--label-smoothing",
+        "0.1",
+        "--clip-norm",
+        "0.5",
+        "--batch",
+        "32",
+        "--train-size",
+        "256",
+        "--test-size",
+        "64",
+        "--seed",
+        "7",
+        "--epochs",
+        epochs,
+        "--save",
+        model.to_str().unwrap(),
+    ];
+    args.extend(more);
+    succeed(&args)
+}
+
+#[test]
+fn the_settings_are_recorded_and_a_resumed_run_equals_an_uninterrupted_one() {
+    let dir = scratch("regularized-resume");
+    let (whole, halves) = (
+        dir.join("whole.safetensors"),
+        dir.join("halves.safetensors"),
+    );
+    train_regularized(&whole, "2", &[]);
+    train_regularized(&halves, "1", &[]);
+    // The resumed run gives no regularization option: the file says what they were.
+    succeed(&[
+        "train",
+        "--resume",
+        halves.to_str().unwrap(),
+        "--train-size",
+        "256",
+        "--test-size",
+        "64",
+        "--epochs",
+        "1",
+        "--save",
+        halves.to_str().unwrap(),
+    ]);
+    let (whole_model, info) = wgpu_mlp::checkpoint::load(&whole).unwrap();
+    let (halves_model, _) = wgpu_mlp::checkpoint::load(&halves).unwrap();
+    assert_eq!(whole_model, halves_model, "resumed weights differ");
+    for (key, value) in [
+        ("optimizer", "adamw"),
+        // torch.optim.AdamW's default decay, as no --weight-decay was given.
+        ("weight_decay", "0.01"),
+        ("label_smoothing", "0.1"),
+        ("clip_norm", "0.5"),
+    ] {
+        assert_eq!(
+            info.extra.get(key).map(String::as_str),
+            Some(value),
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn settings_that_do_not_apply_are_refused_naming_the_option() {
+    let dir = scratch("regularized-refused");
+    let model = dir.join("model.safetensors");
+    let base = [
+        "train",
+        "--layers",
+        "784,16,10",
+        "--train-size",
+        "64",
+        "--epochs",
+        "1",
+    ];
+    let refused: [(&[&str], &str); 4] = [
+        (
+            &["--label-smoothing", "0.1", "--loss", "mse"],
+            "--label-smoothing",
+        ),
+        (&["--label-smoothing", "1"], "label smoothing"),
+        (&["--clip-norm", "0"], "clip norm"),
+        (&["--clip-norm", "nan"], "clip norm"),
+    ];
+    for (options, needle) in refused {
+        let mut args = base.to_vec();
+        args.extend(options);
+        args.extend(["--save", model.to_str().unwrap()]);
+        let stderr = fail(&args);
+        assert!(stderr.contains(needle), "{options:?}: {stderr}");
+        assert!(!model.exists(), "{options:?} saved a model");
+    }
+}
