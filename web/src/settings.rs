@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
+use wgpu_mlp::augment::Augmentation;
 use wgpu_mlp::data::files::Task;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
 use wgpu_mlp::train::{DEFAULT_SEED, Defaults, Regularization, TrainConfig};
@@ -13,7 +14,7 @@ use wgpu_mlp::{Activation, Error, Init, Loss, Mlp};
 const DEFAULT_LAYERS: [usize; 3] = [784, 128, 10];
 
 /// The keys a settings object may have.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 16] = [
     "tutorial",
     "layers",
     "hidden",
@@ -25,6 +26,7 @@ const KEYS: [&str; 15] = [
     "weight_decay",
     "label_smoothing",
     "clip_norm",
+    "augment",
     "batch",
     "epochs",
     "seed",
@@ -47,6 +49,10 @@ pub struct Settings {
     pub seed: u64,
     /// The data set's name, for the summary and the saved model.
     pub dataset: String,
+    /// Deformations of the training images (`"augment": "affine,elastic"`, the CLI's default
+    /// ranges), and the image shape they assume once the session has its data.
+    pub augmentation: Option<Augmentation>,
+    pub image_shape: Option<(usize, usize)>,
 }
 
 impl Settings {
@@ -131,6 +137,7 @@ impl Settings {
             "weight_decay": shortest(self.optimizer.weight_decay),
             "label_smoothing": shortest(self.regularization.label_smoothing),
             "clip_norm": self.regularization.clip_norm.map(shortest),
+            "augment": self.augmentation.map(|a| a.kinds()),
             "batch": self.batch,
             "epochs": self.epochs,
             "seed": self.seed,
@@ -157,6 +164,12 @@ impl Settings {
             self.regularization
                 .clip_norm
                 .map(|max_norm| ("clip_norm", max_norm.to_string())),
+        )
+        .chain(
+            self.augmentation
+                .zip(self.image_shape)
+                .map(|(augmentation, shape)| augmentation.metadata(shape))
+                .unwrap_or_default(),
         )
         .map(|(key, value)| (key.to_string(), value))
         .collect()
@@ -324,6 +337,12 @@ impl Fields {
             epochs,
             seed,
             dataset: self.text("dataset")?.unwrap_or_else(|| "synthetic".into()),
+            augmentation: self
+                .text("augment")?
+                .filter(|kinds| !kinds.is_empty())
+                .map(|kinds| Augmentation::from_kinds(&kinds))
+                .transpose()?,
+            image_shape: None,
         })
     }
 
