@@ -523,6 +523,7 @@ async function previewDeformations() {
       }
     } finally {
       data.free();
+      setProgress(0, '');
     }
   } catch (error) {
     showError(error);
