@@ -13,6 +13,7 @@ use std::sync::Arc;
 use web_time::Instant;
 
 use crate::data::Dataset;
+use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::gpu::context::{AdapterChoice, Gpu};
 use crate::gpu::kernels::MatmulStrategy;
@@ -169,6 +170,8 @@ pub struct GpuBenchOptions {
     pub placement: DataPlacement,
     /// Clip the gradients' global norm to this every step, to measure what clipping costs.
     pub clip_norm: Option<f32>,
+    /// Dropout on every hidden layer at this probability (0: none), to measure what it costs.
+    pub dropout: f32,
 }
 
 /// Trains `workload` on the GPU `options` select: the first step from nothing, a warm-up, then at
@@ -192,6 +195,9 @@ pub fn bench_gpu(
     let mlp = workload.mlp()?;
     let (data, mut config) = (Arc::new(data), workload.config());
     config.regularization.clip_norm = options.clip_norm;
+    let hidden_layers = mlp.layers.len() - 1;
+    config.regularization.dropout.hidden =
+        Dropout::hidden_rates(&[options.dropout], hidden_layers)?;
     let mut trainer =
         GpuTrainer::with_placement(&gpu, &mlp, data, None, config, options.placement)?;
     trainer.set_fusion(options.fusion)?;

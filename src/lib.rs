@@ -49,6 +49,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
+pub mod dropout;
 pub mod error;
 pub mod files;
 pub mod gpu;

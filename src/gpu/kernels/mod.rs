@@ -10,6 +10,7 @@
 pub mod activation;
 mod config;
 pub mod data;
+pub mod dropout;
 pub mod elementwise;
 pub mod loss;
 pub mod matmul;
@@ -30,6 +31,7 @@ use crate::gpu::context::{Access, Gpu, PipelineSpec};
 pub(crate) enum Shader {
     Activation,
     Data,
+    Dropout,
     Elementwise,
     Loss,
     Matmul,
@@ -48,6 +50,7 @@ impl Shader {
         match self {
             Shader::Activation => "activation",
             Shader::Data => "data",
+            Shader::Dropout => "dropout",
             Shader::Elementwise => "elementwise",
             Shader::Loss => "loss",
             Shader::Matmul => "matmul",
@@ -70,6 +73,7 @@ impl Shader {
         let own = match self {
             Shader::Activation => include_str!("../../../shaders/activation.wgsl"),
             Shader::Data => include_str!("../../../shaders/data.wgsl"),
+            Shader::Dropout => include_str!("../../../shaders/dropout.wgsl"),
             Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
             Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),

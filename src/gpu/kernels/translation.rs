@@ -20,9 +20,10 @@ use crate::gpu::kernels::{KernelConfig, MatmulStrategy, Shader};
 use crate::model::{Activation, Loss};
 
 /// Every WGSL file; `listed` fails to compile when a shader is added and not listed here.
-const SHADERS: [Shader; 9] = [
+const SHADERS: [Shader; 10] = [
     Shader::Activation,
     Shader::Data,
+    Shader::Dropout,
     Shader::Elementwise,
     Shader::Loss,
     Shader::Matmul,
@@ -35,7 +36,8 @@ const SHADERS: [Shader; 9] = [
 #[allow(dead_code)]
 fn listed(shader: Shader) {
     match shader {
-        Shader::Activation | Shader::Data | Shader::Elementwise | Shader::Loss => {}
+        Shader::Activation | Shader::Data | Shader::Dropout | Shader::Elementwise => {}
+        Shader::Loss => {}
         Shader::Matmul | Shader::Metrics | Shader::Optim | Shader::Reduce | Shader::Transpose => {}
     }
 }
