@@ -6,9 +6,10 @@
 //! reference and the GPU draw the same mask without sharing any state: under
 //! `key = philox_key(seed)`, unit `u` (`row·width + column` within the batch) of dropout site
 //! `site` at training step `step` (0-based, counted over the whole run, so it continues across
-//! `--resume`) reads the counter `[u, site, step, DROPOUT_STREAM]` and is kept when
-//! `unit_uniform(word 0) ≥ p`. Site 0 is the input `x`; site `l + 1` is hidden layer `l`'s
-//! activation `a_l`. `shaders/dropout.wgsl` is the same rule.
+//! `--resume`; like the unit, taken modulo 2³²) reads the counter
+//! `[u, site, step, DROPOUT_STREAM]` and is kept when `unit_uniform(word 0) ≥ p`. Site 0 is the
+//! input `x`; site `l + 1` is hidden layer `l`'s activation `a_l`. `shaders/dropout.wgsl` is the
+//! same rule.
 
 use ndarray::Array2;
 

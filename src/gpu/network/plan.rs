@@ -343,13 +343,13 @@ impl Binder<'_> {
                     )?);
                 }
             }
-            let dropout = match l < last {
-                true => {
-                    let rate = self.step.regularization.dropout.hidden_rate(l);
-                    let undropped = buffers.undropped[l].as_ref();
-                    self.dropout((l + 1, rate), &label("dropout"), output, undropped)?
-                }
-                false => None,
+            // Hidden layer l is dropout site l + 1; the output layer has none.
+            let dropout = if l < last {
+                let rate = self.step.regularization.dropout.hidden_rate(l);
+                let undropped = buffers.undropped[l].as_ref();
+                self.dropout((l + 1, rate), &label("dropout"), output, undropped)?
+            } else {
+                None
             };
             forward.push(LayerForward {
                 matmul,
@@ -438,13 +438,12 @@ impl Binder<'_> {
                 None => (None, None),
             };
             // δ_{l−1} belongs to hidden layer l − 1, dropout site l.
-            let delta_prev_dropout = match l {
-                0 => None,
-                _ => {
-                    let rate = self.step.regularization.dropout.hidden_rate(l - 1);
-                    let label = format!("layer{}.delta_dropout", l - 1);
-                    self.dropout((l, rate), &label, &buffers.deltas[l - 1], None)?
-                }
+            let delta_prev_dropout = if l > 0 {
+                let rate = self.step.regularization.dropout.hidden_rate(l - 1);
+                let label = format!("layer{}.delta_dropout", l - 1);
+                self.dropout((l, rate), &label, &buffers.deltas[l - 1], None)?
+            } else {
+                None
             };
             backward.push(LayerBackward {
                 dweight,
