@@ -16,7 +16,7 @@ use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
 use wgpu_mlp::reference::finite_difference_check_with_dropout;
 use wgpu_mlp::rng::{philox_key, philox4x32_10};
 use wgpu_mlp::train::{CpuTrainer, GpuTrainer, Regularization, Split, TrainConfig, Trainer};
-use wgpu_mlp::{Activation, Dense, GpuMlp, Loss, Mlp};
+use wgpu_mlp::{Activation, Dense, Fusion, GpuMlp, Loss, Mlp};
 
 /// The keep factors of a mask: 0 or 1/(1 − p) in f32, as the rule states.
 fn check_factors(mask: &Array2<f32>, p: f32) {
@@ -248,9 +248,10 @@ fn the_gradient_with_the_mask_held_fixed_matches_finite_differences() {
 #[test]
 fn gpu_gradients_with_dropout_equal_the_cpu_references_with_the_same_masks() {
     let gpu = gpu();
+    // Sigmoid hidden units: g′ of the dropped activation would differ from g′ of the kept one.
     let mlp = Mlp::new(
         &[9, 8, 7, 4],
-        Activation::Relu,
+        Activation::Sigmoid,
         Activation::Softmax,
         Loss::CrossEntropy,
         2,
@@ -272,18 +273,29 @@ fn gpu_gradients_with_dropout_equal_the_cpu_references_with_the_same_masks() {
     })
     .unwrap();
     // A fresh network has taken no step: its masks are step 0's.
-    let (gpu_loss, gpu_grads) = net.loss_and_gradients(x.view(), y.view()).unwrap();
     let masks = dropout.masks(seed, 0, rows, &mlp.sizes());
     let (cpu_loss, cpu_grads) = mlp
         .loss_and_gradients_with_dropout(x.view(), y.view(), &masks)
         .unwrap();
-    assert!(
-        (gpu_loss - cpu_loss).abs() <= 1e-5,
-        "gpu {gpu_loss}, cpu {cpu_loss}"
-    );
-    for (l, (g, c)) in gpu_grads.layers.iter().zip(&cpu_grads.layers).enumerate() {
-        let what = format!("layer {l} dweight");
-        assert_all_close(&what, &wide(&g.dweight), &wide(&c.dweight), 1e-5, 1e-3);
+    // The fused step, and the unfused one whose activation and ⊙g′ run as kernels of their own.
+    for fusion in [Fusion::Fused, Fusion::Unfused] {
+        net.set_fusion(fusion).unwrap();
+        let (gpu_loss, gpu_grads) = net.loss_and_gradients(x.view(), y.view()).unwrap();
+        assert!(
+            (gpu_loss - cpu_loss).abs() <= 1e-5,
+            "{fusion:?}: gpu {gpu_loss}, cpu {cpu_loss}"
+        );
+        for (l, (g, c)) in gpu_grads.layers.iter().zip(&cpu_grads.layers).enumerate() {
+            let what = format!("{fusion:?} layer {l}");
+            let (gw, cw) = (wide(&g.dweight), wide(&c.dweight));
+            assert_all_close(&format!("{what} dweight"), &gw, &cw, 1e-5, 1e-3);
+            let (gb, cb) = (&g.dbias, &c.dbias);
+            let (gb, cb): (Vec<f64>, Vec<f64>) = (
+                gb.iter().map(|&v| f64::from(v)).collect(),
+                cb.iter().map(|&v| f64::from(v)).collect(),
+            );
+            assert_all_close(&format!("{what} dbias"), &gb, &cb, 1e-5, 1e-3);
+        }
     }
     // Evaluation never drops: the GPU's forward pass equals the plain reference.
     let forward = net.forward(x.view()).unwrap();
