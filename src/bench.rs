@@ -13,6 +13,7 @@ use std::sync::Arc;
 use web_time::Instant;
 
 use crate::data::Dataset;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::gpu::context::{AdapterChoice, Gpu};
