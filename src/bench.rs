@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use web_time::Instant;
 
+use crate::augment::Augmentation;
 use crate::data::Dataset;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::dropout::Dropout;
@@ -169,6 +170,8 @@ pub struct GpuBenchOptions {
     pub data_samples: Option<usize>,
     /// Where the training set lives.
     pub placement: DataPlacement,
+    /// Deform every training batch (the random images are 28×28), to measure what it costs.
+    pub augmentation: Option<Augmentation>,
     /// Clip the gradients' global norm to this every step, to measure what clipping costs.
     pub clip_norm: Option<f32>,
     /// Dropout on every hidden layer at this probability (0: none), to measure what it costs.
@@ -202,6 +205,9 @@ pub fn bench_gpu(
     let mut trainer =
         GpuTrainer::with_placement(&gpu, &mlp, data, None, config, options.placement)?;
     trainer.set_fusion(options.fusion)?;
+    if let Some(augmentation) = &options.augmentation {
+        trainer.set_augmentation(augmentation)?;
+    }
     trainer.run_steps(1)?;
     let first_step_s = start.elapsed().as_secs_f64();
     trainer.run_steps(steps.div_ceil(10).max(2))?;

@@ -46,6 +46,7 @@
 //! # }
 //! ```
 
+pub mod augment;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;

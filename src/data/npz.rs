@@ -635,6 +635,45 @@ impl LiteralParser<'_> {
     }
 }
 
+/// An `.npz` archive (stored, as `np.savez` writes it) of float32 `arrays`, each
+/// `(name, shape, values)` in C order, as `.npy` format 1.0.
+pub fn write_f32_npz(arrays: &[(&str, &[usize], &[f32])]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let failed = |e: &dyn std::fmt::Display| Error::invalid("npz", format!("writing it: {e}"));
+    for &(name, shape, values) in arrays {
+        if shape.iter().product::<usize>() != values.len() {
+            return Err(Error::invalid(
+                "npz",
+                format!("{name}: {} values for shape {shape:?}", values.len()),
+            ));
+        }
+        let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+        let shape = match dims.len() {
+            1 => format!("({},)", dims[0]),
+            _ => format!("({})", dims.join(", ")),
+        };
+        // numpy pads the header with spaces so that the data starts at a multiple of 64 bytes.
+        let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        while !(MAGIC.len() + 4 + header.len() + 1).is_multiple_of(64) {
+            header.push(' ');
+        }
+        header.push('\n');
+        archive
+            .start_file(format!("{name}.npy"), options)
+            .map_err(|e| failed(&e))?;
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend([1, 0]);
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        archive.write_all(&bytes).map_err(|e| failed(&e))?;
+    }
+    Ok(archive.finish().map_err(|e| failed(&e))?.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

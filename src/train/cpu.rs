@@ -9,6 +9,7 @@ use super::{
     TrainConfig, Trainer, argmax, batch_sizes, check_dataset, diverged, epoch_order, no_such_set,
     total_squares,
 };
+use crate::augment::{Augmentation, deform};
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::model::Mlp;
@@ -24,6 +25,8 @@ pub struct CpuTrainer<'a> {
     train: &'a Dataset,
     test: Option<&'a Dataset>,
     validation: Option<&'a Dataset>,
+    /// Deformations of the training images, with their shape.
+    augmentation: Option<(Augmentation, (usize, usize))>,
     /// Raised to stop after the step in progress.
     stop: StopFlag,
 }
@@ -53,8 +56,19 @@ impl<'a> CpuTrainer<'a> {
             train,
             test,
             validation: None,
+            augmentation: None,
             stop: StopFlag::default(),
         })
+    }
+
+    /// Deforms every training batch with `augmentation` from the next epoch on, exactly as
+    /// [`super::GpuTrainer::set_augmentation`] does; held-out sets are never deformed.
+    pub fn set_augmentation(&mut self, augmentation: &Augmentation) -> Result<()> {
+        augmentation.validate()?;
+        let shape = self.train.image_shape;
+        augmentation.check_image_shape(shape, "the training set")?;
+        self.augmentation = shape.map(|shape| (*augmentation, shape));
+        Ok(())
     }
 
     /// Adds a validation set, evaluated with `evaluate(Split::Validation)`.
@@ -131,7 +145,16 @@ impl Trainer for CpuTrainer<'_> {
                 .iter()
                 .map(|&i| i as usize)
                 .collect();
-            let (x, mut y) = self.train.batch(&indices);
+            let (mut x, mut y) = self.train.batch(&indices);
+            if let Some((augmentation, shape)) = &self.augmentation {
+                let epoch = u32::try_from(self.epochs_done + 1).unwrap_or(u32::MAX);
+                for (mut row, &sample) in x.rows_mut().into_iter().zip(&indices) {
+                    let image = row.to_vec();
+                    let key = (epoch, sample as u32);
+                    let deformed = deform(augmentation, self.config.seed, key, *shape, &image);
+                    row.assign(&ndarray::ArrayView1::from(&deformed));
+                }
+            }
             let Regularization {
                 label_smoothing,
                 clip_norm,

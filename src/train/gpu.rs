@@ -8,13 +8,14 @@ use web_time::Instant;
 
 use ndarray::Array2;
 
-use super::gpu_data::{DataPlacement, HostData};
+use super::gpu_data::{DataPlacement, GatherTarget, HostData};
 use super::gpu_plans::{EvalPlan, TrainPlan};
 #[cfg_attr(target_arch = "wasm32", allow(unused_imports))]
 use super::{
     EpochReport, Evaluation, PROGRESS_INTERVAL, Progress, STEPS_PER_SUBMIT, Scores, Split,
     StopFlag, TrainConfig, Trainer, check_dataset, diverged, epoch_order, no_such_set,
 };
+use crate::augment::Augmentation;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
@@ -94,6 +95,28 @@ impl GpuTrainer {
         };
         let data = (None, Some((Split::Test, HostData::Borrowed(test))));
         Self::build(gpu, mlp, data, config, DataPlacement::Auto)
+    }
+
+    /// Deforms every training batch with `augmentation` from the next epoch on, each sample
+    /// anew each epoch as [`crate::augment::deform`] does; held-out sets are never deformed. An
+    /// error naming `--augment` when the training set has no image shape, and
+    /// [`Error::Unsupported`] when its images do not fit the device's workgroup memory.
+    pub fn set_augmentation(&mut self, augmentation: &Augmentation) -> Result<()> {
+        let train = self.train.as_mut().ok_or_else(no_training_set)?;
+        let to = GatherTarget {
+            counters: self.net.counters_buffer(),
+            x: self.net.x_buffer(),
+            y: self.net.y_buffer(),
+        };
+        let how = (
+            augmentation,
+            self.config.seed,
+            epoch_number(self.epochs_done + 1)?,
+        );
+        let gpu = self.net.gpu();
+        train
+            .dataset
+            .bind_deformation(gpu, "train", how, self.net.batch(), &to)
     }
 
     /// Adds a validation set, evaluated with `evaluate(Split::Validation)`.
@@ -218,7 +241,9 @@ impl GpuTrainer {
     /// Writes the next epoch's shuffled order and resets the data cursor and the epoch's loss;
     /// returns the number of training samples.
     fn begin_epoch(&mut self) -> Result<usize> {
-        let train = self.train.as_ref().ok_or_else(no_training_set)?;
+        let epoch = epoch_number(self.epochs_done + 1)?;
+        let train = self.train.as_mut().ok_or_else(no_training_set)?;
+        train.dataset.set_epoch(self.net.gpu(), epoch)?;
         let len = train.dataset.len;
         self.order.clear();
         self.order.extend(0..len as u32);
@@ -498,6 +523,11 @@ impl GpuTrainer {
         }
         .ok_or_else(|| no_such_set(split))
     }
+}
+
+/// A 1-based epoch as the deformations' counter word holds it.
+fn epoch_number(epoch: usize) -> Result<u32> {
+    u32::try_from(epoch).map_err(|_| Error::invalid("epochs", format!("epoch {epoch} is past 2³²")))
 }
 
 fn no_training_set() -> Error {

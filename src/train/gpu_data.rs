@@ -12,9 +12,11 @@
 use std::sync::Arc;
 
 use super::STEPS_PER_SUBMIT;
+use crate::augment::Augmentation;
 use crate::data::{Dataset, Features, Targets};
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
+use crate::gpu::kernels::augment::{Deform, DeformBuffers};
 use crate::gpu::kernels::data::{ChunkSpan, Gather, GatherBuffers, GatherShape};
 use crate::gpu::kernels::{Dispatch, Recorder};
 
@@ -123,6 +125,9 @@ struct Slab {
     features: wgpu::Buffer,
     targets: wgpu::Buffer,
     gather: Dispatch,
+    /// With deformations: each slab row's index in the data set, which the deformation draws by
+    /// (the slab's own order is the identity).
+    sample_ids: Option<wgpu::Buffer>,
 }
 
 enum Storage {
@@ -147,7 +152,12 @@ enum Storage {
 pub(super) struct GpuDataset {
     pub(super) len: usize,
     pub(super) order: wgpu::Buffer,
+    /// The data set's image shape, which deformations need.
+    image_shape: Option<(usize, usize)>,
     storage: Storage,
+    /// With deformations: the deformation recorded after the gather (resident), or one per slab
+    /// (streamed), each reading the sample ids its gather used.
+    deforms: Vec<Dispatch>,
 }
 
 /// The network's buffers a gather writes, and the counters whose cursor it reads.
@@ -184,13 +194,16 @@ impl GpuDataset {
             float_features: matches!(dataset.features, Features::Floats(_)),
             value_targets: matches!(dataset.targets, Targets::Values(_)),
         };
-        if streamed {
+        let image_shape = dataset.image_shape;
+        let mut bound = if streamed {
             // A slab is one binding too: as many steps as fit one, up to a submission's.
             let steps = (per_chunk / batch).clamp(1, STEPS_PER_SUBMIT);
-            Self::bind_streamed(gpu, name, data.into_shared(), (&shape, steps), to)
+            Self::bind_streamed(gpu, name, data.into_shared(), (&shape, steps), to)?
         } else {
-            Self::bind_resident(gpu, name, dataset, per_chunk, &shape, to)
-        }
+            Self::bind_resident(gpu, name, dataset, per_chunk, &shape, to)?
+        };
+        bound.image_shape = image_shape;
+        Ok(bound)
     }
 
     fn bind_resident(
@@ -237,6 +250,8 @@ impl GpuDataset {
         Ok(GpuDataset {
             len,
             order,
+            image_shape: None,
+            deforms: Vec::new(),
             storage: Storage::Resident {
                 _chunks: chunks,
                 gathers,
@@ -279,12 +294,15 @@ impl GpuDataset {
                 features,
                 targets,
                 gather,
+                sample_ids: None,
             })
         };
         let slabs = Box::new([slab(0)?, slab(1)?]);
         Ok(GpuDataset {
             len: host.len(),
             order,
+            image_shape: None,
+            deforms: Vec::new(),
             storage: Storage::Streamed {
                 host,
                 slabs,
@@ -308,16 +326,75 @@ impl GpuDataset {
         matches!(self.storage, Storage::Streamed { .. })
     }
 
-    /// Records the gather of the batch at the cursor.
+    /// Deforms every batch gathered from now on with `augmentation`, drawn for a run seeded
+    /// with `seed` and starting at 1-based `epoch` (see [`GpuDataset::set_epoch`]); `to` is
+    /// where the gathers write. An error naming the option when the data has no image shape.
+    pub(super) fn bind_deformation(
+        &mut self,
+        gpu: &Gpu,
+        name: &str,
+        (augmentation, seed, epoch): (&Augmentation, u64, u32),
+        rows: usize,
+        to: &GatherTarget<'_>,
+    ) -> Result<()> {
+        augmentation.check_image_shape(self.image_shape, &format!("the {name} set"))?;
+        let shape = self.image_shape.unwrap_or_default();
+        let bind = |label: String, samples: &wgpu::Buffer| {
+            let buffers = DeformBuffers {
+                samples,
+                counters: to.counters,
+                x: to.x,
+            };
+            let how = (augmentation, seed);
+            Deform::bind(gpu, &label, &buffers, how, (rows, shape), epoch)
+        };
+        self.deforms = match &mut self.storage {
+            Storage::Resident { .. } => vec![bind(format!("{name}.deform"), &self.order)?],
+            Storage::Streamed {
+                slabs, capacity, ..
+            } => {
+                let mut deforms = Vec::new();
+                for (index, slab) in slabs.iter_mut().enumerate() {
+                    let what = format!("{name}.slab[{index}]");
+                    let ids = gpu.storage_buffer(&format!("{what}.sample_ids"), *capacity)?;
+                    deforms.push(bind(format!("{what}.deform"), &ids)?);
+                    slab.sample_ids = Some(ids);
+                }
+                deforms
+            }
+        };
+        Ok(())
+    }
+
+    /// Deforms for 1-based `epoch` from now on (nothing without deformations).
+    pub(super) fn set_epoch(&mut self, gpu: &Gpu, epoch: u32) -> Result<()> {
+        self.deforms
+            .iter_mut()
+            .try_for_each(|d| Deform::set_epoch(gpu, d, epoch))
+    }
+
+    /// Records the gather of the batch at the cursor, and its deformation if there is one.
     pub(super) fn record_gather(&self, recorder: &mut impl Recorder) {
-        match &self.storage {
-            Storage::Resident { gathers, .. } => gathers.iter().for_each(|g| g.record(recorder)),
-            Storage::Streamed { slabs, current, .. } => slabs[*current].gather.record(recorder),
+        let slab = match &self.storage {
+            Storage::Resident { gathers, .. } => {
+                gathers.iter().for_each(|g| g.record(recorder));
+                0
+            }
+            Storage::Streamed { slabs, current, .. } => {
+                slabs[*current].gather.record(recorder);
+                *current
+            }
+        };
+        if let Some(deform) = self.deforms.get(slab) {
+            deform.record(recorder);
         }
     }
 
     /// Shapes every gather for batches of `rows`.
     pub(super) fn reshape(&mut self, gpu: &Gpu, rows: usize) -> Result<()> {
+        for deform in &mut self.deforms {
+            Deform::reshape(gpu, deform, rows)?;
+        }
         match &mut self.storage {
             Storage::Resident { gathers, .. } => gathers
                 .iter_mut()
@@ -367,6 +444,11 @@ impl GpuDataset {
             }
             scratch.resize(scratch.len().next_multiple_of(4), 0);
             queue.write_buffer(buffer, 0, scratch);
+        }
+        if let Some(ids) = &slab.sample_ids {
+            scratch.clear();
+            samples.for_each(|sample| scratch.extend_from_slice(&sample.to_le_bytes()));
+            queue.write_buffer(ids, 0, scratch);
         }
         queue.write_buffer(counters, 4, bytemuck::bytes_of(&0u32));
         Ok(())

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 use wasm_bindgen::prelude::*;
+use wgpu_mlp::augment::{Augmentation, deform};
 use wgpu_mlp::data::{self, IDX_FILES, synthetic};
 use wgpu_mlp::{Dataset, Error};
 
@@ -56,6 +57,43 @@ impl Data {
             "rows": rows,
             "cols": cols,
         }))
+    }
+
+    /// Training sample `index` as a session with `"augment": kinds` (`affine`, `elastic` or
+    /// `affine,elastic`, the CLI's default ranges) and `seed` trains on it in 1-based `epoch`:
+    /// the library's CPU deformation, the same images as the GPU's within f32 rounding.
+    #[wasm_bindgen(js_name = deformedTrainImage)]
+    pub fn deformed_train_image(
+        &self,
+        index: usize,
+        kinds: &str,
+        epoch: u32,
+        seed: f64,
+    ) -> Result<Vec<f32>, JsError> {
+        let seed = js::whole(seed, "seed").map_err(js::error)?;
+        let augmentation = Augmentation::from_kinds(kinds).map_err(js::error)?;
+        augmentation
+            .check_image_shape(self.train.image_shape, "the training set")
+            .map_err(js::error)?;
+        if index >= self.train.len() || epoch == 0 {
+            return Err(js::error(Error::Invalid {
+                what: "training image".into(),
+                why: format!(
+                    "{index} in epoch {epoch} (the training set has {}; epochs count from 1)",
+                    self.train.len()
+                ),
+            }));
+        }
+        let mut pixels = vec![0.0; self.train.inputs()];
+        self.train.features.write_row(index, &mut pixels);
+        let shape = self.train.image_shape.unwrap_or_default();
+        Ok(deform(
+            &augmentation,
+            seed,
+            (epoch, index as u32),
+            shape,
+            &pixels,
+        ))
     }
 
     /// Test sample `index` as the model sees it (pixels in [0, 1]).

@@ -62,9 +62,9 @@ struct History {
 impl Session {
     /// A new model as `settings` describe it, with `data` uploaded to `gpu`.
     pub fn create(gpu: &crate::Gpu, data: &Data, settings: JsValue) -> Result<Session, JsError> {
-        let settings =
+        let mut settings =
             Settings::new_model(&json_of(&settings)?, data.train.len()).map_err(js::error)?;
-        let trainer = GpuTrainer::new(
+        let mut trainer = GpuTrainer::new(
             &gpu.gpu,
             &settings.mlp,
             &data.train,
@@ -72,6 +72,7 @@ impl Session {
             settings.train_config(),
         )
         .map_err(js::error)?;
+        deform_with(&mut trainer, &mut settings, &data.train).map_err(js::error)?;
         Ok(Session::from_state(State {
             gpu: gpu.gpu.clone(),
             settings,
@@ -119,9 +120,9 @@ impl Session {
             let mut state = borrow(&state)?;
             let mlp = state.model().await.map_err(js::error)?;
             let recorded = state.settings.recorded();
-            let settings =
+            let mut settings =
                 Settings::continuing(mlp, &recorded, &settings?, train.len()).map_err(js::error)?;
-            let trainer = GpuTrainer::new(
+            let mut trainer = GpuTrainer::new(
                 &state.gpu,
                 &settings.mlp,
                 &train,
@@ -129,6 +130,7 @@ impl Session {
                 settings.train_config(),
             )
             .map_err(js::error)?;
+            deform_with(&mut trainer, &mut settings, &train).map_err(js::error)?;
             state.epochs_before += state.history.epochs;
             state.history = History::default();
             state.settings = settings;
@@ -193,6 +195,20 @@ impl Session {
             Ok(js_sys::Uint8Array::from(&bytes[..]).into())
         })
     }
+}
+
+/// Deforms `trainer`'s training images as `settings` ask, noting their image shape for the
+/// model file.
+fn deform_with(
+    trainer: &mut GpuTrainer,
+    settings: &mut Settings,
+    train: &wgpu_mlp::Dataset,
+) -> Result<(), Error> {
+    if let Some(augmentation) = &settings.augmentation {
+        trainer.set_augmentation(augmentation)?;
+        settings.image_shape = train.image_shape;
+    }
+    Ok(())
 }
 
 impl Session {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
+use wgpu_mlp::augment::Augmentation;
 use wgpu_mlp::data::files::Task;
 use wgpu_mlp::dropout::{Dropout, parse_rates};
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
@@ -14,7 +15,7 @@ use wgpu_mlp::{Activation, Error, Init, Loss, Mlp};
 const DEFAULT_LAYERS: [usize; 3] = [784, 128, 10];
 
 /// The keys a settings object may have.
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 18] = [
     "tutorial",
     "layers",
     "hidden",
@@ -28,6 +29,7 @@ const KEYS: [&str; 17] = [
     "clip_norm",
     "dropout",
     "input_dropout",
+    "augment",
     "batch",
     "epochs",
     "seed",
@@ -50,6 +52,10 @@ pub struct Settings {
     pub seed: u64,
     /// The data set's name, for the summary and the saved model.
     pub dataset: String,
+    /// Deformations of the training images (`"augment": "affine,elastic"`, the CLI's default
+    /// ranges), and the image shape they assume once the session has its data.
+    pub augmentation: Option<Augmentation>,
+    pub image_shape: Option<(usize, usize)>,
 }
 
 impl Settings {
@@ -136,6 +142,7 @@ impl Settings {
             "clip_norm": self.regularization.clip_norm.map(shortest),
             "dropout": self.regularization.dropout.hidden_text(),
             "input_dropout": shortest(self.regularization.dropout.input),
+            "augment": self.augmentation.map(|a| a.kinds()),
             "batch": self.batch,
             "epochs": self.epochs,
             "seed": self.seed,
@@ -170,6 +177,12 @@ impl Settings {
                 self.regularization.dropout.input.to_string(),
             ),
         ])
+        .chain(
+            self.augmentation
+                .zip(self.image_shape)
+                .map(|(augmentation, shape)| augmentation.metadata(shape))
+                .unwrap_or_default(),
+        )
         .map(|(key, value)| (key.to_string(), value))
         .collect()
     }
@@ -342,6 +355,12 @@ impl Fields {
             epochs,
             seed,
             dataset: self.text("dataset")?.unwrap_or_else(|| "synthetic".into()),
+            augmentation: self
+                .text("augment")?
+                .filter(|kinds| !kinds.is_empty())
+                .map(|kinds| Augmentation::from_kinds(&kinds))
+                .transpose()?,
+            image_shape: None,
         })
     }
 

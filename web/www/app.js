@@ -193,6 +193,7 @@ function readSettings() {
     // Empty: the library's default, 10 epochs or more to make 5,000 steps.
     epochs: f.epochs.value.trim() === '' ? null : integer('epochs', f.epochs.value),
     seed: integer('seed', f.seed.value),
+    augment: f.augment.checked ? 'affine,elastic' : null,
   };
   if (f.output.value) settings.output = f.output.value;
   return settings;
@@ -502,6 +503,33 @@ function drawPreview(pixels) {
   }
   preview.putImageData(image, 0, 0);
 }
+
+// The first training image as epochs 1–6 of a run with this seed deform it, side by side.
+async function previewDeformations() {
+  clearError();
+  try {
+    const seed = integer('seed', $('settings').elements.seed.value);
+    const { data } = await loadData();
+    try {
+      const canvas = $('augment-preview').getContext('2d');
+      for (let epoch = 1; epoch <= 6; epoch++) {
+        const pixels = data.deformedTrainImage(0, 'affine,elastic', epoch, seed);
+        const image = canvas.createImageData(28, 28);
+        for (let i = 0; i < 784; i++) {
+          const v = Math.round(pixels[i] * 255);
+          image.data.set([v, v, v, 255], i * 4);
+        }
+        canvas.putImageData(image, (epoch - 1) * 30, 0);
+      }
+    } finally {
+      data.free();
+      setProgress(0, '');
+    }
+  } catch (error) {
+    showError(error);
+  }
+}
+$('augment-preview-button').addEventListener('click', previewDeformations);
 
 function clearBars(note = 'Train a model or load one to see its probabilities.') {
   const bars = $('bars');

@@ -6,6 +6,7 @@ use clap::Args;
 use serde_json::json;
 
 use wgpu_mlp::Fusion;
+use wgpu_mlp::augment::Augmentation;
 use wgpu_mlp::bench::{GpuBenchOptions, Workload, bench_cpu, bench_gpu};
 use wgpu_mlp::gpu::kernels::MatmulStrategy;
 use wgpu_mlp::train::DataPlacement;
@@ -48,6 +49,10 @@ pub struct BenchArgs {
     /// binding each; streamed from the host beyond 8 chunks), resident, or streamed.
     #[arg(long, value_enum, default_value = "auto")]
     placement: DataPlacement,
+    /// Deform every training batch on the GPU (affine, elastic or affine,elastic, with the
+    /// defaults of `train`), to measure what it costs.
+    #[arg(long, value_name = "KINDS", value_parser = parse_augment)]
+    augment: Option<Augmentation>,
     /// Clip the gradients' global L2 norm to this every step (as `train --clip-norm`), to
     /// measure what clipping costs.
     #[arg(long, value_name = "MAX_NORM")]
@@ -59,6 +64,10 @@ pub struct BenchArgs {
     /// Print the result as one JSON line.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_augment(kinds: &str) -> Result<Augmentation, String> {
+    Augmentation::from_kinds(kinds).map_err(|e| e.to_string())
 }
 
 /// `--matmul`: the adapter's choice (`None`) or a strategy forced.
@@ -90,12 +99,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         if args.profile.is_some()
             || args.unfused
             || args.matmul.0.is_some()
+            || args.augment.is_some()
             || args.clip_norm.is_some()
             || args.dropout > 0.0
         {
             bail!(
-                "--profile, --unfused, --matmul, --clip-norm and --dropout are about the GPU \
-                 kernels; they cannot be used with --cpu"
+                "--profile, --unfused, --matmul, --augment, --clip-norm and --dropout are about \
+                 the GPU kernels; they cannot be used with --cpu"
             );
         }
         (bench_cpu(args.workload, args.samples)?, None)
@@ -107,6 +117,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             matmul: args.matmul.0,
             data_samples: args.data_samples,
             placement: args.placement,
+            augmentation: args.augment,
             clip_norm: args.clip_norm,
             dropout: args.dropout,
         };
@@ -118,13 +129,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "gflops": report.gflops, "first_step_s": report.first_step_s, "samples": report.samples, "seconds": report.seconds,
             "kernels": if args.cpu { "cpu" } else if args.unfused { "unfused" } else { "fused" },
             "matmul": report.matmul.map(|m| format!("{m:?}")),
+            "augment": args.augment.map(|a| a.kinds()),
             "profile": profile.as_ref().map(profile_json),
         });
         out!("{line}")?;
         return Ok(());
     }
     out!(
-        "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s{}{}",
+        "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s{}{}{}",
         report.workload,
         report.adapter,
         report.samples_per_s,
@@ -140,6 +152,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         report
             .matmul
             .map(|m| format!(" ({m:?} matmul)"))
+            .unwrap_or_default(),
+        args.augment
+            .map(|a| format!(" (--augment {})", a.kinds()))
             .unwrap_or_default()
     )?;
     if let Some(profile) = &profile {

@@ -5,6 +5,7 @@
 //! the built-in synthetic data set, so that `cargo run --release` works offline on a fresh machine.
 
 mod adapters;
+mod augment;
 mod bench;
 mod common;
 mod dataset;
@@ -50,6 +51,9 @@ enum Command {
     Download(download::DownloadArgs),
     /// Measure training throughput on a fixed workload.
     Bench(bench::BenchArgs),
+    /// Show what the deformation options do: a PNG grid of training images and their
+    /// deformations (and with --npz, the same as arrays).
+    Augment(Box<augment::AugmentCommandArgs>),
 }
 
 fn main() {
@@ -64,6 +68,7 @@ fn main() {
         Some(Command::Adapters) => adapters::run(),
         Some(Command::Download(args)) => download::run(args),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Augment(args)) => augment::run(*args),
     };
     if let Err(error) = result {
         eprintln!("error: {}", describe(&error));

@@ -23,6 +23,7 @@ use wgpu_mlp::train::{
 };
 use wgpu_mlp::{Activation, Init, Loss, Mlp};
 
+use crate::augment::{self, AugmentArgs, Deformations};
 use crate::common::{
     CPU_ADAPTER, Console, DEFAULT_SEED, Recorded, hidden_activation, interrupt_flag,
     is_interruption, open_gpu, parse_sizes, print_confusion, profile_json, progress_bar,
@@ -55,6 +56,8 @@ pub struct Rates(pub Vec<f32>);
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub augment: AugmentArgs,
     /// Layer sizes, inputs first; the first and last must be the data's widths [default: the
     /// data's widths around --hidden-sizes].
     #[arg(long, value_parser = |text: &str| parse_sizes(text).map(Sizes), conflicts_with = "hidden_sizes")]
@@ -210,7 +213,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         None => None,
     };
-    let data = load_data(&args, resumed.as_ref())?;
+    let mut data = load_data(&args, resumed.as_ref())?;
+    let resumed_info = resumed.as_ref().map(|r| (&r.info, r.path));
+    let augmentation = augment::for_training(&args.augment, resumed_info, &mut data)?;
     let shape = DataShape {
         inputs: data.train.inputs(),
         outputs: data.train.outputs(),
@@ -236,7 +241,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         regularization: settings.regularization.clone(),
     };
     let mlp = &settings.mlp;
-    let (mut trainer, adapter) = build_trainer(&args, mlp, &data, config.clone())?;
+    let (mut trainer, adapter) = build_trainer(&args, mlp, &data, config.clone(), augmentation)?;
     trainer.set_epochs_done(settings.epochs_before);
     trainer.stop_on(stop.clone());
     if let Some(path) = &args.resume {
@@ -271,6 +276,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     let mut history = History::default();
     let run = Run {
+        augmentation,
         args: &args,
         console: &console,
         settings: &settings,
@@ -320,11 +326,15 @@ fn build_trainer<'a>(
     mlp: &Mlp,
     data: &'a RunData,
     config: TrainConfig,
+    augmentation: Deformations,
 ) -> Result<(Box<dyn Trainer + 'a>, String)> {
     if args.cpu {
         let mut trainer = CpuTrainer::new(mlp, &data.train, data.test.as_deref(), config)?;
         if let Some(validation) = &data.validation {
             trainer.set_validation(validation)?;
+        }
+        if let Some((augmentation, _)) = &augmentation {
+            trainer.set_augmentation(augmentation)?;
         }
         return Ok((Box::new(trainer), CPU_ADAPTER.to_string()));
     }
@@ -334,6 +344,9 @@ fn build_trainer<'a>(
         GpuTrainer::with_placement(&gpu, mlp, train, test, config, DataPlacement::Auto)?;
     if let Some(validation) = &data.validation {
         trainer.set_validation(validation.clone())?;
+    }
+    if let Some((augmentation, _)) = &augmentation {
+        trainer.set_augmentation(augmentation)?;
     }
     if let Some(steps) = args.profile {
         trainer.profile_next_steps(steps)?;
@@ -411,6 +424,8 @@ struct Run<'a> {
     console: &'a Console,
     settings: &'a Settings,
     data: &'a RunData,
+    /// The deformations trained with, and the image shape they assume.
+    augmentation: Deformations,
 }
 
 impl Run<'_> {
@@ -470,7 +485,8 @@ impl Run<'_> {
             if let Some(path) = &args.save
                 && (best || !args.save_best)
             {
-                save(trainer, path, settings, self.data, total_epochs)?;
+                let data = (self.data, self.augmentation);
+                save(trainer, path, settings, data, total_epochs)?;
             }
             if args.early_stopping.is_some() && stopping.should_stop(total_epochs) {
                 history.stopped_early = true;
@@ -596,7 +612,7 @@ fn save(
     trainer: &mut dyn Trainer,
     path: &Path,
     settings: &Settings,
-    data: &RunData,
+    (data, augmentation): (&RunData, Deformations),
     epochs: usize,
 ) -> Result<()> {
     let mut extra: Vec<(String, String)> = recorded(settings)
@@ -604,6 +620,10 @@ fn save(
         .map(|(key, value)| (key.to_string(), value))
         .collect();
     extra.extend(data.recorded().into_iter().map(|(k, v)| (k.to_string(), v)));
+    if let Some((augmentation, shape)) = augmentation {
+        let recorded = augmentation.metadata(shape).into_iter();
+        extra.extend(recorded.map(|(k, v)| (k.to_string(), v)));
+    }
     let info = CheckpointInfo {
         epochs,
         extra: extra.into_iter().collect(),

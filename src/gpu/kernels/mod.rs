@@ -8,6 +8,7 @@
 //! one place only.
 
 pub mod activation;
+pub mod augment;
 mod config;
 pub mod data;
 pub mod dropout;
@@ -30,6 +31,7 @@ use crate::gpu::context::{Access, Gpu, PipelineSpec};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Shader {
     Activation,
+    Augment,
     Data,
     Dropout,
     Elementwise,
@@ -49,6 +51,7 @@ impl Shader {
     pub(crate) fn stem(self) -> &'static str {
         match self {
             Shader::Activation => "activation",
+            Shader::Augment => "augment",
             Shader::Data => "data",
             Shader::Dropout => "dropout",
             Shader::Elementwise => "elementwise",
@@ -72,6 +75,7 @@ impl Shader {
     pub(crate) fn source(self, config: &KernelConfig) -> String {
         let own = match self {
             Shader::Activation => include_str!("../../../shaders/activation.wgsl"),
+            Shader::Augment => include_str!("../../../shaders/augment.wgsl"),
             Shader::Data => include_str!("../../../shaders/data.wgsl"),
             Shader::Dropout => include_str!("../../../shaders/dropout.wgsl"),
             Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),

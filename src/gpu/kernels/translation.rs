@@ -20,8 +20,9 @@ use crate::gpu::kernels::{KernelConfig, MatmulStrategy, Shader};
 use crate::model::{Activation, Loss};
 
 /// Every WGSL file; `listed` fails to compile when a shader is added and not listed here.
-const SHADERS: [Shader; 10] = [
+const SHADERS: [Shader; 11] = [
     Shader::Activation,
+    Shader::Augment,
     Shader::Data,
     Shader::Dropout,
     Shader::Elementwise,
@@ -36,7 +37,8 @@ const SHADERS: [Shader; 10] = [
 #[allow(dead_code)]
 fn listed(shader: Shader) {
     match shader {
-        Shader::Activation | Shader::Data | Shader::Dropout | Shader::Elementwise => {}
+        Shader::Activation | Shader::Augment | Shader::Data | Shader::Dropout => {}
+        Shader::Elementwise => {}
         Shader::Loss => {}
         Shader::Matmul | Shader::Metrics | Shader::Optim | Shader::Reduce | Shader::Transpose => {}
     }
@@ -185,6 +187,19 @@ fn constant_sets(shader: Shader, entry_point: &str) -> Vec<Vec<(&'static str, f6
             .into_iter()
             .map(|(features, targets)| {
                 vec![("FLOAT_FEATURES", features), ("VALUE_TARGETS", targets)]
+            })
+            .collect(),
+        // Affine, elastic and both, on MNIST's 28×28.
+        (Shader::Augment, "deform") => [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)]
+            .into_iter()
+            .map(|(affine, elastic)| {
+                let field = if elastic == 1.0 { 784.0 } else { 1.0 };
+                vec![
+                    ("PIXELS", 784.0),
+                    ("FIELD_PIXELS", field),
+                    ("AFFINE", affine),
+                    ("ELASTIC", elastic),
+                ]
             })
             .collect(),
         _ => vec![vec![]],
