@@ -33,7 +33,7 @@ fn train_step(c: &mut Criterion) {
         let labels = (0..len).map(|_| rng.below(10) as u32).collect();
         let data = Dataset::images(pixels, (28, 28), labels, 10).unwrap();
         let mut trainer =
-            GpuTrainer::new(&gpu, &workload.mlp().unwrap(), &data, None, config).unwrap();
+            GpuTrainer::new(&gpu, &workload.mlp().unwrap(), &data, None, config.clone()).unwrap();
         group.throughput(Throughput::Elements(config.batch_size as u64));
         for fusion in [Fusion::Fused, Fusion::Unfused] {
             trainer.set_fusion(fusion).unwrap();

@@ -14,6 +14,8 @@ use web_time::Instant;
 
 use crate::augment::Augmentation;
 use crate::data::Dataset;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::gpu::context::{AdapterChoice, Gpu};
 use crate::gpu::kernels::MatmulStrategy;
@@ -172,6 +174,8 @@ pub struct GpuBenchOptions {
     pub augmentation: Option<Augmentation>,
     /// Clip the gradients' global norm to this every step, to measure what clipping costs.
     pub clip_norm: Option<f32>,
+    /// Dropout on every hidden layer at this probability (0: none), to measure what it costs.
+    pub dropout: f32,
 }
 
 /// Trains `workload` on the GPU `options` select: the first step from nothing, a warm-up, then at
@@ -195,6 +199,9 @@ pub fn bench_gpu(
     let mlp = workload.mlp()?;
     let (data, mut config) = (Arc::new(data), workload.config());
     config.regularization.clip_norm = options.clip_norm;
+    let hidden_layers = mlp.layers.len() - 1;
+    config.regularization.dropout.hidden =
+        Dropout::hidden_rates(&[options.dropout], hidden_layers)?;
     let mut trainer =
         GpuTrainer::with_placement(&gpu, &mlp, data, None, config, options.placement)?;
     trainer.set_fusion(options.fusion)?;

@@ -50,6 +50,7 @@ pub mod augment;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
+pub mod dropout;
 pub mod error;
 pub mod files;
 pub mod gpu;

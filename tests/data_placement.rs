@@ -142,7 +142,8 @@ fn auto_streams_a_set_of_more_than_resident_chunks_and_trains_the_same() {
     let run = |gpu: &Gpu, placement| {
         let (train, test) = (Arc::new(train_set.clone()), Arc::new(test_set.clone()));
         let mut trainer =
-            GpuTrainer::with_placement(gpu, &mlp, train, Some(test), config, placement).unwrap();
+            GpuTrainer::with_placement(gpu, &mlp, train, Some(test), config.clone(), placement)
+                .unwrap();
         trainer.train_epoch(&mut |_| {}).unwrap();
         trainer.train_epoch(&mut |_| {}).unwrap();
         (

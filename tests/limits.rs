@@ -102,7 +102,7 @@ fn a_data_set_over_the_binding_limit_is_split_and_trains_as_on_a_larger_device()
         regularization: Default::default(),
     };
     let trained = |gpu: &Gpu| {
-        let mut trainer = GpuTrainer::new(gpu, &mlp, &train, Some(&test), config).unwrap();
+        let mut trainer = GpuTrainer::new(gpu, &mlp, &train, Some(&test), config.clone()).unwrap();
         let report = trainer.train_epoch(&mut |_| {}).unwrap();
         assert!(report.train_loss.is_finite());
         trainer.to_mlp().unwrap()

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{assert_all_close, gpu, random_matrix};
+use common::{assert_all_close, cpu_and_gpu_agree, flat_parameters as flat, gpu, random_matrix};
 use wgpu_mlp::data::synthetic;
 use wgpu_mlp::ndarray::{Array1, Array2};
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig, clip_grad_norm};
@@ -97,7 +97,7 @@ fn one_step_both_sides(regularization: Regularization) -> [(&'static str, f32, M
         seed: 1,
         regularization,
     };
-    let mut on_cpu = CpuTrainer::new(&mlp, &data, None, config).unwrap();
+    let mut on_cpu = CpuTrainer::new(&mlp, &data, None, config.clone()).unwrap();
     let mut on_gpu = GpuTrainer::new(&gpu(), &mlp, &data, None, config).unwrap();
     let cpu_loss = on_cpu.train_epoch(&mut |_| {}).unwrap().train_loss;
     let gpu_loss = on_gpu.train_epoch(&mut |_| {}).unwrap().train_loss;
@@ -105,15 +105,6 @@ fn one_step_both_sides(regularization: Regularization) -> [(&'static str, f32, M
         ("cpu", cpu_loss, on_cpu.to_mlp().unwrap()),
         ("gpu", gpu_loss, on_gpu.to_mlp().unwrap()),
     ]
-}
-
-/// Every parameter of `mlp` in f64: each layer's weight (row-major), then its bias.
-fn flat(mlp: &Mlp) -> Vec<f64> {
-    mlp.layers
-        .iter()
-        .flat_map(|l| l.weight.iter().chain(l.bias.iter()))
-        .map(|&p| f64::from(p))
-        .collect()
 }
 
 /// Checks both sides' step against the f64 step `p − lr·scale·g` with smoothing ε.
@@ -130,6 +121,7 @@ fn check_step(epsilon: f64, clip_norm: Option<f64>) {
     let regularization = Regularization {
         label_smoothing: epsilon as f32,
         clip_norm: clip_norm.map(|n| n as f32),
+        ..Default::default()
     };
     for (side, got_loss, trained) in one_step_both_sides(regularization) {
         let what = format!("{side} ε {epsilon} clip {clip_norm:?} (norm {norm})");
@@ -224,30 +216,10 @@ fn gpu_trainer_follows_the_cpu_trainer_with_adamw_smoothing_and_clipping() {
         regularization: Regularization {
             label_smoothing: 0.1,
             clip_norm: Some(0.5),
+            ..Default::default()
         },
     };
-    let mut on_cpu = CpuTrainer::new(&mlp, &train, None, config).unwrap();
-    let mut on_gpu = GpuTrainer::new(&gpu(), &mlp, &train, None, config).unwrap();
-    for epoch in 1..=2 {
-        let c = on_cpu.train_epoch(&mut |_| {}).unwrap().train_loss;
-        let g = on_gpu.train_epoch(&mut |_| {}).unwrap().train_loss;
-        assert!(
-            (c - g).abs() <= 1e-4 + 1e-3 * c.abs(),
-            "epoch {epoch}: cpu {c}, gpu {g}"
-        );
-    }
-    let (c, g) = (on_cpu.to_mlp().unwrap(), on_gpu.to_mlp().unwrap());
-    assert_all_close("gpu against cpu", &flat(&g), &flat(&c), 1e-4, 1e-3);
-    // And the settings did something: the same run without them ends elsewhere.
-    let plain = TrainConfig {
-        regularization: Regularization::default(),
-        ..config
-    };
-    let mut without = CpuTrainer::new(&mlp, &train, None, plain).unwrap();
-    for _ in 0..2 {
-        without.train_epoch(&mut |_| {}).unwrap();
-    }
-    assert_ne!(without.to_mlp().unwrap(), c);
+    cpu_and_gpu_agree(&mlp, (&train, None), &config, 2);
 }
 
 #[test]
@@ -268,6 +240,7 @@ fn bad_settings_are_refused_by_both_trainers_naming_them() {
         regularization: Regularization {
             label_smoothing,
             clip_norm,
+            ..Default::default()
         },
     };
     for (config, needle) in [
@@ -278,8 +251,10 @@ fn bad_settings_are_refused_by_both_trainers_naming_them() {
         (with(0.0, Some(0.0)), "clip norm"),
         (with(0.0, Some(f32::INFINITY)), "clip norm"),
     ] {
-        let cpu = CpuTrainer::new(&mse, &train, None, config).err().unwrap();
-        let gpu = GpuTrainer::new(&gpu(), &mse, &train, None, config)
+        let cpu = CpuTrainer::new(&mse, &train, None, config.clone())
+            .err()
+            .unwrap();
+        let gpu = GpuTrainer::new(&gpu(), &mse, &train, None, config.clone())
             .err()
             .unwrap();
         for error in [cpu.to_string(), gpu.to_string()] {

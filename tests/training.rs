@@ -267,7 +267,8 @@ mod trainers {
             )
             .unwrap();
             let config = config(optimizer, learning_rate);
-            let mut on_gpu = GpuTrainer::new(&gpu(), &mlp, &train, Some(&test), config).unwrap();
+            let mut on_gpu =
+                GpuTrainer::new(&gpu(), &mlp, &train, Some(&test), config.clone()).unwrap();
             let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), config).unwrap();
             train_both(&mut on_gpu, &mut on_cpu, 3, &format!("{optimizer:?}"));
             let (g, c) = (
@@ -324,7 +325,8 @@ mod trainers {
             batch_size: 9,
             ..config(Optimizer::Sgd, 0.2)
         };
-        let mut on_gpu = GpuTrainer::new(&gpu(), &mlp, &train, Some(&test), config).unwrap();
+        let mut on_gpu =
+            GpuTrainer::new(&gpu(), &mlp, &train, Some(&test), config.clone()).unwrap();
         let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), config).unwrap();
         train_both(&mut on_gpu, &mut on_cpu, 2, "25 inputs");
         let (g, c) = (

@@ -3,7 +3,8 @@
 
 use ndarray::ArrayView2;
 
-use super::{Layer64, Network, widen};
+use super::{Layer64, Masks, Network, check_masks, widen};
+use crate::dropout::DropoutMasks;
 use crate::error::{Error, Result};
 use crate::model::{Activation, Mlp, check_batch};
 
@@ -31,8 +32,24 @@ pub fn finite_difference_check(
     step: f64,
     per_layer: usize,
 ) -> Result<Vec<GradientCheck>> {
+    let no_dropout = DropoutMasks::default();
+    finite_difference_check_with_dropout(mlp, x, y, &no_dropout, step, per_layer)
+}
+
+/// [`finite_difference_check`] of the loss with dropout, its `masks` held fixed: the gradient a
+/// training step with those masks computes.
+pub fn finite_difference_check_with_dropout(
+    mlp: &Mlp,
+    x: ArrayView2<'_, f32>,
+    y: ArrayView2<'_, f32>,
+    masks: &DropoutMasks,
+    step: f64,
+    per_layer: usize,
+) -> Result<Vec<GradientCheck>> {
     mlp.validate()?;
     check_batch(mlp.inputs(), mlp.outputs(), x, Some(y))?;
+    check_masks(mlp, masks, x.nrows())?;
+    let masks = Masks::of(masks);
     if !(step.is_finite() && step > 0.0) {
         return Err(Error::invalid(
             "finite-difference step",
@@ -41,8 +58,12 @@ pub fn finite_difference_check(
     }
     let (x, y) = (x.mapv(f64::from), y.mapv(f64::from));
     let mut layers = widen(mlp);
-    let (_, analytic) =
-        Network::of_f64(&layers, mlp.loss).loss_and_gradients(x.view(), y.view(), None);
+    let (_, analytic) = Network::of_f64(&layers, mlp.loss).loss_and_gradients(
+        x.view(),
+        y.view(),
+        Some(&masks),
+        None,
+    );
     let has_relu = mlp.layers.iter().any(|l| l.activation == Activation::Relu);
     let mut checks = Vec::new();
     for (l, (dweight, dbias)) in analytic.iter().enumerate() {
@@ -65,7 +86,8 @@ pub fn finite_difference_check(
                 *parameter_mut(&mut layers, l, i) = value;
                 let mut signs = Vec::new();
                 let network = Network::of_f64(&layers, mlp.loss);
-                let loss = network.loss(x.view(), y.view(), has_relu.then_some(&mut signs));
+                let signs_out = has_relu.then_some(&mut signs);
+                let loss = network.loss(x.view(), y.view(), Some(&masks), signs_out);
                 (loss, signs)
             };
             let (up, down) = (original + step, original - step);

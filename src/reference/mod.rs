@@ -11,6 +11,10 @@
 //! δ_{l−1} = (δ_l · W_l) ⊙ g′_{l−1}(a_{l−1})
 //! W_l ← W_l − lr·dW_l                 b_l ← b_l − lr·db_l
 //! ```
+//! With dropout ([`crate::dropout`]) a training step multiplies `x` and each hidden `a_l` by its
+//! mask `m` (`1/(1 − p)` kept, 0 dropped) after the activation; the next layer and `dW` read the
+//! dropped values, and backward gives `δ_{l−1} = ((δ_l · W_l) ⊙ g′_{l−1}(a_{l−1})) ⊙ m_{l−1}`
+//! with `g′` of the undropped activation.
 //! Losses are means (PyTorch's `reduction='mean'`); cross-entropy and binary cross-entropy are
 //! computed from the output logits so that they stay finite for any logits.
 //!
@@ -21,13 +25,16 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, LinalgScalar, Scalar
 use num_traits::Float;
 use std::ops::AddAssign;
 
+use crate::dropout::DropoutMasks;
 use crate::error::{Error, Result};
 use crate::model::{Activation, DenseGradients, Gradients, Loss, Mlp, check_batch};
 use crate::optim::OptimizerConfig;
 
 mod finite_difference;
 
-pub use finite_difference::{GradientCheck, finite_difference_check};
+pub use finite_difference::{
+    GradientCheck, finite_difference_check, finite_difference_check_with_dropout,
+};
 
 /// The float types the reference runs in (f32 and f64).
 trait Real: Float + LinalgScalar + ScalarOperand + AddAssign + std::fmt::Debug {}
@@ -35,6 +42,62 @@ impl<T: Float + LinalgScalar + ScalarOperand + AddAssign + std::fmt::Debug> Real
 
 /// One layer's gradients `(dW: (out, in), db: (out))`.
 pub type LayerGradients<F> = (Array2<F>, Array1<F>);
+
+/// A training step's dropout factors in the reference's float type: on `x`, then on each hidden
+/// activation, `None` where there is no dropout.
+struct Masks<F> {
+    input: Option<Array2<F>>,
+    hidden: Vec<Option<Array2<F>>>,
+}
+
+impl<F: Real> Masks<F> {
+    /// `masks` widened to `F` (the factors are exact in both).
+    fn of(masks: &DropoutMasks) -> Self {
+        let widen = |m: &Option<Array2<f32>>| m.as_ref().map(|m| m.mapv(|v| F::from(v).unwrap()));
+        Masks {
+            input: widen(&masks.input),
+            hidden: masks.hidden.iter().map(widen).collect(),
+        }
+    }
+
+    /// Hidden layer `l`'s mask, if it has one.
+    fn hidden(&self, l: usize) -> Option<&Array2<F>> {
+        self.hidden.get(l).and_then(Option::as_ref)
+    }
+}
+
+/// Refuses `masks` whose shapes do not fit `mlp` and a batch of `rows`.
+fn check_masks(mlp: &Mlp, masks: &DropoutMasks, rows: usize) -> Result<()> {
+    let hidden = mlp.layers.len() - 1;
+    if masks.hidden.len() > hidden {
+        return Err(Error::invalid(
+            "dropout masks",
+            format!(
+                "{} hidden masks for {hidden} hidden layers",
+                masks.hidden.len()
+            ),
+        ));
+    }
+    let sites = std::iter::once((&masks.input, mlp.inputs(), "input".to_string())).chain(
+        masks
+            .hidden
+            .iter()
+            .enumerate()
+            .map(|(l, m)| (m, mlp.layers[l].outputs(), format!("hidden layer {l}"))),
+    );
+    for (mask, width, name) in sites {
+        if let Some(mask) = mask
+            && mask.dim() != (rows, width)
+        {
+            return Err(Error::shape(
+                format!("dropout mask of the {name}"),
+                mask.shape(),
+                format!("[{rows}, {width}]"),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Every intermediate of one forward and backward pass, layer by layer (input side first). It is
 /// recorded by the same code that [`Mlp::loss_and_gradients`] runs, so it explains exactly what
@@ -180,6 +243,11 @@ fn output_delta_in_place<F: Real>(
     }
 }
 
+/// `values ← values ⊙ mask`: dropout's factors (`1/(1 − p)` or 0) applied to a batch.
+fn apply_mask<F: Real>(values: &mut Array2<F>, mask: &Array2<F>) {
+    Zip::from(values).and(mask).for_each(|v, &m| *v = *v * m);
+}
+
 /// `(dW, db) = (δᵀ · input, Σ_rows δ)`. δ: `(batch, out)`, input: `(batch, in)`.
 fn layer_gradients<F: Real>(
     delta: ArrayView2<'_, F>,
@@ -271,8 +339,14 @@ impl<'a, F: Real> Network<'a, F> {
     }
 
     /// The output layer's logits `z: (batch, out)` for `x: (batch, in)`, keeping one hidden
-    /// activation alive at a time. Appends `z > 0` for every ReLU input to `relu_signs` if given.
-    fn logits(&self, x: ArrayView2<'_, F>, mut relu_signs: Option<&mut Vec<bool>>) -> Array2<F> {
+    /// activation alive at a time, with dropout `masks` if given. Appends `z > 0` for every ReLU
+    /// input to `relu_signs` if given.
+    fn logits(
+        &self,
+        x: ArrayView2<'_, F>,
+        masks: Option<&Masks<F>>,
+        mut relu_signs: Option<&mut Vec<bool>>,
+    ) -> Array2<F> {
         let mut record = |z: &Array2<F>, activation: Activation| {
             if let Some(signs) = relu_signs.as_mut()
                 && activation == Activation::Relu
@@ -281,11 +355,16 @@ impl<'a, F: Real> Network<'a, F> {
             }
         };
         let last = self.layers.len() - 1;
+        let dropped_x = masks.and_then(|m| m.input.as_ref()).map(|m| &x * m);
+        let x = dropped_x.as_ref().map_or(x, |d| d.view());
         let mut hidden: Option<Array2<F>> = None;
-        for layer in &self.layers[..last] {
+        for (l, layer) in self.layers[..last].iter().enumerate() {
             let mut z = affine(hidden.as_ref().map_or(x, |a| a.view()), layer);
             record(&z, layer.activation);
             activate_in_place(&mut z, layer.activation);
+            if let Some(mask) = masks.and_then(|m| m.hidden(l)) {
+                apply_mask(&mut z, mask);
+            }
             hidden = Some(z);
         }
         let z = affine(hidden.as_ref().map_or(x, |a| a.view()), self.output());
@@ -295,32 +374,40 @@ impl<'a, F: Real> Network<'a, F> {
 
     /// The output activations `(batch, out)`.
     fn forward(&self, x: ArrayView2<'_, F>) -> Array2<F> {
-        let mut a = self.logits(x, None);
+        let mut a = self.logits(x, None, None);
         activate_in_place(&mut a, self.output().activation);
         a
     }
 
-    /// The mean loss. Appends `z > 0` for every ReLU input to `relu_signs` if given.
+    /// The mean loss, with dropout `masks` if given. Appends `z > 0` for every ReLU input to
+    /// `relu_signs` if given.
     fn loss(
         &self,
         x: ArrayView2<'_, F>,
         y: ArrayView2<'_, F>,
+        masks: Option<&Masks<F>>,
         relu_signs: Option<&mut Vec<bool>>,
     ) -> F {
-        let mut z = self.logits(x, relu_signs);
+        let mut z = self.logits(x, masks, relu_signs);
         activate_output_with_loss(self.output().activation, self.loss, &mut z, y)
     }
 
-    /// The mean loss and every layer's `(dW, db)`; records every intermediate in `trace` if given.
+    /// The mean loss and every layer's `(dW, db)`, with dropout `masks` if given; records every
+    /// intermediate in `trace` if given.
     fn loss_and_gradients(
         &self,
         x: ArrayView2<'_, F>,
         y: ArrayView2<'_, F>,
+        masks: Option<&Masks<F>>,
         mut trace: Option<&mut Trace<F>>,
     ) -> (F, Vec<LayerGradients<F>>) {
         let last = self.layers.len() - 1;
-        // Forward, keeping a_0 … a_{L−2}: the backward pass needs them.
+        let dropped_x = masks.and_then(|m| m.input.as_ref()).map(|m| &x * m);
+        let x = dropped_x.as_ref().map_or(x, |d| d.view());
+        // Forward, keeping a_0 … a_{L−2} as the next layer reads them (dropped), and the
+        // undropped activations of layers with dropout, from which backward takes g′.
         let mut hidden: Vec<Array2<F>> = Vec::with_capacity(last);
+        let mut undropped: Vec<Option<Array2<F>>> = Vec::with_capacity(last);
         for (l, layer) in self.layers[..last].iter().enumerate() {
             let input = if l == 0 { x } else { hidden[l - 1].view() };
             let mut z = affine(input, layer);
@@ -328,6 +415,11 @@ impl<'a, F: Real> Network<'a, F> {
                 trace.preactivations.push(z.clone());
             }
             activate_in_place(&mut z, layer.activation);
+            let mask = masks.and_then(|m| m.hidden(l));
+            undropped.push(mask.map(|_| z.clone()));
+            if let Some(mask) = mask {
+                apply_mask(&mut z, mask);
+            }
             if let Some(trace) = trace.as_mut() {
                 trace.activations.push(z.clone());
             }
@@ -357,7 +449,11 @@ impl<'a, F: Real> Network<'a, F> {
             if let Some(a_prev) = hidden.pop() {
                 let (weight, activation_prev) =
                     (self.layers[l].weight, self.layers[l - 1].activation);
+                let a_prev = undropped.pop().flatten().unwrap_or(a_prev);
                 delta = backpropagate(delta.view(), weight, a_prev, activation_prev);
+                if let Some(mask) = masks.and_then(|m| m.hidden(l - 1)) {
+                    apply_mask(&mut delta, mask);
+                }
             }
         }
         gradients.reverse();
@@ -384,7 +480,7 @@ impl Mlp {
     pub fn loss(&self, x: ArrayView2<'_, f32>, y: ArrayView2<'_, f32>) -> Result<f32> {
         let network = Network::of(self)?;
         check_batch(self.inputs(), self.outputs(), x, Some(y))?;
-        Ok(network.loss(x, y, None))
+        Ok(network.loss(x, y, None, None))
     }
 
     /// The output activations and the mean loss on `x: (batch, in)` with targets
@@ -396,7 +492,7 @@ impl Mlp {
     ) -> Result<(Array2<f32>, f32)> {
         let network = Network::of(self)?;
         check_batch(self.inputs(), self.outputs(), x, Some(y))?;
-        let mut outputs = network.logits(x, None);
+        let mut outputs = network.logits(x, None, None);
         let loss =
             activate_output_with_loss(network.output().activation, self.loss, &mut outputs, y);
         Ok((outputs, loss))
@@ -410,7 +506,26 @@ impl Mlp {
     ) -> Result<(f32, Gradients)> {
         let network = Network::of(self)?;
         check_batch(self.inputs(), self.outputs(), x, Some(y))?;
-        let (value, gradients) = network.loss_and_gradients(x, y, None);
+        let (value, gradients) = network.loss_and_gradients(x, y, None, None);
+        let layers = gradients
+            .into_iter()
+            .map(|(dweight, dbias)| DenseGradients { dweight, dbias })
+            .collect();
+        Ok((value, Gradients { layers }))
+    }
+
+    /// [`Mlp::loss_and_gradients`] with dropout: `x` and each hidden activation multiplied by
+    /// their `masks` (one training step's, from [`crate::dropout::Dropout::masks`]).
+    pub fn loss_and_gradients_with_dropout(
+        &self,
+        x: ArrayView2<'_, f32>,
+        y: ArrayView2<'_, f32>,
+        masks: &DropoutMasks,
+    ) -> Result<(f32, Gradients)> {
+        let network = Network::of(self)?;
+        check_batch(self.inputs(), self.outputs(), x, Some(y))?;
+        check_masks(self, masks, x.nrows())?;
+        let (value, gradients) = network.loss_and_gradients(x, y, Some(&Masks::of(masks)), None);
         let layers = gradients
             .into_iter()
             .map(|(dweight, dbias)| DenseGradients { dweight, dbias })
@@ -430,7 +545,7 @@ impl Mlp {
             deltas: Vec::with_capacity(self.layers.len()),
             gradients: Vec::new(),
         };
-        network.loss_and_gradients(x, y, Some(&mut trace));
+        network.loss_and_gradients(x, y, None, Some(&mut trace));
         Ok(trace)
     }
 
@@ -506,7 +621,12 @@ pub fn loss_f64(mlp: &Mlp, x: ArrayView2<'_, f32>, y: ArrayView2<'_, f32>) -> Re
     check_batch(mlp.inputs(), mlp.outputs(), x, Some(y))?;
     let layers = widen(mlp);
     let network = Network::of_f64(&layers, mlp.loss);
-    Ok(network.loss(x.mapv(f64::from).view(), y.mapv(f64::from).view(), None))
+    Ok(network.loss(
+        x.mapv(f64::from).view(),
+        y.mapv(f64::from).view(),
+        None,
+        None,
+    ))
 }
 
 /// [`Mlp::loss_and_gradients`] with all arithmetic in f64: the loss and every layer's `(dW, db)`.
@@ -519,5 +639,6 @@ pub fn loss_and_gradients_f64(
     check_batch(mlp.inputs(), mlp.outputs(), x, Some(y))?;
     let layers = widen(mlp);
     let network = Network::of_f64(&layers, mlp.loss);
-    Ok(network.loss_and_gradients(x.mapv(f64::from).view(), y.mapv(f64::from).view(), None))
+    let (x, y) = (x.mapv(f64::from), y.mapv(f64::from));
+    Ok(network.loss_and_gradients(x.view(), y.view(), None, None))
 }

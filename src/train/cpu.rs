@@ -41,7 +41,9 @@ impl<'a> CpuTrainer<'a> {
     ) -> Result<Self> {
         config.validate()?;
         mlp.validate()?;
-        config.regularization.validate(mlp.loss)?;
+        config
+            .regularization
+            .validate(mlp.loss, mlp.layers.len() - 1)?;
         check_dataset(mlp.inputs(), mlp.outputs(), train, "training set")?;
         if let Some(test) = test {
             check_dataset(mlp.inputs(), mlp.outputs(), test, "test set")?;
@@ -136,6 +138,7 @@ impl Trainer for CpuTrainer<'_> {
         let (mut samples, mut loss_sum) = (0, 0.0f64);
         let mut last_report = Instant::now();
         let steps = len.div_ceil(self.config.batch_size);
+        let widths = self.mlp.sizes();
         for (step, rows) in batch_sizes(len, self.config.batch_size).enumerate() {
             self.stop.check(self.epochs_done + 1, samples)?;
             let indices: Vec<usize> = order[samples..samples + rows]
@@ -155,11 +158,19 @@ impl Trainer for CpuTrainer<'_> {
             let Regularization {
                 label_smoothing,
                 clip_norm,
-            } = self.config.regularization;
-            if label_smoothing > 0.0 {
-                y = smooth_labels(y.view(), label_smoothing);
+                dropout,
+            } = &self.config.regularization;
+            if *label_smoothing > 0.0 {
+                y = smooth_labels(y.view(), *label_smoothing);
             }
-            let (loss, mut grads) = self.mlp.loss_and_gradients(x.view(), y.view())?;
+            let (loss, mut grads) = if dropout.is_active() {
+                // The step before this one's count, as the GPU's counter holds it.
+                let masks = dropout.masks(self.config.seed, self.state.steps, rows, &widths);
+                self.mlp
+                    .loss_and_gradients_with_dropout(x.view(), y.view(), &masks)?
+            } else {
+                self.mlp.loss_and_gradients(x.view(), y.view())?
+            };
             if !loss.is_finite() {
                 return Err(diverged(
                     self.epochs_done + 1,
@@ -168,7 +179,7 @@ impl Trainer for CpuTrainer<'_> {
                     &self.config.optimizer,
                 ));
             }
-            if let Some(max_norm) = clip_norm {
+            if let Some(max_norm) = *clip_norm {
                 clip_grad_norm(&mut grads, max_norm);
             }
             self.state

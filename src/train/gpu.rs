@@ -149,7 +149,8 @@ impl GpuTrainer {
         }
         let mut net = GpuMlp::with_batch_capacity(gpu, mlp, config.batch_size)?;
         net.set_optimizer(config.optimizer)?;
-        net.set_regularization(config.regularization)?;
+        net.set_dropout_seed(config.seed)?;
+        net.set_regularization(config.regularization.clone())?;
         let batch = config.batch_size;
         let train = match train {
             Some(train) => Some(TrainPlan::bind(gpu, &net, train, placement, batch)?),
@@ -467,7 +468,7 @@ impl GpuTrainer {
         let encoder = self.net.encode("evaluate", |pass| {
             for _ in 0..count {
                 eval.dataset.record_gather(pass);
-                self.net.record_forward(pass, true);
+                self.net.record_forward(pass, true, false);
                 eval.scores.record(pass);
                 eval.accumulate_loss.record(pass);
                 eval.advance_cursor.record(pass);

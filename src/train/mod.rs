@@ -34,6 +34,7 @@ pub use gpu_data::{DataPlacement, RESIDENT_CHUNKS};
 pub use schedule::{EarlyStopping, LrSchedule, ScheduleKind};
 
 use crate::data::Dataset;
+use crate::dropout::Dropout;
 use crate::error::{Error, Result};
 use crate::gpu::profile::Profile;
 use crate::model::{Loss, Mlp};
@@ -47,7 +48,7 @@ pub const STEPS_PER_SUBMIT: usize = 8;
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What to train with.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
     /// Update rule, learning rate and weight decay.
     pub optimizer: OptimizerConfig,
@@ -55,7 +56,7 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Seeds the per-epoch shuffles.
     pub seed: u64,
-    /// Label smoothing and gradient clipping (none by default).
+    /// Label smoothing, gradient clipping and dropout (none by default).
     pub regularization: Regularization,
 }
 
@@ -72,7 +73,7 @@ impl TrainConfig {
 
 /// What training adds to the loss and the gradients to generalize, each as PyTorch spells it.
 /// Evaluation, `predict` and [`Mlp::loss_and_gradients`] never apply them.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Regularization {
     /// `nn.CrossEntropyLoss(label_smoothing=ε)`: cross-entropy's targets become
     /// `(1 − ε)·y + ε/K` for `K` classes; 0 for none, in `[0, 1)`, cross-entropy only.
@@ -81,6 +82,8 @@ pub struct Regularization {
     /// L2 norm of every weight and bias gradient exceeds it, they are scaled by
     /// `max_norm/(norm + 1e-6)`; `None` for no clipping.
     pub clip_norm: Option<f32>,
+    /// `nn.Dropout(p)` on the input and after each hidden layer's activation, training only.
+    pub dropout: Dropout,
 }
 
 impl Regularization {
@@ -101,12 +104,14 @@ impl Regularization {
                 format!("{max_norm} (must be a finite number > 0)"),
             ));
         }
-        Ok(())
+        self.dropout.check_ranges()
     }
 
-    /// Checks the ranges, and that label smoothing goes with a cross-entropy `loss`.
-    pub fn validate(&self, loss: Loss) -> Result<()> {
+    /// Checks the ranges, that label smoothing goes with a cross-entropy `loss` and that dropout
+    /// has one probability per hidden layer (of `hidden_layers`) or none.
+    pub fn validate(&self, loss: Loss, hidden_layers: usize) -> Result<()> {
         self.check_ranges()?;
+        self.dropout.validate(hidden_layers)?;
         if self.label_smoothing > 0.0 && loss != Loss::CrossEntropy {
             return Err(Error::invalid(
                 "label smoothing",

@@ -5,6 +5,7 @@ mod augment;
 #[path = "../common/mod.rs"]
 mod common;
 mod defaults;
+mod dropout;
 mod errors;
 mod files;
 mod output;
@@ -31,6 +32,48 @@ pub fn wgpu_mlp_with(args: &[&str], vars: &[(&str, &str)]) -> Output {
         .envs(vars.iter().copied())
         .output()
         .unwrap()
+}
+
+/// A small run on the synthetic set: batches of 32 from 256 training and 64 test samples, seed
+/// 7, for `epochs`, saved to `model`.
+pub fn small_run<'a>(epochs: &'a str, model: &'a Path) -> [&'a str; 12] {
+    [
+        "--batch",
+        "32",
+        "--train-size",
+        "256",
+        "--test-size",
+        "64",
+        "--seed",
+        "7",
+        "--epochs",
+        epochs,
+        "--save",
+        model.to_str().unwrap(),
+    ]
+}
+
+/// Asserts that a one-epoch `train` of 784-16-10 on 64 synthetic samples fails with each of
+/// `refused`'s options, its error naming what the pair says, and saves nothing.
+pub fn assert_refused(suite: &str, refused: &[(&[&str], &str)]) {
+    let model = scratch(suite).join("model.safetensors");
+    let base = [
+        "train",
+        "--layers",
+        "784,16,10",
+        "--train-size",
+        "64",
+        "--epochs",
+        "1",
+    ];
+    for (options, needle) in refused {
+        let mut args = base.to_vec();
+        args.extend(*options);
+        args.extend(["--save", model.to_str().unwrap()]);
+        let stderr = fail(&args);
+        assert!(stderr.contains(needle), "{options:?}: {stderr}");
+        assert!(!model.exists(), "{options:?} saved a model");
+    }
 }
 
 /// Runs the binary and returns its stdout, failing the test with its stderr if it failed.

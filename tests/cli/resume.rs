@@ -7,7 +7,7 @@ use crate::*;
 /// Trains 784-16-10 with Adam at 0.002 for one epoch, saved in a fresh folder; returns the model.
 fn adam_model(name: &str) -> PathBuf {
     let model = scratch(name).join("model.safetensors");
-    succeed(&[
+    let mut args = vec![
         "train",
         "--layers",
         "784,16,10",
@@ -19,19 +19,9 @@ fn adam_model(name: &str) -> PathBuf {
         "adam",
         "--lr",
         "0.002",
-        "--batch",
-        "32",
-        "--train-size",
-        "256",
-        "--test-size",
-        "64",
-        "--seed",
-        "7",
-        "--epochs",
-        "1",
-        "--save",
-        model.to_str().unwrap(),
-    ]);
+    ];
+    args.extend(small_run("1", &model));
+    succeed(&args);
     model
 }
 

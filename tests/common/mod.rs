@@ -261,3 +261,48 @@ pub fn assert_all_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: 
         );
     }
 }
+
+/// Every parameter of `mlp`, weights then biases, layer by layer, in f64.
+pub fn flat_parameters(mlp: &wgpu_mlp::Mlp) -> Vec<f64> {
+    mlp.layers
+        .iter()
+        .flat_map(|l| l.weight.iter().chain(l.bias.iter()))
+        .map(|&p| f64::from(p))
+        .collect()
+}
+
+/// Trains `mlp` on `train` for `epochs` with `config` on the CPU reference and on the GPU,
+/// asserting that each epoch's loss and the final parameters agree, and that the same run
+/// without `config`'s regularization ends elsewhere (so that it did something); returns both
+/// trainers.
+pub fn cpu_and_gpu_agree<'a>(
+    mlp: &wgpu_mlp::Mlp,
+    (train, test): (&'a wgpu_mlp::Dataset, Option<&'a wgpu_mlp::Dataset>),
+    config: &wgpu_mlp::TrainConfig,
+    epochs: usize,
+) -> (wgpu_mlp::CpuTrainer<'a>, wgpu_mlp::GpuTrainer) {
+    use wgpu_mlp::{CpuTrainer, GpuTrainer, TrainConfig, Trainer};
+    let mut on_cpu = CpuTrainer::new(mlp, train, test, config.clone()).unwrap();
+    let mut on_gpu = GpuTrainer::new(&gpu(), mlp, train, test, config.clone()).unwrap();
+    for epoch in 1..=epochs {
+        let c = on_cpu.train_epoch(&mut |_| {}).unwrap().train_loss;
+        let g = on_gpu.train_epoch(&mut |_| {}).unwrap().train_loss;
+        assert!(
+            (c - g).abs() <= 1e-4 + 1e-3 * c.abs(),
+            "epoch {epoch}: cpu {c}, gpu {g}"
+        );
+    }
+    let (c, g) = (on_cpu.to_mlp().unwrap(), on_gpu.to_mlp().unwrap());
+    let (c, g) = (flat_parameters(&c), flat_parameters(&g));
+    assert_all_close("gpu against cpu", &g, &c, 1e-4, 1e-3);
+    let plain = TrainConfig {
+        regularization: Default::default(),
+        ..config.clone()
+    };
+    let mut without = CpuTrainer::new(mlp, train, None, plain).unwrap();
+    for _ in 0..epochs {
+        without.train_epoch(&mut |_| {}).unwrap();
+    }
+    assert_ne!(flat_parameters(&without.to_mlp().unwrap()), c);
+    (on_cpu, on_gpu)
+}

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 use wgpu_mlp::augment::Augmentation;
 use wgpu_mlp::data::files::Task;
+use wgpu_mlp::dropout::{Dropout, parse_rates};
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
 use wgpu_mlp::train::{DEFAULT_SEED, Defaults, Regularization, TrainConfig};
 use wgpu_mlp::{Activation, Error, Init, Loss, Mlp};
@@ -14,7 +15,7 @@ use wgpu_mlp::{Activation, Error, Init, Loss, Mlp};
 const DEFAULT_LAYERS: [usize; 3] = [784, 128, 10];
 
 /// The keys a settings object may have.
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 18] = [
     "tutorial",
     "layers",
     "hidden",
@@ -26,6 +27,8 @@ const KEYS: [&str; 16] = [
     "weight_decay",
     "label_smoothing",
     "clip_norm",
+    "dropout",
+    "input_dropout",
     "augment",
     "batch",
     "epochs",
@@ -120,7 +123,7 @@ impl Settings {
             optimizer: self.optimizer,
             batch_size: self.batch,
             seed: self.seed,
-            regularization: self.regularization,
+            regularization: self.regularization.clone(),
         }
     }
 
@@ -137,6 +140,8 @@ impl Settings {
             "weight_decay": shortest(self.optimizer.weight_decay),
             "label_smoothing": shortest(self.regularization.label_smoothing),
             "clip_norm": self.regularization.clip_norm.map(shortest),
+            "dropout": self.regularization.dropout.hidden_text(),
+            "input_dropout": shortest(self.regularization.dropout.input),
             "augment": self.augmentation.map(|a| a.kinds()),
             "batch": self.batch,
             "epochs": self.epochs,
@@ -165,6 +170,13 @@ impl Settings {
                 .clip_norm
                 .map(|max_norm| ("clip_norm", max_norm.to_string())),
         )
+        .chain([
+            ("dropout", self.regularization.dropout.hidden_text()),
+            (
+                "input_dropout",
+                self.regularization.dropout.input.to_string(),
+            ),
+        ])
         .chain(
             self.augmentation
                 .zip(self.image_shape)
@@ -184,13 +196,12 @@ fn shortest(value: f32) -> f64 {
 /// A recorded metadata value as the settings object would give it: numbers for the numeric keys.
 fn recorded_value(key: &str, value: &str) -> Value {
     match key {
-        "lr" | "weight_decay" | "label_smoothing" | "clip_norm" | "batch" | "seed" | "epochs" => {
-            value
-                .parse::<f64>()
-                .ok()
-                .and_then(serde_json::Number::from_f64)
-                .map_or_else(|| Value::String(value.into()), Value::Number)
-        }
+        "lr" | "weight_decay" | "label_smoothing" | "clip_norm" | "input_dropout" | "batch"
+        | "seed" | "epochs" => value
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(|| Value::String(value.into()), Value::Number),
         _ => Value::String(value.into()),
     }
 }
@@ -310,8 +321,15 @@ impl Fields {
         let regularization = Regularization {
             label_smoothing: self.number("label_smoothing")?.unwrap_or(0.0),
             clip_norm: self.number("clip_norm")?,
+            dropout: Dropout {
+                input: self.number("input_dropout")?.unwrap_or(0.0),
+                hidden: match self.rates("dropout")? {
+                    Some(rates) => Dropout::hidden_rates(&rates, mlp.layers.len() - 1)?,
+                    None => Vec::new(),
+                },
+            },
         };
-        regularization.validate(mlp.loss)?;
+        regularization.validate(mlp.loss, mlp.layers.len() - 1)?;
         let batch = self
             .whole("batch")?
             .map_or(defaults.batch_size, |b| b as usize);
@@ -356,6 +374,14 @@ impl Fields {
 
     fn named<T>(&self, key: &str, parse: fn(&str) -> Result<T, Error>) -> Result<Option<T>, Error> {
         self.text(key)?.map(|name| parse(&name)).transpose()
+    }
+
+    /// One probability (a number) or a comma list of them (a string), as `--dropout` takes.
+    fn rates(&self, key: &str) -> Result<Option<Vec<f32>>, Error> {
+        match self.0.get(key) {
+            Some(Value::String(text)) => parse_rates(text).map(Some),
+            _ => Ok(self.number(key)?.map(|p| vec![p])),
+        }
     }
 
     fn number(&self, key: &str) -> Result<Option<f32>, Error> {

@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// measure what clipping costs.
     #[arg(long, value_name = "MAX_NORM")]
     clip_norm: Option<f32>,
+    /// Dropout after every hidden layer at this probability (as `train --dropout P`), to measure
+    /// what it costs.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    dropout: f32,
     /// Print the result as one JSON line.
     #[arg(long)]
     json: bool,
@@ -97,10 +101,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
             || args.matmul.0.is_some()
             || args.augment.is_some()
             || args.clip_norm.is_some()
+            || args.dropout > 0.0
         {
             bail!(
-                "--profile, --unfused, --matmul, --augment and --clip-norm are about the GPU \
-                 kernels; they cannot be used with --cpu"
+                "--profile, --unfused, --matmul, --augment, --clip-norm and --dropout are about \
+                 the GPU kernels; they cannot be used with --cpu"
             );
         }
         (bench_cpu(args.workload, args.samples)?, None)
@@ -114,6 +119,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             placement: args.placement,
             augmentation: args.augment,
             clip_norm: args.clip_norm,
+            dropout: args.dropout,
         };
         bench_gpu(args.workload, args.samples, &options)?
     };

@@ -4,15 +4,16 @@
 use anyhow::{Result, bail};
 use clap::Args;
 
+use wgpu_mlp::dropout::{Dropout, DropoutMasks};
 use wgpu_mlp::gradcheck::{self, Element, Tensor, Tolerance};
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::reference;
 use wgpu_mlp::rng::Rng;
-use wgpu_mlp::{Activation, GpuMlp, Loss, Mlp};
+use wgpu_mlp::{Activation, GpuMlp, Loss, Mlp, Regularization};
 
 use crate::common::out;
 use crate::common::{hidden_activation, open_gpu, output_activation, parse_sizes};
-use crate::train::Sizes;
+use crate::train::{Rates, Sizes};
 
 #[derive(Args, Debug)]
 pub struct GradcheckArgs {
@@ -31,9 +32,16 @@ pub struct GradcheckArgs {
     /// Parameters per layer checked by finite differences (sampled evenly).
     #[arg(long, default_value_t = 200)]
     samples: usize,
-    /// Seed of the model and the batch.
+    /// Seed of the model, the batch and the dropout masks.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Check with dropout after the hidden layers, as `train --dropout P` (one probability, or
+    /// one per hidden layer), the masks of a first training step held fixed.
+    #[arg(long, value_name = "P", value_parser = |text: &str| wgpu_mlp::dropout::parse_rates(text).map(Rates))]
+    dropout: Option<Rates>,
+    /// Check with dropout on the input, as `train --input-dropout P`.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    input_dropout: f32,
     /// Adapter: auto, software, a backend (vulkan, metal, dx12, gl), NAME@BACKEND, or part of an
     /// adapter's name.
     #[arg(long, default_value = "auto")]
@@ -81,8 +89,24 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
         gpu.adapter_description()
     )?;
 
-    let (cpu_loss, cpu) = mlp.loss_and_gradients(x.view(), y.view())?;
+    let hidden_layers = mlp.layers.len() - 1;
+    let dropout = Dropout {
+        input: args.input_dropout,
+        hidden: match &args.dropout {
+            Some(rates) => Dropout::hidden_rates(&rates.0, hidden_layers)?,
+            None => Vec::new(),
+        },
+    };
+    dropout.check_ranges()?;
+    // The masks of a first training step (step 0), which the GPU regenerates from its counter.
+    let masks = dropout.masks(args.seed, 0, args.batch, &mlp.sizes());
+    let (cpu_loss, cpu) = mlp.loss_and_gradients_with_dropout(x.view(), y.view(), &masks)?;
     let mut net = GpuMlp::new(&gpu, &mlp)?;
+    net.set_dropout_seed(args.seed)?;
+    net.set_regularization(Regularization {
+        dropout,
+        ..Default::default()
+    })?;
     let (gpu_loss, gpu_grads) = net.loss_and_gradients(x.view(), y.view())?;
     out!("loss: gpu {gpu_loss:.9}, cpu {cpu_loss:.9}")?;
     let tolerance = Tolerance::GPU_VS_CPU;
@@ -100,7 +124,7 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
     }
     let gpu_ok = comparison.passed() && tolerance.accepts(gpu_loss, cpu_loss);
 
-    let worst_fd = check_finite_differences(&mlp, &x, &y, args.samples)?;
+    let worst_fd = check_finite_differences(&mlp, (&x, &y, &masks), args.samples)?;
     const FD_TOLERANCE: f64 = 1e-6;
     let tolerances = format!(
         "tolerances: gpu {:e} + {:e}·|cpu|, finite differences {FD_TOLERANCE:e}",
@@ -137,15 +161,21 @@ const MAX_BATCH: usize = 4096;
 const FD_STEP: f64 = 1e-6;
 
 /// Checks the CPU reference against central finite differences in f64 on `per_layer` parameters
-/// of each layer, printing the worst difference; returns it.
+/// of each layer, with the dropout `masks` held fixed, printing the worst difference; returns it.
 fn check_finite_differences(
     mlp: &Mlp,
-    x: &Array2<f32>,
-    y: &Array2<f32>,
+    (x, y, masks): (&Array2<f32>, &Array2<f32>, &DropoutMasks),
     per_layer: usize,
 ) -> Result<(f64, String)> {
     let step = FD_STEP;
-    let all_checks = reference::finite_difference_check(mlp, x.view(), y.view(), step, per_layer)?;
+    let all_checks = reference::finite_difference_check_with_dropout(
+        mlp,
+        x.view(),
+        y.view(),
+        masks,
+        step,
+        per_layer,
+    )?;
     // Across a ReLU kink a finite difference estimates no derivative: leave those out, and say so.
     let (checks, kinked): (Vec<_>, Vec<_>) =
         all_checks.into_iter().partition(|c| !c.crosses_relu_kink);

@@ -5,10 +5,11 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use wgpu_mlp::checkpoint::CheckpointInfo;
 use wgpu_mlp::data::files::Task;
+use wgpu_mlp::dropout::{Dropout, parse_rates};
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
 use wgpu_mlp::train::{DEFAULT_HIDDEN_SIZES, Defaults, LrSchedule, Regularization, ScheduleKind};
 use wgpu_mlp::{Loss, Mlp};
@@ -45,7 +46,7 @@ pub struct Settings {
     pub epochs: usize,
     /// The learning rate of each epoch.
     pub schedule: LrSchedule,
-    /// Label smoothing and gradient clipping.
+    /// Label smoothing, gradient clipping and dropout.
     pub regularization: Regularization,
 }
 
@@ -147,6 +148,14 @@ fn new_model(args: &TrainArgs, shape: DataShape) -> Result<Settings> {
     };
     let optimizer = args.optimizer.unwrap_or(defaults.optimizer.optimizer);
     let batch = args.batch.unwrap_or(defaults.batch_size);
+    let hidden_layers = layers.len() - 2;
+    let dropout = Dropout {
+        input: args.input_dropout.unwrap_or(0.0),
+        hidden: match &args.dropout {
+            Some(rates) => Dropout::hidden_rates(&rates.0, hidden_layers)?,
+            None => Vec::new(),
+        },
+    };
     Ok(Settings {
         mlp: model.mlp(&layers, seed)?,
         epochs_before: 0,
@@ -167,6 +176,7 @@ fn new_model(args: &TrainArgs, shape: DataShape) -> Result<Settings> {
         regularization: Regularization {
             label_smoothing: args.label_smoothing.unwrap_or(0.0),
             clip_norm: args.clip_norm,
+            dropout,
         },
     })
 }
@@ -258,6 +268,7 @@ fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Res
             .or(saved.value("label_smoothing")?)
             .unwrap_or(0.0),
         clip_norm: args.clip_norm.or(saved.value("clip_norm")?),
+        dropout: resumed_dropout(args, &saved, &mlp, path)?,
     };
     let batch = setting(
         &saved,
@@ -288,6 +299,45 @@ fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Res
         schedule: LrSchedule::constant(learning_rate),
         regularization,
     })
+}
+
+/// The dropout a resumed run trains with: the model file's, each of `--dropout` and
+/// `--input-dropout` given replacing its recorded value (and said, since it changes the run).
+fn resumed_dropout(args: &TrainArgs, saved: &Recorded, mlp: &Mlp, path: &Path) -> Result<Dropout> {
+    let hidden_layers = mlp.layers.len() - 1;
+    let recorded_hidden = match saved.value::<String>("dropout")? {
+        Some(text) => Dropout::hidden_rates(&parse_rates(&text)?, hidden_layers)
+            .with_context(|| format!("{}: its \"dropout\" {text:?}", path.display()))?,
+        None => Vec::new(),
+    };
+    let recorded = Dropout {
+        input: saved.value("input_dropout")?.unwrap_or(0.0),
+        hidden: recorded_hidden,
+    };
+    let dropout = Dropout {
+        input: args.input_dropout.unwrap_or(recorded.input),
+        hidden: match &args.dropout {
+            Some(rates) => Dropout::hidden_rates(&rates.0, hidden_layers)?,
+            None => recorded.hidden.clone(),
+        },
+    };
+    if dropout.hidden != recorded.hidden {
+        eprintln!(
+            "--dropout {} replaces the {} {} was trained with",
+            dropout.hidden_text(),
+            recorded.hidden_text(),
+            path.display()
+        );
+    }
+    if dropout.input != recorded.input {
+        eprintln!(
+            "--input-dropout {} replaces the {} {} was trained with",
+            dropout.input,
+            recorded.input,
+            path.display()
+        );
+    }
+    Ok(dropout)
 }
 
 /// Refuses `--layers`, `--hidden`, `--output` or `--loss` that describe another model than the
@@ -380,5 +430,7 @@ pub fn recorded(settings: &Settings) -> Vec<(&'static str, String)> {
             .clip_norm
             .map(|max_norm| ("clip_norm", max_norm.to_string())),
     );
+    recorded.push(("dropout", regularization.dropout.hidden_text()));
+    recorded.push(("input_dropout", regularization.dropout.input.to_string()));
     recorded
 }

@@ -48,6 +48,10 @@ pub enum ScheduleName {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sizes(pub Vec<usize>);
 
+/// `--dropout`'s probabilities: one for every hidden layer, or one per hidden layer.
+#[derive(Clone, Debug)]
+pub struct Rates(pub Vec<f32>);
+
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -95,6 +99,15 @@ pub struct TrainArgs {
     /// torch.nn.utils.clip_grad_norm_ [default: no clipping, or the --resume'd model's].
     #[arg(long, value_name = "MAX_NORM")]
     pub clip_norm: Option<f32>,
+    /// Inverted dropout after each hidden layer's activation, as torch.nn.Dropout(p): one
+    /// probability for every hidden layer, or a comma list with one per hidden layer; training
+    /// only [default: 0, or the --resume'd model's; a value given replaces it and is said].
+    #[arg(long, value_name = "P", value_parser = |text: &str| wgpu_mlp::dropout::parse_rates(text).map(Rates))]
+    pub dropout: Option<Rates>,
+    /// Inverted dropout on the input features, as torch.nn.Dropout(p) before the first layer
+    /// [default: 0, or the --resume'd model's; a value given replaces it and is said].
+    #[arg(long, value_name = "P")]
+    pub input_dropout: Option<f32>,
     /// Samples per step [default: 64, or the --resume'd model's].
     #[arg(long)]
     pub batch: Option<usize>,
@@ -225,10 +238,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         optimizer: settings.optimizer,
         batch_size: settings.batch,
         seed: settings.seed,
-        regularization: settings.regularization,
+        regularization: settings.regularization.clone(),
     };
     let mlp = &settings.mlp;
-    let (mut trainer, adapter) = build_trainer(&args, mlp, &data, config, augmentation)?;
+    let (mut trainer, adapter) = build_trainer(&args, mlp, &data, config.clone(), augmentation)?;
     trainer.set_epochs_done(settings.epochs_before);
     trainer.stop_on(stop.clone());
     if let Some(path) = &args.resume {

@@ -11,6 +11,7 @@ pub mod activation;
 pub mod augment;
 mod config;
 pub mod data;
+pub mod dropout;
 pub mod elementwise;
 pub mod loss;
 pub mod matmul;
@@ -32,6 +33,7 @@ pub(crate) enum Shader {
     Activation,
     Augment,
     Data,
+    Dropout,
     Elementwise,
     Loss,
     Matmul,
@@ -51,6 +53,7 @@ impl Shader {
             Shader::Activation => "activation",
             Shader::Augment => "augment",
             Shader::Data => "data",
+            Shader::Dropout => "dropout",
             Shader::Elementwise => "elementwise",
             Shader::Loss => "loss",
             Shader::Matmul => "matmul",
@@ -74,6 +77,7 @@ impl Shader {
             Shader::Activation => include_str!("../../../shaders/activation.wgsl"),
             Shader::Augment => include_str!("../../../shaders/augment.wgsl"),
             Shader::Data => include_str!("../../../shaders/data.wgsl"),
+            Shader::Dropout => include_str!("../../../shaders/dropout.wgsl"),
             Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
             Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),

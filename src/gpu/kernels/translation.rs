@@ -20,10 +20,11 @@ use crate::gpu::kernels::{KernelConfig, MatmulStrategy, Shader};
 use crate::model::{Activation, Loss};
 
 /// Every WGSL file; `listed` fails to compile when a shader is added and not listed here.
-const SHADERS: [Shader; 10] = [
+const SHADERS: [Shader; 11] = [
     Shader::Activation,
     Shader::Augment,
     Shader::Data,
+    Shader::Dropout,
     Shader::Elementwise,
     Shader::Loss,
     Shader::Matmul,
@@ -36,7 +37,8 @@ const SHADERS: [Shader; 10] = [
 #[allow(dead_code)]
 fn listed(shader: Shader) {
     match shader {
-        Shader::Activation | Shader::Augment | Shader::Data | Shader::Elementwise => {}
+        Shader::Activation | Shader::Augment | Shader::Data | Shader::Dropout => {}
+        Shader::Elementwise => {}
         Shader::Loss => {}
         Shader::Matmul | Shader::Metrics | Shader::Optim | Shader::Reduce | Shader::Transpose => {}
     }

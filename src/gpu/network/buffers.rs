@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use ndarray::ArrayView2;
 
+use crate::dropout::Dropout;
 use crate::error::Result;
 use crate::gpu::context::Gpu;
 use crate::gpu::kernels::optim::UpdateBuffers;
@@ -91,6 +92,9 @@ pub(super) struct BatchBuffers {
     pub loss: wgpu::Buffer,
     /// Mappable; large enough for every parameter plus the loss, or one batch of outputs.
     pub staging: wgpu::Buffer,
+    /// Per hidden layer with dropout, its activation before the mask `(capacity, outputs_l)`,
+    /// from which backward takes g′ (see [`BatchBuffers::allocate_undropped`]).
+    pub undropped: Vec<Option<wgpu::Buffer>>,
 }
 
 impl BatchBuffers {
@@ -101,6 +105,7 @@ impl BatchBuffers {
         layers: &[LayerParams],
         capacity: usize,
         fusion: Fusion,
+        dropout: &Dropout,
     ) -> Result<BatchBuffers> {
         let inputs = layers[0].inputs;
         let outputs = layers[layers.len() - 1].outputs;
@@ -135,7 +140,35 @@ impl BatchBuffers {
             row_loss: gpu.storage_buffer("output.row_loss", capacity)?,
             loss: gpu.storage_buffer("output.loss", 1)?,
             staging: gpu.staging_buffer("gpu_mlp.staging", (staging_values * 4) as u64)?,
+            undropped: Self::allocate_undropped(gpu, layers, capacity, dropout)?,
         })
+    }
+
+    /// A buffer for each hidden layer that `dropout` drops from, `None` for the others.
+    pub fn allocate_undropped(
+        gpu: &Gpu,
+        layers: &[LayerParams],
+        capacity: usize,
+        dropout: &Dropout,
+    ) -> Result<Vec<Option<wgpu::Buffer>>> {
+        let hidden = &layers[..layers.len() - 1];
+        (0..hidden.len())
+            .map(|l| {
+                let size = capacity * hidden[l].outputs;
+                (dropout.hidden_rate(l) > 0.0)
+                    .then(|| gpu.storage_buffer(&format!("layer{l}.undropped"), size))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// The activation of hidden layer `l` as its activation function produced it: the undropped
+    /// copy where it has dropout.
+    pub fn undropped_of(&self, l: usize) -> &wgpu::Buffer {
+        self.undropped
+            .get(l)
+            .and_then(Option::as_ref)
+            .unwrap_or(&self.activations[l])
     }
 
     /// What layer `l` reads: the batch for the first layer, the previous layer's output after.

@@ -15,6 +15,8 @@
 //!            db_l = Σ_rows δ_l                         reduce (column sums)
 //!            δ_{l−1} = (δ_l · W_l) ⊙ g′(a_{l−1})       matmul NN, ⊙g′ fused
 //! clip       (with a clip norm) Σ g² per layer, then the scale   optim, no read-back
+//! dropout    (training, where asked for) x and a_l ⊙ mask after the forward epilogue, δ_{l−1} ⊙
+//!            mask after the backward one, g′ from a copy of a_l kept before the mask   dropout
 //! update     W_l, b_l ← W_l − lr·dW_l, b_l − lr·db_l  optim, one dispatch per layer
 //! ```
 //! Updates are recorded after the whole backward pass, so every δ sees the old weights.
@@ -34,6 +36,7 @@ use crate::gpu::context::Gpu;
 use crate::gpu::kernels::optim::Update;
 use crate::model::{Loss, Mlp};
 use crate::optim::OptimizerConfig;
+use crate::rng::philox_key;
 use crate::train::Regularization;
 use buffers::{BatchBuffers, LayerParams};
 use plan::{Plan, StepSpec, StepState};
@@ -78,8 +81,10 @@ pub struct GpuMlp {
     batch: usize,
     /// The update rule currently in the update dispatches.
     optimizer: OptimizerConfig,
-    /// Label smoothing and gradient clipping, as the plan is bound for them.
+    /// Label smoothing, gradient clipping and dropout, as the plan is bound for them.
     regularization: Regularization,
+    /// `philox_key(seed)`, which dropout's masks are drawn under.
+    dropout_key: [u32; 2],
     /// Whether the plan's matmuls carry the epilogues.
     fusion: Fusion,
     /// `[steps taken, data cursor]`, advanced on the GPU once per step.
@@ -126,13 +131,16 @@ impl GpuMlp {
         let clip = gpu.storage_buffer("gpu_mlp.clip", 1 + layers.len())?;
         let fusion = Fusion::Fused;
         let regularization = Regularization::default();
-        let buffers = BatchBuffers::allocate(gpu, &layers, capacity, fusion)?;
+        let buffers =
+            BatchBuffers::allocate(gpu, &layers, capacity, fusion, &regularization.dropout)?;
+        let dropout_key = philox_key(0);
         let step = StepSpec {
             loss: mlp.loss,
             batch: capacity,
             optimizer,
-            regularization,
+            regularization: regularization.clone(),
             fusion,
+            dropout_key,
         };
         let state = StepState {
             counters: &counters,
@@ -149,6 +157,7 @@ impl GpuMlp {
             batch: capacity,
             optimizer,
             regularization,
+            dropout_key,
             fusion,
             counters,
             clip,
@@ -268,8 +277,9 @@ impl GpuMlp {
             return Ok(());
         }
         self.wait_idle()?;
-        let buffers =
-            BatchBuffers::allocate(&self.gpu, &self.layers, self.buffers.capacity, fusion)?;
+        let capacity = self.buffers.capacity;
+        let dropout = &self.regularization.dropout;
+        let buffers = BatchBuffers::allocate(&self.gpu, &self.layers, capacity, fusion, dropout)?;
         let step = StepSpec {
             fusion,
             ..self.step_spec()
@@ -280,23 +290,46 @@ impl GpuMlp {
     }
 
     /// Rebinds the step for `regularization` (label smoothing in the training loss, gradient
-    /// clipping before the updates). Weights, optimizer state and counters are untouched.
+    /// clipping before the updates, dropout in training steps). Weights, optimizer state and
+    /// counters are untouched.
     pub fn set_regularization(&mut self, regularization: Regularization) -> Result<()> {
-        regularization.validate(self.loss)?;
+        regularization.validate(self.loss, self.layers.len() - 1)?;
         if regularization == self.regularization {
             return Ok(());
         }
+        if regularization.dropout != self.regularization.dropout {
+            self.wait_idle()?;
+            self.buffers.undropped = BatchBuffers::allocate_undropped(
+                &self.gpu,
+                &self.layers,
+                self.buffers.capacity,
+                &regularization.dropout,
+            )?;
+        }
         self.rebind(StepSpec {
-            regularization,
+            regularization: regularization.clone(),
             ..self.step_spec()
         })?;
         self.regularization = regularization;
         Ok(())
     }
 
-    /// The label smoothing and gradient clipping the step applies.
-    pub fn regularization(&self) -> Regularization {
-        self.regularization
+    /// The label smoothing, gradient clipping and dropout the step applies.
+    pub fn regularization(&self) -> &Regularization {
+        &self.regularization
+    }
+
+    /// Draws dropout's masks under `philox_key(seed)` (the run's seed; 0 until set).
+    pub fn set_dropout_seed(&mut self, seed: u64) -> Result<()> {
+        let dropout_key = philox_key(seed);
+        if dropout_key == self.dropout_key {
+            return Ok(());
+        }
+        self.dropout_key = dropout_key;
+        if self.regularization.dropout.is_active() {
+            self.rebind(self.step_spec())?;
+        }
+        Ok(())
     }
 
     /// The layer sizes `[inputs, hidden…, outputs]`.
@@ -337,8 +370,9 @@ impl GpuMlp {
             loss: self.loss,
             batch: self.batch,
             optimizer: self.optimizer,
-            regularization: self.regularization,
+            regularization: self.regularization.clone(),
             fusion: self.fusion,
+            dropout_key: self.dropout_key,
         }
     }
 

@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::gpu::context::Gpu;
 use crate::gpu::kernels::Dispatch;
 use crate::gpu::kernels::activation::ActivationKernel;
+use crate::gpu::kernels::dropout::{DropoutKernel, DropoutSite};
 use crate::gpu::kernels::elementwise::Elementwise;
 use crate::gpu::kernels::loss::{OutputLayer, OutputMode};
 use crate::gpu::kernels::matmul::{Epilogue, MatmulOperands};
@@ -24,6 +25,8 @@ pub(super) struct LayerForward {
     pub bias_add: Option<Dispatch>,
     /// …then, for a hidden layer, the activation.
     pub activation: Option<Dispatch>,
+    /// Training only, for a hidden layer with dropout: the mask, keeping the undropped copy.
+    pub dropout: Option<Dispatch>,
 }
 
 /// The dispatches of one layer's backward pass.
@@ -34,6 +37,8 @@ pub(super) struct LayerBackward {
     pub delta_prev: Option<Dispatch>,
     /// [`Fusion::Unfused`] only: ⊙g′ applied to `delta_prev`'s result.
     pub delta_prev_epilogue: Option<Dispatch>,
+    /// For a previous layer with dropout: `δ_{l−1}` times its mask.
+    pub delta_prev_dropout: Option<Dispatch>,
 }
 
 /// The output layer's kernels: activation, loss and `δ_{L−1}` in one, then the loss's sum.
@@ -49,13 +54,15 @@ pub(super) struct OutputStep {
 }
 
 /// What a [`Plan`] is bound for besides the buffers.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct StepSpec {
     pub loss: Loss,
     pub batch: usize,
     pub optimizer: OptimizerConfig,
     pub regularization: Regularization,
     pub fusion: Fusion,
+    /// `philox_key(seed)`, which dropout's masks are drawn under.
+    pub dropout_key: [u32; 2],
 }
 
 /// The network-wide buffers the update kernels bind besides each layer's.
@@ -69,6 +76,8 @@ pub(super) struct StepState<'a> {
 
 /// Every dispatch of a step, bound once.
 pub(super) struct Plan {
+    /// Training only, with input dropout: the mask on `x`.
+    pub input_dropout: Option<Dispatch>,
     pub forward: Vec<LayerForward>,
     pub output: OutputStep,
     pub backward: Vec<LayerBackward>,
@@ -93,6 +102,7 @@ struct Binder<'a> {
     layers: &'a [LayerParams],
     products: &'a [LayerProducts],
     buffers: &'a BatchBuffers,
+    state: StepState<'a>,
     step: StepSpec,
 }
 
@@ -108,22 +118,26 @@ impl Plan {
     ) -> Result<Plan> {
         let products = LayerProducts::of_network(layers, step.batch);
         gpu.prepare_pipelines(&LayerProducts::pipeline_specs(gpu, &products))?;
+        let clip_norm = step.regularization.clip_norm;
+        let optimizer = step.optimizer;
         let binder = Binder {
             gpu,
             layers,
             products: &products,
             buffers,
+            state,
             step,
         };
         let first_layer = layers[0].update_buffers(state.counters, state.clip);
-        let clip_norm = step.regularization.clip_norm;
+        let input_rate = binder.step.regularization.dropout.input;
         Ok(Plan {
+            input_dropout: binder.dropout((0, input_rate), "input.dropout", &buffers.x, None)?,
             forward: binder.forward()?,
             output: binder.output()?,
             backward: binder.backward()?,
-            advance: Advance::bind(gpu, "gpu_mlp.advance", &first_layer, step.batch)?,
+            advance: Advance::bind(gpu, "gpu_mlp.advance", &first_layer, binder.step.batch)?,
             clip: Self::bind_clip(gpu, layers, state, clip_norm)?,
-            update: Self::bind_updates(gpu, layers, state, &step.optimizer, clip_norm)?,
+            update: Self::bind_updates(gpu, layers, state, &optimizer, clip_norm)?,
         })
     }
 
@@ -191,6 +205,11 @@ impl Plan {
     pub fn reshape(&mut self, gpu: &Gpu, layers: &[LayerParams], batch: usize) -> Result<()> {
         let products = LayerProducts::of_network(layers, batch);
         let last = layers.len() - 1;
+        let dropouts = self.forward.iter_mut().map(|f| &mut f.dropout);
+        let dropouts = dropouts.chain(self.backward.iter_mut().map(|b| &mut b.delta_prev_dropout));
+        for dispatch in dropouts.chain([&mut self.input_dropout]).flatten() {
+            DropoutKernel::reshape_rows(gpu, dispatch, batch)?;
+        }
         for (l, (layer, products)) in layers.iter().zip(&products).enumerate() {
             let forward = &mut self.forward[l];
             products.forward.reshape(gpu, &mut forward.matmul)?;
@@ -227,6 +246,39 @@ impl Plan {
 }
 
 impl Binder<'_> {
+    /// Dropout site `site`'s mask on `values: (batch, width)` at rate `p`, copying the undropped
+    /// values to `undropped` if given: nothing where `p` is 0.
+    fn dropout(
+        &self,
+        (site, p): (usize, f32),
+        label: &str,
+        values: &wgpu::Buffer,
+        undropped: Option<&wgpu::Buffer>,
+    ) -> Result<Option<Dispatch>> {
+        if p <= 0.0 {
+            return Ok(None);
+        }
+        let width = if site == 0 {
+            self.layers[0].inputs
+        } else {
+            self.layers[site - 1].outputs
+        };
+        let (kernel, undropped) = match undropped {
+            Some(buffer) => (DropoutKernel::Keeping, buffer),
+            None => (DropoutKernel::InPlace, values),
+        };
+        let site = DropoutSite {
+            site,
+            p,
+            key: self.step.dropout_key,
+        };
+        let shape = (self.step.batch, width);
+        let counters = self.state.counters;
+        kernel
+            .bind(self.gpu, label, site, shape, values, counters, undropped)
+            .map(Some)
+    }
+
     /// `a_l = g_l(a_{l−1} · W_lᵀ + b_l)` per layer, the output layer stopping at `z`.
     fn forward(&self) -> Result<Vec<LayerForward>> {
         let (gpu, buffers, fusion) = (self.gpu, self.buffers, self.step.fusion);
@@ -291,10 +343,19 @@ impl Binder<'_> {
                     )?);
                 }
             }
+            // Hidden layer l is dropout site l + 1; the output layer has none.
+            let dropout = if l < last {
+                let rate = self.step.regularization.dropout.hidden_rate(l);
+                let undropped = buffers.undropped[l].as_ref();
+                self.dropout((l + 1, rate), &label("dropout"), output, undropped)?
+            } else {
+                None
+            };
             forward.push(LayerForward {
                 matmul,
                 bias_add,
                 activation: activation_kernel,
+                dropout,
             });
         }
         Ok(forward)
@@ -376,11 +437,20 @@ impl Binder<'_> {
                 }
                 None => (None, None),
             };
+            // δ_{l−1} belongs to hidden layer l − 1, dropout site l.
+            let delta_prev_dropout = if l > 0 {
+                let rate = self.step.regularization.dropout.hidden_rate(l - 1);
+                let label = format!("layer{}.delta_dropout", l - 1);
+                self.dropout((l, rate), &label, &buffers.deltas[l - 1], None)?
+            } else {
+                None
+            };
             backward.push(LayerBackward {
                 dweight,
                 dbias,
                 delta_prev,
                 delta_prev_epilogue,
+                delta_prev_dropout,
             });
         }
         Ok(backward)
@@ -390,7 +460,8 @@ impl Binder<'_> {
     /// activation's backward kernel.
     fn delta_prev(&self, l: usize, product: Product) -> Result<(Dispatch, Option<Dispatch>)> {
         let (gpu, buffers) = (self.gpu, self.buffers);
-        let previous = &buffers.activations[l - 1];
+        // g′ of the activation as the activation function produced it, before any dropout.
+        let previous = buffers.undropped_of(l - 1);
         let activation = self.layers[l - 1].activation;
         let (matmul_output, epilogue) = match self.step.fusion {
             Fusion::Fused => (

@@ -4,7 +4,7 @@
 use ndarray::ArrayView2;
 
 use crate::error::Result;
-use crate::gpu::kernels::Recorder;
+use crate::gpu::kernels::{Dispatch, Recorder};
 use crate::gpu::network::buffers::{BatchBuffers, contiguous};
 use crate::gpu::network::plan::StepSpec;
 use crate::gpu::network::{GpuMlp, MAX_STEPS_IN_FLIGHT};
@@ -21,7 +21,9 @@ impl GpuMlp {
         if batch > self.buffers.capacity {
             let capacity = batch.next_power_of_two();
             self.wait_idle()?;
-            self.buffers = BatchBuffers::allocate(&self.gpu, &self.layers, capacity, self.fusion)?;
+            let dropout = &self.regularization.dropout;
+            self.buffers =
+                BatchBuffers::allocate(&self.gpu, &self.layers, capacity, self.fusion, dropout)?;
             self.rebind(StepSpec {
                 batch,
                 ..self.step_spec()
@@ -52,9 +54,9 @@ impl GpuMlp {
     }
 
     /// Records the forward pass, and with `with_loss` the output loss and δ (unsmoothed, as
-    /// evaluation reports it).
-    pub(crate) fn record_forward(&self, pass: &mut impl Recorder, with_loss: bool) {
-        self.record_hidden(pass);
+    /// evaluation reports it); with `dropout`, the masks of the coming training step.
+    pub(crate) fn record_forward(&self, pass: &mut impl Recorder, with_loss: bool, dropout: bool) {
+        self.record_hidden(pass, dropout);
         if with_loss {
             self.plan.output.loss.record(pass);
             self.plan.output.loss_sum.record(pass);
@@ -63,23 +65,37 @@ impl GpuMlp {
         }
     }
 
-    /// Records every layer's forward product up to the output layer's logits.
-    fn record_hidden(&self, pass: &mut impl Recorder) {
+    /// Records every layer's forward product up to the output layer's logits, with dropout's
+    /// masks (where the network has dropout) if `dropout`.
+    fn record_hidden(&self, pass: &mut impl Recorder, dropout: bool) {
+        fn masks(mask: &Option<Dispatch>, dropout: bool) -> Option<&Dispatch> {
+            mask.as_ref().filter(|_| dropout)
+        }
+        if let Some(mask) = masks(&self.plan.input_dropout, dropout) {
+            mask.record(pass);
+        }
         for layer in &self.plan.forward {
             for dispatch in std::iter::once(&layer.matmul)
                 .chain(&layer.bias_add)
                 .chain(&layer.activation)
+                .chain(masks(&layer.dropout, dropout))
             {
                 dispatch.record(pass);
             }
         }
     }
 
+    /// Records the backward pass of a forward pass recorded with dropout.
     pub(super) fn record_backward(&self, pass: &mut impl Recorder) {
         for step in self.plan.backward.iter().rev() {
             step.dweight.record(pass);
             step.dbias.record(pass);
-            for dispatch in step.delta_prev.iter().chain(&step.delta_prev_epilogue) {
+            for dispatch in step
+                .delta_prev
+                .iter()
+                .chain(&step.delta_prev_epilogue)
+                .chain(&step.delta_prev_dropout)
+            {
                 dispatch.record(pass);
             }
         }
@@ -123,7 +139,7 @@ impl GpuMlp {
 
     /// Records one whole training step on whatever is in the batch buffers.
     pub(crate) fn record_step(&self, pass: &mut impl Recorder) {
-        self.record_hidden(pass);
+        self.record_hidden(pass, true);
         let output = &self.plan.output;
         output
             .smoothed_loss

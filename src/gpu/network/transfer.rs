@@ -35,7 +35,8 @@ impl GpuMlp {
     }
 
     /// The loss on `x: (batch, in)`, `y: (batch, out)` and the gradient of every layer, computed
-    /// on the GPU and read back. The parameters are not changed. Blocks: the native form of
+    /// on the GPU and read back, with dropout the masks of the next training step (the step
+    /// counter does not move). The parameters are not changed. Blocks: the native form of
     /// [`GpuMlp::loss_and_gradients_async`].
     #[cfg(not(target_arch = "wasm32"))]
     pub fn loss_and_gradients(
@@ -54,7 +55,7 @@ impl GpuMlp {
     ) -> Result<(f32, Gradients)> {
         self.upload_batch(x, Some(y))?;
         let encoder = self.encode("loss_and_gradients", |pass| {
-            self.record_forward(pass, true);
+            self.record_forward(pass, true, true);
             self.record_backward(pass);
         });
         let mut sources = vec![(&self.buffers.loss, 1)];
@@ -100,7 +101,7 @@ impl GpuMlp {
     /// [`GpuMlp::forward`] as a future.
     pub async fn forward_async(&mut self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         let batch = self.upload_batch(x, None)?;
-        let encoder = self.encode("forward", |pass| self.record_forward(pass, false));
+        let encoder = self.encode("forward", |pass| self.record_forward(pass, false, false));
         let outputs = self.outputs();
         let last = self.layers.len() - 1;
         self.in_flight.clear();

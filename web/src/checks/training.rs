@@ -141,8 +141,8 @@ pub(crate) async fn trainer_check(gpu: &Gpu) -> Result<Check, Error> {
         seed: 9,
         regularization: Default::default(),
     };
-    let mut on_gpu = GpuTrainer::new(gpu, &mlp, &train, Some(&test), config)?;
-    let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), config)?;
+    let mut on_gpu = GpuTrainer::new(gpu, &mlp, &train, Some(&test), config.clone())?;
+    let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), config.clone())?;
     let mut worst = (0.0, String::new());
     for epoch in 1..=2 {
         let g = on_gpu.train_epoch_async(&mut |_| {}).await?;
