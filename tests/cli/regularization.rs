@@ -71,6 +71,27 @@ fn the_settings_are_recorded_and_a_resumed_run_equals_an_uninterrupted_one() {
 }
 
 #[test]
+fn a_new_smoothing_or_clip_norm_on_resume_is_taken_and_said() {
+    let model = scratch("regularized-change").join("model.safetensors");
+    train_regularized(&model, "1", &[]);
+    let mut args = vec!["train", "--resume", model.to_str().unwrap()];
+    args.extend(["--label-smoothing", "0.2", "--clip-norm", "0.5"]);
+    args.extend(small_run("1", &model));
+    let output = wgpu_mlp(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("label smoothing 0.2 (instead of the 0.1"),
+        "{stderr}"
+    );
+    // The same clip norm as recorded replaces nothing and says nothing.
+    assert!(!stderr.contains("clip norm"), "{stderr}");
+    let (_, info) = wgpu_mlp::checkpoint::load(&model).unwrap();
+    assert_eq!(info.extra["label_smoothing"], "0.2");
+    assert_eq!(info.extra["clip_norm"], "0.5");
+}
+
+#[test]
 fn settings_that_do_not_apply_are_refused_naming_the_option() {
     let refused: [(&[&str], &str); 4] = [
         (

@@ -263,11 +263,14 @@ fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Res
     )?;
     // Files from before these settings existed trained without them.
     let regularization = Regularization {
-        label_smoothing: args
-            .label_smoothing
-            .or(saved.value("label_smoothing")?)
-            .unwrap_or(0.0),
-        clip_norm: args.clip_norm.or(saved.value("clip_norm")?),
+        label_smoothing: later_setting(
+            &saved,
+            "label_smoothing",
+            "label smoothing",
+            args.label_smoothing,
+        )?
+        .unwrap_or(0.0),
+        clip_norm: later_setting(&saved, "clip_norm", "clip norm", args.clip_norm)?,
         dropout: resumed_dropout(args, &saved, &mlp, path)?,
     };
     let batch = setting(
@@ -408,6 +411,24 @@ where
             default
         }
     })
+}
+
+/// A setting that files from before it existed do not record (they trained without it): the
+/// asked value, said when it replaces the recorded one, else the recorded one, else none.
+fn later_setting(
+    recorded: &Recorded,
+    key: &str,
+    what: &str,
+    asked: Option<f32>,
+) -> Result<Option<f32>> {
+    let saved = recorded.value::<f32>(key)?;
+    if let (Some(asked), Some(saved)) = (asked, saved)
+        && asked != saved
+    {
+        let file = recorded.path().display();
+        eprintln!("{what} {asked} (instead of the {saved} {file} was trained with)");
+    }
+    Ok(asked.or(saved))
 }
 
 /// The run settings a save records beside the architecture, for a later `--resume`.
