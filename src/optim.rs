@@ -60,6 +60,16 @@ impl Optimizer {
     /// The weight decay `torch.optim.AdamW` uses when none is given.
     pub const ADAMW_WEIGHT_DECAY: f32 = 0.01;
 
+    /// The weight decay a run takes when none is given: [`Optimizer::ADAMW_WEIGHT_DECAY`] for
+    /// AdamW, as `torch.optim.AdamW`, and `otherwise` for the other rules. The CLI and the page
+    /// both ask here, so that the default is written once.
+    pub fn default_weight_decay(self, otherwise: f32) -> f32 {
+        match self {
+            Optimizer::AdamW { .. } => Self::ADAMW_WEIGHT_DECAY,
+            _ => otherwise,
+        }
+    }
+
     /// `sgd`, `momentum`, `adam` or `adamw`.
     pub fn name(self) -> &'static str {
         match self {

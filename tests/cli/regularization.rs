@@ -39,19 +39,9 @@ fn the_settings_are_recorded_and_a_resumed_run_equals_an_uninterrupted_one() {
     train_regularized(&whole, "2", &[]);
     train_regularized(&halves, "1", &[]);
     // The resumed run gives no regularization option: the file says what they were.
-    succeed(&[
-        "train",
-        "--resume",
-        halves.to_str().unwrap(),
-        "--train-size",
-        "256",
-        "--test-size",
-        "64",
-        "--epochs",
-        "1",
-        "--save",
-        halves.to_str().unwrap(),
-    ]);
+    let mut resume = vec!["train", "--resume", halves.to_str().unwrap()];
+    resume.extend(small_run("1", &halves));
+    succeed(&resume);
     let (whole_model, info) = wgpu_mlp::checkpoint::load(&whole).unwrap();
     let (halves_model, _) = wgpu_mlp::checkpoint::load(&halves).unwrap();
     assert_eq!(whole_model, halves_model, "resumed weights differ");

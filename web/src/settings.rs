@@ -305,17 +305,14 @@ impl Fields {
         let rule = self
             .named("optimizer", Optimizer::from_name)?
             .unwrap_or(defaults.optimizer.optimizer);
-        // torch.optim.AdamW's decay when none is given, as the CLI's.
-        let default_decay = match rule {
-            Optimizer::AdamW { .. } => Optimizer::ADAMW_WEIGHT_DECAY,
-            _ => defaults.optimizer.weight_decay,
-        };
         let optimizer = OptimizerConfig {
             optimizer: rule,
             learning_rate: self
                 .number("lr")?
                 .unwrap_or(defaults.optimizer.learning_rate),
-            weight_decay: self.number("weight_decay")?.unwrap_or(default_decay),
+            weight_decay: self
+                .number("weight_decay")?
+                .unwrap_or(rule.default_weight_decay(defaults.optimizer.weight_decay)),
         };
         optimizer.validate()?;
         let regularization = Regularization {

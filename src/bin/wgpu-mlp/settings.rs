@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use wgpu_mlp::checkpoint::CheckpointInfo;
 use wgpu_mlp::data::files::Task;
 use wgpu_mlp::dropout::{Dropout, parse_rates};
-use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
+use wgpu_mlp::optim::OptimizerConfig;
 use wgpu_mlp::train::{DEFAULT_HIDDEN_SIZES, Defaults, LrSchedule, Regularization, ScheduleKind};
 use wgpu_mlp::{Loss, Mlp};
 
@@ -163,10 +163,9 @@ fn new_model(args: &TrainArgs, shape: DataShape) -> Result<Settings> {
         optimizer: OptimizerConfig {
             optimizer,
             learning_rate: args.lr.unwrap_or(defaults.optimizer.learning_rate),
-            weight_decay: args.weight_decay.unwrap_or(default_weight_decay(
-                optimizer,
-                defaults.optimizer.weight_decay,
-            )),
+            weight_decay: args
+                .weight_decay
+                .unwrap_or(optimizer.default_weight_decay(defaults.optimizer.weight_decay)),
         },
         batch,
         epochs: args
@@ -179,15 +178,6 @@ fn new_model(args: &TrainArgs, shape: DataShape) -> Result<Settings> {
             dropout,
         },
     })
-}
-
-/// The weight decay when none is given: AdamW's 0.01, as `torch.optim.AdamW`; `otherwise` for
-/// the other rules.
-fn default_weight_decay(optimizer: Optimizer, otherwise: f32) -> f32 {
-    match optimizer {
-        Optimizer::AdamW { .. } => Optimizer::ADAMW_WEIGHT_DECAY,
-        _ => otherwise,
-    }
 }
 
 /// The schedule the options ask for, from the settings' learning rate, over the epochs of the
@@ -259,7 +249,7 @@ fn resumed_settings(args: &TrainArgs, resumed: Resumed, shape: DataShape) -> Res
         "weight_decay",
         "weight decay",
         args.weight_decay,
-        default_weight_decay(optimizer, unrecorded.weight_decay),
+        optimizer.default_weight_decay(unrecorded.weight_decay),
     )?;
     // Files from before these settings existed trained without them.
     let regularization = Regularization {
