@@ -1,0 +1,410 @@
+//! `wgpu_mlp._core`, the extension module under the Python package `wgpu_mlp`: numpy arrays in
+//! and out through the `numpy` crate, the library's errors as Python exceptions, and training
+//! with the GIL released. The estimators (`wgpu_mlp/_estimators.py`) give scikit-learn's
+//! meaning to their parameters and call these functions; [`engine`] is where they meet the
+//! library's training API.
+//!
+//! A model crosses into Python as the bytes of its safetensors file, exactly what `save`
+//! writes and `wgpu-mlp eval` reads, so a fitted estimator pickles, saves and loads as bytes.
+
+mod engine;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use wgpu_mlp::checkpoint::{self, CheckpointInfo};
+use wgpu_mlp::data::Features;
+use wgpu_mlp::dropout::Dropout;
+use wgpu_mlp::gpu::context::{available_adapters, describe_adapter};
+use wgpu_mlp::ndarray::{Array1, Array2};
+use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
+use wgpu_mlp::{Activation, Dataset, Error, Loss, Mlp, Regularization};
+
+use engine::{EpochEnd, Spec, Start, Verdict};
+
+/// The library's error as the Python exception that scikit-learn's conventions call for: bad
+/// input or settings are a `ValueError`, files an `OSError`, the device a `RuntimeError`.
+fn to_py(error: Error) -> PyErr {
+    let text = error.to_string();
+    match error {
+        Error::Io { .. } => PyOSError::new_err(text),
+        Error::Interrupted { .. } => PyKeyboardInterrupt::new_err(text),
+        Error::Shape { .. }
+        | Error::Invalid { .. }
+        | Error::Data { .. }
+        | Error::Model(_)
+        | Error::Diverged { .. } => PyValueError::new_err(text),
+        _ => PyRuntimeError::new_err(text),
+    }
+}
+
+/// Features from a 2-D numpy array: C-contiguous uint8 (pixels, ÷255 in the model) and float32
+/// copied once into the data set, float64 converted once to float32; the estimators hand
+/// nothing else.
+fn features(x: &Bound<'_, PyAny>) -> PyResult<Features> {
+    if let Ok(bytes) = x.extract::<PyReadonlyArray2<'_, u8>>() {
+        return Ok(Features::Bytes(bytes.as_array().to_owned()));
+    }
+    Ok(Features::Floats(floats(x)?))
+}
+
+/// A 2-D float32 or float64 numpy array as float32, or uint8 as its values.
+fn floats(x: &Bound<'_, PyAny>) -> PyResult<Array2<f32>> {
+    if let Ok(x) = x.extract::<PyReadonlyArray2<'_, f32>>() {
+        return Ok(x.as_array().to_owned());
+    }
+    if let Ok(x) = x.extract::<PyReadonlyArray2<'_, f64>>() {
+        return Ok(x.as_array().mapv(|v| v as f32));
+    }
+    if let Ok(x) = x.extract::<PyReadonlyArray2<'_, u8>>() {
+        return Ok(x.as_array().mapv(f32::from));
+    }
+    Err(PyValueError::new_err(
+        "features must be a 2-D numpy array of float32, float64 or uint8",
+    ))
+}
+
+/// A data set of `x` and `y`: class indices (uint32, 1-D) below `classes`, or float targets
+/// (2-D) to regress.
+fn dataset(
+    x: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    classes: Option<usize>,
+) -> PyResult<Dataset> {
+    let features = features(x)?;
+    let dataset = match classes {
+        Some(classes) => {
+            let labels: PyReadonlyArray1<'_, u32> = y.extract()?;
+            Dataset::classification(features, labels.as_array().to_owned(), Some(classes))
+        }
+        None => Dataset::regression(features, floats(y)?),
+    };
+    dataset.map_err(to_py)
+}
+
+/// The bytes of a model file, with the path its errors name.
+fn read(bytes: &[u8]) -> PyResult<(Mlp, CheckpointInfo)> {
+    engine::read_model(bytes, Path::new("the model")).map_err(to_py)
+}
+
+/// A new model file's bytes: layer `sizes`, the `hidden` and `output` activations and the
+/// `loss` as the library names them, weights drawn from `seed` by the library's initialisation.
+#[pyfunction]
+fn new_model<'py>(
+    py: Python<'py>,
+    sizes: Vec<usize>,
+    hidden: &str,
+    output: &str,
+    loss: &str,
+    seed: u64,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let hidden = Activation::from_name(hidden).map_err(to_py)?;
+    let output = Activation::from_name(output).map_err(to_py)?;
+    let loss = Loss::from_name(loss).map_err(to_py)?;
+    let mlp = Mlp::new(&sizes, hidden, output, loss, seed).map_err(to_py)?;
+    let bytes = checkpoint::to_bytes(&mlp, &CheckpointInfo::default()).map_err(to_py)?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// The optimizer's state as Python keeps it: `(steps, [(m1 weight, m1 bias)…], [(m2…)…])`.
+type StateArrays<'py> = (
+    u64,
+    Vec<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<f32>>)>,
+    Vec<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<f32>>)>,
+);
+
+fn state_to_py(py: Python<'_>, state: OptimizerState) -> StateArrays<'_> {
+    let layers = |moments: Vec<(Array2<f32>, Array1<f32>)>| {
+        moments
+            .into_iter()
+            .map(|(w, b)| (w.into_pyarray(py), b.into_pyarray(py)))
+            .collect()
+    };
+    (state.steps, layers(state.moment1), layers(state.moment2))
+}
+
+fn state_from_py(state: StateArrays<'_>) -> OptimizerState {
+    let layers = |moments: Vec<(Bound<'_, PyArray2<f32>>, Bound<'_, PyArray1<f32>>)>| {
+        moments
+            .into_iter()
+            .map(|(w, b)| (w.to_owned_array(), b.to_owned_array()))
+            .collect()
+    };
+    OptimizerState {
+        steps: state.0,
+        moment1: layers(state.1),
+        moment2: layers(state.2),
+    }
+}
+
+/// The settings the estimators resolved, from the dict they pass.
+fn spec(settings: &Bound<'_, PyDict>) -> PyResult<Spec> {
+    let get = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+        settings
+            .get_item(key)?
+            .ok_or_else(|| PyValueError::new_err(format!("missing setting {key:?}")))
+    };
+    let optimizer = match get("optimizer")?.extract::<String>()?.as_str() {
+        "sgd" => match get("momentum")?.extract::<f32>()? {
+            0.0 => Optimizer::Sgd,
+            momentum => Optimizer::Momentum { momentum },
+        },
+        name => {
+            let (beta1, beta2, epsilon) = (
+                get("beta_1")?.extract()?,
+                get("beta_2")?.extract()?,
+                get("epsilon")?.extract()?,
+            );
+            match Optimizer::from_name(name).map_err(to_py)? {
+                Optimizer::AdamW { .. } => Optimizer::AdamW {
+                    beta1,
+                    beta2,
+                    epsilon,
+                },
+                _ => Optimizer::Adam {
+                    beta1,
+                    beta2,
+                    epsilon,
+                },
+            }
+        }
+    };
+    let dropout: Vec<f32> = get("dropout")?.extract()?;
+    let hidden_layers: usize = get("hidden_layers")?.extract()?;
+    let regularization = Regularization {
+        label_smoothing: get("label_smoothing")?.extract()?,
+        clip_norm: get("clip_norm")?.extract()?,
+        dropout: Dropout {
+            input: get("input_dropout")?.extract()?,
+            hidden: Dropout::hidden_rates(&dropout, hidden_layers).map_err(to_py)?,
+        },
+    };
+    // scikit-learn's `alpha` adds `alpha/(2·batch)·‖W‖²` to each batch's loss: an L2 weight
+    // decay of `alpha/batch` in the gradient, unless a weight decay is given or the rule has
+    // its own default (AdamW's decoupled one).
+    let batch: usize = get("batch_size")?.extract()?;
+    let alpha: f32 = get("alpha")?.extract()?;
+    let weight_decay = match get("weight_decay")?.extract::<Option<f32>>()? {
+        Some(weight_decay) => weight_decay,
+        None => optimizer.default_weight_decay(alpha / batch.max(1) as f32),
+    };
+    Ok(Spec {
+        optimizer: OptimizerConfig {
+            optimizer,
+            learning_rate: get("learning_rate")?.extract()?,
+            weight_decay,
+        },
+        batch,
+        seed: get("seed")?.extract()?,
+        epochs: get("epochs")?.extract()?,
+        regularization,
+        device: get("device")?.extract()?,
+    })
+}
+
+/// An epoch's report as the dict `on_epoch` receives.
+fn epoch_dict<'py>(py: Python<'py>, end: &EpochEnd) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("epoch", end.report.epoch)?;
+    dict.set_item("train_loss", end.report.train_loss)?;
+    dict.set_item("learning_rate", end.learning_rate)?;
+    dict.set_item("seconds", end.report.seconds)?;
+    dict.set_item("line", &end.line)?;
+    dict.set_item("model", PyBytes::new(py, &end.model))?;
+    if let Some(validation) = &end.validation {
+        dict.set_item("val_loss", validation.loss)?;
+        dict.set_item("val_score", validation.accuracy().or(validation.r2()))?;
+    }
+    Ok(dict)
+}
+
+/// Trains the model file `model` on `x` and `y` (and validates on `validation`, a pair of the
+/// same) with `settings`, continuing from `optimizer_state` when given. After each epoch
+/// `on_epoch(report)` is called with the GIL held; it answers `None` to go on, a float for the
+/// next epochs' learning rate, or `False` to stop. The GIL is released while training; Ctrl-C
+/// stops after the step in progress and raises `KeyboardInterrupt`, the epochs before it having
+/// been reported. Returns the model file's bytes and the optimizer's state.
+#[pyfunction]
+#[pyo3(signature = (x, y, classes, validation, model, optimizer_state, settings, on_epoch))]
+#[allow(clippy::too_many_arguments)]
+fn fit<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    classes: Option<usize>,
+    validation: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+    model: &[u8],
+    optimizer_state: Option<StateArrays<'py>>,
+    settings: &Bound<'py, PyDict>,
+    on_epoch: Py<PyAny>,
+) -> PyResult<(Bound<'py, PyBytes>, Option<StateArrays<'py>>)> {
+    let spec = spec(settings)?;
+    let train = dataset(x, y, classes)?;
+    let validation = match &validation {
+        Some((x, y)) => Some(dataset(x, y, classes)?),
+        None => None,
+    };
+    let (mlp, info) = read(model)?;
+    let start = Start {
+        mlp,
+        info,
+        optimizer: optimizer_state.map(state_from_py),
+    };
+    // What Python raised in a callback (Ctrl-C's KeyboardInterrupt, or the callback's error).
+    let raised: Mutex<Option<PyErr>> = Mutex::new(None);
+    let keep = |error: PyErr| {
+        let mut slot = raised
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        slot.get_or_insert(error);
+    };
+    let outcome = py.detach(|| {
+        let mut on_epoch = |end: EpochEnd| {
+            Ok(Python::attach(|py| {
+                let answer = epoch_dict(py, &end).and_then(|d| on_epoch.call1(py, (d,)));
+                answer
+                    .and_then(|answer| verdict(answer.bind(py)))
+                    .unwrap_or_else(|error| {
+                        keep(error);
+                        Verdict::Stop
+                    })
+            }))
+        };
+        let mut interrupted = || match Python::attach(|py| py.check_signals()) {
+            Ok(()) => false,
+            Err(error) => {
+                keep(error);
+                true
+            }
+        };
+        engine::train(
+            &spec,
+            train,
+            validation,
+            start,
+            &mut on_epoch,
+            &mut interrupted,
+        )
+    });
+    let outcome = outcome.map_err(to_py)?;
+    if let Some(error) = raised
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    {
+        return Err(error);
+    }
+    let state = outcome.optimizer.map(|state| state_to_py(py, state));
+    Ok((PyBytes::new(py, &outcome.model), state))
+}
+
+/// `on_epoch`'s answer: `None` (go on), a float (the next learning rate) or `False` (stop).
+fn verdict(answer: &Bound<'_, PyAny>) -> PyResult<Verdict> {
+    if answer.is_none() {
+        return Ok(Verdict::Continue);
+    }
+    if let Ok(go_on) = answer.extract::<bool>() {
+        return Ok(if go_on {
+            Verdict::Continue
+        } else {
+            Verdict::Stop
+        });
+    }
+    Ok(Verdict::LearningRate(answer.extract()?))
+}
+
+/// The outputs of the model file `model` for features `x` (float32, float64 or uint8, in the
+/// units it was trained on), on the CPU reference: probabilities for a softmax output.
+#[pyfunction]
+fn predict<'py>(
+    py: Python<'py>,
+    model: &[u8],
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let (mlp, info) = read(model)?;
+    let x = floats(x)?;
+    let outputs = py
+        .detach(|| engine::predict(&mlp, &info, x))
+        .map_err(to_py)?;
+    Ok(outputs.into_pyarray(py))
+}
+
+/// What the model file `model` holds: `sizes`, `activations`, `loss`, `epochs`, `metadata`
+/// (every key it records) and `layers`, a list of `(weight [out, in], bias)` arrays. `path`
+/// names the file in errors.
+#[pyfunction]
+#[pyo3(signature = (model, path = "the model"))]
+fn describe<'py>(py: Python<'py>, model: &[u8], path: &str) -> PyResult<Bound<'py, PyDict>> {
+    let (mlp, info) = engine::read_model(model, Path::new(path)).map_err(to_py)?;
+    let dict = PyDict::new(py);
+    dict.set_item("sizes", mlp.sizes())?;
+    let activations: Vec<&str> = mlp.layers.iter().map(|l| l.activation.name()).collect();
+    dict.set_item("activations", activations)?;
+    dict.set_item("loss", mlp.loss.name())?;
+    dict.set_item("epochs", info.epochs)?;
+    dict.set_item("metadata", info.extra.clone())?;
+    let layers: Vec<_> = mlp
+        .layers
+        .into_iter()
+        .map(|l| (l.weight.into_pyarray(py), l.bias.into_pyarray(py)))
+        .collect();
+    dict.set_item("layers", layers)?;
+    Ok(dict)
+}
+
+/// The model file `model` with `metadata` added to what it records.
+#[pyfunction]
+fn with_metadata<'py>(
+    py: Python<'py>,
+    model: &[u8],
+    metadata: std::collections::HashMap<String, String>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let (mlp, mut info) = read(model)?;
+    info.extra.extend(metadata);
+    let bytes = checkpoint::to_bytes(&mlp, &info).map_err(to_py)?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// Writes the model file's bytes `model` to `path` atomically, as `wgpu-mlp train --save` does.
+#[pyfunction]
+fn save(py: Python<'_>, model: &[u8], path: std::path::PathBuf) -> PyResult<()> {
+    let (mlp, info) = read(model)?;
+    py.detach(|| checkpoint::save(&path, &mlp, &info))
+        .map_err(to_py)
+}
+
+/// One line per adapter wgpu sees: name, backend and device type.
+#[pyfunction]
+fn adapters(py: Python<'_>) -> Vec<String> {
+    py.detach(|| {
+        available_adapters()
+            .iter()
+            .map(|adapter| describe_adapter(&adapter.get_info()))
+            .collect()
+    })
+}
+
+/// Opens `device` (as `--adapter` names it) and returns its description; the device is kept
+/// for the fits that follow.
+#[pyfunction]
+fn open_device(py: Python<'_>, device: &str) -> PyResult<String> {
+    py.detach(|| engine::open_gpu(device).map(|gpu| gpu.adapter_description()))
+        .map_err(to_py)
+}
+
+#[pymodule]
+fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_function(wrap_pyfunction!(new_model, module)?)?;
+    module.add_function(wrap_pyfunction!(fit, module)?)?;
+    module.add_function(wrap_pyfunction!(predict, module)?)?;
+    module.add_function(wrap_pyfunction!(describe, module)?)?;
+    module.add_function(wrap_pyfunction!(with_metadata, module)?)?;
+    module.add_function(wrap_pyfunction!(save, module)?)?;
+    module.add_function(wrap_pyfunction!(adapters, module)?)?;
+    module.add_function(wrap_pyfunction!(open_device, module)?)?;
+    Ok(())
+}
