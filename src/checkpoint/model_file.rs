@@ -73,6 +73,26 @@ pub struct Architecture {
     pub loss: Loss,
 }
 
+impl Architecture {
+    /// The architecture settings state for a file that does not record its own: only when the
+    /// hidden activation and the loss are given; the output then defaults to the one the loss
+    /// requires, else a sigmoid.
+    pub fn stated(
+        hidden: Option<Activation>,
+        output: Option<Activation>,
+        loss: Option<Loss>,
+    ) -> Option<Architecture> {
+        let loss = loss?;
+        Some(Architecture {
+            hidden: hidden?,
+            output: output
+                .or_else(|| loss.required_output())
+                .unwrap_or(Activation::Sigmoid),
+            loss,
+        })
+    }
+}
+
 /// Parses a model file's bytes; `path` only names it in errors.
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Mlp, CheckpointInfo)> {
     from_bytes_with(bytes, path, None)
