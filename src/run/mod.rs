@@ -48,8 +48,8 @@ pub use summary::{EpochOutcome, HeldOutScores, Summary, profile_json};
 use crate::checkpoint::{self, Architecture, CheckpointInfo};
 use crate::data::{Dataset, Features, Targets, Task};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
 use crate::gpu::profile::Profile;
+use crate::gpu::{Gpu, GpuMlp};
 use crate::model::Mlp;
 use crate::optim::OptimizerState;
 use crate::train::{
@@ -385,6 +385,15 @@ impl Run {
         match &mut self.engine {
             Engine::Gpu(trainer) => trainer.network().to_mlp_async().await,
             Engine::Cpu(trainer) => trainer.to_mlp(),
+        }
+    }
+
+    /// The network the GPU trainer trains (`None` on the CPU reference), e.g. to copy its
+    /// parameters to another network on the GPU without a read-back.
+    pub fn gpu_network(&mut self) -> Option<&mut GpuMlp> {
+        match &mut self.engine {
+            Engine::Gpu(trainer) => Some(trainer.network()),
+            Engine::Cpu(_) => None,
         }
     }
 

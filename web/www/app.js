@@ -184,6 +184,8 @@ function readSettings() {
   const lr = Number(f.lr.value);
   if (f.lr.value.trim() === '' || !Number.isFinite(lr)) throw new Error(`lr: ${JSON.stringify(f.lr.value)} is not a number`);
   const settings = {
+    // Empty: the whole training set; the synthetic set makes as many as the box says.
+    train_size: f.train.value.trim() === '' ? null : integer('train', f.train.value),
     layers: layers.map((s) => integer('layers', s)),
     hidden: f.hidden.value,
     loss: f.loss.value,
@@ -256,7 +258,7 @@ async function loadData() {
   const f = $('settings').elements;
   const dataset = f.dataset.value;
   if (dataset === 'synthetic') {
-    const train = integer('train', f.train.value);
+    const train = f.train.value.trim() === '' ? 10000 : integer('train', f.train.value);
     const test = integer('test', f.test.value);
     const seed = integer('seed', f.seed.value);
     return { data: wasm.Data.synthetic(train, test, seed), name: 'synthetic' };
