@@ -126,7 +126,7 @@ impl Session {
                 })
                 .await
                 .map_err(js::error)?;
-            js::object(&outcome.json())
+            Ok(js::object(&outcome.json())?)
         })
     }
 
