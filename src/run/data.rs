@@ -51,7 +51,12 @@ impl Source {
                 keys.extend(test.as_ref().map(|t| ("test_file", absolute(t))));
                 keys
             }
-            Source::Memory(name) => vec![("dataset", name.clone())],
+            // Arrays are recorded by name only when it is a built-in set's (the page's MNIST),
+            // which `eval` can then find again.
+            Source::Memory(name) => DatasetKind::from_name(name)
+                .map(|kind| ("dataset", kind.name().to_string()))
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -497,8 +497,12 @@ pub fn predict(mlp: &Mlp, preparation: &Preparation, x: Features) -> Result<Arra
             expected: format!("[n, {}] (the model's inputs)", mlp.inputs()),
         });
     }
+    // Targets the scaling leaves alone: predictions need none.
     let mut samples = Dataset {
-        targets: Targets::Values(Array2::zeros((x.len(), 0))),
+        targets: Targets::Classes {
+            labels: ndarray::Array1::zeros(x.len()),
+            classes: 1,
+        },
         features: x,
         image_shape: None,
     };
