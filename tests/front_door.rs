@@ -164,14 +164,31 @@ fn arrays_train_and_predict_in_their_own_units() {
     let mut run = Run::new(spec).unwrap();
     assert_eq!(run.data().validation.as_ref().map(|v| v.len()), Some(51));
     let summary = run.train(&mut ()).unwrap();
-    assert!(summary.validation.as_ref().unwrap().r2.unwrap() > 0.99, "{summary:?}");
-    let predicted = run.predict(x.slice(wgpu_mlp::ndarray::s![..8, ..]).to_owned()).unwrap();
+    assert!(
+        summary.validation.as_ref().unwrap().r2.unwrap() > 0.99,
+        "{summary:?}"
+    );
+    let predicted = run
+        .predict(x.slice(wgpu_mlp::ndarray::s![..8, ..]).to_owned())
+        .unwrap();
     for (p, t) in predicted.iter().zip(y.iter()) {
         assert!((p - t).abs() < 0.5, "predicted {p}, target {t}");
     }
     let keys = [
-        "val_loss", "val_rmse", "val_r2", "train_loss", "epochs", "seconds", "samples_per_s",
-        "adapter", "dataset", "task", "best_epoch", "stopped_early", "interrupted", "profile",
+        "val_loss",
+        "val_rmse",
+        "val_r2",
+        "train_loss",
+        "epochs",
+        "seconds",
+        "samples_per_s",
+        "adapter",
+        "dataset",
+        "task",
+        "best_epoch",
+        "stopped_early",
+        "interrupted",
+        "profile",
     ];
     let json = summary.to_json();
     for key in keys {
@@ -183,8 +200,14 @@ fn arrays_train_and_predict_in_their_own_units() {
 
 #[test]
 fn a_model_saved_with_a_default_info_is_read_with_the_documented_defaults() {
-    let mlp = Mlp::new(&[3, 4, 2], Activation::Relu, Activation::Softmax, Loss::CrossEntropy, 5)
-        .unwrap();
+    let mlp = Mlp::new(
+        &[3, 4, 2],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        5,
+    )
+    .unwrap();
     let dir = common::scratch_dir("front_door", "default_info");
     let path = dir.join("model.safetensors");
     checkpoint::save(&path, &mlp, &CheckpointInfo::default()).unwrap();
