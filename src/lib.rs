@@ -67,7 +67,9 @@ pub use checkpoint::CheckpointInfo;
 pub use data::{Dataset, DatasetKind, Features, Targets, Task};
 pub use error::{Error, Result};
 pub use gpu::{AdapterChoice, FeatureMask, Fusion, Gpu, GpuMlp, GpuOptions, LimitsPreset};
-pub use model::{Activation, Dense, DenseGradients, Gradients, Init, Loss, Mlp};
+pub use model::{
+    Activation, DEFAULT_LEAKY_SLOPE, Dense, DenseGradients, Gradients, Init, Loss, Mlp,
+};
 pub use ndarray;
 pub use optim::{Optimizer, OptimizerConfig};
 pub use run::{
