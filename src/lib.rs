@@ -80,3 +80,8 @@ pub use train::{
     CpuTrainer, DataPlacement, GpuTrainer, Regularization, Split, StopFlag, TrainConfig, Trainer,
 };
 pub use wgpu;
+
+/// The README's Rust programs, compiled and run as doc tests so that they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -238,8 +238,20 @@ fn new_model(spec: &TrainSpec, shape: DataShape) -> Result<Settings> {
             None => Vec::new(),
         },
     };
+    let mlp = match spec.leaky_slope {
+        Some(slope) => Mlp::with_init_and_leaky_slope(
+            &layers,
+            model.hidden,
+            model.output,
+            model.loss,
+            model.init,
+            slope,
+            seed,
+        )?,
+        None => model.mlp(&layers, seed)?,
+    };
     Ok(Settings {
-        mlp: model.mlp(&layers, seed)?,
+        mlp,
         epochs_before: 0,
         seed,
         optimizer: OptimizerConfig {
@@ -406,6 +418,14 @@ fn check_architecture(spec: &TrainSpec, mlp: &Mlp, path: &Path) -> Result<()> {
             "--hidden {} contradicts {file}, whose hidden layers are {}",
             asked.name(),
             recorded.name()
+        ));
+    }
+    if let Some(asked) = spec.leaky_slope
+        && asked != mlp.leaky_slope
+    {
+        return refuse(format!(
+            "--leaky-slope {asked} contradicts {file}, whose slope is {}",
+            mlp.leaky_slope
         ));
     }
     let output = mlp.layers[last].activation;

@@ -208,6 +208,8 @@ pub struct TrainSpec {
     pub hidden_sizes: Option<Vec<usize>>,
     /// Activation of the hidden layers (default ReLU; sigmoid with `tutorial`).
     pub hidden: Option<Activation>,
+    /// Leaky ReLU's negative slope, in `[0, 1)` (default [`crate::model::DEFAULT_LEAKY_SLOPE`]).
+    pub leaky_slope: Option<f32>,
     /// Activation of the output layer (default: identity for values, the loss's for classes).
     pub output: Option<Activation>,
     /// The loss (default cross-entropy for classes, mean squared error for values).

@@ -352,13 +352,16 @@ async function train() {
       } finally {
         data.free();
       }
-      const outputs = settings.layers[settings.layers.length - 1];
+      // What the library made of the form, defaults filled in: the model line states it.
+      const used = next.settings();
+      const outputs = used.layers[used.layers.length - 1];
+      const trainSize = used.train_size ?? Math.min(settings.train_size ?? info.train, info.train);
       replaceSession(next, {
-        inputs: settings.layers[0],
+        inputs: used.layers[0],
         outputs,
         classes: classNames(name, outputs),
-        label: `model: [${settings.layers}] ${settings.hidden}→${settings.output || 'auto'} ${settings.loss}, `
-          + `${settings.optimizer} lr ${settings.lr}, batch ${settings.batch}, on ${name} (${info.train} train / ${info.test} test)`,
+        label: `model: [${used.layers}] ${used.hidden}→${used.output} ${used.loss}, `
+          + `${used.optimizer} lr ${used.lr}, batch ${used.batch}, on ${name} (${trainSize} train / ${info.test} test)`,
       });
       const { epochs } = session.settings();
       resetHistory(epochs);

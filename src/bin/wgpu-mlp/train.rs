@@ -159,6 +159,7 @@ fn spec(args: &TrainArgs) -> Result<TrainSpec> {
         layers: args.layers.as_ref().map(|s| s.0.clone()),
         hidden_sizes: args.hidden_sizes.as_ref().map(|s| s.0.clone()),
         hidden: args.hidden,
+        leaky_slope: None,
         output: args.output,
         loss: args.loss,
         init: args.init,
