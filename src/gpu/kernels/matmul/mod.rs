@@ -3,9 +3,9 @@
 //! Shapes: `op(A): (m, k)`, `op(B): (k, n)`, `C: (m, n)`, all row-major. With `transpose_a` the
 //! buffer `A` holds `(k, m)`; with `transpose_b` the buffer `B` holds `(n, k)`.
 //!
-//! This file binds and reshapes products; which tile a product takes is [`tile`], how it is
-//! split over k is [`split`], and what it does to each element before storing it is
-//! [`epilogue`].
+//! This file binds and reshapes products; which tile a product takes is `tile`, how it is
+//! split over k is `split`, and what it does to each element before storing it is
+//! `epilogue`.
 
 mod epilogue;
 mod split;
