@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use wgpu_mlp::bench::Workload;
-use wgpu_mlp::train::{GpuTrainer, Trainer};
+use wgpu_mlp::train::GpuTrainer;
 use wgpu_mlp::{AdapterChoice, Gpu};
 
 fn main() -> Result<()> {

@@ -6,8 +6,9 @@
 #
 #   scripts/build-web.sh && python3 -m http.server -d target/web 8000
 #
-# The data sets are not copied: the page fetches data/<dataset>/… relative to itself, so put (or
-# link) a data/ folder in target/web/ to train on MNIST from the server.
+# The data sets are not copied: the page fetches data/<dataset>/… relative to itself, and
+# target/web/data links to the checkout's data/ (made empty if missing, so the link is never
+# broken), where `wgpu-mlp download` puts MNIST and Fashion-MNIST.
 #
 # Installs what is missing, and only that: the wasm32-unknown-unknown target (rustup) and the
 # wasm-bindgen CLI of the version Cargo.lock pins (cargo install; a few minutes, once).
@@ -43,6 +44,9 @@ rm -rf "$out/pkg"
 mkdir -p "$out"
 wasm-bindgen --target web --out-dir "$out/pkg" \
     target/wasm32-unknown-unknown/release/wgpu_mlp_web.wasm
+
+mkdir -p data
+ln -sfn "$root/data" "$out/data"
 
 if [ -d web/www ]; then
     cp -R web/www/. "$out/"

@@ -54,6 +54,9 @@ echo "== tests"
 cargo test --release --locked --all-targets
 cargo test --release --locked --doc
 
+echo "== the documentation, without a broken link"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --lib
+
 # The kernel, gradient and training tests again as weaker devices: WebGPU's guaranteed limits
 # without subgroups on lavapipe, and the GL backend (no subgroups) with its own limits and with
 # WebGPU's; each with every matmul kernel such a device runs forced in turn. The shuffled

@@ -29,6 +29,11 @@ pub enum Error {
         why: String,
     },
 
+    /// A training run's settings contradict each other, its data, or what a model file records;
+    /// the message names the settings as the CLI's options (`--lr`, `--layers`) and the file.
+    #[error("{0}")]
+    Settings(String),
+
     /// A data file (IDX images or labels) is missing, truncated or malformed.
     #[error("data file {path}: {why}")]
     Data {

@@ -60,13 +60,28 @@ pub mod optim;
 pub mod plot;
 pub mod reference;
 pub mod rng;
+pub mod run;
 pub mod train;
 
-pub use data::Dataset;
+pub use checkpoint::CheckpointInfo;
+pub use data::{Dataset, DatasetKind, Features, Targets, Task};
 pub use error::{Error, Result};
 pub use gpu::{AdapterChoice, FeatureMask, Fusion, Gpu, GpuMlp, GpuOptions, LimitsPreset};
-pub use model::{Activation, Dense, DenseGradients, Gradients, Init, Loss, Mlp};
+pub use model::{
+    Activation, DEFAULT_LEAKY_SLOPE, Dense, DenseGradients, Gradients, Init, Loss, Mlp,
+};
 pub use ndarray;
 pub use optim::{Optimizer, OptimizerConfig};
-pub use train::{CpuTrainer, GpuTrainer, Regularization, TrainConfig, Trainer};
+pub use run::{
+    Callbacks, Data, DataOptions, Device, EpochOutcome, History, Normalize, Resume, Run,
+    ScheduleName, Summary, TrainSpec,
+};
+pub use train::{
+    CpuTrainer, DataPlacement, GpuTrainer, Regularization, Split, StopFlag, TrainConfig, Trainer,
+};
 pub use wgpu;
+
+/// The README's Rust programs, compiled and run as doc tests so that they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -20,7 +20,7 @@ pub fn optimizer_path(model: &Path) -> PathBuf {
 }
 
 /// Saves an optimizer state for a model trained `epochs` epochs with `optimizer` (atomically, as
-/// [`save`]). Moments are named after their parameters: `{2l}.weight.moment1`, ….
+/// [`save`](super::save)). Moments are named after their parameters: `{2l}.weight.moment1`, ….
 pub fn save_optimizer(
     path: &Path,
     state: &OptimizerState,

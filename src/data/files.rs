@@ -34,6 +34,13 @@ impl Task {
         }
     }
 
+    /// The task [`Task::name`] names.
+    pub fn from_name(name: &str) -> Option<Task> {
+        [Task::Classification, Task::Regression]
+            .into_iter()
+            .find(|task| task.name() == name)
+    }
+
     /// The task of `dataset`'s targets.
     pub fn of(dataset: &Dataset) -> Task {
         match dataset.targets {

@@ -49,6 +49,17 @@ impl DatasetKind {
             DatasetKind::Synthetic => "synthetic",
         }
     }
+
+    /// The data set [`DatasetKind::name`] names.
+    pub fn from_name(name: &str) -> Option<DatasetKind> {
+        [
+            DatasetKind::Mnist,
+            DatasetKind::FashionMnist,
+            DatasetKind::Synthetic,
+        ]
+        .into_iter()
+        .find(|kind| kind.name() == name)
+    }
 }
 
 /// The four files of an MNIST-style data set, in the order train images, train labels, test

@@ -9,6 +9,9 @@ use super::{
     TrainConfig, Trainer, argmax, batch_sizes, check_dataset, diverged, epoch_order, no_such_set,
     total_squares,
 };
+use std::sync::Arc;
+
+use super::gpu_data::HostData;
 use crate::augment::{Augmentation, deform};
 use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
@@ -22,13 +25,15 @@ pub struct CpuTrainer<'a> {
     state: OptimizerState,
     config: TrainConfig,
     epochs_done: usize,
-    train: &'a Dataset,
-    test: Option<&'a Dataset>,
-    validation: Option<&'a Dataset>,
+    train: HostData<'a>,
+    test: Option<HostData<'a>>,
+    validation: Option<HostData<'a>>,
     /// Deformations of the training images, with their shape.
     augmentation: Option<(Augmentation, (usize, usize))>,
     /// Raised to stop after the step in progress.
     stop: StopFlag,
+    /// Whether each epoch visits the samples in a new seeded order (else in their order).
+    shuffle: bool,
 }
 
 impl<'a> CpuTrainer<'a> {
@@ -39,14 +44,35 @@ impl<'a> CpuTrainer<'a> {
         test: Option<&'a Dataset>,
         config: TrainConfig,
     ) -> Result<Self> {
+        let test = test.map(HostData::Borrowed);
+        CpuTrainer::build(mlp, HostData::Borrowed(train), test, config)
+    }
+
+    /// [`CpuTrainer::new`] on shared data sets, which the trainer keeps without borrowing.
+    pub fn shared(
+        mlp: &Mlp,
+        train: Arc<Dataset>,
+        test: Option<Arc<Dataset>>,
+        config: TrainConfig,
+    ) -> Result<CpuTrainer<'static>> {
+        let test = test.map(HostData::Shared);
+        CpuTrainer::build(mlp, HostData::Shared(train), test, config)
+    }
+
+    fn build(
+        mlp: &Mlp,
+        train: HostData<'a>,
+        test: Option<HostData<'a>>,
+        config: TrainConfig,
+    ) -> Result<Self> {
         config.validate()?;
         mlp.validate()?;
         config
             .regularization
             .validate(mlp.loss, mlp.layers.len() - 1)?;
-        check_dataset(mlp.inputs(), mlp.outputs(), train, "training set")?;
-        if let Some(test) = test {
-            check_dataset(mlp.inputs(), mlp.outputs(), test, "test set")?;
+        check_dataset(mlp.inputs(), mlp.outputs(), train.get(), "training set")?;
+        if let Some(test) = &test {
+            check_dataset(mlp.inputs(), mlp.outputs(), test.get(), "test set")?;
         }
         Ok(CpuTrainer {
             state: OptimizerState::new(mlp),
@@ -58,6 +84,7 @@ impl<'a> CpuTrainer<'a> {
             validation: None,
             augmentation: None,
             stop: StopFlag::default(),
+            shuffle: true,
         })
     }
 
@@ -65,7 +92,7 @@ impl<'a> CpuTrainer<'a> {
     /// [`super::GpuTrainer::set_augmentation`] does; held-out sets are never deformed.
     pub fn set_augmentation(&mut self, augmentation: &Augmentation) -> Result<()> {
         augmentation.validate()?;
-        let shape = self.train.image_shape;
+        let shape = self.train.get().image_shape;
         augmentation.check_image_shape(shape, "the training set")?;
         self.augmentation = shape.map(|shape| (*augmentation, shape));
         Ok(())
@@ -73,14 +100,29 @@ impl<'a> CpuTrainer<'a> {
 
     /// Adds a validation set, evaluated with `evaluate(Split::Validation)`.
     pub fn set_validation(&mut self, validation: &'a Dataset) -> Result<()> {
+        self.set_validation_data(HostData::Borrowed(validation))
+    }
+
+    /// [`CpuTrainer::set_validation`] with a shared data set.
+    pub fn set_shared_validation(&mut self, validation: Arc<Dataset>) -> Result<()> {
+        self.set_validation_data(HostData::Shared(validation))
+    }
+
+    fn set_validation_data(&mut self, validation: HostData<'a>) -> Result<()> {
         check_dataset(
             self.mlp.inputs(),
             self.mlp.outputs(),
-            validation,
+            validation.get(),
             "validation set",
         )?;
         self.validation = Some(validation);
         Ok(())
+    }
+
+    /// Whether each epoch visits the training samples in a new seeded order (the default) or
+    /// in their order, as the GPU trainer's [`super::GpuTrainer::set_shuffle`].
+    pub fn set_shuffle(&mut self, shuffle: bool) {
+        self.shuffle = shuffle;
     }
 }
 
@@ -132,9 +174,12 @@ pub fn evaluate_cpu(mlp: &Mlp, dataset: &Dataset, batch_size: usize) -> Result<E
 impl Trainer for CpuTrainer<'_> {
     fn train_epoch(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<EpochReport> {
         let start = Instant::now();
-        let len = self.train.len();
+        let train = self.train.get();
+        let len = train.len();
         let mut order: Vec<u32> = (0..len as u32).collect();
-        epoch_order(self.config.seed, self.epochs_done + 1, &mut order);
+        if self.shuffle {
+            epoch_order(self.config.seed, self.epochs_done + 1, &mut order);
+        }
         let (mut samples, mut loss_sum) = (0, 0.0f64);
         let mut last_report = Instant::now();
         let steps = len.div_ceil(self.config.batch_size);
@@ -145,7 +190,7 @@ impl Trainer for CpuTrainer<'_> {
                 .iter()
                 .map(|&i| i as usize)
                 .collect();
-            let (mut x, mut y) = self.train.batch(&indices);
+            let (mut x, mut y) = train.batch(&indices);
             if let Some((augmentation, shape)) = &self.augmentation {
                 let epoch = u32::try_from(self.epochs_done + 1).unwrap_or(u32::MAX);
                 for (mut row, &sample) in x.rows_mut().into_iter().zip(&indices) {
@@ -207,14 +252,11 @@ impl Trainer for CpuTrainer<'_> {
 
     fn evaluate(&mut self, split: Split) -> Result<Evaluation> {
         let set = match split {
-            Split::Test => self.test,
-            Split::Validation => self.validation,
+            Split::Test => &self.test,
+            Split::Validation => &self.validation,
         };
-        evaluate_cpu(
-            &self.mlp,
-            set.ok_or_else(|| no_such_set(split))?,
-            self.config.batch_size,
-        )
+        let set = set.as_ref().ok_or_else(|| no_such_set(split))?;
+        evaluate_cpu(&self.mlp, set.get(), self.config.batch_size)
     }
 
     fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {

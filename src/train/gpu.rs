@@ -48,6 +48,8 @@ pub struct GpuTrainer {
     profiler: Option<(Profiler, usize)>,
     /// Raised to stop after the steps in flight.
     stop: StopFlag,
+    /// Whether each epoch visits the samples in a new seeded order (else in their order).
+    shuffle: bool,
 }
 
 impl GpuTrainer {
@@ -185,12 +187,50 @@ impl GpuTrainer {
             rows_into_epoch: 0,
             profiler: None,
             stop: StopFlag::default(),
+            shuffle: true,
         })
     }
 
     /// The network being trained.
     pub fn network(&mut self) -> &mut GpuMlp {
         &mut self.net
+    }
+
+    /// Whether each epoch visits the training samples in a new seeded order (the default) or
+    /// in their order, as scikit-learn's `shuffle=False`.
+    pub fn set_shuffle(&mut self, shuffle: bool) {
+        self.shuffle = shuffle;
+    }
+
+    /// [`Trainer::set_learning_rate`], on every target (a browser's included).
+    pub fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
+        let mut optimizer = self.net.optimizer();
+        optimizer.learning_rate = learning_rate;
+        self.net.set_optimizer(optimizer)?;
+        self.config.optimizer = optimizer;
+        Ok(())
+    }
+
+    /// [`Trainer::set_epochs_done`], on every target.
+    pub fn set_epochs_done(&mut self, epochs: usize) {
+        self.epochs_done = epochs;
+    }
+
+    /// [`Trainer::stop_on`], on every target.
+    pub fn stop_on(&mut self, flag: StopFlag) {
+        self.stop = flag;
+    }
+
+    /// [`Trainer::set_optimizer_state`], on every target.
+    pub fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.net.set_optimizer_state(state)
+    }
+
+    /// [`Trainer::profile`], on every target.
+    pub fn profile(&self) -> Option<Profile> {
+        self.profiler
+            .as_ref()
+            .map(|(profiler, _)| profiler.profile())
     }
 
     /// Shapes every batch-sized dispatch for `rows`.
@@ -247,7 +287,9 @@ impl GpuTrainer {
         let len = train.dataset.len;
         self.order.clear();
         self.order.extend(0..len as u32);
-        epoch_order(self.config.seed, self.epochs_done + 1, &mut self.order);
+        if self.shuffle {
+            epoch_order(self.config.seed, self.epochs_done + 1, &mut self.order);
+        }
         let queue = self.net.gpu().queue();
         if !train.dataset.is_streamed() {
             queue.write_buffer(&train.dataset.order, 0, bytemuck::cast_slice(&self.order));
@@ -547,11 +589,7 @@ impl Trainer for GpuTrainer {
     }
 
     fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
-        let mut optimizer = self.net.optimizer();
-        optimizer.learning_rate = learning_rate;
-        self.net.set_optimizer(optimizer)?;
-        self.config.optimizer = optimizer;
-        Ok(())
+        GpuTrainer::set_learning_rate(self, learning_rate)
     }
 
     fn epochs_done(&self) -> usize {
@@ -559,7 +597,7 @@ impl Trainer for GpuTrainer {
     }
 
     fn set_epochs_done(&mut self, epochs: usize) {
-        self.epochs_done = epochs;
+        GpuTrainer::set_epochs_done(self, epochs);
     }
 
     fn optimizer_state(&mut self) -> Result<OptimizerState> {
@@ -567,7 +605,7 @@ impl Trainer for GpuTrainer {
     }
 
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        self.net.set_optimizer_state(state)
+        GpuTrainer::set_optimizer_state(self, state)
     }
 
     fn to_mlp(&mut self) -> Result<Mlp> {
@@ -575,12 +613,10 @@ impl Trainer for GpuTrainer {
     }
 
     fn stop_on(&mut self, flag: StopFlag) {
-        self.stop = flag;
+        GpuTrainer::stop_on(self, flag);
     }
 
     fn profile(&self) -> Option<Profile> {
-        self.profiler
-            .as_ref()
-            .map(|(profiler, _)| profiler.profile())
+        GpuTrainer::profile(self)
     }
 }

@@ -89,25 +89,36 @@ impl LrSchedule {
 }
 
 /// Stops training once the validation loss has not improved for `patience` epochs, remembering
-/// the best epoch (as Keras's `EarlyStopping`, with `min_delta = 0`).
+/// the best epoch (as Keras's `EarlyStopping`: an improvement is a loss lower than the best by
+/// more than `min_delta`, 0 unless given).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EarlyStopping {
     patience: usize,
+    min_delta: f32,
     best: Option<(usize, f32)>,
 }
 
 impl EarlyStopping {
     /// Stops after `patience` epochs without a lower validation loss.
     pub fn new(patience: usize) -> EarlyStopping {
+        EarlyStopping::with_tolerance(patience, 0.0)
+    }
+
+    /// Stops after `patience` epochs without a validation loss lower than the best by more
+    /// than `min_delta` (scikit-learn's `tol`).
+    pub fn with_tolerance(patience: usize, min_delta: f32) -> EarlyStopping {
         EarlyStopping {
             patience,
+            min_delta,
             best: None,
         }
     }
 
     /// Records `epoch`'s validation loss; whether it is the best so far.
     pub fn record(&mut self, epoch: usize, loss: f32) -> bool {
-        let improved = self.best.is_none_or(|(_, best)| loss < best);
+        let improved = self
+            .best
+            .is_none_or(|(_, best)| loss < best - self.min_delta);
         if improved {
             self.best = Some((epoch, loss));
         }

@@ -193,3 +193,66 @@ fn ctrl_c_stops_after_the_step_keeps_the_last_save_and_prints_the_summary() {
         .collect();
     assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
 }
+
+#[test]
+fn a_model_saved_by_the_library_with_a_default_info_is_read_by_predict_and_eval() {
+    use wgpu_mlp::ndarray::Array2;
+    use wgpu_mlp::{Activation, CheckpointInfo, Loss, Mlp, checkpoint};
+    let dir = scratch("default-info");
+    let model = dir.join("model.safetensors");
+    let mlp = Mlp::new(
+        &[3, 4, 2],
+        Activation::Tanh,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        9,
+    )
+    .unwrap();
+    checkpoint::save(&model, &mlp, &CheckpointInfo::default()).unwrap();
+    let rows = [[0.5f32, -1.0, 2.0], [1.5, 0.25, -0.75], [-2.0, 1.0, 0.0]];
+    let labels = [0, 1, 1];
+    // The samples to predict, and the same with their labels in the last column to evaluate on.
+    let (mut features, mut labelled) = ("a,b,c\n".to_string(), "a,b,c,label\n".to_string());
+    for (row, label) in rows.iter().zip(labels) {
+        let line = format!("{},{},{}", row[0], row[1], row[2]);
+        features += &format!("{line}\n");
+        labelled += &format!("{line},{label}\n");
+    }
+    let (samples, test) = (dir.join("samples.csv"), dir.join("test.csv"));
+    std::fs::write(&samples, features).unwrap();
+    std::fs::write(&test, labelled).unwrap();
+    let model_arg = model.to_str().unwrap();
+    // predict: the file records no input scaling, so the floats go in as they are.
+    let stdout = succeed(&["predict", "--model", model_arg, samples.to_str().unwrap()]);
+    let x = Array2::from_shape_fn((3, 3), |(i, j)| rows[i][j]);
+    let expected = mlp.forward(x.view()).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "class,p0,p1");
+    for (line, row) in lines[1..].iter().zip(expected.rows()) {
+        let values: Vec<f32> = line
+            .split(',')
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(values, row.to_vec(), "{stdout}");
+    }
+    // eval: the test file's last column is its labels; the loss is the mean cross-entropy.
+    let evaluated = last_json(&succeed(&[
+        "eval",
+        "--model",
+        model_arg,
+        "--test",
+        test.to_str().unwrap(),
+        "--cpu",
+        "--json",
+    ]));
+    let loss: f32 = labels
+        .iter()
+        .enumerate()
+        .map(|(i, &label)| -expected[[i, label]].ln())
+        .sum::<f32>()
+        / 3.0;
+    let reported = evaluated["test_loss"].as_f64().unwrap() as f32;
+    assert!((reported - loss).abs() < 1e-5, "{reported} vs {loss}");
+    assert_eq!(evaluated["task"], "classification");
+}

@@ -1,7 +1,10 @@
 //! `shaders/activation.wgsl`: each activation forward and backward, softmax included.
 
 use crate::common::{assert_close, gpu, random_matrix};
-use crate::expected::{activate, derivative_from_output, softmax_backward, softmax_rows};
+use crate::expected::{
+    activate, activate_with_slope, derivative_from_kept, derivative_from_kept_with_slope,
+    softmax_backward, softmax_rows,
+};
 use crate::{ELEMENTWISE_ATOL, ELEMENTWISE_RTOL, run_and_read, shapes, upload};
 use wgpu_mlp::Activation;
 use wgpu_mlp::gpu::kernels::activation::ActivationKernel;
@@ -59,12 +62,14 @@ fn activation_forward_and_backward_match_ndarray() {
                 ELEMENTWISE_RTOL,
             );
 
+            // Backward reads what the layer keeps: z for GELU and SiLU, a for the others.
+            let kept = if act.keeps_preactivation() { &z } else { &a };
             let dz = if act == Activation::Softmax {
                 softmax_backward(&a, &da)
             } else {
-                &da * &a.mapv(|v| derivative_from_output(act, v))
+                &da * &kept.mapv(|v| derivative_from_kept(act, v))
             };
-            let got = run_activation(ActivationKernel::Backward(act), &a, &da);
+            let got = run_activation(ActivationKernel::Backward(act), kept, &da);
             assert_close(
                 &format!("{what} backward"),
                 &got,
@@ -127,5 +132,45 @@ fn softmax_is_finite_and_exact_for_large_logits_and_any_row_length() {
             0.0,
             ELEMENTWISE_RTOL,
         );
+    }
+}
+
+#[test]
+fn leaky_relu_reads_the_slope_it_is_bound_with_and_keeps_it_when_reshaped() {
+    let gpu = gpu();
+    let (rows, cols) = (6, 9);
+    let z = random_matrix(rows, cols, 21) * 3.0;
+    let da = random_matrix(rows, cols, 22);
+    let slope = 0.3;
+    let a = z.mapv(|v| activate_with_slope(Activation::LeakyRelu, v, slope));
+    let dz = &da * &a.mapv(|v| derivative_from_kept_with_slope(Activation::LeakyRelu, v, slope));
+    let (z_buffer, a_buffer, da_buffer) = (upload(&z), upload(&a), upload(&da));
+    let out = gpu.storage_buffer("out", rows * cols).unwrap();
+    for (kernel, operands, want) in [
+        (
+            ActivationKernel::Forward(Activation::LeakyRelu),
+            [&z_buffer, &z_buffer],
+            &a,
+        ),
+        (
+            ActivationKernel::Backward(Activation::LeakyRelu),
+            [&a_buffer, &da_buffer],
+            &dz,
+        ),
+    ] {
+        let [first, second] = operands;
+        let mut dispatch = kernel
+            .bind_with_slope(&gpu, "leaky", (rows, cols), slope, [first, second, &out])
+            .unwrap();
+        let got = run_and_read(&gpu, &dispatch, &out, rows * cols);
+        let what = format!("{kernel:?} slope {slope}");
+        let want = want.as_slice().unwrap();
+        assert_close(&what, &got, want, ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
+        // Reshaped to its first rows, it keeps the slope.
+        kernel.reshape(&gpu, &mut dispatch, 2, cols).unwrap();
+        let got = run_and_read(&gpu, &dispatch, &out, 2 * cols);
+        let what = format!("{what}, reshaped");
+        let want = &want[..2 * cols];
+        assert_close(&what, &got, want, ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
     }
 }

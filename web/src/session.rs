@@ -1,5 +1,6 @@
-//! `Session`: a model on the GPU, with the data set resident there to train on (or none, for a
-//! loaded model that only predicts until given data), and what its epochs have produced.
+//! `Session`: a model on the GPU, with a training run over data resident there (the library's
+//! [`Run`], as the CLI's `train` drives it), or a loaded model that only predicts until given
+//! data.
 //!
 //! The session's state sits behind a `RefCell`, borrowed for the whole of an operation: the
 //! page's promises may interleave, and an operation that finds the session busy is refused
@@ -11,15 +12,14 @@ use std::rc::Rc;
 
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
-use web_time::Instant;
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
 use wgpu_mlp::ndarray::ArrayView2;
-use wgpu_mlp::train::{Evaluation, GpuTrainer, Split};
+use wgpu_mlp::run::{Resume, Run};
 use wgpu_mlp::{Error, Gpu, GpuMlp, Mlp};
 
 use crate::data::Data;
 use crate::js;
-use crate::settings::Settings;
+use crate::settings;
 
 /// How saved models are named in errors: the page reads them from bytes, not a path.
 const MODEL_NAME: &str = "model.safetensors";
@@ -30,29 +30,21 @@ pub struct Session {
     state: Rc<RefCell<State>>,
 }
 
+/// What a session's model is.
+enum Model {
+    /// Trained by a run, on its data.
+    Training(Box<Run>),
+    /// Loaded from a file, with what the file records, and no data yet.
+    Loaded(Mlp, CheckpointInfo),
+}
+
 /// Everything a session holds.
 struct State {
     gpu: Gpu,
-    settings: Settings,
-    /// The trainer, with the data on the GPU; `None` for a loaded model not yet given data.
-    trainer: Option<GpuTrainer>,
+    model: Model,
     /// A one-sample copy of the model for predictions, made on the first one, and the epoch
     /// count its parameters are from.
     predictor: Option<(GpuMlp, usize)>,
-    /// Epochs the model had before this session (a loaded model's).
-    epochs_before: usize,
-    history: History,
-    created: Instant,
-}
-
-/// What this session's epochs have produced, for the summary.
-#[derive(Default)]
-struct History {
-    epochs: usize,
-    samples: usize,
-    train_seconds: f64,
-    train_loss: Option<f32>,
-    evaluation: Option<Evaluation>,
 }
 
 // Each operation holds the state's borrow across its awaits on purpose: that is what makes a
@@ -62,25 +54,13 @@ struct History {
 impl Session {
     /// A new model as `settings` describe it, with `data` uploaded to `gpu`.
     pub fn create(gpu: &crate::Gpu, data: &Data, settings: JsValue) -> Result<Session, JsError> {
-        let mut settings =
-            Settings::new_model(&json_of(&settings)?, data.train.len()).map_err(js::error)?;
-        let mut trainer = GpuTrainer::new(
-            &gpu.gpu,
-            &settings.mlp,
-            &data.train,
-            Some(&data.test),
-            settings.train_config(),
-        )
-        .map_err(js::error)?;
-        deform_with(&mut trainer, &mut settings, &data.train).map_err(js::error)?;
+        let sets = (data.train.clone(), data.test.clone());
+        let spec = settings::spec(&json_of(&settings)?, sets, None).map_err(js::error)?;
+        let run = Run::with_gpu(spec, Some(&gpu.gpu)).map_err(js::error)?;
         Ok(Session::from_state(State {
             gpu: gpu.gpu.clone(),
-            settings,
-            trainer: Some(trainer),
+            model: Model::Training(Box::new(run)),
             predictor: None,
-            epochs_before: 0,
-            history: History::default(),
-            created: Instant::now(),
         }))
     }
 
@@ -92,18 +72,11 @@ impl Session {
         wasm_bindgen_futures::future_to_promise(async move {
             let (mlp, info) =
                 checkpoint::from_bytes(&bytes, Path::new(MODEL_NAME)).map_err(js::error)?;
-            let settings =
-                Settings::continuing(mlp, &info.extra, &Value::Null, 0).map_err(js::error)?;
-            let predictor =
-                GpuMlp::with_batch_capacity(&gpu, &settings.mlp, 1).map_err(js::error)?;
+            let predictor = GpuMlp::with_batch_capacity(&gpu, &mlp, 1).map_err(js::error)?;
             Ok(Session::from_state(State {
                 gpu,
-                settings,
-                trainer: None,
+                model: Model::Loaded(mlp, info),
                 predictor: Some((predictor, 0)),
-                epochs_before: info.epochs,
-                history: History::default(),
-                created: Instant::now(),
             })
             .into())
         })
@@ -115,57 +88,71 @@ impl Session {
     #[wasm_bindgen(js_name = setData)]
     pub fn set_data(&self, data: &Data, settings: JsValue) -> js_sys::Promise {
         let (state, settings) = (self.state.clone(), json_of(&settings));
-        let (train, test) = (data.train.clone(), data.test.clone());
+        let sets = (data.train.clone(), data.test.clone());
         wasm_bindgen_futures::future_to_promise(async move {
             let mut state = borrow(&state)?;
-            let mlp = state.model().await.map_err(js::error)?;
-            let recorded = state.settings.recorded();
-            let mut settings =
-                Settings::continuing(mlp, &recorded, &settings?, train.len()).map_err(js::error)?;
-            let mut trainer = GpuTrainer::new(
-                &state.gpu,
-                &settings.mlp,
-                &train,
-                Some(&test),
-                settings.train_config(),
-            )
-            .map_err(js::error)?;
-            deform_with(&mut trainer, &mut settings, &train).map_err(js::error)?;
-            state.epochs_before += state.history.epochs;
-            state.history = History::default();
-            state.settings = settings;
-            state.trainer = Some(trainer);
+            let (mlp, info) = state.checkpoint().await.map_err(js::error)?;
+            let resume = Resume::Model {
+                mlp,
+                info,
+                optimizer: None,
+            };
+            let spec = settings::spec(&settings?, sets, Some(resume)).map_err(js::error)?;
+            let run = Run::with_gpu(spec, Some(&state.gpu)).map_err(js::error)?;
+            state.model = Model::Training(Box::new(run));
             state.predictor = None;
             Ok(JsValue::UNDEFINED)
         })
     }
 
-    /// One epoch, then an evaluation on the test set: `{epoch, train_loss, test_loss,
-    /// test_accuracy, samples_per_s, seconds}`. `on_progress(samples, total, runningLoss)` is
-    /// called at the trainer's own progress read-backs.
+    /// One epoch, then an evaluation on the test set: the CLI's `--metrics` record, `{epoch,
+    /// train_loss, lr, test_loss, test_accuracy, samples_per_s, seconds}`.
+    /// `on_progress(samples, total, runningLoss)` is called at the trainer's own progress
+    /// read-backs.
     #[wasm_bindgen(js_name = trainEpoch)]
     pub fn train_epoch(&self, on_progress: Option<js_sys::Function>) -> js_sys::Promise {
         let state = self.state.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             let mut state = borrow(&state)?;
-            let report = state.train_epoch(on_progress).await.map_err(js::error)?;
-            Ok(js::object(&report)?)
+            let run = state.run().map_err(js::error)?;
+            let outcome = run
+                .train_epoch_async(&mut |p| {
+                    if let Some(f) = &on_progress {
+                        let (samples, total) = (p.samples as f64, p.total as f64);
+                        let loss = f64::from(p.running_loss);
+                        let _ =
+                            f.call3(&JsValue::NULL, &samples.into(), &total.into(), &loss.into());
+                    }
+                })
+                .await
+                .map_err(js::error)?;
+            Ok(js::object(&outcome.json())?)
         })
     }
 
     /// The CLI's `train --json` line for the epochs so far; `adapter` names the device, by
     /// default as the CLI does.
     pub fn summary(&self, adapter: Option<String>) -> Result<String, JsError> {
-        let state = borrow(&self.state)?;
-        Ok(state.summary(adapter).to_string())
+        let mut state = borrow(&self.state)?;
+        let mut summary = state.run().map_err(js::error)?.summary();
+        if let Some(adapter) = adapter {
+            summary.adapter = adapter;
+        }
+        Ok(summary.to_json().to_string())
     }
 
     /// The settings in force, every default filled in, and the epochs done: `{layers, hidden,
     /// output, loss, optimizer, lr, weight_decay, batch, epochs, seed, dataset, epochs_done}`.
     pub fn settings(&self) -> Result<JsValue, JsError> {
         let state = borrow(&self.state)?;
-        let mut settings = state.settings.json();
-        settings["epochs_done"] = json!(state.epochs_before + state.history.epochs);
+        let (mut settings, epochs_done) = match &state.model {
+            Model::Training(run) => (
+                settings::json(run.settings(), &run.data().source.name()),
+                run.epochs_done(),
+            ),
+            Model::Loaded(mlp, info) => (settings::recorded_json(mlp, info), info.epochs),
+        };
+        settings["epochs_done"] = json!(epochs_done);
         js::object(&settings)
     }
 
@@ -186,29 +173,11 @@ impl Session {
         let state = self.state.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             let mut state = borrow(&state)?;
-            let mlp = state.model().await.map_err(js::error)?;
-            let info = CheckpointInfo {
-                epochs: state.epochs_before + state.history.epochs,
-                extra: state.settings.recorded(),
-            };
+            let (mlp, info) = state.checkpoint().await.map_err(js::error)?;
             let bytes = checkpoint::to_bytes(&mlp, &info).map_err(js::error)?;
             Ok(js_sys::Uint8Array::from(&bytes[..]).into())
         })
     }
-}
-
-/// Deforms `trainer`'s training images as `settings` ask, noting their image shape for the
-/// model file.
-fn deform_with(
-    trainer: &mut GpuTrainer,
-    settings: &mut Settings,
-    train: &wgpu_mlp::Dataset,
-) -> Result<(), Error> {
-    if let Some(augmentation) = &settings.augmentation {
-        trainer.set_augmentation(augmentation)?;
-        settings.image_shape = train.image_shape;
-    }
-    Ok(())
 }
 
 impl Session {
@@ -242,87 +211,48 @@ fn json_of(value: &JsValue) -> Result<Value, JsError> {
 }
 
 impl State {
-    /// The model's current parameters.
-    async fn model(&mut self) -> Result<Mlp, Error> {
-        match (&mut self.trainer, &mut self.predictor) {
-            (Some(trainer), _) => trainer.network().to_mlp_async().await,
-            (None, Some((predictor, _))) => predictor.to_mlp_async().await,
-            (None, None) => Ok(self.settings.mlp.clone()),
+    /// The run training the model, or an error for a loaded model without data.
+    fn run(&mut self) -> Result<&mut Run, Error> {
+        match &mut self.model {
+            Model::Training(run) => Ok(run),
+            Model::Loaded(..) => Err(Error::Invalid {
+                what: "training".into(),
+                why: "this session holds a loaded model and no data (call setData first)".into(),
+            }),
         }
     }
 
-    async fn train_epoch(&mut self, on_progress: Option<js_sys::Function>) -> Result<Value, Error> {
-        let trainer = self.trainer.as_mut().ok_or_else(|| Error::Invalid {
-            what: "training".into(),
-            why: "this session holds a loaded model and no data (call setData first)".into(),
-        })?;
-        let report = trainer
-            .train_epoch_async(&mut |p| {
-                if let Some(f) = &on_progress {
-                    let (samples, total) = (p.samples as f64, p.total as f64);
-                    let loss = f64::from(p.running_loss);
-                    let _ = f.call3(&JsValue::NULL, &samples.into(), &total.into(), &loss.into());
-                }
-            })
-            .await?;
-        let evaluation = trainer.evaluate_async(Split::Test).await?;
-        let history = &mut self.history;
-        history.epochs += 1;
-        history.samples += report.samples;
-        history.train_seconds += report.seconds;
-        history.train_loss = Some(report.train_loss);
-        let line = json!({
-            "epoch": self.epochs_before + history.epochs,
-            "train_loss": report.train_loss,
-            "test_loss": evaluation.loss,
-            "test_accuracy": evaluation.accuracy(),
-            "samples_per_s": report.samples_per_second(),
-            "seconds": report.seconds,
-        });
-        history.evaluation = Some(evaluation);
-        Ok(line)
-    }
-
-    /// The summary line (see [`Session::summary`]).
-    fn summary(&self, adapter: Option<String>) -> Value {
-        let history = &self.history;
-        let evaluation = history.evaluation.as_ref();
-        json!({
-            "test_accuracy": evaluation.and_then(|e| e.accuracy()),
-            "test_loss": evaluation.map(|e| e.loss),
-            "train_loss": history.train_loss,
-            "epochs": self.epochs_before + history.epochs,
-            "seconds": self.created.elapsed().as_secs_f64(),
-            "samples_per_s": history.samples as f64 / history.train_seconds.max(1e-9),
-            "adapter": adapter.unwrap_or_else(|| self.gpu.adapter_description()),
-            "dataset": self.settings.dataset,
-            "interrupted": false,
-            "profile": null,
-        })
+    /// The model's current parameters and what its file records.
+    async fn checkpoint(&mut self) -> Result<(Mlp, CheckpointInfo), Error> {
+        match &mut self.model {
+            Model::Training(run) => Ok((run.mlp_async().await?, run.checkpoint_info())),
+            Model::Loaded(mlp, info) => Ok((mlp.clone(), info.clone())),
+        }
     }
 
     /// The outputs for one sample, from the one-sample copy of the model, brought up to date on
-    /// the GPU first if the trainer has trained since.
+    /// the GPU first if the run has trained since.
     async fn predict(&mut self, pixels: &[f32]) -> Result<Vec<f32>, Error> {
-        let inputs = self.settings.mlp.inputs();
+        let (mlp, epochs) = match &self.model {
+            Model::Training(run) => (&run.settings().mlp, run.epochs_done()),
+            Model::Loaded(mlp, info) => (mlp, info.epochs),
+        };
+        let inputs = mlp.inputs();
         let x = ArrayView2::from_shape((1, inputs), pixels).map_err(|_| Error::Shape {
             what: "pixels".into(),
             actual: vec![pixels.len()],
             expected: format!("[{inputs}] (the model's inputs)"),
         })?;
-        let epochs = self.history.epochs;
         let made = match self.predictor.take() {
             Some(made) => made,
-            None => (
-                GpuMlp::with_batch_capacity(&self.gpu, &self.settings.mlp, 1)?,
-                usize::MAX,
-            ),
+            None => (GpuMlp::with_batch_capacity(&self.gpu, mlp, 1)?, usize::MAX),
         };
         let (predictor, from_epoch) = self.predictor.insert(made);
-        if let Some(trainer) = self.trainer.as_mut()
+        if let Model::Training(run) = &mut self.model
             && *from_epoch != epochs
+            && let Some(network) = run.gpu_network()
         {
-            predictor.copy_parameters_from(trainer.network())?;
+            predictor.copy_parameters_from(network)?;
             *from_epoch = epochs;
         }
         Ok(predictor

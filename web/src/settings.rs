@@ -1,21 +1,18 @@
-//! A session's settings from the page's object, with the names and defaults of the CLI's
-//! `train` options (`src/bin/wgpu-mlp/settings.rs`), and what a saved model records of them.
-
-use std::collections::HashMap;
+//! A session's settings object (the names of the CLI's `train` options, see `web/API.md`) read
+//! into the library's [`TrainSpec`], and the settings in force written back as such an object.
+//! What a setting means — its default, what a model file records, the architecture check on a
+//! continued model, the batch cap — is the library's (`wgpu_mlp::run`), as for the CLI.
 
 use serde_json::{Map, Value};
 use wgpu_mlp::augment::Augmentation;
-use wgpu_mlp::data::files::Task;
-use wgpu_mlp::dropout::{Dropout, parse_rates};
-use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-use wgpu_mlp::train::{DEFAULT_SEED, Defaults, Regularization, TrainConfig};
-use wgpu_mlp::{Activation, Error, Init, Loss, Mlp};
-
-/// The layers of a new model: MNIST's widths around the CLI's default hidden layer.
-const DEFAULT_LAYERS: [usize; 3] = [784, 128, 10];
+use wgpu_mlp::checkpoint::CheckpointInfo;
+use wgpu_mlp::dropout::parse_rates;
+use wgpu_mlp::optim::Optimizer;
+use wgpu_mlp::run::{Data, Resume, Settings, TrainSpec};
+use wgpu_mlp::{Activation, Dataset, Error, Init, Loss, Mlp};
 
 /// The keys a settings object may have.
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
     "tutorial",
     "layers",
     "hidden",
@@ -34,158 +31,105 @@ const KEYS: [&str; 18] = [
     "epochs",
     "seed",
     "dataset",
+    "train_size",
 ];
 
-/// Everything a session trains with.
-pub struct Settings {
-    /// The new model (its initial weights), or the loaded one.
-    pub mlp: Mlp,
-    /// The update rule and its hyper-parameters.
-    pub optimizer: OptimizerConfig,
-    /// Label smoothing and gradient clipping.
-    pub regularization: Regularization,
-    /// Samples per step, capped at the training set's size.
-    pub batch: usize,
-    /// Epochs the summary counts against.
-    pub epochs: usize,
-    /// Seeds the weights and the shuffles.
-    pub seed: u64,
-    /// The data set's name, for the summary and the saved model.
-    pub dataset: String,
-    /// Deformations of the training images (`"augment": "affine,elastic"`, the CLI's default
-    /// ranges), and the image shape they assume once the session has its data.
-    pub augmentation: Option<Augmentation>,
-    pub image_shape: Option<(usize, usize)>,
+/// The spec `object` gives (a JSON object; `null` is every default) for training on `train`
+/// and `test`, a new model or `resume`'s.
+pub fn spec(
+    object: &Value,
+    (train, test): (Dataset, Dataset),
+    resume: Option<Resume>,
+) -> Result<TrainSpec, Error> {
+    let fields = Fields::of(object)?;
+    let mut spec = TrainSpec {
+        data: Data::Sets {
+            train,
+            test: Some(test),
+            name: fields
+                .text("dataset")?
+                .unwrap_or_else(|| "synthetic".into()),
+        },
+        tutorial: match fields.0.get("tutorial") {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(other) => {
+                return Err(invalid(
+                    "tutorial",
+                    format!("{other} (must be true or false)"),
+                ));
+            }
+        },
+        layers: fields.layers()?,
+        hidden: fields.named("hidden", Activation::from_name)?,
+        output: fields.named("output", Activation::from_name)?,
+        loss: fields.named("loss", Loss::from_name)?,
+        init: fields.named("init", init_from_name)?,
+        optimizer: fields.named("optimizer", Optimizer::from_name)?,
+        lr: fields.number("lr")?,
+        weight_decay: fields.number("weight_decay")?,
+        label_smoothing: fields.number("label_smoothing")?,
+        clip_norm: fields.number("clip_norm")?,
+        dropout: fields.rates("dropout")?,
+        input_dropout: fields.number("input_dropout")?,
+        augment: fields
+            .text("augment")?
+            .filter(|kinds| !kinds.is_empty())
+            .map(|kinds| Augmentation::from_kinds(&kinds))
+            .transpose()?,
+        batch: fields.whole("batch")?.map(|b| b as usize),
+        epochs: fields.whole("epochs")?.map(|e| e as usize),
+        seed: fields.whole("seed")?,
+        resume,
+        ..TrainSpec::default()
+    };
+    spec.data_options.train_size = fields.whole("train_size")?.map(|n| n as usize);
+    Ok(spec)
 }
 
-impl Settings {
-    /// The settings `object` gives (a JSON object; `null` is every default), for a new model on
-    /// a training set of `train_len` samples.
-    pub fn new_model(object: &Value, train_len: usize) -> Result<Settings, Error> {
-        let fields = Fields::of(object)?;
-        let defaults = fields.defaults()?;
-        let seed = fields.whole("seed")?.unwrap_or(DEFAULT_SEED);
-        let layers = fields.layers()?.unwrap_or_else(|| DEFAULT_LAYERS.to_vec());
-        let output = fields.named("output", Activation::from_name)?;
-        let loss = defaults.loss_for(output, fields.named("loss", Loss::from_name)?);
-        let model = Defaults {
-            hidden: fields
-                .named("hidden", Activation::from_name)?
-                .unwrap_or(defaults.hidden),
-            output: defaults.output_for(output, loss),
-            loss,
-            init: fields
-                .named("init", init_from_name)?
-                .unwrap_or(defaults.init),
-            ..defaults
-        };
-        let mlp = model.mlp(&layers, seed)?;
-        mlp.validate()?;
-        fields.rest(mlp, seed, train_len, &defaults)
-    }
+/// Every setting in force, as a settings object names it.
+pub fn json(settings: &Settings, dataset: &str) -> Value {
+    let mlp = &settings.mlp;
+    let last = mlp.layers.len() - 1;
+    let (optimizer, regularization) = (&settings.optimizer, &settings.regularization);
+    serde_json::json!({
+        "layers": mlp.sizes(),
+        "hidden": mlp.layers[..last].first().map(|l| l.activation.name()),
+        "output": mlp.layers[last].activation.name(),
+        "loss": mlp.loss.name(),
+        "optimizer": optimizer.optimizer.name(),
+        "lr": shortest(optimizer.learning_rate),
+        "weight_decay": shortest(optimizer.weight_decay),
+        "label_smoothing": shortest(regularization.label_smoothing),
+        "clip_norm": regularization.clip_norm.map(shortest),
+        "dropout": regularization.dropout.hidden_text(),
+        "input_dropout": shortest(regularization.dropout.input),
+        "augment": settings.augmentation.map(|(a, _)| a.kinds()),
+        "batch": settings.batch,
+        "epochs": settings.epochs,
+        "seed": settings.seed,
+        "dataset": dataset,
+    })
+}
 
-    /// The settings `object` gives for continuing to train `mlp`, a loaded model whose file
-    /// recorded `recorded` (the CLI's `--resume` rules: the file's values unless the object
-    /// gives others; architecture keys, if given, must agree).
-    pub fn continuing(
-        mlp: Mlp,
-        recorded: &HashMap<String, String>,
-        object: &Value,
-        train_len: usize,
-    ) -> Result<Settings, Error> {
-        let mut merged: Map<String, Value> = recorded
-            .iter()
-            .filter(|(key, _)| KEYS.contains(&key.as_str()))
-            .map(|(key, value)| (key.clone(), recorded_value(key, value)))
-            .collect();
-        let given = Fields::of(object)?;
-        check_architecture(&mlp, &given)?;
-        merged.extend(given.0.clone());
-        for key in ["layers", "hidden", "output", "loss", "init"] {
-            merged.remove(key);
-        }
-        let fields = Fields(merged);
-        let seed = fields.whole("seed")?.unwrap_or(DEFAULT_SEED);
-        // A file that does not record a setting predates the task defaults: it was trained with
-        // the tutorial's. The epochs are this session's, as for a new model.
-        let session = fields.defaults()?;
-        let defaults = Defaults {
-            epochs: session.epochs,
-            steps: session.steps,
-            ..Defaults::UNRECORDED
-        };
-        fields.rest(mlp, seed, train_len, &defaults)
-    }
-
-    /// The training configuration.
-    pub fn train_config(&self) -> TrainConfig {
-        TrainConfig {
-            optimizer: self.optimizer,
-            batch_size: self.batch,
-            seed: self.seed,
-            regularization: self.regularization.clone(),
-        }
-    }
-
-    /// Every setting, as a settings object names it.
-    pub fn json(&self) -> serde_json::Value {
-        let last = self.mlp.layers.len() - 1;
-        serde_json::json!({
-            "layers": self.mlp.sizes(),
-            "hidden": self.mlp.layers[..last].first().map(|l| l.activation.name()),
-            "output": self.mlp.layers[last].activation.name(),
-            "loss": self.mlp.loss.name(),
-            "optimizer": self.optimizer.optimizer.name(),
-            "lr": shortest(self.optimizer.learning_rate),
-            "weight_decay": shortest(self.optimizer.weight_decay),
-            "label_smoothing": shortest(self.regularization.label_smoothing),
-            "clip_norm": self.regularization.clip_norm.map(shortest),
-            "dropout": self.regularization.dropout.hidden_text(),
-            "input_dropout": shortest(self.regularization.dropout.input),
-            "augment": self.augmentation.map(|a| a.kinds()),
-            "batch": self.batch,
-            "epochs": self.epochs,
-            "seed": self.seed,
-            "dataset": self.dataset,
-        })
-    }
-
-    /// What a saved model records beside its architecture, as the CLI's `--save` writes it.
-    pub fn recorded(&self) -> HashMap<String, String> {
-        [
-            ("optimizer", self.optimizer.optimizer.name().to_string()),
-            ("lr", self.optimizer.learning_rate.to_string()),
-            ("weight_decay", self.optimizer.weight_decay.to_string()),
-            ("batch", self.batch.to_string()),
-            ("dataset", self.dataset.clone()),
-            ("seed", self.seed.to_string()),
-            (
-                "label_smoothing",
-                self.regularization.label_smoothing.to_string(),
-            ),
-        ]
-        .into_iter()
-        .chain(
-            self.regularization
-                .clip_norm
-                .map(|max_norm| ("clip_norm", max_norm.to_string())),
-        )
-        .chain([
-            ("dropout", self.regularization.dropout.hidden_text()),
-            (
-                "input_dropout",
-                self.regularization.dropout.input.to_string(),
-            ),
-        ])
-        .chain(
-            self.augmentation
-                .zip(self.image_shape)
-                .map(|(augmentation, shape)| augmentation.metadata(shape))
-                .unwrap_or_default(),
-        )
-        .map(|(key, value)| (key.to_string(), value))
-        .collect()
-    }
+/// What a loaded model's file says of its settings, as a settings object names them: its
+/// architecture and the values it records.
+pub fn recorded_json(mlp: &Mlp, info: &CheckpointInfo) -> Value {
+    let last = mlp.layers.len() - 1;
+    let mut object: Map<String, Value> = info
+        .extra
+        .iter()
+        .filter(|(key, _)| KEYS.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), recorded_value(key, value)))
+        .collect();
+    object.insert("layers".into(), serde_json::json!(mlp.sizes()));
+    object.insert(
+        "hidden".into(),
+        serde_json::json!(mlp.layers[..last].first().map(|l| l.activation.name())),
+    );
+    object.insert("output".into(), mlp.layers[last].activation.name().into());
+    object.insert("loss".into(), mlp.loss.name().into());
+    Value::Object(object)
 }
 
 /// `value` as the f64 its shortest f32 text reads as (0.002, not 0.0020000000949949026).
@@ -204,36 +148,6 @@ fn recorded_value(key: &str, value: &str) -> Value {
             .map_or_else(|| Value::String(value.into()), Value::Number),
         _ => Value::String(value.into()),
     }
-}
-
-/// Refuses architecture keys that describe another model than `mlp`.
-fn check_architecture(mlp: &Mlp, given: &Fields) -> Result<(), Error> {
-    let contradiction = |why: String| Err(Error::Model(why));
-    if let Some(layers) = given.layers()?
-        && layers != mlp.sizes()
-    {
-        return contradiction(format!(
-            "layers {layers:?} contradict the model, whose layers are {:?}",
-            mlp.sizes()
-        ));
-    }
-    let last = mlp.layers.len() - 1;
-    let checks = [
-        (
-            "hidden",
-            mlp.layers[..last].first().map(|l| l.activation.name()),
-        ),
-        ("output", Some(mlp.layers[last].activation.name())),
-        ("loss", Some(mlp.loss.name())),
-    ];
-    for (key, actual) in checks {
-        if let (Some(asked), Some(actual)) = (given.text(key)?, actual)
-            && asked != actual
-        {
-            return contradiction(format!("{key} {asked} contradicts the model's {actual}"));
-        }
-    }
-    Ok(())
 }
 
 fn init_from_name(name: &str) -> Result<Init, Error> {
@@ -276,89 +190,6 @@ impl Fields {
         Ok(Fields(
             map.into_iter().filter(|(_, v)| !v.is_null()).collect(),
         ))
-    }
-
-    /// The defaults the object chooses: the tutorial's network with `"tutorial": true`, else
-    /// the classification defaults (the page's sets are all classes).
-    fn defaults(&self) -> Result<Defaults, Error> {
-        Ok(match self.0.get("tutorial") {
-            None | Some(Value::Bool(false)) => Defaults::for_task(Task::Classification),
-            Some(Value::Bool(true)) => Defaults::tutorial(Task::Classification),
-            Some(other) => {
-                return Err(invalid(
-                    "tutorial",
-                    format!("{other} (must be true or false)"),
-                ));
-            }
-        })
-    }
-
-    /// The optimizer, batch, epochs and data set, completing a model and its seed, with
-    /// `defaults` for what the object leaves out.
-    fn rest(
-        &self,
-        mlp: Mlp,
-        seed: u64,
-        train_len: usize,
-        defaults: &Defaults,
-    ) -> Result<Settings, Error> {
-        let rule = self
-            .named("optimizer", Optimizer::from_name)?
-            .unwrap_or(defaults.optimizer.optimizer);
-        let optimizer = OptimizerConfig {
-            optimizer: rule,
-            learning_rate: self
-                .number("lr")?
-                .unwrap_or(defaults.optimizer.learning_rate),
-            weight_decay: self
-                .number("weight_decay")?
-                .unwrap_or(rule.default_weight_decay(defaults.optimizer.weight_decay)),
-        };
-        optimizer.validate()?;
-        let regularization = Regularization {
-            label_smoothing: self.number("label_smoothing")?.unwrap_or(0.0),
-            clip_norm: self.number("clip_norm")?,
-            dropout: Dropout {
-                input: self.number("input_dropout")?.unwrap_or(0.0),
-                hidden: match self.rates("dropout")? {
-                    Some(rates) => Dropout::hidden_rates(&rates, mlp.layers.len() - 1)?,
-                    None => Vec::new(),
-                },
-            },
-        };
-        regularization.validate(mlp.loss, mlp.layers.len() - 1)?;
-        let batch = self
-            .whole("batch")?
-            .map_or(defaults.batch_size, |b| b as usize);
-        let epochs = self
-            .whole("epochs")?
-            .map_or_else(|| defaults.epochs_for(train_len, batch), |e| e as usize);
-        if epochs == 0 {
-            return Err(invalid(
-                "epochs",
-                "0: nothing to train (give at least 1)".into(),
-            ));
-        }
-        Ok(Settings {
-            mlp,
-            optimizer,
-            regularization,
-            // A batch larger than the training set is the whole set, as the CLI does.
-            batch: if batch > train_len && train_len > 0 {
-                train_len
-            } else {
-                batch
-            },
-            epochs,
-            seed,
-            dataset: self.text("dataset")?.unwrap_or_else(|| "synthetic".into()),
-            augmentation: self
-                .text("augment")?
-                .filter(|kinds| !kinds.is_empty())
-                .map(|kinds| Augmentation::from_kinds(&kinds))
-                .transpose()?,
-            image_shape: None,
-        })
     }
 
     fn text(&self, key: &str) -> Result<Option<String>, Error> {

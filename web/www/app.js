@@ -184,6 +184,8 @@ function readSettings() {
   const lr = Number(f.lr.value);
   if (f.lr.value.trim() === '' || !Number.isFinite(lr)) throw new Error(`lr: ${JSON.stringify(f.lr.value)} is not a number`);
   const settings = {
+    // Empty: the whole training set; the synthetic set makes as many as the box says.
+    train_size: f.train.value.trim() === '' ? null : integer('train', f.train.value),
     layers: layers.map((s) => integer('layers', s)),
     hidden: f.hidden.value,
     loss: f.loss.value,
@@ -256,7 +258,7 @@ async function loadData() {
   const f = $('settings').elements;
   const dataset = f.dataset.value;
   if (dataset === 'synthetic') {
-    const train = integer('train', f.train.value);
+    const train = f.train.value.trim() === '' ? 10000 : integer('train', f.train.value);
     const test = integer('test', f.test.value);
     const seed = integer('seed', f.seed.value);
     return { data: wasm.Data.synthetic(train, test, seed), name: 'synthetic' };
@@ -350,13 +352,16 @@ async function train() {
       } finally {
         data.free();
       }
-      const outputs = settings.layers[settings.layers.length - 1];
+      // What the library made of the form, defaults filled in: the model line states it.
+      const used = next.settings();
+      const outputs = used.layers[used.layers.length - 1];
+      const trainSize = used.train_size ?? Math.min(settings.train_size ?? info.train, info.train);
       replaceSession(next, {
-        inputs: settings.layers[0],
+        inputs: used.layers[0],
         outputs,
         classes: classNames(name, outputs),
-        label: `model: [${settings.layers}] ${settings.hidden}→${settings.output || 'auto'} ${settings.loss}, `
-          + `${settings.optimizer} lr ${settings.lr}, batch ${settings.batch}, on ${name} (${info.train} train / ${info.test} test)`,
+        label: `model: [${used.layers}] ${used.hidden}→${used.output} ${used.loss}, `
+          + `${used.optimizer} lr ${used.lr}, batch ${used.batch}, on ${name} (${trainSize} train / ${info.test} test)`,
       });
       const { epochs } = session.settings();
       resetHistory(epochs);

@@ -1,23 +1,22 @@
-//! The deformation options `train` takes (`--augment`, its ranges and `--image-shape`), what a
-//! model file records of them for `--resume`, and `wgpu-mlp augment`, which shows what they do:
+//! The deformation options `train` takes (`--augment`, its ranges and `--image-shape`), and
+//! `wgpu-mlp augment`, which shows what they do:
 //! a PNG grid of training images beside their deformations for an epoch, and the same as arrays.
 
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use wgpu_mlp::augment::{Affine, Augmentation, Elastic, deform, parse_image_shape};
-use wgpu_mlp::checkpoint::CheckpointInfo;
 use wgpu_mlp::data::Dataset;
 use wgpu_mlp::data::npz::write_f32_npz;
 use wgpu_mlp::files::{check_can_write, write_atomically};
 use wgpu_mlp::gpu::kernels::augment::deform_images;
+use wgpu_mlp::run::{Source, apply_image_shape, prepare};
 
 use crate::common::{DEFAULT_SEED, open_gpu};
-use crate::dataset::{DataArgs, RunData};
+use crate::dataset::DataArgs;
 
 /// The deformation options.
 #[derive(Args, Debug, Clone, Default)]
@@ -118,84 +117,6 @@ impl AugmentArgs {
         augmentation.validate()?;
         Ok(Some(augmentation))
     }
-
-    /// Gives every set of `data` the `--image-shape` (checked against its features and any
-    /// shape its files carry), else `recorded` (a resumed model's).
-    pub fn apply_image_shape(
-        &self,
-        data: &mut RunData,
-        recorded: Option<(usize, usize)>,
-    ) -> Result<()> {
-        let Some((height, width)) = self.image_shape.or(recorded) else {
-            return Ok(());
-        };
-        let inputs = data.train.inputs();
-        if height * width != inputs {
-            bail!(
-                "--image-shape {height},{width} is {} pixels, but the data has {inputs} features per sample",
-                height * width
-            );
-        }
-        let sets = [
-            Some(&mut data.train),
-            data.validation.as_mut(),
-            data.test.as_mut(),
-        ];
-        for set in sets.into_iter().flatten() {
-            match set.image_shape {
-                Some(own) if own != (height, width) => bail!(
-                    "--image-shape {height},{width} contradicts the data's own image shape {},{}",
-                    own.0,
-                    own.1
-                ),
-                Some(_) => {}
-                None => Arc::make_mut(set).image_shape = Some((height, width)),
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The deformations a run trains with, and the image shape they assume.
-pub type Deformations = Option<(Augmentation, (usize, usize))>;
-
-/// The deformations a training run uses and the image shape they assume: the options', or for
-/// `--resume` the model's (an option that contradicts it is refused, as other settings are).
-pub fn for_training(
-    args: &AugmentArgs,
-    resumed: Option<(&CheckpointInfo, &std::path::Path)>,
-    data: &mut RunData,
-) -> Result<Deformations> {
-    let asked = args.augmentation(None)?;
-    let recorded = match resumed {
-        Some((info, path)) => {
-            let get = |key: &str| info.extra.get(key).map(String::as_str);
-            let recorded = Augmentation::from_metadata(get)
-                .with_context(|| format!("{}: its deformations", path.display()))?;
-            let file = path.display();
-            match (&asked, &recorded) {
-                (Some(asked), Some((saved, _))) if asked != saved => bail!(
-                    "--augment {} with these ranges contradicts {file}, which was trained with {saved:?}; \
-                     leave the deformation options out to continue with them",
-                    asked.kinds()
-                ),
-                (Some(_), None) => bail!(
-                    "--augment contradicts {file}, which was trained without deformations; \
-                     leave it out to continue as it was trained"
-                ),
-                _ => {}
-            }
-            recorded
-        }
-        None => None,
-    };
-    args.apply_image_shape(data, recorded.map(|(_, shape)| shape))?;
-    let Some(augmentation) = asked.or(recorded.map(|(saved, _)| saved)) else {
-        return Ok(None);
-    };
-    augmentation.check_image_shape(data.train.image_shape, "the training set")?;
-    let shape = data.train.image_shape.unwrap_or_default();
-    Ok(Some((augmentation, shape)))
 }
 
 /// `wgpu-mlp augment`: what the deformation options do to the training images.
@@ -245,9 +166,15 @@ pub fn run(args: AugmentCommandArgs) -> Result<()> {
         .augmentation(Some("affine,elastic"))?
         .expect("a default kind is given");
     let seed = args.seed.unwrap_or(DEFAULT_SEED);
-    let source = args.data.source(None)?;
-    let mut data = args.data.load_for_training(source, seed, None)?;
-    args.options.apply_image_shape(&mut data, None)?;
+    let data = args.data.data()?;
+    let source = Source::of(&data, None)?;
+    let mut notes = Vec::new();
+    let data = prepare(data, &args.data.options(), (source, seed), None, &mut notes);
+    for note in notes {
+        eprintln!("{note}");
+    }
+    let mut data = data?;
+    apply_image_shape(args.options.image_shape, &mut data)?;
     augmentation.check_image_shape(data.train.image_shape, "the training set")?;
     let shape = data.train.image_shape.unwrap_or_default();
     let (original, deformed) = deformations(&args, &augmentation, seed, &data.train, shape)?;

@@ -12,7 +12,7 @@ use wgpu_mlp::gpu::kernels::MatmulStrategy;
 use wgpu_mlp::train::DataPlacement;
 
 use crate::common::out;
-use crate::common::profile_json;
+use wgpu_mlp::run::profile_json;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

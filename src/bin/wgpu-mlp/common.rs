@@ -1,25 +1,20 @@
-//! What several commands share: the model options, what a model file records, opening the
-//! adapter, the console the output goes to, parsing lists of sizes, and printing a confusion
+//! What several commands share: the model options, opening the adapter, the console the output goes to, parsing lists of sizes, and printing a confusion
 //! matrix, a progress bar or a kernel profile.
 
-use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 
 use wgpu_mlp::checkpoint::{self, Architecture, CheckpointInfo};
-use wgpu_mlp::data::DatasetKind;
-use wgpu_mlp::gpu::profile::Profile;
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::train::StopFlag;
-use wgpu_mlp::{Activation, AdapterChoice, Gpu, Loss, Mlp, Optimizer};
+use wgpu_mlp::{Activation, AdapterChoice, Gpu, Loss, Mlp};
 
 /// The seed of the synthetic set and of a new model when none is given or saved.
 pub const DEFAULT_SEED: u64 = wgpu_mlp::train::DEFAULT_SEED;
@@ -58,7 +53,7 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Loads the model, with the architecture the options state for a file that has none.
     pub fn load(&self) -> Result<(Mlp, CheckpointInfo)> {
-        let architecture = stated_architecture(self.hidden, self.output, self.loss);
+        let architecture = Architecture::stated(self.hidden, self.output, self.loss);
         Ok(checkpoint::load_with(&self.model, architecture.as_ref())?)
     }
 }
@@ -68,79 +63,6 @@ pub fn output_activation(output: Option<Activation>, loss: Option<Loss>) -> Acti
     output
         .or_else(|| loss.and_then(Loss::required_output))
         .unwrap_or(Activation::Sigmoid)
-}
-
-/// The architecture options state for a model file that does not record its own (a PyTorch
-/// `state_dict`): only when `--hidden` and `--loss` are given.
-pub fn stated_architecture(
-    hidden: Option<Activation>,
-    output: Option<Activation>,
-    loss: Option<Loss>,
-) -> Option<Architecture> {
-    Some(Architecture {
-        hidden: hidden?,
-        output: output_activation(output, loss),
-        loss: loss?,
-    })
-}
-
-/// The run settings a model file records in its metadata (`train --save` writes them), read with
-/// errors naming the file.
-pub struct Recorded<'a> {
-    metadata: &'a HashMap<String, String>,
-    path: &'a Path,
-}
-
-impl<'a> Recorded<'a> {
-    /// What `info`, read from `path`, records.
-    pub fn of(info: &'a CheckpointInfo, path: &'a Path) -> Self {
-        Recorded {
-            metadata: &info.extra,
-            path,
-        }
-    }
-
-    /// The file that records them.
-    pub fn path(&self) -> &Path {
-        self.path
-    }
-
-    /// The text under `key`, if recorded.
-    pub fn text(&self, key: &str) -> Option<&'a str> {
-        self.metadata.get(key).map(String::as_str)
-    }
-
-    /// The value under `key`, if recorded; an error if it does not parse.
-    pub fn value<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>> {
-        self.metadata
-            .get(key)
-            .map(|text| {
-                text.parse().ok().with_context(|| {
-                    format!("{}: its {key:?} {text:?} is not valid", self.path.display())
-                })
-            })
-            .transpose()
-    }
-
-    /// The optimizer it was trained with.
-    pub fn optimizer(&self) -> Result<Option<Optimizer>> {
-        self.metadata
-            .get("optimizer")
-            .map(|name| Optimizer::from_name(name).map_err(anyhow::Error::from))
-            .transpose()
-    }
-
-    /// The data set it was trained on.
-    pub fn dataset(&self) -> Result<Option<DatasetKind>> {
-        self.metadata
-            .get("dataset")
-            .map(|name| {
-                <DatasetKind as clap::ValueEnum>::from_str(name, false)
-                    .ok()
-                    .with_context(|| format!("{}: unknown data set {name:?}", self.path.display()))
-            })
-            .transpose()
-    }
 }
 
 /// The adapter `--adapter` names: `auto`, `software`, or part of an adapter's name. On an adapter
@@ -246,7 +168,7 @@ pub fn parse_sizes(text: &str) -> Result<Vec<usize>, String> {
 }
 
 /// How the CLI names the CPU reference where it names an adapter.
-pub const CPU_ADAPTER: &str = "cpu (ndarray reference)";
+pub const CPU_ADAPTER: &str = wgpu_mlp::run::CPU_ADAPTER;
 
 /// Prints `confusion[[truth, predicted]]` as a table with a header row of predicted classes.
 pub fn print_confusion(console: &Console, confusion: &Array2<u64>) -> Result<()> {
@@ -272,22 +194,4 @@ pub fn progress_bar(epoch: usize, epochs: usize, total: usize) -> ProgressBar {
     );
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar
-}
-
-/// A profile as JSON: the kernels in step order with their time per step.
-pub fn profile_json(profile: &Profile) -> serde_json::Value {
-    let kernels: Vec<_> = profile
-        .kernels
-        .iter()
-        .map(|k| {
-            json!({
-                "kernel": k.label, "calls_per_step": k.calls_per_step,
-                "ms_per_step": k.per_step.as_secs_f64() * 1e3,
-            })
-        })
-        .collect();
-    json!({
-        "steps": profile.steps, "gpu_ms_per_step": profile.gpu_per_step().as_secs_f64() * 1e3,
-        "kernels": kernels,
-    })
 }

@@ -9,13 +9,11 @@ use clap::Args;
 use serde_json::json;
 
 use wgpu_mlp::data::DatasetKind;
+use wgpu_mlp::run::{HeldOutScores, Preparation, Recorded, Source};
 use wgpu_mlp::train::{GpuTrainer, Split, Trainer, evaluate_cpu};
 
-use crate::common::{
-    CPU_ADAPTER, Console, DEFAULT_SEED, ModelArgs, Recorded, open_gpu, print_confusion,
-};
-use crate::dataset::{DataArgs, Preparation, Source};
-use crate::scores::scores_json;
+use crate::common::{CPU_ADAPTER, Console, DEFAULT_SEED, ModelArgs, open_gpu, print_confusion};
+use crate::dataset::DataArgs;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -46,7 +44,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let (mlp, info) = args.model.load()?;
     let file = args.model.model.display();
     let recorded = Recorded::of(&info, &args.model.model);
-    let preparation = Preparation::of(&recorded)?;
+    let preparation = Preparation::of(&recorded, &mlp)?;
     let source = source(&args, &recorded)?;
     let seed = match (args.seed, recorded.value::<u64>("seed")?) {
         (Some(asked), Some(saved))
@@ -59,9 +57,18 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         (asked, saved) => asked.or(saved).unwrap_or(DEFAULT_SEED),
     };
-    let test = args
-        .data
-        .load_for_evaluation(&source, seed, (&preparation, mlp.outputs()))?;
+    let mut notes = Vec::new();
+    let dir = args.data.data.as_deref();
+    let test = args.data.options().load_for_evaluation(
+        (&source, dir),
+        seed,
+        (&preparation, mlp.outputs()),
+        &mut notes,
+    );
+    for note in notes {
+        eprintln!("{note}");
+    }
+    let test = test?;
     let (evaluation, adapter) = if args.cpu {
         (
             evaluate_cpu(&mlp, &test, args.batch)?,
@@ -78,14 +85,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
         } => path.display().to_string(),
         _ => source.name(),
     };
-    let scores = match evaluation.accuracy() {
+    let held_out = HeldOutScores::of(&evaluation, &preparation);
+    let scores = match held_out.accuracy {
         Some(accuracy) => format!("test accuracy {:.2}%", accuracy * 100.0),
         None => format!(
             "test RMSE {:.5}, test R² {:.4}",
-            evaluation
-                .rmse(preparation.target_scale())
-                .unwrap_or(f64::NAN),
-            evaluation.r2().unwrap_or(f64::NAN)
+            held_out.rmse.unwrap_or(f64::NAN),
+            held_out.r2.unwrap_or(f64::NAN)
         ),
     };
     console.line(format_args!(
@@ -96,7 +102,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         print_confusion(&console, confusion)?;
     }
     if args.json {
-        let mut summary = scores_json("test_", &evaluation, &preparation);
+        let mut summary = held_out.json_fields("test_");
         let rest = json!({
             "samples": evaluation.samples, "adapter": adapter, "model": file.to_string(),
             "dataset": name, "task": preparation.task.name(),

@@ -13,8 +13,6 @@ mod download;
 mod eval;
 mod gradcheck;
 mod predict;
-mod scores;
-mod settings;
 mod train;
 
 use clap::{Parser, Subcommand};

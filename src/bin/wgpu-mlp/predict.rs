@@ -16,8 +16,9 @@ use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::train::argmax;
 use wgpu_mlp::{Dataset, Mlp};
 
-use crate::common::{ModelArgs, Recorded, out};
-use crate::dataset::Preparation;
+use wgpu_mlp::run::{Preparation, Recorded};
+
+use crate::common::{ModelArgs, out};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -42,7 +43,7 @@ fn is_table(path: &Path) -> bool {
 pub fn run(args: PredictArgs) -> Result<()> {
     let (mlp, info) = args.model.load()?;
     let recorded = Recorded::of(&info, &args.model.model);
-    let preparation = Preparation::of(&recorded)?;
+    let preparation = Preparation::of(&recorded, &mlp)?;
     match &args.inputs[..] {
         [path] if is_table(path) => predict_table(&args, path, &mlp, &preparation),
         paths if paths.iter().any(|p| is_table(p)) => {

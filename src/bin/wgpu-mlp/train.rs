@@ -4,45 +4,24 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde_json::json;
 
-use clap::ValueEnum;
-use wgpu_mlp::checkpoint::{self, CheckpointInfo};
+use wgpu_mlp::checkpoint;
 use wgpu_mlp::files::{check_can_write, write_atomically};
-use wgpu_mlp::gpu::profile::Profile;
 use wgpu_mlp::optim::Optimizer;
 use wgpu_mlp::plot::{EpochPoint, training_curves_svg};
-use wgpu_mlp::train::{
-    CpuTrainer, DataPlacement, EarlyStopping, EpochReport, Evaluation, GpuTrainer, Split,
-    TrainConfig, Trainer,
-};
-use wgpu_mlp::{Activation, Init, Loss, Mlp};
+use wgpu_mlp::run::{Device, EpochOutcome, Resume, Run, ScheduleName, TrainSpec};
+use wgpu_mlp::{Activation, Init, Loss};
 
-use crate::augment::{self, AugmentArgs, Deformations};
+use crate::augment::AugmentArgs;
 use crate::common::{
-    CPU_ADAPTER, Console, DEFAULT_SEED, Recorded, hidden_activation, interrupt_flag,
-    is_interruption, open_gpu, parse_sizes, print_confusion, profile_json, progress_bar,
-    stated_architecture,
+    Console, hidden_activation, interrupt_flag, is_interruption, open_gpu, parse_sizes,
+    print_confusion, progress_bar,
 };
-use crate::dataset::{DataArgs, RecordedData, RunData};
-use crate::scores::{scores_json, scores_text};
-use crate::settings::{DataShape, Resumed, Settings, recorded};
-
-/// `--lr-schedule`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ScheduleName {
-    /// The same rate every epoch.
-    Constant,
-    /// Multiplied by --lr-gamma every --lr-step epochs.
-    Step,
-    /// Half a cosine from the rate down to 0 over the run.
-    Cosine,
-}
+use crate::dataset::DataArgs;
 
 /// Layer sizes as `--layers` gives them.
 #[derive(Clone, Debug, PartialEq)]
@@ -172,80 +151,73 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-/// How a run ended, for its summary.
-struct Ending<'a> {
-    adapter: &'a str,
-    start_time: Instant,
-    /// Ctrl-C or SIGTERM stopped it before its last epoch.
-    interrupted: bool,
-}
-
-/// What the epochs have produced so far.
-#[derive(Default)]
-struct History {
-    points: Vec<EpochPoint>,
-    samples: usize,
-    train_seconds: f64,
-    /// The last epoch's validation and test evaluations.
-    validation: Option<Evaluation>,
-    test: Option<Evaluation>,
-    /// The epoch with the lowest validation loss, and whether training stopped early.
-    best_epoch: Option<usize>,
-    stopped_early: bool,
+/// The spec the options describe.
+fn spec(args: &TrainArgs) -> Result<TrainSpec> {
+    Ok(TrainSpec {
+        data: args.data.data()?,
+        data_options: args.data.options(),
+        layers: args.layers.as_ref().map(|s| s.0.clone()),
+        hidden_sizes: args.hidden_sizes.as_ref().map(|s| s.0.clone()),
+        hidden: args.hidden,
+        leaky_slope: None,
+        output: args.output,
+        loss: args.loss,
+        init: args.init,
+        tutorial: args.tutorial,
+        optimizer: args.optimizer,
+        lr: args.lr,
+        weight_decay: args.weight_decay,
+        label_smoothing: args.label_smoothing,
+        clip_norm: args.clip_norm,
+        dropout: args.dropout.as_ref().map(|r| r.0.clone()),
+        input_dropout: args.input_dropout,
+        augment: args.augment.augmentation(None)?,
+        image_shape: args.augment.image_shape,
+        batch: args.batch,
+        epochs: args.epochs,
+        lr_schedule: args.lr_schedule,
+        lr_step: args.lr_step,
+        lr_gamma: args.lr_gamma,
+        warmup: args.warmup,
+        early_stopping: args.early_stopping,
+        tol: None,
+        seed: args.seed,
+        shuffle: None,
+        device: match args.cpu {
+            true => Device::Cpu,
+            false => Device::Gpu(args.adapter.parse()?),
+        },
+        placement: Default::default(),
+        profile: args.profile,
+        resume: args.resume.clone().map(Resume::File),
+    })
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let start_time = Instant::now();
-    if args.epochs == Some(0) {
-        bail!("--epochs 0: nothing to train (give at least 1)");
-    }
     if args.cpu && args.profile.is_some() {
         bail!("--profile times GPU kernels with timestamp queries; it cannot be used with --cpu");
     }
     check_outputs(&args)?;
     let console = Console::new(args.json);
     let stop = interrupt_flag()?;
-    let resumed = match &args.resume {
-        Some(path) => {
-            let architecture = stated_architecture(args.hidden, args.output, args.loss);
-            let (mlp, info) = checkpoint::load_with(path, architecture.as_ref())?;
-            Some(Resumed { path, mlp, info })
-        }
-        None => None,
+    let spec = spec(&args)?;
+    let gpu = match args.cpu {
+        true => None,
+        false => Some(open_gpu(&args.adapter)?),
     };
-    let mut data = load_data(&args, resumed.as_ref())?;
-    let resumed_info = resumed.as_ref().map(|r| (&r.info, r.path));
-    let augmentation = augment::for_training(&args.augment, resumed_info, &mut data)?;
-    let shape = DataShape {
-        inputs: data.train.inputs(),
-        outputs: data.train.outputs(),
-        task: data.preparation.task,
-        samples: data.train.len(),
-    };
-    let mut settings = Settings::from_args(&args, resumed, shape)?;
-    settings
-        .mlp
-        .validate()
-        .context("the network options do not describe a model that can be trained")?;
-    if (args.early_stopping.is_some() || args.save_best) && data.validation.is_none() {
+    let mut run = Run::with_gpu(spec, gpu.as_ref())?;
+    for note in run.take_notes() {
+        eprintln!("{note}");
+    }
+    if args.save_best && run.data().validation.is_none() {
         bail!(
             "--early-stopping and --save-best watch the validation loss: hold out part of the \
              training data with --validation FRACTION"
         );
     }
-    cap_batch(&mut settings, data.train.len());
-    let config = TrainConfig {
-        optimizer: settings.optimizer,
-        batch_size: settings.batch,
-        seed: settings.seed,
-        regularization: settings.regularization.clone(),
-    };
-    let mlp = &settings.mlp;
-    let (mut trainer, adapter) = build_trainer(&args, mlp, &data, config.clone(), augmentation)?;
-    trainer.set_epochs_done(settings.epochs_before);
-    trainer.stop_on(stop.clone());
-    if let Some(path) = &args.resume {
-        restore_optimizer(trainer.as_mut(), path, mlp, &config, settings.epochs_before)?;
+    run.stop_on(stop);
+    if let Some(path) = &args.save {
+        run.save_every_epoch(path.clone(), args.save_best);
     }
     // Created only now: a run refused for its data or options leaves an earlier log as it was.
     let mut metrics = args
@@ -256,44 +228,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 .with_context(|| format!("--metrics {}: cannot create it", path.display()))
         })
         .transpose()?;
-    let mut counts = vec![format!("{} train", data.train.len())];
-    counts.extend(
-        data.validation
-            .as_ref()
-            .map(|v| format!("{} validation", v.len())),
-    );
-    counts.extend(data.test.as_ref().map(|t| format!("{} test", t.len())));
-    eprintln!(
-        "training {:?} {}→{} {} with {} (lr {}) on {} ({} samples), adapter: {adapter}",
-        mlp.sizes(),
-        mlp.layers[0].activation.name(),
-        mlp.layers[mlp.layers.len() - 1].activation.name(),
-        mlp.loss.name(),
-        config.optimizer.optimizer.name(),
-        config.optimizer.learning_rate,
-        data.source.name(),
-        counts.join(" / "),
-    );
-    let mut history = History::default();
-    let run = Run {
-        augmentation,
-        args: &args,
-        console: &console,
-        settings: &settings,
-        data: &data,
-    };
-    let ended = run.train_epochs(trainer.as_mut(), metrics.as_mut(), &mut history);
+    say_training(&run);
+    let ended = train_epochs(&mut run, &console, metrics.as_mut());
     let interrupted = match ended {
         Ok(()) => None,
         Err(error) if is_interruption(&error) => Some(error),
         Err(error) => return Err(error),
     };
-    let ending = Ending {
-        adapter: &adapter,
-        start_time,
-        interrupted: interrupted.is_some(),
-    };
-    run.finish(trainer.as_ref(), &history, &ending)?;
+    finish(&args, &mut run, &console)?;
     match interrupted {
         Some(error) => Err(error.context(match &args.save {
             Some(path) => format!("{} holds the last completed epoch", path.display()),
@@ -303,66 +245,103 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
 }
 
-/// The run's data: what the options name, or what the `--resume`d model records, scaled as it
-/// records.
-fn load_data(args: &TrainArgs, resumed: Option<&Resumed>) -> Result<RunData> {
-    let recorded = resumed.map(|r| Recorded::of(&r.info, r.path));
-    let source = args.data.source(recorded.as_ref())?;
-    let recorded_seed = match &recorded {
-        Some(recorded) => recorded.value::<u64>("seed")?,
-        None => None,
-    };
-    let seed = args.seed.or(recorded_seed).unwrap_or(DEFAULT_SEED);
-    let recorded_data = match (&recorded, resumed) {
-        (Some(recorded), Some(resumed)) => Some(RecordedData::of(recorded, resumed.mlp.outputs())?),
-        _ => None,
-    };
-    args.data.load_for_training(source, seed, recorded_data)
+/// The line that says what trains, on what, where.
+fn say_training(run: &Run) {
+    let (settings, data) = (run.settings(), run.data());
+    let mlp = &settings.mlp;
+    let mut counts = vec![format!("{} train", data.train.len())];
+    counts.extend(
+        data.validation
+            .as_ref()
+            .map(|v| format!("{} validation", v.len())),
+    );
+    counts.extend(data.test.as_ref().map(|t| format!("{} test", t.len())));
+    eprintln!(
+        "training {:?} {}→{} {} with {} (lr {}) on {} ({} samples), adapter: {}",
+        mlp.sizes(),
+        mlp.layers[0].activation.name(),
+        mlp.layers[mlp.layers.len() - 1].activation.name(),
+        mlp.loss.name(),
+        settings.optimizer.optimizer.name(),
+        settings.optimizer.learning_rate,
+        data.source.name(),
+        counts.join(" / "),
+        run.adapter(),
+    );
 }
 
-/// The trainer the options ask for, on the GPU or the CPU reference, and how to name where it runs.
-fn build_trainer<'a>(
-    args: &TrainArgs,
-    mlp: &Mlp,
-    data: &'a RunData,
-    config: TrainConfig,
-    augmentation: Deformations,
-) -> Result<(Box<dyn Trainer + 'a>, String)> {
-    if args.cpu {
-        let mut trainer = CpuTrainer::new(mlp, &data.train, data.test.as_deref(), config)?;
-        if let Some(validation) = &data.validation {
-            trainer.set_validation(validation)?;
+/// Trains the run's epochs, printing each line with a progress bar, logging and saving after
+/// each; stops with the error of an interruption, the run's history holding the epochs that
+/// finished.
+fn train_epochs(run: &mut Run, console: &Console, mut metrics: Option<&mut File>) -> Result<()> {
+    let epochs = run.settings().epochs;
+    while !run.is_done() {
+        let epoch = run.history().epochs.len() + 1;
+        let bar = progress_bar(epoch, epochs, run.data().train.len());
+        let outcome = run.train_epoch_with(&mut |p| {
+            bar.set_position(p.samples as u64);
+            bar.set_message(format!("{:.4}", p.running_loss));
+        });
+        bar.finish_and_clear();
+        let outcome = outcome?;
+        console.line(outcome.line())?;
+        if let Some(file) = metrics.as_deref_mut() {
+            writeln!(file, "{}", outcome.json()).context("writing the metrics file")?;
         }
-        if let Some((augmentation, _)) = &augmentation {
-            trainer.set_augmentation(augmentation)?;
+        for note in run.take_notes() {
+            eprintln!("{note}");
         }
-        return Ok((Box::new(trainer), CPU_ADAPTER.to_string()));
     }
-    let gpu = open_gpu(&args.adapter)?;
-    let (train, test) = (data.train.clone(), data.test.clone());
-    let mut trainer =
-        GpuTrainer::with_placement(&gpu, mlp, train, test, config, DataPlacement::Auto)?;
-    if let Some(validation) = &data.validation {
-        trainer.set_validation(validation.clone())?;
-    }
-    if let Some((augmentation, _)) = &augmentation {
-        trainer.set_augmentation(augmentation)?;
-    }
-    if let Some(steps) = args.profile {
-        trainer.profile_next_steps(steps)?;
-    }
-    Ok((Box::new(trainer), gpu.adapter_description()))
+    Ok(())
 }
 
-/// A batch larger than the training set is the whole set, on either side, and said.
-fn cap_batch(settings: &mut Settings, train_len: usize) {
-    if settings.batch > train_len && train_len > 0 {
-        eprintln!(
-            "note: a batch of {} is more than the {train_len} training samples; using batches of {train_len}",
-            settings.batch
-        );
-        settings.batch = train_len;
+/// What ends a run, complete or interrupted: the confusion matrix, the profile, the plot
+/// and the `--json` line of the epochs that finished.
+fn finish(args: &TrainArgs, run: &mut Run, console: &Console) -> Result<()> {
+    let history = run.history();
+    let Some(last) = history.epochs.last() else {
+        return Ok(());
+    };
+    let Some(held_out) = last.test.as_ref().or(last.validation.as_ref()) else {
+        return Ok(());
+    };
+    if let Some(path) = &args.save {
+        match (args.save_best, history.best_epoch()) {
+            (true, Some(best)) => eprintln!("saved {} (epoch {best}, the best)", path.display()),
+            _ => eprintln!("saved {}", path.display()),
+        }
     }
+    if let Some(confusion) = held_out.confusion() {
+        print_confusion(console, confusion)?;
+    }
+    if let Some(profile) = &run.profile() {
+        console.line(profile)?;
+    }
+    if let Some(path) = &args.plot {
+        let points: Vec<EpochPoint> = history.epochs.iter().filter_map(point).collect();
+        write_atomically(path, training_curves_svg(&points).as_bytes())?;
+        eprintln!("plotted {}", path.display());
+    }
+    if args.json {
+        console.json(&run.summary().to_json())?;
+    }
+    Ok(())
+}
+
+/// An epoch's point on the training curves: the held-out loss and accuracy (R² for
+/// regression), the test set's where there is one.
+fn point(outcome: &EpochOutcome) -> Option<EpochPoint> {
+    let held_out = outcome.test.as_ref().or(outcome.validation.as_ref())?;
+    Some(EpochPoint {
+        epoch: outcome.report.epoch,
+        train_loss: outcome.report.train_loss,
+        test_loss: held_out.loss,
+        test_accuracy: held_out
+            .accuracy()
+            .or(held_out.r2())
+            .unwrap_or(0.0)
+            .max(0.0),
+    })
 }
 
 /// Checks every output path before any work is done.
@@ -384,255 +363,5 @@ fn check_outputs(args: &TrainArgs) -> Result<()> {
     if let Some(path) = &args.metrics {
         check_can_write(path).with_context(|| format!("--metrics {}", path.display()))?;
     }
-    Ok(())
-}
-
-/// Loads the optimizer state saved beside the `--resume`d model into `trainer`, if there is one
-/// for this optimizer and epoch.
-fn restore_optimizer(
-    trainer: &mut dyn Trainer,
-    path: &Path,
-    mlp: &Mlp,
-    config: &TrainConfig,
-    epochs_before: usize,
-) -> Result<()> {
-    let state_path = checkpoint::optimizer_path(path);
-    let optimizer = config.optimizer.optimizer;
-    match checkpoint::load_optimizer(&state_path, mlp, &config.optimizer, epochs_before)? {
-        Some(state) => {
-            trainer.set_optimizer_state(&state)?;
-            eprintln!(
-                "restored the {} state of {} steps from {}",
-                optimizer.name(),
-                state.steps,
-                state_path.display()
-            );
-        }
-        None if optimizer.state_per_parameter() > 0 => eprintln!(
-            "no {} state saved for epoch {epochs_before} in {}: the optimizer starts afresh",
-            optimizer.name(),
-            state_path.display()
-        ),
-        None => {}
-    }
-    Ok(())
-}
-
-/// A training run's options, settings and data, for the epoch loop and its ending.
-struct Run<'a> {
-    args: &'a TrainArgs,
-    console: &'a Console,
-    settings: &'a Settings,
-    data: &'a RunData,
-    /// The deformations trained with, and the image shape they assume.
-    augmentation: Deformations,
-}
-
-impl Run<'_> {
-    /// Trains `settings.epochs` epochs, printing, logging and saving after each; stops early with
-    /// the error of an interruption, `history` holding the epochs that finished.
-    fn train_epochs(
-        &self,
-        trainer: &mut dyn Trainer,
-        mut metrics: Option<&mut File>,
-        history: &mut History,
-    ) -> Result<()> {
-        let (args, settings) = (self.args, self.settings);
-        let mut stopping = EarlyStopping::new(args.early_stopping.unwrap_or(usize::MAX));
-        for epoch in 1..=settings.epochs {
-            let total_epochs = settings.epochs_before + epoch;
-            let learning_rate = settings.schedule.learning_rate(total_epochs);
-            trainer.set_learning_rate(learning_rate)?;
-            let bar = progress_bar(epoch, settings.epochs, self.data.train.len());
-            let report = trainer.train_epoch(&mut |p| {
-                bar.set_position(p.samples as u64);
-                bar.set_message(format!("{:.4}", p.running_loss));
-            });
-            bar.finish_and_clear();
-            let report = report?;
-            let validation = match &self.data.validation {
-                Some(_) => Some(trainer.evaluate(Split::Validation)?),
-                None => None,
-            };
-            let test = match &self.data.test {
-                Some(_) => Some(trainer.evaluate(Split::Test)?),
-                None => None,
-            };
-            history.samples += report.samples;
-            history.train_seconds += report.seconds;
-            let evaluations = [("val", &validation), ("test", &test)];
-            self.report_epoch(&report, learning_rate, &evaluations, metrics.as_deref_mut())?;
-            let held_out = test.as_ref().or(validation.as_ref());
-            if let Some(held_out) = held_out {
-                history.points.push(EpochPoint {
-                    epoch: total_epochs,
-                    train_loss: report.train_loss,
-                    test_loss: held_out.loss,
-                    // Regression plots R² where classification plots accuracy.
-                    test_accuracy: held_out
-                        .accuracy()
-                        .or(held_out.r2())
-                        .unwrap_or(0.0)
-                        .max(0.0),
-                });
-            }
-            let best = match &validation {
-                Some(v) => stopping.record(total_epochs, v.loss),
-                None => true,
-            };
-            history.best_epoch = stopping.best().map(|(epoch, _)| epoch);
-            (history.validation, history.test) = (validation, test);
-            if let Some(path) = &args.save
-                && (best || !args.save_best)
-            {
-                let data = (self.data, self.augmentation);
-                save(trainer, path, settings, data, total_epochs)?;
-            }
-            if args.early_stopping.is_some() && stopping.should_stop(total_epochs) {
-                history.stopped_early = true;
-                eprintln!(
-                    "stopping early: the validation loss has not improved for {} epochs since epoch {}",
-                    args.early_stopping.unwrap_or(0),
-                    history.best_epoch.unwrap_or(0)
-                );
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Prints the epoch's line and writes its `--metrics` record: the training loss, the
-    /// learning rate, and each held-out set's scores.
-    fn report_epoch(
-        &self,
-        report: &EpochReport,
-        learning_rate: f32,
-        evaluations: &[(&str, &Option<Evaluation>)],
-        metrics: Option<&mut File>,
-    ) -> Result<()> {
-        let prep = &self.data.preparation;
-        let mut line = format!(
-            "epoch {:>3}  train loss {:.5}",
-            report.epoch, report.train_loss
-        );
-        let mut record = serde_json::Map::new();
-        record.insert("epoch".into(), json!(report.epoch));
-        record.insert("train_loss".into(), json!(report.train_loss));
-        record.insert("lr".into(), json!(learning_rate));
-        for (name, evaluation) in evaluations {
-            if let Some(evaluation) = evaluation {
-                line += &format!("  {}", scores_text(name, evaluation, prep));
-                record.extend(scores_json(&format!("{name}_"), evaluation, prep));
-            }
-        }
-        self.console.line(format_args!(
-            "{line}  {:>8.0} samples/s  {:.1} s",
-            report.samples_per_second(),
-            report.seconds
-        ))?;
-        record.insert("seconds".into(), json!(report.seconds));
-        record.insert("samples_per_s".into(), json!(report.samples_per_second()));
-        if let Some(file) = metrics {
-            writeln!(file, "{}", serde_json::Value::Object(record))
-                .context("writing the metrics file")?;
-        }
-        Ok(())
-    }
-
-    /// What ends a run, complete or interrupted: the confusion matrix, the profile, the plot
-    /// and the `--json` line of the epochs that finished.
-    fn finish(&self, trainer: &dyn Trainer, history: &History, ending: &Ending) -> Result<()> {
-        let (args, console) = (self.args, self.console);
-        let Some(held_out) = history.test.as_ref().or(history.validation.as_ref()) else {
-            return Ok(());
-        };
-        if let Some(path) = &args.save {
-            match (args.save_best, history.best_epoch) {
-                (true, Some(best)) => {
-                    eprintln!("saved {} (epoch {best}, the best)", path.display())
-                }
-                _ => eprintln!("saved {}", path.display()),
-            }
-        }
-        if let Some(confusion) = held_out.confusion() {
-            print_confusion(console, confusion)?;
-        }
-        let profile = trainer.profile();
-        if let Some(profile) = &profile {
-            console.line(profile)?;
-        }
-        if let Some(path) = &args.plot {
-            write_atomically(path, training_curves_svg(&history.points).as_bytes())?;
-            eprintln!("plotted {}", path.display());
-        }
-        if args.json {
-            console.json(&self.summary(history, ending, profile.as_ref()))?;
-        }
-        Ok(())
-    }
-
-    /// The `--json` line.
-    fn summary(
-        &self,
-        history: &History,
-        ending: &Ending,
-        profile: Option<&Profile>,
-    ) -> serde_json::Value {
-        let settings = self.settings;
-        let epochs = history
-            .points
-            .last()
-            .map_or(settings.epochs_before, |p| p.epoch);
-        let mut summary = serde_json::Map::new();
-        let prep = &self.data.preparation;
-        for (prefix, evaluation) in [("val_", &history.validation), ("test_", &history.test)] {
-            if let Some(evaluation) = evaluation {
-                summary.extend(scores_json(prefix, evaluation, prep));
-            }
-        }
-        let rest = json!({
-            "train_loss": history.points.last().map(|p| p.train_loss),
-            "epochs": epochs, "seconds": ending.start_time.elapsed().as_secs_f64(),
-            "samples_per_s": history.samples as f64 / history.train_seconds.max(1e-9),
-            "adapter": ending.adapter, "dataset": self.data.source.name(),
-            "task": prep.task.name(),
-            "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
-            "interrupted": ending.interrupted,
-            "profile": profile.map(profile_json),
-        });
-        if let serde_json::Value::Object(rest) = rest {
-            summary.extend(rest);
-        }
-        serde_json::Value::Object(summary)
-    }
-}
-
-/// Saves the model and, beside it, the optimizer state, after `epochs` epochs in all.
-fn save(
-    trainer: &mut dyn Trainer,
-    path: &Path,
-    settings: &Settings,
-    (data, augmentation): (&RunData, Deformations),
-    epochs: usize,
-) -> Result<()> {
-    let mut extra: Vec<(String, String)> = recorded(settings)
-        .into_iter()
-        .map(|(key, value)| (key.to_string(), value))
-        .collect();
-    extra.extend(data.recorded().into_iter().map(|(k, v)| (k.to_string(), v)));
-    if let Some((augmentation, shape)) = augmentation {
-        let recorded = augmentation.metadata(shape).into_iter();
-        extra.extend(recorded.map(|(k, v)| (k.to_string(), v)));
-    }
-    let info = CheckpointInfo {
-        epochs,
-        extra: extra.into_iter().collect(),
-    };
-    // The optimizer state first: a crash between the two files leaves a model whose saved state
-    // is stale, which --resume detects and ignores, never a model without weights.
-    let state = trainer.optimizer_state()?;
-    let state_path = checkpoint::optimizer_path(path);
-    checkpoint::save_optimizer(&state_path, &state, &settings.optimizer, epochs)?;
-    checkpoint::save(path, &trainer.to_mlp()?, &info)?;
     Ok(())
 }

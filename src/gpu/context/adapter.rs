@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
-/// Which adapter [`Gpu::new`] opens.
+/// Which adapter [`Gpu::new`](super::Gpu::new) opens.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum AdapterChoice {
     /// A hardware GPU if there is one (discrete before integrated), else a software adapter.

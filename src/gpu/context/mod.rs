@@ -18,9 +18,9 @@
 //! operation, by the next check instead (see `Gpu::checked`).
 
 //!
-//! This file opens the device and reports its faults; [`adapter`] chooses the adapter (and
-//! `browser` describes a browser's), [`pipelines`] compiles and caches pipelines, [`buffers`]
-//! creates buffers and reads them back, and [`options`] reads the limits, features and matmul
+//! This file opens the device and reports its faults; `adapter` chooses the adapter (and
+//! `browser` describes a browser's), `pipelines` compiles and caches pipelines, `buffers`
+//! creates buffers and reads them back, and `options` reads the limits, features and matmul
 //! kernel asked for.
 
 mod adapter;

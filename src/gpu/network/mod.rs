@@ -21,9 +21,9 @@
 //! ```
 //! Updates are recorded after the whole backward pass, so every δ sees the old weights.
 //!
-//! This file builds the network and switches its optimizer and fusion; [`buffers`] holds the
-//! device buffers, [`products`] each layer's matrix products, [`plan`] the bound dispatches,
-//! [`step`] recording and submitting a step, and [`transfer`] what moves to and from the host.
+//! This file builds the network and switches its optimizer and fusion; `buffers` holds the
+//! device buffers, `products` each layer's matrix products, `plan` the bound dispatches,
+//! `step` recording and submitting a step, and `transfer` what moves to and from the host.
 
 mod buffers;
 mod plan;
@@ -125,7 +125,7 @@ impl GpuMlp {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, layer)| LayerParams::allocate(gpu, i, layer))
+            .map(|(i, layer)| LayerParams::allocate(gpu, i, layer, mlp.leaky_slope))
             .collect::<Result<Vec<_>>>()?;
         let counters = gpu.storage_buffer("gpu_mlp.counters", 2)?;
         let clip = gpu.storage_buffer("gpu_mlp.clip", 1 + layers.len())?;
