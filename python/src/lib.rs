@@ -18,14 +18,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
-use wgpu_mlp::data::Features;
-use wgpu_mlp::dropout::Dropout;
 use wgpu_mlp::gpu::context::{available_adapters, describe_adapter};
 use wgpu_mlp::ndarray::{Array1, Array2};
-use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
-use wgpu_mlp::{Activation, Dataset, Error, Loss, Mlp, Regularization};
+use wgpu_mlp::optim::{Optimizer, OptimizerState};
+use wgpu_mlp::{
+    Activation, AdapterChoice, Data, DataOptions, Dataset, Error, Features, Mlp, Normalize, Resume,
+    Task, TrainSpec,
+};
 
-use engine::{EpochEnd, Spec, Start, Verdict};
+use engine::EpochEnd;
 
 /// The library's error as the Python exception that scikit-learn's conventions call for: bad
 /// input or settings are a `ValueError`, files an `OSError`, the device a `RuntimeError`.
@@ -38,6 +39,7 @@ fn to_py(error: Error) -> PyErr {
         | Error::Invalid { .. }
         | Error::Data { .. }
         | Error::Model(_)
+        | Error::Settings(_)
         | Error::Diverged { .. } => PyValueError::new_err(text),
         _ => PyRuntimeError::new_err(text),
     }
@@ -92,25 +94,6 @@ fn read(bytes: &[u8]) -> PyResult<(Mlp, CheckpointInfo)> {
     engine::read_model(bytes, Path::new("the model")).map_err(to_py)
 }
 
-/// A new model file's bytes: layer `sizes`, the `hidden` and `output` activations and the
-/// `loss` as the library names them, weights drawn from `seed` by the library's initialisation.
-#[pyfunction]
-fn new_model<'py>(
-    py: Python<'py>,
-    sizes: Vec<usize>,
-    hidden: &str,
-    output: &str,
-    loss: &str,
-    seed: u64,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let hidden = Activation::from_name(hidden).map_err(to_py)?;
-    let output = Activation::from_name(output).map_err(to_py)?;
-    let loss = Loss::from_name(loss).map_err(to_py)?;
-    let mlp = Mlp::new(&sizes, hidden, output, loss, seed).map_err(to_py)?;
-    let bytes = checkpoint::to_bytes(&mlp, &CheckpointInfo::default()).map_err(to_py)?;
-    Ok(PyBytes::new(py, &bytes))
-}
-
 /// The optimizer's state as Python keeps it: `(steps, [(m1 weight, m1 bias)…], [(m2…)…])`.
 type StateArrays<'py> = (
     u64,
@@ -142,8 +125,13 @@ fn state_from_py(state: StateArrays<'_>) -> OptimizerState {
     }
 }
 
-/// The settings the estimators resolved, from the dict they pass.
-fn spec(settings: &Bound<'_, PyDict>) -> PyResult<Spec> {
+/// The library's spec for the settings the estimators resolved (a dict of the library's
+/// names), training on `train`; `start` is the model file and optimizer state to continue from.
+fn spec(
+    settings: &Bound<'_, PyDict>,
+    train: Dataset,
+    start: Option<(Mlp, CheckpointInfo, Option<OptimizerState>)>,
+) -> PyResult<TrainSpec> {
     let get = |key: &str| -> PyResult<Bound<'_, PyAny>> {
         settings
             .get_item(key)?
@@ -174,87 +162,100 @@ fn spec(settings: &Bound<'_, PyDict>) -> PyResult<Spec> {
             }
         }
     };
-    let dropout: Vec<f32> = get("dropout")?.extract()?;
-    let hidden_layers: usize = get("hidden_layers")?.extract()?;
-    let regularization = Regularization {
-        label_smoothing: get("label_smoothing")?.extract()?,
+    let activation = |key: &str| -> PyResult<Option<Activation>> {
+        let name: Option<String> = get(key)?.extract()?;
+        name.map(|n| Activation::from_name(&n))
+            .transpose()
+            .map_err(to_py)
+    };
+    let device: String = get("device")?.extract()?;
+    let task = match train.classes() {
+        Some(_) => Task::Classification,
+        None => Task::Regression,
+    };
+    Ok(TrainSpec {
+        data: Data::Sets {
+            train,
+            test: None,
+            name: "arrays".into(),
+        },
+        data_options: DataOptions {
+            task: Some(task),
+            normalize: Some(Normalize::None),
+            validation: Some(get("validation")?.extract()?),
+            ..DataOptions::default()
+        },
+        hidden_sizes: Some(get("hidden_sizes")?.extract()?),
+        hidden: activation("hidden")?,
+        output: activation("output")?,
+        optimizer: Some(optimizer),
+        lr: Some(get("learning_rate")?.extract()?),
+        weight_decay: get("weight_decay")?.extract()?,
+        label_smoothing: Some(get("label_smoothing")?.extract()?),
         clip_norm: get("clip_norm")?.extract()?,
-        dropout: Dropout {
-            input: get("input_dropout")?.extract()?,
-            hidden: Dropout::hidden_rates(&dropout, hidden_layers).map_err(to_py)?,
-        },
-    };
-    // scikit-learn's `alpha` adds `alpha/(2·batch)·‖W‖²` to each batch's loss: an L2 weight
-    // decay of `alpha/batch` in the gradient, unless a weight decay is given or the rule has
-    // its own default (AdamW's decoupled one).
-    let batch: usize = get("batch_size")?.extract()?;
-    let alpha: f32 = get("alpha")?.extract()?;
-    let weight_decay = match get("weight_decay")?.extract::<Option<f32>>()? {
-        Some(weight_decay) => weight_decay,
-        None => optimizer.default_weight_decay(alpha / batch.max(1) as f32),
-    };
-    Ok(Spec {
-        optimizer: OptimizerConfig {
+        dropout: Some(get("dropout")?.extract()?),
+        input_dropout: Some(get("input_dropout")?.extract()?),
+        batch: Some(get("batch_size")?.extract()?),
+        epochs: Some(get("epochs")?.extract()?),
+        seed: Some(get("seed")?.extract()?),
+        shuffle: Some(get("shuffle")?.extract()?),
+        device: device.parse().map_err(to_py)?,
+        resume: start.map(|(mlp, info, optimizer)| Resume::Model {
+            mlp,
+            info,
             optimizer,
-            learning_rate: get("learning_rate")?.extract()?,
-            weight_decay,
-        },
-        batch,
-        seed: get("seed")?.extract()?,
-        epochs: get("epochs")?.extract()?,
-        regularization,
-        device: get("device")?.extract()?,
+        }),
+        ..TrainSpec::default()
     })
 }
 
-/// An epoch's report as the dict `on_epoch` receives.
+/// An epoch's report as the dict `on_epoch` receives: `epoch`, `train_loss`, `learning_rate`,
+/// `seconds`, `line` (the CLI's), `notes`, `model` (the model file's bytes) and, with a
+/// validation set, `val_loss` and `val_score` (accuracy or R²).
 fn epoch_dict<'py>(py: Python<'py>, end: &EpochEnd) -> PyResult<Bound<'py, PyDict>> {
-    let dict = PyDict::new(py);
-    dict.set_item("epoch", end.report.epoch)?;
-    dict.set_item("train_loss", end.report.train_loss)?;
-    dict.set_item("learning_rate", end.learning_rate)?;
-    dict.set_item("seconds", end.report.seconds)?;
-    dict.set_item("line", &end.line)?;
+    let (outcome, dict) = (&end.outcome, PyDict::new(py));
+    dict.set_item("epoch", outcome.report.epoch)?;
+    dict.set_item("train_loss", outcome.report.train_loss)?;
+    dict.set_item("learning_rate", outcome.learning_rate)?;
+    dict.set_item("seconds", outcome.report.seconds)?;
+    dict.set_item("line", outcome.line())?;
+    dict.set_item("notes", &end.notes)?;
     dict.set_item("model", PyBytes::new(py, &end.model))?;
-    if let Some(validation) = &end.validation {
-        dict.set_item("val_loss", validation.loss)?;
-        dict.set_item("val_score", validation.accuracy().or(validation.r2()))?;
+    if let Some(scores) = &outcome.validation_scores {
+        dict.set_item("val_loss", scores.loss)?;
+        dict.set_item("val_score", scores.accuracy.or(scores.r2))?;
     }
     Ok(dict)
 }
 
-/// Trains the model file `model` on `x` and `y` (and validates on `validation`, a pair of the
-/// same) with `settings`, continuing from `optimizer_state` when given. After each epoch
-/// `on_epoch(report)` is called with the GIL held; it answers `None` to go on, a float for the
-/// next epochs' learning rate, or `False` to stop. The GIL is released while training; Ctrl-C
-/// stops after the step in progress and raises `KeyboardInterrupt`, the epochs before it having
-/// been reported. Returns the model file's bytes and the optimizer's state.
+/// Trains on `x` and `y` (class indices below `classes`, or values to regress) with
+/// `settings`, from the model file `model` and `optimizer_state` when given (a warm start) or
+/// a new model. After each epoch `on_epoch(report)` is called with the GIL held; it answers
+/// true to go on. The GIL is released while training; Ctrl-C stops after the step in progress
+/// and raises `KeyboardInterrupt`, the epochs before it having been reported. Returns the model
+/// file's bytes and the optimizer's state.
 #[pyfunction]
-#[pyo3(signature = (x, y, classes, validation, model, optimizer_state, settings, on_epoch))]
+#[pyo3(signature = (x, y, classes, settings, model, optimizer_state, on_epoch))]
 #[allow(clippy::too_many_arguments)]
 fn fit<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
     classes: Option<usize>,
-    validation: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
-    model: &[u8],
-    optimizer_state: Option<StateArrays<'py>>,
     settings: &Bound<'py, PyDict>,
+    model: Option<&[u8]>,
+    optimizer_state: Option<StateArrays<'py>>,
     on_epoch: Py<PyAny>,
 ) -> PyResult<(Bound<'py, PyBytes>, Option<StateArrays<'py>>)> {
-    let spec = spec(settings)?;
     let train = dataset(x, y, classes)?;
-    let validation = match &validation {
-        Some((x, y)) => Some(dataset(x, y, classes)?),
+    let start = match model {
+        Some(bytes) => {
+            let (mlp, info) = read(bytes)?;
+            Some((mlp, info, optimizer_state.map(state_from_py)))
+        }
         None => None,
     };
-    let (mlp, info) = read(model)?;
-    let start = Start {
-        mlp,
-        info,
-        optimizer: optimizer_state.map(state_from_py),
-    };
+    let spec = spec(settings, train, start)?;
     // What Python raised in a callback (Ctrl-C's KeyboardInterrupt, or the callback's error).
     let raised: Mutex<Option<PyErr>> = Mutex::new(None);
     let keep = |error: PyErr| {
@@ -265,15 +266,15 @@ fn fit<'py>(
     };
     let outcome = py.detach(|| {
         let mut on_epoch = |end: EpochEnd| {
-            Ok(Python::attach(|py| {
+            Python::attach(|py| {
                 let answer = epoch_dict(py, &end).and_then(|d| on_epoch.call1(py, (d,)));
                 answer
-                    .and_then(|answer| verdict(answer.bind(py)))
+                    .and_then(|answer| answer.bind(py).is_truthy())
                     .unwrap_or_else(|error| {
                         keep(error);
-                        Verdict::Stop
+                        false
                     })
-            }))
+            })
         };
         let mut interrupted = || match Python::attach(|py| py.check_signals()) {
             Ok(()) => false,
@@ -282,14 +283,7 @@ fn fit<'py>(
                 true
             }
         };
-        engine::train(
-            &spec,
-            train,
-            validation,
-            start,
-            &mut on_epoch,
-            &mut interrupted,
-        )
+        engine::train(spec, &mut on_epoch, &mut interrupted)
     });
     let outcome = outcome.map_err(to_py)?;
     if let Some(error) = raised
@@ -302,23 +296,9 @@ fn fit<'py>(
     Ok((PyBytes::new(py, &outcome.model), state))
 }
 
-/// `on_epoch`'s answer: `None` (go on), a float (the next learning rate) or `False` (stop).
-fn verdict(answer: &Bound<'_, PyAny>) -> PyResult<Verdict> {
-    if answer.is_none() {
-        return Ok(Verdict::Continue);
-    }
-    if let Ok(go_on) = answer.extract::<bool>() {
-        return Ok(if go_on {
-            Verdict::Continue
-        } else {
-            Verdict::Stop
-        });
-    }
-    Ok(Verdict::LearningRate(answer.extract()?))
-}
-
-/// The outputs of the model file `model` for features `x` (float32, float64 or uint8, in the
-/// units it was trained on), on the CPU reference: probabilities for a softmax output.
+/// The outputs of the model file `model` for features `x` (float32, float64, or uint8 where it
+/// was trained on uint8), prepared as the file records, on the CPU reference: probabilities for
+/// a softmax output.
 #[pyfunction]
 fn predict<'py>(
     py: Python<'py>,
@@ -326,7 +306,7 @@ fn predict<'py>(
     x: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let (mlp, info) = read(model)?;
-    let x = floats(x)?;
+    let x = features(x)?;
     let outputs = py
         .detach(|| engine::predict(&mlp, &info, x))
         .map_err(to_py)?;
@@ -392,13 +372,13 @@ fn adapters(py: Python<'_>) -> Vec<String> {
 /// for the fits that follow.
 #[pyfunction]
 fn open_device(py: Python<'_>, device: &str) -> PyResult<String> {
-    py.detach(|| engine::open_gpu(device).map(|gpu| gpu.adapter_description()))
+    let choice: AdapterChoice = device.parse().map_err(to_py)?;
+    py.detach(|| engine::open_gpu(&choice).map(|gpu| gpu.adapter_description()))
         .map_err(to_py)
 }
 
 #[pymodule]
 fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add_function(wrap_pyfunction!(new_model, module)?)?;
     module.add_function(wrap_pyfunction!(fit, module)?)?;
     module.add_function(wrap_pyfunction!(predict, module)?)?;
     module.add_function(wrap_pyfunction!(describe, module)?)?;

@@ -14,7 +14,6 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import (
@@ -32,7 +31,7 @@ _DTYPES = (np.float32, np.float64, np.uint8)
 # scikit-learn's activation names and the library's.
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _SOLVERS = ("sgd", "adam", "adamw")
-_SCHEDULES = ("constant", "adaptive")
+_SCHEDULES = ("constant",)
 
 # What the model file records for Python: the class labels and the estimator's parameters.
 _CLASSES_KEY = "python_classes"
@@ -118,11 +117,9 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}.")
         if self.learning_rate not in _SCHEDULES:
             raise ValueError(
-                f"learning_rate must be one of {_SCHEDULES}, got {self.learning_rate!r} "
-                "('invscaling' changes the rate every step, which the library does not do)."
+                f"learning_rate must be 'constant', got {self.learning_rate!r} (the library "
+                "changes the rate only by a schedule fixed before the run)."
             )
-        if not self.shuffle:
-            raise ValueError("shuffle=False is not supported: the library shuffles every epoch.")
         positive = {"learning_rate_init": self.learning_rate_init, "max_iter": self.max_iter}
         for name, value in positive.items():
             if not (isinstance(value, numbers.Real) and value > 0):
@@ -148,26 +145,35 @@ class _BaseMLP(BaseEstimator):
             )
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _settings(self, n_samples, epochs, seed):
+    def _settings(self, n_samples, epochs, seed, validation):
+        """The library's settings (``TrainSpec``'s names) for this fit."""
+        batch = self._batch(n_samples)
         dropout = self.dropout
         dropout = [float(dropout)] if isinstance(dropout, numbers.Real) else list(dropout)
+        weight_decay = self.weight_decay
+        if weight_decay is None and self.solver != "adamw":
+            # alpha/(2·batch)·‖W‖² added to each batch's loss is an L2 decay of alpha/batch.
+            weight_decay = self.alpha / batch
         return {
+            "hidden_sizes": self._hidden_sizes(),
+            "hidden": _ACTIVATIONS[self.activation],
+            "output": self._output,
             "optimizer": self.solver,
             "momentum": float(self.momentum),
             "beta_1": float(self.beta_1),
             "beta_2": float(self.beta_2),
             "epsilon": float(self.epsilon),
             "learning_rate": float(self.learning_rate_init),
-            "alpha": float(self.alpha),
-            "weight_decay": None if self.weight_decay is None else float(self.weight_decay),
-            "batch_size": self._batch(n_samples),
+            "weight_decay": None if weight_decay is None else float(weight_decay),
+            "batch_size": batch,
             "seed": seed,
             "epochs": int(epochs),
+            "shuffle": bool(self.shuffle),
+            "validation": float(validation),
             "label_smoothing": float(self.label_smoothing),
             "clip_norm": None if self.clip_norm is None else float(self.clip_norm),
             "dropout": dropout,
             "input_dropout": float(self.input_dropout),
-            "hidden_layers": len(self._hidden_sizes()),
             "device": str(self.device),
         }
 
@@ -193,12 +199,6 @@ class _BaseMLP(BaseEstimator):
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
-    def _new_model(self, n_features, n_outputs, seed):
-        sizes = [n_features, *self._hidden_sizes(), n_outputs]
-        hidden = _ACTIVATIONS[self.activation]
-        output, loss = self._output_and_loss()
-        return _core.new_model(sizes, hidden, output, loss, seed)
-
     def _fit(self, X, y, incremental, classes=None):
         self._check_params()
         first = not (incremental or self.warm_start) or not hasattr(self, "_model")
@@ -210,7 +210,7 @@ class _BaseMLP(BaseEstimator):
             )
         seed = self._seed()
         if first:
-            self._model = self._new_model(X.shape[1], self._n_outputs(targets), seed)
+            self._model = None
             self._optimizer_state = None
             self.n_iter_ = 0
             self.t_ = 0
@@ -220,52 +220,44 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
         early_stopping = self.early_stopping and not incremental
-        validation = None
         if early_stopping:
-            stratify = targets if self._is_classifier else None
-            X, X_val, targets, y_val = train_test_split(
-                X,
-                targets,
-                random_state=self.random_state,
-                test_size=self.validation_fraction,
-                stratify=stratify,
-            )
-            if X_val.shape[0] < 2:
+            if round(X.shape[0] * self.validation_fraction) < 2:
                 raise ValueError(
                     "The validation set is too small. Increase 'validation_fraction' or the size "
                     "of your dataset."
                 )
-            validation = (X_val, y_val)
             if self.validation_scores_ is None:
                 self.validation_scores_ = []
                 self.best_validation_score_ = -np.inf
             self.best_loss_ = None
             self._best_model = self._model
+        validation = self.validation_fraction if early_stopping else 0.0
         epochs = 1 if incremental else self.max_iter
-        settings = self._settings(X.shape[0], epochs, seed)
-        learning_rate = [float(self.learning_rate_init)]
+        # scikit-learn sizes 'auto' batches by the samples left after the validation split.
+        trained = X.shape[0] - round(X.shape[0] * validation)
+        settings = self._settings(trained, epochs, seed, validation)
         samples = X.shape[0]
         self._converged = False
 
         def on_epoch(report):
-            return self._after_epoch(report, early_stopping, incremental, samples, learning_rate)
+            return self._after_epoch(report, early_stopping, incremental, samples)
 
         try:
             model, state = _core.fit(
                 X,
                 targets,
                 self._n_classes(),
-                validation,
+                settings,
                 self._model,
                 self._optimizer_state,
-                settings,
                 on_epoch,
             )
         except KeyboardInterrupt:
             # The estimator stays as after the last completed epoch; the optimizer's moments of
             # the interrupted epoch are not kept.
             self._optimizer_state = None
-            self._set_fitted(self._model)
+            if self._model is not None:
+                self._set_fitted(self._model)
             raise
         self._optimizer_state = state
         if early_stopping:
@@ -280,21 +272,22 @@ class _BaseMLP(BaseEstimator):
         self._set_fitted(model)
         return self
 
-    def _after_epoch(self, report, early_stopping, incremental, samples, learning_rate):
+    def _after_epoch(self, report, early_stopping, incremental, samples):
         """scikit-learn's rule after each epoch: record the loss (and validation score), count
-        epochs without an improvement of at least ``tol``, and after ``n_iter_no_change`` of
-        them stop, or with ``learning_rate='adaptive'`` (sgd) divide the rate by 5."""
+        epochs without an improvement of at least ``tol``, and stop after more than
+        ``n_iter_no_change`` of them. Answers whether to go on."""
         self._model = report["model"]
         self.n_iter_ += 1
         self.t_ += samples
         self.loss_curve_.append(float(report["train_loss"]))
         self.loss_ = self.loss_curve_[-1]
         if self.verbose:
+            for note in report["notes"]:
+                print(note, flush=True)
             print(report["line"], flush=True)
-        self._converged = False
         if incremental:
             self.best_loss_ = min(self.best_loss_, self.loss_)
-            return None
+            return True
         if early_stopping:
             score = float(report["val_score"])
             self.validation_scores_.append(score)
@@ -307,13 +300,7 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = min(self.best_loss_, self.loss_)
         self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
         if self._no_improvement_count <= self.n_iter_no_change:
-            return None
-        self._no_improvement_count = 0
-        if self.learning_rate == "adaptive" and self.solver == "sgd" and learning_rate[0] > 1e-6:
-            learning_rate[0] /= 5
-            if self.verbose:
-                print(f"Setting learning rate to {learning_rate[0]:f}")
-            return learning_rate[0]
+            return True
         if self.verbose:
             what = "Validation score" if early_stopping else "Training loss"
             print(
@@ -384,8 +371,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     _is_classifier = True
 
-    def _output_and_loss(self):
-        return "softmax", "cross-entropy"
+    # The output layer; the library's loss for it is the cross-entropy.
+    _output = "softmax"
 
     def _n_outputs(self, targets):
         return len(self.classes_)
@@ -445,8 +432,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _is_classifier = False
 
-    def _output_and_loss(self):
-        return "identity", "mse"
+    # The output layer; the library's loss for it is the mean squared error.
+    _output = "identity"
 
     def _n_outputs(self, targets):
         return targets.shape[1]
