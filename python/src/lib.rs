@@ -185,7 +185,7 @@ fn spec(
             validation: Some(get("validation")?.extract()?),
             ..DataOptions::default()
         },
-        hidden_sizes: Some(get("hidden_sizes")?.extract()?),
+        hidden_sizes: get("hidden_sizes")?.extract()?,
         hidden: activation("hidden")?,
         output: activation("output")?,
         optimizer: Some(optimizer),

@@ -154,10 +154,12 @@ class _BaseMLP(BaseEstimator):
         if weight_decay is None and self.solver != "adamw":
             # alpha/(2·batch)·‖W‖² added to each batch's loss is an L2 decay of alpha/batch.
             weight_decay = self.alpha / batch
+        # A warm start continues the model's own layers.
+        new = self._model is None
         return {
-            "hidden_sizes": self._hidden_sizes(),
-            "hidden": _ACTIVATIONS[self.activation],
-            "output": self._output,
+            "hidden_sizes": self._hidden_sizes() if new else None,
+            "hidden": _ACTIVATIONS[self.activation] if new else None,
+            "output": self._output if new else None,
             "optimizer": self.solver,
             "momentum": float(self.momentum),
             "beta_1": float(self.beta_1),
@@ -418,7 +420,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X):
         """The most probable class of each sample."""
-        return self.classes_[np.argmax(self._outputs(X), axis=1)]
+        outputs = self._outputs(X)
+        return self.classes_[np.argmax(outputs, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -451,6 +454,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def partial_fit(self, X, y):
         """One epoch over ``X`` and ``y``."""
         return self._fit(X, y, incremental=True)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     def predict(self, X):
         """The model's outputs, 1-D for a single target."""
