@@ -479,7 +479,7 @@ def load(path):
     estimator = MLPClassifier() if classifier else MLPRegressor()
     params = json.loads(metadata.get(_PARAMS_KEY, "{}"))
     sizes = described["sizes"]
-    params.setdefault("hidden_layer_sizes", tuple(sizes[1:-1]))
+    params["hidden_layer_sizes"] = tuple(params.get("hidden_layer_sizes", sizes[1:-1]))
     hidden = described["activations"][0] if len(sizes) > 2 else "relu"
     params.setdefault("activation", _OUT_ACTIVATIONS.get(hidden, hidden))
     estimator.set_params(**{k: v for k, v in params.items() if k in estimator.get_params()})

@@ -1,0 +1,60 @@
+"""Python and the CLI are two doors to one library: the same seed trains the same losses on
+the same adapter, and a model file written by either is evaluated identically by the other."""
+
+import json
+
+import numpy as np
+import pytest
+
+import wgpu_mlp
+from wgpu_mlp import MLPClassifier
+
+from conftest import blobs, forward, softmax
+
+
+@pytest.fixture
+def data(tmp_path):
+    x, y = blobs(n=300, features=6, classes=4, seed=2)
+    path = tmp_path / "train.npz"
+    np.savez(path, x=x, y=y)
+    return x, y, path
+
+
+@pytest.mark.parametrize("device", ["cpu", "software"])
+def test_same_seed_same_losses_as_the_cli(cli, data, device):
+    x, y, path = data
+    where = ["--cpu"] if device == "cpu" else ["--adapter", "software"]
+    summary = json.loads(cli(
+        "train", "--train", path, "--normalize", "none", "--validation", "0",
+        "--hidden-sizes", "16,8", "--lr", "0.01", "--batch", "32", "--epochs", "3",
+        "--seed", "11", "--weight-decay", "0", "--json", *where))
+    clf = MLPClassifier((16, 8), learning_rate_init=0.01, batch_size=32, max_iter=3, alpha=0,
+                        random_state=11, device=device).fit(x, y)
+    assert summary["epochs"] == clf.n_iter_ == 3
+    assert clf.loss_curve_[-1] == pytest.approx(summary["train_loss"], rel=1e-6)
+
+
+def test_a_python_model_evaluates_identically_with_the_cli(cli, data, tmp_path):
+    x, y, path = data
+    clf = MLPClassifier((16,), max_iter=20, random_state=0, device="cpu").fit(x, y)
+    clf.save(tmp_path / "py.safetensors")
+    summary = json.loads(cli("eval", "--model", tmp_path / "py.safetensors", "--test", path,
+                             "--cpu", "--json"))
+    assert summary["test_accuracy"] == pytest.approx(clf.score(x, y), abs=1e-12)
+    # The mean cross-entropy of the probabilities computed here from coefs_.
+    p = softmax(forward(clf.coefs_, clf.intercepts_, x, "relu"))
+    assert summary["test_loss"] == pytest.approx(-np.mean(np.log(p[np.arange(len(y)), y])),
+                                                 rel=1e-4)
+
+
+def test_a_cli_model_loads_in_python(cli, data, tmp_path):
+    x, y, path = data
+    model = tmp_path / "cli.safetensors"
+    cli("train", "--train", path, "--validation", "0", "--hidden-sizes", "12", "--epochs", "4",
+        "--cpu", "--save", model, "--json")
+    summary = json.loads(cli("eval", "--model", model, "--test", path, "--cpu", "--json"))
+    clf = wgpu_mlp.load(model)
+    assert type(clf) is MLPClassifier and clf.n_iter_ == 4 and clf.coefs_[0].shape == (6, 12)
+    # The CLI standardized the features (its default) and recorded it; Python applies it.
+    assert clf.score(x, y) == pytest.approx(summary["test_accuracy"], abs=1e-12)
+    assert clf.score(x, y) > 0.8
