@@ -25,7 +25,7 @@ def test_same_seed_same_losses_as_the_cli(cli, data, device):
     x, y, path = data
     where = ["--cpu"] if device == "cpu" else ["--adapter", "software"]
     summary = json.loads(cli(
-        "train", "--train", path, "--normalize", "none", "--validation", "0",
+        "train", "--train", path, "--test", path, "--normalize", "none", "--validation", "0",
         "--hidden-sizes", "16,8", "--lr", "0.01", "--batch", "32", "--epochs", "3",
         "--seed", "11", "--weight-decay", "0", "--json", *where))
     clf = MLPClassifier((16, 8), learning_rate_init=0.01, batch_size=32, max_iter=3, alpha=0,
@@ -50,11 +50,11 @@ def test_a_python_model_evaluates_identically_with_the_cli(cli, data, tmp_path):
 def test_a_cli_model_loads_in_python(cli, data, tmp_path):
     x, y, path = data
     model = tmp_path / "cli.safetensors"
-    cli("train", "--train", path, "--validation", "0", "--hidden-sizes", "12", "--epochs", "4",
-        "--cpu", "--save", model, "--json")
+    cli("train", "--train", path, "--validation", "0", "--hidden-sizes", "12", "--epochs", "10",
+        "--lr", "0.01", "--cpu", "--save", model, "--json")
     summary = json.loads(cli("eval", "--model", model, "--test", path, "--cpu", "--json"))
     clf = wgpu_mlp.load(model)
-    assert type(clf) is MLPClassifier and clf.n_iter_ == 4 and clf.coefs_[0].shape == (6, 12)
+    assert type(clf) is MLPClassifier and clf.n_iter_ == 10 and clf.coefs_[0].shape == (6, 12)
     # The CLI standardized the features (its default) and recorded it; Python applies it.
     assert clf.score(x, y) == pytest.approx(summary["test_accuracy"], abs=1e-12)
     assert clf.score(x, y) > 0.8
