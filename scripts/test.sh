@@ -57,6 +57,23 @@ cargo test --release --locked --doc
 echo "== the documentation, without a broken link"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --lib
 
+# The Python package as a user installs it: `pip install ./python` into a fresh virtual
+# environment (maturin builds the extension in release, into this workspace's target/, so the
+# dependencies compiled above are reused), then its tests: scikit-learn's estimator checks, the
+# round trips with the CLI built above, on the CPU reference and on the adapter.
+echo "== the Python package (python/) in a fresh virtual environment"
+if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
+    echo "== python3 has no venv or pip: installing python3-venv and python3-pip"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip >/dev/null
+fi
+venv="$(mktemp -d)/venv"
+python3 -m venv "$venv"
+CARGO_TARGET_DIR="$PWD/target" "$venv/bin/pip" install --quiet ./python scikit-learn pytest
+WGPU_MLP_BIN="$PWD/target/release/wgpu-mlp" "$venv/bin/python" -m pytest -q python/tests
+
 # The kernel, gradient and training tests again as weaker devices: WebGPU's guaranteed limits
 # without subgroups on lavapipe, and the GL backend (no subgroups) with its own limits and with
 # WebGPU's; each with every matmul kernel such a device runs forced in turn. The shuffled
