@@ -64,13 +64,10 @@ pub const CPU_ADAPTER: &str = "cpu (ndarray reference)";
 /// nothing.
 pub trait Callbacks {
     /// Progress within an epoch, at most every [`crate::train::PROGRESS_INTERVAL`].
-    fn progress(&mut self, progress: Progress) {
-        let _ = progress;
-    }
+    fn progress(&mut self, _progress: Progress) {}
 
-    /// An epoch finished (and was saved, if the spec asks for saves); an error stops the run.
-    fn epoch(&mut self, outcome: &EpochOutcome) -> Result<()> {
-        let _ = outcome;
+    /// An epoch finished (and was saved, if the run saves every epoch); an error stops the run.
+    fn epoch(&mut self, _outcome: &EpochOutcome) -> Result<()> {
         Ok(())
     }
 }
