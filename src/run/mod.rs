@@ -286,7 +286,10 @@ impl Run {
     }
 
     /// Trains one more epoch (past the planned ones if called again), then evaluates on the
-    /// validation and test sets and saves as asked.
+    /// validation and test sets and saves as asked. An epoch stopped by the stop flag ends with
+    /// [`Error::Interrupted`], its steps so far applied to the weights and missing from the
+    /// history; a caller that must keep the last completed epoch's model takes [`Run::mlp`]
+    /// after each epoch (or saves every epoch).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn train_epoch(&mut self) -> Result<EpochOutcome> {
         self.train_epoch_with(&mut |_| {})
