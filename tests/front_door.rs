@@ -221,3 +221,11 @@ fn a_model_saved_with_a_default_info_is_read_with_the_documented_defaults() {
     let predicted = wgpu_mlp::run::predict(&loaded, &preparation, x.clone().into()).unwrap();
     assert_eq!(predicted, mlp.forward(x.view()).unwrap());
 }
+
+/// A run can move to another thread (Python trains with the GIL released).
+#[test]
+fn a_run_is_send() {
+    fn send<T: Send>() {}
+    send::<Run>();
+    send::<TrainSpec>();
+}

@@ -63,7 +63,7 @@ impl Source {
     /// The source `data` names, else the one `recorded` (a resumed model) names, else the
     /// synthetic set.
     pub fn of(data: &Data, recorded: Option<&Recorded>) -> Result<Source> {
-        let (asked, dir) = match data {
+        let asked = match data {
             Data::Files { train, test } => {
                 return Ok(Source::Files {
                     train: train.clone(),
@@ -73,9 +73,8 @@ impl Source {
             Data::Arrays { name, .. } | Data::Sets { name, .. } => {
                 return Ok(Source::Memory(name.clone()));
             }
-            Data::Builtin { kind, dir } => (*kind, dir),
+            Data::Builtin { kind, .. } => *kind,
         };
-        let _ = dir;
         let recorded_kind = recorded.map(Recorded::dataset).transpose()?.flatten();
         if let (Some(asked), Some(recorded_kind), Some(recorded)) = (asked, recorded_kind, recorded)
             && asked != recorded_kind

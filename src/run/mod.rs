@@ -64,13 +64,10 @@ pub const CPU_ADAPTER: &str = "cpu (ndarray reference)";
 /// nothing.
 pub trait Callbacks {
     /// Progress within an epoch, at most every [`crate::train::PROGRESS_INTERVAL`].
-    fn progress(&mut self, progress: Progress) {
-        let _ = progress;
-    }
+    fn progress(&mut self, _progress: Progress) {}
 
-    /// An epoch finished (and was saved, if the spec asks for saves); an error stops the run.
-    fn epoch(&mut self, outcome: &EpochOutcome) -> Result<()> {
-        let _ = outcome;
+    /// An epoch finished (and was saved, if the run saves every epoch); an error stops the run.
+    fn epoch(&mut self, _outcome: &EpochOutcome) -> Result<()> {
         Ok(())
     }
 }
@@ -289,7 +286,10 @@ impl Run {
     }
 
     /// Trains one more epoch (past the planned ones if called again), then evaluates on the
-    /// validation and test sets and saves as asked.
+    /// validation and test sets and saves as asked. An epoch stopped by the stop flag ends with
+    /// [`Error::Interrupted`], its steps so far applied to the weights and missing from the
+    /// history; a caller that must keep the last completed epoch's model takes [`Run::mlp`]
+    /// after each epoch (or saves every epoch).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn train_epoch(&mut self) -> Result<EpochOutcome> {
         self.train_epoch_with(&mut |_| {})

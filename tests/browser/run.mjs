@@ -137,7 +137,9 @@ test(`the page trains the synthetic set (?autostart=1) past ${SYNTHETIC_FLOOR * 
   const states = await page.evaluate(() => window.wgpuMlp.states);
   assert.deepEqual(states.slice(-3), ['ready', 'training', 'done']);
   const summary = JSON.parse(await text(page, '#summary'));
-  for (const key of ['test_accuracy', 'test_loss', 'train_loss', 'samples_per_s', 'adapter', 'dataset', 'epochs']) {
+  // The CLI's `--json` keys, made by the same code (the library's run::Summary).
+  for (const key of ['test_accuracy', 'test_loss', 'train_loss', 'samples_per_s', 'adapter', 'dataset', 'epochs',
+    'task', 'best_epoch', 'stopped_early', 'interrupted', 'profile']) {
     assert.ok(key in summary, `#summary has no ${key}: ${JSON.stringify(summary)}`);
   }
   assert.equal(summary.dataset, 'synthetic');
