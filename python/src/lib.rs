@@ -94,12 +94,11 @@ fn read(bytes: &[u8]) -> PyResult<(Mlp, CheckpointInfo)> {
     engine::read_model(bytes, Path::new("the model")).map_err(to_py)
 }
 
-/// The optimizer's state as Python keeps it: `(steps, [(m1 weight, m1 bias)…], [(m2…)…])`.
-type StateArrays<'py> = (
-    u64,
-    Vec<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<f32>>)>,
-    Vec<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<f32>>)>,
-);
+/// One moment of every layer as Python keeps it: `[(weight-shaped, bias-shaped)…]`.
+type MomentArrays<'py> = Vec<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<f32>>)>;
+
+/// The optimizer's state as Python keeps it: `(steps, moment1, moment2)`.
+type StateArrays<'py> = (u64, MomentArrays<'py>, MomentArrays<'py>);
 
 fn state_to_py(py: Python<'_>, state: OptimizerState) -> StateArrays<'_> {
     let layers = |moments: Vec<(Array2<f32>, Array1<f32>)>| {
@@ -112,7 +111,7 @@ fn state_to_py(py: Python<'_>, state: OptimizerState) -> StateArrays<'_> {
 }
 
 fn state_from_py(state: StateArrays<'_>) -> OptimizerState {
-    let layers = |moments: Vec<(Bound<'_, PyArray2<f32>>, Bound<'_, PyArray1<f32>>)>| {
+    let layers = |moments: MomentArrays<'_>| {
         moments
             .into_iter()
             .map(|(w, b)| (w.to_owned_array(), b.to_owned_array()))
