@@ -17,7 +17,6 @@ const KEYS: [&str; 20] = [
     "layers",
     "hidden",
     "leaky_slope",
-    "leaky_slope",
     "output",
     "loss",
     "init",
