@@ -12,7 +12,7 @@ use crate::checkpoint::CheckpointInfo;
 use crate::data::files::Task;
 use crate::dropout::{Dropout, parse_rates};
 use crate::error::{Error, Result};
-use crate::model::{Loss, Mlp};
+use crate::model::{Activation, Loss, Mlp};
 use crate::optim::OptimizerConfig;
 use crate::train::{
     DEFAULT_HIDDEN_SIZES, DEFAULT_SEED, Defaults, LrSchedule, Regularization, ScheduleKind,
@@ -226,8 +226,15 @@ fn new_model(spec: &TrainSpec, shape: DataShape) -> Result<Settings> {
         output: defaults.output_for(spec.output, loss),
         loss,
         init: spec.init.unwrap_or(defaults.init),
+        leaky_slope: spec.leaky_slope.unwrap_or(defaults.leaky_slope),
         ..defaults
     };
+    if spec.leaky_slope.is_some() && model.hidden != Activation::LeakyRelu {
+        return Err(Error::Settings(format!(
+            "--leaky-slope is the slope of --hidden leaky-relu, but the hidden layers are {}",
+            model.hidden.name()
+        )));
+    }
     let optimizer = spec.optimizer.unwrap_or(defaults.optimizer.optimizer);
     let batch = spec.batch.unwrap_or(defaults.batch_size);
     let hidden_layers = layers.len().saturating_sub(2);
@@ -238,20 +245,8 @@ fn new_model(spec: &TrainSpec, shape: DataShape) -> Result<Settings> {
             None => Vec::new(),
         },
     };
-    let mlp = match spec.leaky_slope {
-        Some(slope) => Mlp::with_init_and_leaky_slope(
-            &layers,
-            model.hidden,
-            model.output,
-            model.loss,
-            model.init,
-            slope,
-            seed,
-        )?,
-        None => model.mlp(&layers, seed)?,
-    };
     Ok(Settings {
-        mlp,
+        mlp: model.mlp(&layers, seed)?,
         epochs_before: 0,
         seed,
         optimizer: OptimizerConfig {
@@ -390,8 +385,8 @@ fn resumed_settings(
     })
 }
 
-/// Refuses `layers`, `hidden_sizes`, `hidden`, `output` or `loss` that describe another model
-/// than the one being resumed.
+/// Refuses `layers`, `hidden_sizes`, `hidden`, `leaky_slope`, `output` or `loss` that describe
+/// another model than the one being resumed.
 fn check_architecture(spec: &TrainSpec, mlp: &Mlp, path: &Path) -> Result<()> {
     let file = path.display();
     let refuse = |why: String| Err(Error::Settings(why));
@@ -420,13 +415,18 @@ fn check_architecture(spec: &TrainSpec, mlp: &Mlp, path: &Path) -> Result<()> {
             recorded.name()
         ));
     }
-    if let Some(asked) = spec.leaky_slope
-        && asked != mlp.leaky_slope
-    {
-        return refuse(format!(
-            "--leaky-slope {asked} contradicts {file}, whose slope is {}",
-            mlp.leaky_slope
-        ));
+    if let Some(asked) = spec.leaky_slope {
+        if hidden != Some(Activation::LeakyRelu) {
+            return refuse(format!(
+                "--leaky-slope is the slope of leaky-relu hidden layers, which {file} has not"
+            ));
+        }
+        if asked != mlp.leaky_slope {
+            return refuse(format!(
+                "--leaky-slope {asked} contradicts {file}, whose leaky ReLU slope is {}",
+                mlp.leaky_slope
+            ));
+        }
     }
     let output = mlp.layers[last].activation;
     if let Some(asked) = spec.output

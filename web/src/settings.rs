@@ -12,10 +12,11 @@ use wgpu_mlp::run::{Data, Resume, Settings, TrainSpec};
 use wgpu_mlp::{Activation, Dataset, Error, Init, Loss, Mlp};
 
 /// The keys a settings object may have.
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 20] = [
     "tutorial",
     "layers",
     "hidden",
+    "leaky_slope",
     "output",
     "loss",
     "init",
@@ -62,6 +63,7 @@ pub fn spec(
         },
         layers: fields.layers()?,
         hidden: fields.named("hidden", Activation::from_name)?,
+        leaky_slope: fields.number("leaky_slope")?,
         output: fields.named("output", Activation::from_name)?,
         loss: fields.named("loss", Loss::from_name)?,
         init: fields.named("init", init_from_name)?,
@@ -95,6 +97,7 @@ pub fn json(settings: &Settings, dataset: &str) -> Value {
     serde_json::json!({
         "layers": mlp.sizes(),
         "hidden": mlp.layers[..last].first().map(|l| l.activation.name()),
+        "leaky_slope": shortest(mlp.leaky_slope),
         "output": mlp.layers[last].activation.name(),
         "loss": mlp.loss.name(),
         "optimizer": optimizer.optimizer.name(),
@@ -127,6 +130,7 @@ pub fn recorded_json(mlp: &Mlp, info: &CheckpointInfo) -> Value {
         "hidden".into(),
         serde_json::json!(mlp.layers[..last].first().map(|l| l.activation.name())),
     );
+    object.insert("leaky_slope".into(), shortest(mlp.leaky_slope).into());
     object.insert("output".into(), mlp.layers[last].activation.name().into());
     object.insert("loss".into(), mlp.loss.name().into());
     Value::Object(object)
