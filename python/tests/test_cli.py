@@ -58,3 +58,23 @@ def test_a_cli_model_loads_in_python(cli, data, tmp_path):
     # The CLI standardized the features (its default) and recorded it; Python applies it.
     assert clf.score(x, y) == pytest.approx(summary["test_accuracy"], abs=1e-12)
     assert clf.score(x, y) > 0.8
+
+
+def test_a_cli_regression_model_predicts_in_the_targets_units(cli, tmp_path):
+    """The CLI standardizes features and targets by default and records both; the loaded
+    estimator's predictions come back in the targets' units, with the CLI's RMSE and R²."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(3, 2, (200, 3)).astype(np.float32)
+    y = (100 + 10 * x[:, 0] - 5 * x[:, 1]).astype(np.float32)
+    path, model = tmp_path / "values.npz", tmp_path / "reg.safetensors"
+    np.savez(path, x=x, y=y)
+    cli("train", "--train", path, "--task", "regression", "--validation", "0", "--epochs", "30",
+        "--lr", "0.01", "--hidden-sizes", "16", "--cpu", "--save", model, "--json")
+    summary = json.loads(cli("eval", "--model", model, "--test", path, "--cpu", "--json"))
+    reg = wgpu_mlp.load(model)
+    assert type(reg) is wgpu_mlp.MLPRegressor
+    predicted = reg.predict(x)
+    rmse = np.sqrt(np.mean((predicted - y) ** 2))
+    assert rmse == pytest.approx(summary["test_rmse"], rel=1e-4)
+    assert reg.score(x, y) == pytest.approx(summary["test_r2"], rel=1e-4)
+    assert rmse < 0.2 * y.std()
