@@ -348,11 +348,20 @@ fn with_metadata<'py>(
     Ok(PyBytes::new(py, &bytes))
 }
 
-/// Writes the model file's bytes `model` to `path` atomically, as `wgpu-mlp train --save` does.
+/// Writes the model file's bytes `model` to `path` atomically, as `wgpu-mlp train --save`
+/// does, with `optimizer_state` beside it (`NAME.optimizer.safetensors`), written first as the
+/// library's `Run::save` does, so that `wgpu-mlp train --resume` continues where it stopped.
 #[pyfunction]
-fn save(py: Python<'_>, model: &[u8], path: std::path::PathBuf) -> PyResult<()> {
+#[pyo3(signature = (model, path, optimizer_state = None))]
+fn save(
+    py: Python<'_>,
+    model: &[u8],
+    path: std::path::PathBuf,
+    optimizer_state: Option<StateArrays<'_>>,
+) -> PyResult<()> {
     let (mlp, info) = read(model)?;
-    py.detach(|| checkpoint::save(&path, &mlp, &info))
+    let state = optimizer_state.map(state_from_py);
+    py.detach(|| engine::save(&path, &mlp, &info, state.as_ref()))
         .map_err(to_py)
 }
 

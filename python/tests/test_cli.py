@@ -78,3 +78,19 @@ def test_a_cli_regression_model_predicts_in_the_targets_units(cli, tmp_path):
     assert rmse == pytest.approx(summary["test_rmse"], rel=1e-4)
     assert reg.score(x, y) == pytest.approx(summary["test_r2"], rel=1e-4)
     assert rmse < 0.2 * y.std()
+
+
+def test_the_cli_resumes_a_python_model_exactly(cli, data, tmp_path):
+    """Two epochs in Python, saved, and one more by `wgpu-mlp train --resume` train the same
+    losses as three epochs in Python."""
+    x, y, path = data
+    settings = dict(hidden_layer_sizes=(16,), learning_rate_init=0.01, batch_size=32,
+                    random_state=3, device="cpu")
+    two = MLPClassifier(max_iter=2, **settings).fit(x, y)
+    two.save(tmp_path / "two.safetensors")
+    assert (tmp_path / "two.optimizer.safetensors").exists()
+    summary = json.loads(cli("train", "--resume", tmp_path / "two.safetensors", "--train", path,
+                             "--test", path, "--epochs", "1", "--cpu", "--json"))
+    three = MLPClassifier(max_iter=3, **settings).fit(x, y)
+    assert summary["epochs"] == 3
+    assert summary["train_loss"] == pytest.approx(three.loss_curve_[-1], rel=1e-7, abs=0)

@@ -340,12 +340,15 @@ class _BaseMLP(BaseEstimator):
 
     def save(self, path):
         """Writes the model to ``path`` as the safetensors file ``wgpu-mlp train --save`` writes
-        (``wgpu-mlp eval`` and ``predict`` read it; :func:`wgpu_mlp.load` reads it back)."""
+        (``wgpu-mlp eval`` and ``predict`` read it; :func:`wgpu_mlp.load` reads it back), and
+        the optimizer's state beside it (``NAME.optimizer.safetensors``), from which
+        ``wgpu-mlp train --resume`` continues exactly."""
         check_is_fitted(self)
         metadata = {_PARAMS_KEY: json.dumps(_json_params(self.get_params()))}
         if self._is_classifier:
             metadata[_CLASSES_KEY] = json.dumps(self.classes_.tolist())
-        _core.save(_core.with_metadata(self._model, metadata), os.fspath(path))
+        model = _core.with_metadata(self._model, metadata)
+        _core.save(model, os.fspath(path), self._optimizer_state)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_model")
