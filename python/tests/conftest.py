@@ -1,6 +1,7 @@
 """What the tests share: the CLI binary, small data sets, and a numpy forward pass written
 anew from the model's definition (the independent reference)."""
 
+import math
 import os
 import pathlib
 import subprocess
@@ -40,7 +41,10 @@ def forward(coefs, intercepts, x, hidden):
     """The network's outputs before its output activation, from scikit-learn's [in, out]
     layout: a = g(a·W + b) layer by layer, the last layer linear."""
     g = {"relu": lambda z: np.maximum(z, 0), "tanh": np.tanh,
-         "logistic": lambda z: 1 / (1 + np.exp(-z)), "identity": lambda z: z}[hidden]
+         "logistic": lambda z: 1 / (1 + np.exp(-z)), "identity": lambda z: z,
+         "gelu": lambda z: 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2))),
+         "silu": lambda z: z / (1 + np.exp(-z)),
+         "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z)}[hidden]
     a = np.asarray(x, dtype=np.float64)
     for i, (w, b) in enumerate(zip(coefs, intercepts)):
         a = a @ w.astype(np.float64) + b

@@ -30,6 +30,15 @@ def test_predict_proba_is_the_softmax_of_the_coefs(device):
     assert clf.out_activation_ == "softmax" and clf.n_iter_ == 5 and len(clf.loss_curve_) == 5
 
 
+@pytest.mark.parametrize("activation", ["logistic", "gelu", "silu", "leaky_relu"])
+def test_every_hidden_activation_against_numpy(activation):
+    x, y = blobs()
+    clf = MLPClassifier((9,), activation=activation, max_iter=3, random_state=1, device="cpu")
+    clf.fit(x, y)
+    expected = softmax(forward(clf.coefs_, clf.intercepts_, x, activation))
+    np.testing.assert_allclose(clf.predict_proba(x), expected, rtol=1e-4, atol=1e-6)
+
+
 def test_regressor_predicts_its_linear_output_layer():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 4))

@@ -29,7 +29,9 @@ from . import _core
 _DTYPES = (np.float32, np.float64, np.uint8)
 
 # scikit-learn's activation names and the library's.
-_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
+                # Ours: nn.GELU (exact), nn.SiLU, nn.LeakyReLU(0.01).
+                "gelu": "gelu", "silu": "silu", "leaky_relu": "leaky-relu"}
 _SOLVERS = ("sgd", "adam", "adamw")
 _SCHEDULES = ("constant",)
 
@@ -355,8 +357,8 @@ class _BaseMLP(BaseEstimator):
 
 
 # The library's output activations by scikit-learn's names.
-_OUT_ACTIVATIONS = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity",
-                    "tanh": "tanh", "relu": "relu"}
+_OUT_ACTIVATIONS = {library: ours for ours, library in _ACTIVATIONS.items()}
+_OUT_ACTIVATIONS["softmax"] = "softmax"
 
 
 def _json_params(params):
