@@ -31,6 +31,8 @@ pub struct Outcome {
     pub model: Vec<u8>,
     /// The optimizer's state after it, for a later warm start; `None` after an interruption.
     pub optimizer: Option<OptimizerState>,
+    /// The run's summary in its one JSON form (the CLI's `--json` line, the page's summary).
+    pub summary: String,
 }
 
 /// Trains as `spec` says, on its device (adapters are opened once per process). `on_epoch` sees
@@ -61,6 +63,7 @@ pub fn train(
                 return Ok(Outcome {
                     model,
                     optimizer: None,
+                    summary: run.summary().to_json().to_string(),
                 });
             }
             outcome => outcome?,
@@ -78,6 +81,7 @@ pub fn train(
     Ok(Outcome {
         model,
         optimizer: Some(run.optimizer_state()?),
+        summary: run.summary().to_json().to_string(),
     })
 }
 

@@ -232,7 +232,7 @@ fn epoch_dict<'py>(py: Python<'py>, end: &EpochEnd) -> PyResult<Bound<'py, PyDic
 /// a new model. After each epoch `on_epoch(report)` is called with the GIL held; it answers
 /// true to go on. The GIL is released while training; Ctrl-C stops after the step in progress
 /// and raises `KeyboardInterrupt`, the epochs before it having been reported. Returns the model
-/// file's bytes and the optimizer's state.
+/// file's bytes, the optimizer's state and the run's summary (the library's one JSON form).
 #[pyfunction]
 #[pyo3(signature = (x, y, classes, settings, model, optimizer_state, on_epoch))]
 #[allow(clippy::too_many_arguments)]
@@ -245,7 +245,7 @@ fn fit<'py>(
     model: Option<&[u8]>,
     optimizer_state: Option<StateArrays<'py>>,
     on_epoch: Py<PyAny>,
-) -> PyResult<(Bound<'py, PyBytes>, Option<StateArrays<'py>>)> {
+) -> PyResult<(Bound<'py, PyBytes>, Option<StateArrays<'py>>, String)> {
     let train = dataset(x, y, classes)?;
     let start = match model {
         Some(bytes) => {
@@ -292,7 +292,7 @@ fn fit<'py>(
         return Err(error);
     }
     let state = outcome.optimizer.map(|state| state_to_py(py, state));
-    Ok((PyBytes::new(py, &outcome.model), state))
+    Ok((PyBytes::new(py, &outcome.model), state, outcome.summary))
 }
 
 /// The outputs of the model file `model` for features `x` (float32, float64, or uint8 where it

@@ -32,6 +32,13 @@ def test_same_seed_same_losses_as_the_cli(cli, data, device):
                         random_state=11, device=device).fit(x, y)
     assert summary["epochs"] == clf.n_iter_ == 3
     assert clf.loss_curve_[-1] == pytest.approx(summary["train_loss"], rel=1e-6)
+    # One summary for every door: Python's has the CLI's keys (less the test set's scores, as
+    # fit has no test set) with the same values, timings aside.
+    ours = clf.summary_
+    assert set(ours) == {k for k in summary if not k.startswith("test_")}
+    for key in ("epochs", "adapter", "task", "best_epoch", "stopped_early", "interrupted"):
+        assert ours[key] == summary[key], key
+    assert ours["train_loss"] == pytest.approx(summary["train_loss"], rel=1e-6)
 
 
 def test_a_python_model_evaluates_identically_with_the_cli(cli, data, tmp_path):

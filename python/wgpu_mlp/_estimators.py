@@ -247,7 +247,7 @@ class _BaseMLP(BaseEstimator):
             return self._after_epoch(report, early_stopping, incremental, samples)
 
         try:
-            model, state = _core.fit(
+            model, state, summary = _core.fit(
                 X,
                 targets,
                 self._n_classes(),
@@ -264,6 +264,7 @@ class _BaseMLP(BaseEstimator):
                 self._set_fitted(self._model)
             raise
         self._optimizer_state = state
+        self.summary_ = json.loads(summary)
         if early_stopping:
             model = self._best_model
             del self._best_model
