@@ -21,7 +21,9 @@
 //! Every public entry validates the model and the batch and returns an error, never panics. The
 //! f32 path works on views of the model's weights and allocates only the per-layer results.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, LinalgScalar, ScalarOperand, Zip};
+use ndarray::{
+    Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, LinalgScalar, ScalarOperand, Zip,
+};
 use num_traits::Float;
 use std::ops::AddAssign;
 
@@ -37,7 +39,10 @@ pub use finite_difference::{
 };
 
 /// The float types the reference runs in (f32 and f64).
-trait Real: Float + LinalgScalar + ScalarOperand + AddAssign + std::fmt::Debug {}
+pub(crate) trait Real:
+    Float + LinalgScalar + ScalarOperand + AddAssign + std::fmt::Debug
+{
+}
 impl<T: Float + LinalgScalar + ScalarOperand + AddAssign + std::fmt::Debug> Real for T {}
 
 /// One layer's gradients `(dW: (out, in), db: (out))`.
@@ -148,7 +153,7 @@ fn log_sum_exp<F: Real>(row: ArrayView1<'_, F>) -> F {
 
 /// `a = g(z)` in place, z: `(batch, out)`. Softmax is row-wise, `a_j = e^{z_j − lse(z)}`, as the
 /// GPU computes it.
-fn activate_in_place<F: Real>(z: &mut Array2<F>, activation: Activation) {
+fn activate_in_place<F: Real>(mut z: ArrayViewMut2<'_, F>, activation: Activation) {
     if activation == Activation::Softmax {
         for mut row in z.rows_mut() {
             let lse = log_sum_exp(row.view());
@@ -160,14 +165,15 @@ fn activate_in_place<F: Real>(z: &mut Array2<F>, activation: Activation) {
 }
 
 /// The output layer: replaces its logits `z: (batch, out)` by its activations `a = g(z)` and
-/// returns the mean loss against `y: (batch, out)`:
+/// returns the mean loss against `y: (batch, out)` (the fast CPU engine reuses it, as the output
+/// layer is narrow):
 /// - `CrossEntropy` (softmax output): `mean_rows(lse(z)·Σ_j y_j − Σ_j y_j z_j)`;
 /// - `BinaryCrossEntropy` (sigmoid output): `mean(max(z, 0) − z·y + ln(1 + e^{−|z|}))`;
 /// - `Mse`: `mean((a − y)²)`.
-fn activate_output_with_loss<F: Real>(
+pub(crate) fn activate_output_with_loss<F: Real>(
     activation: Activation,
     loss: Loss,
-    z: &mut Array2<F>,
+    mut z: ArrayViewMut2<'_, F>,
     y: ArrayView2<'_, F>,
 ) -> F {
     match loss {
@@ -182,15 +188,15 @@ fn activate_output_with_loss<F: Real>(
             total / count(z.nrows())
         }
         Loss::BinaryCrossEntropy => {
-            let total = Zip::from(&*z).and(y).fold(F::zero(), |sum, &z, &y| {
+            let total = Zip::from(&z).and(y).fold(F::zero(), |sum, &z, &y| {
                 sum + z.max(F::zero()) - z * y + (-z.abs()).exp().ln_1p()
             });
-            activate_in_place(z, activation);
+            activate_in_place(z.view_mut(), activation);
             total / count(z.len())
         }
         Loss::Mse => {
-            activate_in_place(z, activation);
-            let total = Zip::from(&*z)
+            activate_in_place(z.view_mut(), activation);
+            let total = Zip::from(&z)
                 .and(y)
                 .fold(F::zero(), |sum, &a, &y| sum + (a - y) * (a - y));
             total / count(z.len())
@@ -204,10 +210,10 @@ fn activate_output_with_loss<F: Real>(
 /// - `BinaryCrossEntropy` (sigmoid): `δ = (a − y)/N`;
 /// - `Mse`: with `g = ∂L/∂a = 2(a − y)/N`, `δ = g ⊙ g′(a)`, or for a softmax output the
 ///   Jacobian-vector product `δ = a ⊙ (g − Σ_j g_j a_j)` row-wise.
-fn output_delta_in_place<F: Real>(
+pub(crate) fn output_delta_in_place<F: Real>(
     activation: Activation,
     loss: Loss,
-    a: &mut Array2<F>,
+    mut a: ArrayViewMut2<'_, F>,
     y: ArrayView2<'_, F>,
 ) {
     let rows: F = count(a.nrows());
@@ -222,7 +228,7 @@ fn output_delta_in_place<F: Real>(
                     .for_each(|d, &y| *d = (*d * y_sum - y) / rows);
             }
         }
-        Loss::BinaryCrossEntropy => Zip::from(a)
+        Loss::BinaryCrossEntropy => Zip::from(&mut a)
             .and(y)
             .for_each(|d, &y| *d = (*d - y) / elements),
         Loss::Mse if activation == Activation::Softmax => {
@@ -236,7 +242,7 @@ fn output_delta_in_place<F: Real>(
                 });
             }
         }
-        Loss::Mse => Zip::from(a).and(y).for_each(|d, &y| {
+        Loss::Mse => Zip::from(&mut a).and(y).for_each(|d, &y| {
             let a = *d;
             *d = two * (a - y) / elements * activation.derivative_from_output(a);
         }),
@@ -361,7 +367,7 @@ impl<'a, F: Real> Network<'a, F> {
         for (l, layer) in self.layers[..last].iter().enumerate() {
             let mut z = affine(hidden.as_ref().map_or(x, |a| a.view()), layer);
             record(&z, layer.activation);
-            activate_in_place(&mut z, layer.activation);
+            activate_in_place(z.view_mut(), layer.activation);
             if let Some(mask) = masks.and_then(|m| m.hidden(l)) {
                 apply_mask(&mut z, mask);
             }
@@ -375,7 +381,7 @@ impl<'a, F: Real> Network<'a, F> {
     /// The output activations `(batch, out)`.
     fn forward(&self, x: ArrayView2<'_, F>) -> Array2<F> {
         let mut a = self.logits(x, None, None);
-        activate_in_place(&mut a, self.output().activation);
+        activate_in_place(a.view_mut(), self.output().activation);
         a
     }
 
@@ -389,7 +395,7 @@ impl<'a, F: Real> Network<'a, F> {
         relu_signs: Option<&mut Vec<bool>>,
     ) -> F {
         let mut z = self.logits(x, masks, relu_signs);
-        activate_output_with_loss(self.output().activation, self.loss, &mut z, y)
+        activate_output_with_loss(self.output().activation, self.loss, z.view_mut(), y)
     }
 
     /// The mean loss and every layer's `(dW, db)`, with dropout `masks` if given; records every
@@ -414,7 +420,7 @@ impl<'a, F: Real> Network<'a, F> {
             if let Some(trace) = trace.as_mut() {
                 trace.preactivations.push(z.clone());
             }
-            activate_in_place(&mut z, layer.activation);
+            activate_in_place(z.view_mut(), layer.activation);
             let mask = masks.and_then(|m| m.hidden(l));
             undropped.push(mask.map(|_| z.clone()));
             if let Some(mask) = mask {
@@ -430,12 +436,12 @@ impl<'a, F: Real> Network<'a, F> {
         if let Some(trace) = trace.as_mut() {
             trace.preactivations.push(delta.clone());
         }
-        let value = activate_output_with_loss(output.activation, self.loss, &mut delta, y);
+        let value = activate_output_with_loss(output.activation, self.loss, delta.view_mut(), y);
         if let Some(trace) = trace.as_mut() {
             trace.activations.push(delta.clone());
             trace.loss = value;
         }
-        output_delta_in_place(output.activation, self.loss, &mut delta, y);
+        output_delta_in_place(output.activation, self.loss, delta.view_mut(), y);
 
         // Backward, from the output layer; W_l is read before any update.
         let mut gradients = Vec::with_capacity(self.layers.len());
@@ -493,8 +499,12 @@ impl Mlp {
         let network = Network::of(self)?;
         check_batch(self.inputs(), self.outputs(), x, Some(y))?;
         let mut outputs = network.logits(x, None, None);
-        let loss =
-            activate_output_with_loss(network.output().activation, self.loss, &mut outputs, y);
+        let loss = activate_output_with_loss(
+            network.output().activation,
+            self.loss,
+            outputs.view_mut(),
+            y,
+        );
         Ok((outputs, loss))
     }
 
