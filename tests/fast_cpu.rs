@@ -211,3 +211,198 @@ fn bad_masks_are_refused() {
         .to_string();
     assert!(error.contains('3'), "{error}");
 }
+
+// ---- the trainer: the fast engine against the reference over whole epochs ----------------------
+
+use common::{assert_all_close, flat_parameters};
+use wgpu_mlp::Dataset;
+use wgpu_mlp::augment::{Affine, Augmentation, Elastic};
+use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
+use wgpu_mlp::train::{CpuTrainer, Regularization, Split, TrainConfig, Trainer};
+
+/// `len` random 8×8 images of 3 classes.
+fn images(len: usize, seed: u64) -> Dataset {
+    let pixels = random_matrix(len, 64, seed).mapv(|v| ((v + 1.0) * 127.0) as u8);
+    let labels = (0..len).map(|i| (i * 7 % 3) as u32).collect();
+    Dataset::images(pixels.into_raw_vec_and_offset().0, (8, 8), labels, 3).unwrap()
+}
+
+fn config(optimizer: Optimizer, learning_rate: f32, batch_size: usize) -> TrainConfig {
+    TrainConfig {
+        optimizer: OptimizerConfig {
+            optimizer,
+            learning_rate,
+            weight_decay: optimizer.default_weight_decay(1e-3),
+        },
+        batch_size,
+        seed: 11,
+        regularization: Regularization::default(),
+    }
+}
+
+/// Trains `mlp` for `epochs` on the fast engine and on the reference and asserts that every
+/// epoch's loss, the test evaluation and the final parameters agree; returns the fast trainer's
+/// parameters.
+fn trainers_agree(
+    mlp: &Mlp,
+    (train, test): (&Dataset, &Dataset),
+    config: &TrainConfig,
+    augmentation: Option<&Augmentation>,
+    epochs: usize,
+    what: &str,
+) -> Vec<f64> {
+    let mut fast = CpuTrainer::new(mlp, train, Some(test), config.clone()).unwrap();
+    let mut reference = CpuTrainer::reference(mlp, train, Some(test), config.clone()).unwrap();
+    if let Some(augmentation) = augmentation {
+        fast.set_augmentation(augmentation).unwrap();
+        reference.set_augmentation(augmentation).unwrap();
+    }
+    for epoch in 1..=epochs {
+        let f = fast.train_epoch(&mut |_| {}).unwrap().train_loss;
+        let r = reference.train_epoch(&mut |_| {}).unwrap().train_loss;
+        assert!(
+            (f - r).abs() <= 1e-4 + 1e-3 * r.abs(),
+            "{what}, epoch {epoch}: fast {f}, reference {r}"
+        );
+    }
+    let (f, r) = (fast.to_mlp().unwrap(), reference.to_mlp().unwrap());
+    let (f, r) = (flat_parameters(&f), flat_parameters(&r));
+    assert_all_close(&format!("{what}: parameters"), &f, &r, 1e-4, 1e-3);
+    let (fe, re) = (
+        fast.evaluate(Split::Test).unwrap(),
+        reference.evaluate(Split::Test).unwrap(),
+    );
+    assert_close(
+        &format!("{what}: test loss"),
+        &[fe.loss],
+        &[re.loss],
+        1e-4,
+        1e-3,
+    );
+    assert_eq!(fe.samples, re.samples, "{what}: evaluated samples");
+    f
+}
+
+#[test]
+fn every_optimizer_trains_as_the_reference_does() {
+    let (train, test) = (images(45, 1), images(20, 2));
+    let mlp = Mlp::new(
+        &[64, 24, 12, 3],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        4,
+    )
+    .unwrap();
+    for (optimizer, learning_rate) in [
+        (Optimizer::Sgd, 0.1),
+        (Optimizer::MOMENTUM, 0.05),
+        (Optimizer::ADAM, 0.01),
+        (Optimizer::ADAMW, 0.01),
+    ] {
+        // 45 samples in batches of 8: five full steps and an odd one of 5 each epoch.
+        let config = config(optimizer, learning_rate, 8);
+        trainers_agree(&mlp, (&train, &test), &config, None, 3, optimizer.name());
+    }
+}
+
+#[test]
+fn every_regularizer_and_deformation_trains_as_the_reference_does() {
+    let (train, test) = (images(33, 3), images(10, 4));
+    let mlp = Mlp::new(
+        &[64, 20, 16, 3],
+        Activation::Tanh,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        5,
+    )
+    .unwrap();
+    let plain = config(Optimizer::MOMENTUM, 0.05, 7);
+    let with = |regularization: Regularization| TrainConfig {
+        regularization,
+        ..plain.clone()
+    };
+    let cases = [
+        (
+            "label smoothing",
+            with(Regularization {
+                label_smoothing: 0.1,
+                ..Default::default()
+            }),
+        ),
+        (
+            "clipping",
+            with(Regularization {
+                clip_norm: Some(0.05),
+                ..Default::default()
+            }),
+        ),
+        (
+            "dropout",
+            with(Regularization {
+                dropout: Dropout {
+                    input: 0.2,
+                    hidden: vec![0.5, 0.25],
+                },
+                ..Default::default()
+            }),
+        ),
+    ];
+    let unregularized = trainers_agree(&mlp, (&train, &test), &plain, None, 2, "plain");
+    for (what, config) in &cases {
+        let got = trainers_agree(&mlp, (&train, &test), config, None, 2, what);
+        assert_ne!(got, unregularized, "{what} changed nothing");
+    }
+    let deformations = Augmentation {
+        affine: Some(Affine {
+            shift_pixels: 1.0,
+            shear_degrees: 5.0,
+            ..Affine::default()
+        }),
+        elastic: Some(Elastic {
+            sigma: 2.0,
+            alpha: 4.0,
+        }),
+    };
+    let got = trainers_agree(
+        &mlp,
+        (&train, &test),
+        &plain,
+        Some(&deformations),
+        2,
+        "deformed",
+    );
+    assert_ne!(got, unregularized, "the deformations changed nothing");
+}
+
+#[test]
+fn every_loss_and_activation_trains_as_the_reference_does() {
+    let (train, test) = (images(21, 5), images(9, 6));
+    for hidden in hidden_activations() {
+        for (output, loss) in output_and_loss_pairs() {
+            let (train, test) = match loss {
+                // Regression and multi-label targets: the images' first three pixels.
+                Loss::Mse | Loss::BinaryCrossEntropy => (regression(&train), regression(&test)),
+                Loss::CrossEntropy => (train.clone(), test.clone()),
+            };
+            let mlp = Mlp::new(&[64, 10, 3], hidden, output, loss, 6).unwrap();
+            let what = format!(
+                "{} hidden, {} output, {}",
+                hidden.name(),
+                output.name(),
+                loss.name()
+            );
+            let config = config(Optimizer::ADAM, 0.01, 4);
+            trainers_agree(&mlp, (&train, &test), &config, None, 2, &what);
+        }
+    }
+}
+
+/// `set` with targets in [0, 1]: its first three features.
+fn regression(set: &Dataset) -> Dataset {
+    let rows = set.len();
+    let indices: Vec<usize> = (0..rows).collect();
+    let (x, _) = set.batch(&indices);
+    let y = x.slice(wgpu_mlp::ndarray::s![.., 0..3]).to_owned();
+    Dataset::regression(x, y).unwrap()
+}

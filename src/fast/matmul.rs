@@ -47,3 +47,14 @@ fn parallelism(multiply_adds: usize) -> Par {
     let _ = multiply_adds;
     Par::Seq
 }
+
+/// Clears the upper halves of the vector registers, which faer's AVX-512 kernels and glibc's
+/// `memset` and `memcpy` leave dirty: until then every SSE instruction (the crate's element-wise
+/// loops and libm's `expf`) stalls on a state transition. Called before each element-wise pass.
+pub(super) fn clear_upper_registers() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: `vzeroupper` exists wherever AVX does, and no vector value is live across it.
+        unsafe { std::arch::asm!("vzeroupper", options(nomem, nostack, preserves_flags)) };
+    }
+}

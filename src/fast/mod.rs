@@ -15,6 +15,9 @@
 
 mod matmul;
 
+/// How reports name the fast engine where they name an adapter.
+pub const NAME: &str = "cpu (faer)";
+
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::dropout::{Dropout, DropoutMasks, write_dropout_mask};
@@ -22,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::model::{Activation, Dense, DenseGradients, Gradients, Mlp, check_batch};
 use crate::reference::{activate_output_with_loss, output_delta_in_place};
 use crate::rng::philox_key;
-use matmul::{matrix, product};
+use matmul::{clear_upper_registers, matrix, product};
 
 /// Every buffer one forward and backward pass needs, for batches of up to `capacity` rows of a
 /// model of layer widths `widths`.
@@ -144,12 +147,19 @@ impl Workspace {
         &self.values[last][..rows * self.widths[last + 1]]
     }
 
+    /// The batch's targets, `(rows, outputs)` (smoothed, if the caller smoothed them).
+    pub fn targets(&self, rows: usize) -> &[f32] {
+        &self.y[..rows * self.widths[self.widths.len() - 1]]
+    }
+
     /// The mean loss of `mlp` on the batch's first `rows`, leaving the output activations in
     /// [`Workspace::outputs`]. `mlp` must have the shapes the workspace was made for, with
     /// standard-layout parameters (as [`Mlp::new`] and the model files give them).
     pub fn forward_and_loss(&mut self, mlp: &Mlp, rows: usize) -> f32 {
         self.forward(mlp, rows, None);
-        self.output_loss(mlp, rows)
+        let loss = self.output_loss(mlp, rows);
+        clear_upper_registers();
+        loss
     }
 
     /// The mean loss of `mlp` on the batch's first `rows`, and every layer's gradients written
@@ -174,6 +184,8 @@ impl Workspace {
             rows_view(&self.y, rows, width),
         );
         self.backward(mlp, rows, grads);
+        // The caller's optimizer and gather are SSE loops too.
+        clear_upper_registers();
         loss
     }
 
@@ -204,6 +216,7 @@ impl Workspace {
 
     /// Turns the output logits into activations and returns the mean loss against the targets.
     fn output_loss(&mut self, mlp: &Mlp, rows: usize) -> f32 {
+        clear_upper_registers();
         let last = mlp.layers.len() - 1;
         let width = self.widths[last + 1];
         activate_output_with_loss(
@@ -234,6 +247,7 @@ impl Workspace {
             );
             let dbias = standard_mut(dbias.as_slice_mut());
             dbias.fill(0.0);
+            clear_upper_registers();
             for row in delta.chunks_exact(outputs) {
                 dbias.iter_mut().zip(row).for_each(|(sum, &d)| *sum += d);
             }
@@ -276,6 +290,7 @@ fn activate_hidden(
     derivative: Option<&mut [f32]>,
     mask: Option<&[f32]>,
 ) {
+    clear_upper_registers();
     // One arm per activation, so that each loop is compiled for a known activation.
     match activation {
         Activation::Relu => fused_activation(Activation::Relu, z, derivative, mask),
@@ -311,6 +326,7 @@ fn fused_activation(
 
 /// `values ← values ⊙ factors`.
 fn multiply(values: &mut [f32], factors: &[f32]) {
+    clear_upper_registers();
     values.iter_mut().zip(factors).for_each(|(v, &f)| *v *= f);
 }
 

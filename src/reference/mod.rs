@@ -34,6 +34,9 @@ use crate::optim::OptimizerConfig;
 
 mod finite_difference;
 
+/// How reports name the reference where they name an adapter.
+pub const NAME: &str = "cpu (ndarray reference)";
+
 pub use finite_difference::{
     GradientCheck, finite_difference_check, finite_difference_check_with_dropout,
 };
@@ -620,8 +623,19 @@ impl Mlp {
 /// Cross-entropy's targets with label smoothing ε (`nn.CrossEntropyLoss(label_smoothing=ε)`):
 /// `(1 − ε)·y + ε/K` for `y: (batch, K)`. Training on these is training with smoothing.
 pub fn smooth_labels(y: ArrayView2<'_, f32>, epsilon: f32) -> Array2<f32> {
-    let uniform = epsilon / y.ncols() as f32;
-    y.mapv(|v| (1.0 - epsilon) * v + uniform)
+    let mut smoothed = y.as_standard_layout().into_owned();
+    let targets = smoothed
+        .as_slice_mut()
+        .expect("a new array is in standard layout");
+    smooth_labels_in_place(targets, y.ncols(), epsilon);
+    smoothed
+}
+
+/// [`smooth_labels`] over row-major targets of `classes` columns, in place.
+pub fn smooth_labels_in_place(y: &mut [f32], classes: usize, epsilon: f32) {
+    let uniform = epsilon / classes as f32;
+    y.iter_mut()
+        .for_each(|v| *v = (1.0 - epsilon) * *v + uniform);
 }
 
 /// The mean loss of `mlp` on `x: (batch, in)`, `y: (batch, out)` with all arithmetic in f64 (the

@@ -245,8 +245,10 @@ pub fn parse_sizes(text: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
-/// How the CLI names the CPU reference where it names an adapter.
-pub const CPU_ADAPTER: &str = "cpu (ndarray reference)";
+/// How the CLI names the fast CPU engine where it names an adapter.
+pub const CPU_ADAPTER: &str = wgpu_mlp::fast::NAME;
+/// How the CLI names the CPU reference (`--cpu-reference`) where it names an adapter.
+pub const CPU_REFERENCE_ADAPTER: &str = wgpu_mlp::reference::NAME;
 
 /// Prints `confusion[[truth, predicted]]` as a table with a header row of predicted classes.
 pub fn print_confusion(console: &Console, confusion: &Array2<u64>) -> Result<()> {

@@ -25,9 +25,9 @@ use wgpu_mlp::{Activation, Init, Loss, Mlp};
 
 use crate::augment::{self, AugmentArgs, Deformations};
 use crate::common::{
-    CPU_ADAPTER, Console, DEFAULT_SEED, Recorded, hidden_activation, interrupt_flag,
-    is_interruption, open_gpu, parse_sizes, print_confusion, profile_json, progress_bar,
-    stated_architecture,
+    CPU_ADAPTER, CPU_REFERENCE_ADAPTER, Console, DEFAULT_SEED, Recorded, hidden_activation,
+    interrupt_flag, is_interruption, open_gpu, parse_sizes, print_confusion, profile_json,
+    progress_bar, stated_architecture,
 };
 use crate::dataset::{DataArgs, RecordedData, RunData};
 use crate::scores::{scores_json, scores_text};
@@ -146,9 +146,13 @@ pub struct TrainArgs {
     /// adapter's name.
     #[arg(long, default_value = "auto")]
     pub adapter: String,
-    /// Train with the CPU reference instead of the GPU.
+    /// Train on the CPU instead of the GPU.
     #[arg(long)]
     pub cpu: bool,
+    /// Train on the CPU with the ndarray reference (the executable spec, slower) instead of the
+    /// GPU.
+    #[arg(long, conflicts_with = "cpu")]
+    pub cpu_reference: bool,
     /// Save the model here (safetensors) after every epoch (with --save-best, after every best
     /// one), and its optimizer state beside it (NAME.optimizer.safetensors) for --resume.
     #[arg(long, value_name = "FILE")]
@@ -199,7 +203,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.epochs == Some(0) {
         bail!("--epochs 0: nothing to train (give at least 1)");
     }
-    if args.cpu && args.profile.is_some() {
+    if (args.cpu || args.cpu_reference) && args.profile.is_some() {
         bail!("--profile times GPU kernels with timestamp queries; it cannot be used with --cpu");
     }
     check_outputs(&args)?;
@@ -328,15 +332,22 @@ fn build_trainer<'a>(
     config: TrainConfig,
     augmentation: Deformations,
 ) -> Result<(Box<dyn Trainer + 'a>, String)> {
-    if args.cpu {
-        let mut trainer = CpuTrainer::new(mlp, &data.train, data.test.as_deref(), config)?;
+    if args.cpu || args.cpu_reference {
+        let (train, test) = (&data.train, data.test.as_deref());
+        let (mut trainer, adapter) = match args.cpu_reference {
+            true => (
+                CpuTrainer::reference(mlp, train, test, config)?,
+                CPU_REFERENCE_ADAPTER,
+            ),
+            false => (CpuTrainer::new(mlp, train, test, config)?, CPU_ADAPTER),
+        };
         if let Some(validation) = &data.validation {
             trainer.set_validation(validation)?;
         }
         if let Some((augmentation, _)) = &augmentation {
             trainer.set_augmentation(augmentation)?;
         }
-        return Ok((Box::new(trainer), CPU_ADAPTER.to_string()));
+        return Ok((Box::new(trainer), adapter.to_string()));
     }
     let gpu = open_gpu(&args.adapter)?;
     let (train, test) = (data.train.clone(), data.test.clone());
