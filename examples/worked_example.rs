@@ -58,6 +58,7 @@ fn main() -> wgpu_mlp::Result<()> {
             layer([[0.40, 0.45], [0.50, 0.55]], 0.60), // w5 w6 / w7 w8, b2
         ],
         loss: Loss::Mse,
+        leaky_slope: wgpu_mlp::DEFAULT_LEAKY_SLOPE,
     };
     let x = array![[0.05f32, 0.10]];
     let y = array![[0.01f32, 0.99]];

@@ -9,16 +9,16 @@
 
 override ACTIVATION: u32 = ACT_IDENTITY;
 
-// The layout of MatrixParams (src/gpu/kernels/mod.rs); its scalar is unused here.
+// The layout of MatrixParams (src/gpu/kernels/mod.rs); its scalar is leaky ReLU's slope.
 struct ActivationParams {
     rows: u32,
     cols: u32,
-    _alpha: f32,
+    leaky_slope: f32,
     _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: ActivationParams;
-// forward: z → a.   backward: a, da → dz.
+// forward: z → a.   backward: a (z for GELU and SiLU), da → dz.
 @group(0) @binding(1) var<storage, read> first: array<f32>;
 @group(0) @binding(2) var<storage, read> second: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -28,16 +28,16 @@ struct ActivationParams {
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat_index(gid, groups);
     if i < params.rows * params.cols {
-        out[i] = activate(ACTIVATION, first[i]);
+        out[i] = activate(ACTIVATION, first[i], params.leaky_slope);
     }
 }
 
-// dz = da ⊙ g′(a), element-wise; `first` = a, `second` = da.
+// dz = da ⊙ g′, element-wise; `first` = a (z for GELU and SiLU), `second` = da.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat_index(gid, groups);
     if i < params.rows * params.cols {
-        out[i] = second[i] * activation_derivative(ACTIVATION, first[i]);
+        out[i] = second[i] * activation_derivative(ACTIVATION, first[i], params.leaky_slope);
     }
 }
 

@@ -20,6 +20,8 @@ const LOSS_BINARY_CROSS_ENTROPY: u32 = 2u;
 override LOSS: u32 = LOSS_MSE;
 override ACTIVATION: u32 = ACT_IDENTITY;
 override LABEL_SMOOTHING: f32 = 0.0;
+// The output layer never is leaky ReLU (Activation::is_hidden_only), so it needs no slope.
+const OUTPUT_LEAKY_SLOPE: f32 = 0.0;
 
 struct OutputParams {
     rows: u32,
@@ -54,7 +56,7 @@ fn activate_row(base: u32) -> f32 {
         return lse;
     }
     for (var j = 0u; j < cols; j++) {
-        a[base + j] = activate(ACTIVATION, z[base + j]);
+        a[base + j] = activate(ACTIVATION, z[base + j], OUTPUT_LEAKY_SLOPE);
     }
     return 0.0;
 }
@@ -126,7 +128,7 @@ fn output_loss(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
             if ACTIVATION == ACT_SOFTMAX {
                 delta[base + j] = out * (g - ga);
             } else {
-                delta[base + j] = g * activation_derivative(ACTIVATION, out);
+                delta[base + j] = g * activation_derivative(ACTIVATION, out, OUTPUT_LEAKY_SLOPE);
             }
         }
     }

@@ -22,7 +22,7 @@
 
 const EPILOGUE_NONE: u32 = 0u;
 const EPILOGUE_BIAS_ACTIVATION: u32 = 1u;   // c = g(c + bias[col])
-const EPILOGUE_TIMES_DERIVATIVE: u32 = 2u;  // c = c * g'(aux[row, col])
+const EPILOGUE_TIMES_DERIVATIVE: u32 = 2u;  // c = c * g'(aux[row, col]), aux = a, or z for GELU/SiLU
 
 override MM_WG_X: u32 = 8u;
 override MM_WG_Y: u32 = 8u;
@@ -71,7 +71,8 @@ struct MatmulParams {
     k_chunk: u32,
     k_parts: u32,
     split: u32,
-    _pad: u32,
+    // Leaky ReLU's negative slope, for an epilogue with that activation.
+    leaky_slope: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: MatmulParams;
@@ -96,9 +97,9 @@ fn store_c(row: u32, col: u32, value: f32) {
     let index = row * params.n + col;
     var result = value;
     if params.epilogue == EPILOGUE_BIAS_ACTIVATION {
-        result = activate(params.activation, value + bias[col]);
+        result = activate(params.activation, value + bias[col], params.leaky_slope);
     } else if params.epilogue == EPILOGUE_TIMES_DERIVATIVE {
-        result = value * activation_derivative(params.activation, aux[index]);
+        result = value * activation_derivative(params.activation, aux[index], params.leaky_slope);
     }
     c[index] = result;
 }

@@ -66,7 +66,9 @@ pub mod train;
 pub use data::Dataset;
 pub use error::{Error, Result};
 pub use gpu::{AdapterChoice, FeatureMask, Fusion, Gpu, GpuMlp, GpuOptions, LimitsPreset};
-pub use model::{Activation, Dense, DenseGradients, Gradients, Init, Loss, Mlp};
+pub use model::{
+    Activation, DEFAULT_LEAKY_SLOPE, Dense, DenseGradients, Gradients, Init, Loss, Mlp,
+};
 pub use ndarray;
 pub use optim::{Optimizer, OptimizerConfig};
 pub use train::{CpuTrainer, GpuTrainer, Regularization, TrainConfig, Trainer};

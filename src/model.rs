@@ -29,16 +29,27 @@ pub enum Activation {
     Tanh,
     /// Row-wise `g(z)_j = e^{z_j} / Σ_k e^{z_k}`; only allowed on the output layer.
     Softmax,
+    /// `g(z) = z·Φ(z) = ½·z·(1 + erf(z/√2))`, the exact GELU of PyTorch's default `nn.GELU()`,
+    /// hidden layers only.
+    Gelu,
+    /// `g(z) = z·σ(z)` (`nn.SiLU`); hidden layers only.
+    Silu,
+    /// `g(z) = z` for `z > 0`, `slope·z` otherwise (`nn.LeakyReLU`), with the model's
+    /// [`Mlp::leaky_slope`]; hidden layers only.
+    LeakyRelu,
 }
 
 impl Activation {
     /// Every activation, in a fixed order (useful for tests and the command line).
-    pub const ALL: [Activation; 5] = [
+    pub const ALL: [Activation; 8] = [
         Activation::Identity,
         Activation::Sigmoid,
         Activation::Relu,
         Activation::Tanh,
         Activation::Softmax,
+        Activation::Gelu,
+        Activation::Silu,
+        Activation::LeakyRelu,
     ];
 
     /// The lower-case name used in files and on the command line.
@@ -49,13 +60,16 @@ impl Activation {
             Activation::Relu => "relu",
             Activation::Tanh => "tanh",
             Activation::Softmax => "softmax",
+            Activation::Gelu => "gelu",
+            Activation::Silu => "silu",
+            Activation::LeakyRelu => "leaky-relu",
         }
     }
 
     /// Parses [`Activation::name`].
     pub fn from_name(name: &str) -> Result<Self> {
         Self::ALL.into_iter().find(|a| a.name() == name).ok_or_else(|| {
-            Error::invalid("activation", format!("unknown activation {name:?}; expected one of identity, sigmoid, relu, tanh, softmax"))
+            Error::invalid("activation", format!("unknown activation {name:?}; expected one of identity, sigmoid, relu, tanh, softmax, gelu, silu, leaky-relu"))
         })
     }
 
@@ -67,36 +81,106 @@ impl Activation {
             Activation::Relu => 2,
             Activation::Tanh => 3,
             Activation::Softmax => 4,
+            Activation::Gelu => 5,
+            Activation::Silu => 6,
+            Activation::LeakyRelu => 7,
         }
     }
 
-    /// `g(z)` for the element-wise activations. Softmax is row-wise and handled by the caller.
-    pub fn apply<F: Float>(self, z: F) -> F {
+    /// Whether only hidden layers may use it: the output kernel and the loss take g′ from the
+    /// output `a`, which GELU and SiLU cannot, and the output layer has no use for the others.
+    pub fn is_hidden_only(self) -> bool {
+        matches!(
+            self,
+            Activation::Gelu | Activation::Silu | Activation::LeakyRelu
+        )
+    }
+
+    /// Whether backward takes g′ from the pre-activation `z` rather than from the output `a`:
+    /// GELU′ and SiLU′ cannot be written in terms of `a` (neither g is invertible), so their layers
+    /// keep `z` for backward.
+    pub fn keeps_preactivation(self) -> bool {
+        matches!(self, Activation::Gelu | Activation::Silu)
+    }
+
+    /// Whether g′ jumps at `z = 0` (ReLU and leaky ReLU), where finite differences do not
+    /// estimate the derivative.
+    pub fn has_kink(self) -> bool {
+        matches!(self, Activation::Relu | Activation::LeakyRelu)
+    }
+
+    /// `g(z)` for the element-wise activations, `leaky_slope` being the model's
+    /// [`Mlp::leaky_slope`]. Softmax is row-wise and handled by the caller.
+    pub fn apply<F: Float>(self, z: F, leaky_slope: F) -> F {
+        let half = F::from(0.5).unwrap();
         match self {
             Activation::Identity | Activation::Softmax => z,
-            Activation::Sigmoid => F::one() / (F::one() + (-z).exp()),
+            Activation::Sigmoid => sigmoid(z),
             Activation::Relu => z.max(F::zero()),
             Activation::Tanh => z.tanh(),
+            Activation::Gelu => half * z * (F::one() + erf(z * F::from(FRAC_1_SQRT_2).unwrap())),
+            Activation::Silu => z * sigmoid(z),
+            Activation::LeakyRelu => {
+                if z > F::zero() {
+                    z
+                } else {
+                    leaky_slope * z
+                }
+            }
         }
     }
 
-    /// `g′(z)` written in terms of the output `a = g(z)`, which is what both paths keep in memory.
-    /// (ReLU′ at 0 is taken as 0, as PyTorch does.) Softmax's Jacobian is not diagonal; the caller
-    /// handles it.
-    pub fn derivative_from_output<F: Float>(self, a: F) -> F {
+    /// `g′(z)` from what a layer keeps for backward: the pre-activation `z` where
+    /// [`Activation::keeps_preactivation`], else the output `a = g(z)`, both paths keeping only
+    /// that one in memory. ReLU′(0) = 0 and leaky ReLU′(0) = slope, as PyTorch has them; leaky
+    /// ReLU′ from `a` is right because `a > 0 ⇔ z > 0` for a slope ≥ 0 ([`Mlp::validate`]).
+    /// Softmax's Jacobian is not diagonal; the caller handles it.
+    pub fn derivative<F: Float>(self, kept: F, leaky_slope: F) -> F {
+        let positive = |a: F| if a > F::zero() { F::one() } else { F::zero() };
         match self {
             Activation::Identity | Activation::Softmax => F::one(),
-            Activation::Sigmoid => a * (F::one() - a),
-            Activation::Relu => {
-                if a > F::zero() {
+            Activation::Sigmoid => kept * (F::one() - kept),
+            Activation::Relu => positive(kept),
+            Activation::Tanh => F::one() - kept * kept,
+            // Φ(z) + z·φ(z), φ the standard normal density.
+            Activation::Gelu => {
+                let z = kept;
+                let half = F::from(0.5).unwrap();
+                let cdf = half * (F::one() + erf(z * F::from(FRAC_1_SQRT_2).unwrap()));
+                let density = (-half * z * z).exp() * F::from(FRAC_1_SQRT_2PI).unwrap();
+                cdf + z * density
+            }
+            // σ(z)·(1 + z·(1 − σ(z))).
+            Activation::Silu => {
+                let s = sigmoid(kept);
+                s * (F::one() + kept * (F::one() - s))
+            }
+            Activation::LeakyRelu => {
+                if kept > F::zero() {
                     F::one()
                 } else {
-                    F::zero()
+                    leaky_slope
                 }
             }
-            Activation::Tanh => F::one() - a * a,
         }
     }
+}
+
+/// `1/√2`.
+const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+/// `1/√(2π)`, the standard normal density at 0.
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+/// `1 / (1 + e^{−z})`; for very negative `z` the exponential overflows to ∞ and σ to 0.
+fn sigmoid<F: Float>(z: F) -> F {
+    F::one() / (F::one() + (-z).exp())
+}
+
+/// The error function to f64 precision (libm's); the WGSL, which has no erf, approximates it
+/// within 1.5·10⁻⁷ (Abramowitz & Stegun 7.1.26, `erf` in shaders/common.wgsl).
+fn erf<F: Float>(x: F) -> F {
+    let x = x.to_f64().unwrap_or(f64::NAN);
+    F::from(libm::erf(x)).unwrap_or_else(F::nan)
 }
 
 /// The training objective, reduced by the mean as PyTorch's default `reduction='mean'` does.
@@ -156,24 +240,41 @@ impl Loss {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Init {
-    /// He for ReLU layers, Xavier for the others.
+    /// He for the ReLU family (ReLU, leaky ReLU, GELU, SiLU), Xavier for the others.
     Auto,
     /// Xavier/Glorot: `limit = √(6/(in+out))`, suited to sigmoid and tanh.
     Xavier,
-    /// He/Kaiming: `limit = √(6/in)`, suited to ReLU.
+    /// He/Kaiming, PyTorch's `kaiming_uniform_`: `limit = gain·√(3/in)` with gain
+    /// `√(2/(1+slope²))` for leaky ReLU and √2 for the others (ReLU's, which GELU and SiLU,
+    /// ReLU-like for large |z|, take too), i.e. `√(6/in)` for ReLU.
     He,
 }
 
 impl Init {
-    /// The half-width of the uniform distribution for a layer.
-    pub fn limit(self, inputs: usize, outputs: usize, activation: Activation) -> f64 {
+    /// The half-width of the uniform distribution for a layer; `leaky_slope` is the model's
+    /// [`Mlp::leaky_slope`], which only leaky ReLU's gain reads.
+    pub fn limit(
+        self,
+        inputs: usize,
+        outputs: usize,
+        activation: Activation,
+        leaky_slope: f32,
+    ) -> f64 {
         let he = match self {
-            Init::Auto => activation == Activation::Relu,
+            Init::Auto => matches!(
+                activation,
+                Activation::Relu | Activation::LeakyRelu | Activation::Gelu | Activation::Silu
+            ),
             Init::Xavier => false,
             Init::He => true,
         };
         if he {
-            (6.0 / (inputs as f64).max(1.0)).sqrt()
+            let slope = f64::from(leaky_slope);
+            let gain_squared = match activation {
+                Activation::LeakyRelu => 2.0 / (1.0 + slope * slope),
+                _ => 2.0,
+            };
+            (3.0 * gain_squared / (inputs as f64).max(1.0)).sqrt()
         } else {
             // In f64: two sizes that each fit a usize may not fit one as a sum.
             (6.0 / (inputs as f64 + outputs as f64).max(1.0)).sqrt()
@@ -220,7 +321,13 @@ pub struct Mlp {
     pub layers: Vec<Dense>,
     /// The training objective.
     pub loss: Loss,
+    /// The negative slope of every [`Activation::LeakyRelu`] layer (`nn.LeakyReLU`'s
+    /// `negative_slope`), in `[0, 1)`; [`DEFAULT_LEAKY_SLOPE`] unless chosen.
+    pub leaky_slope: f32,
 }
+
+/// Leaky ReLU's negative slope unless one is chosen: `nn.LeakyReLU`'s default.
+pub const DEFAULT_LEAKY_SLOPE: f32 = 0.01;
 
 /// The gradient of the loss with respect to one layer's parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -268,6 +375,29 @@ impl Mlp {
         init: Init,
         seed: u64,
     ) -> Result<Mlp> {
+        Self::with_init_and_leaky_slope(
+            sizes,
+            hidden,
+            output,
+            loss,
+            init,
+            DEFAULT_LEAKY_SLOPE,
+            seed,
+        )
+    }
+
+    /// [`Mlp::with_init`] with leaky ReLU's negative slope, which its He gain depends on; a slope
+    /// outside `[0, 1)` is refused.
+    pub fn with_init_and_leaky_slope(
+        sizes: &[usize],
+        hidden: Activation,
+        output: Activation,
+        loss: Loss,
+        init: Init,
+        leaky_slope: f32,
+        seed: u64,
+    ) -> Result<Mlp> {
+        check_leaky_slope(leaky_slope)?;
         size::check_sizes(sizes, size::available_memory())?;
         let mut rng = Rng::new(seed);
         let count = sizes.len().saturating_sub(1);
@@ -275,7 +405,7 @@ impl Mlp {
         for (i, pair) in sizes.windows(2).enumerate() {
             let (inputs, outputs) = (pair[0], pair[1]);
             let activation = if i + 1 == count { output } else { hidden };
-            let limit = init.limit(inputs, outputs, activation);
+            let limit = init.limit(inputs, outputs, activation, leaky_slope);
             // Row-major, one draw per element: the order the weights of a seed have always had.
             let weight = size::try_filled(
                 outputs * inputs,
@@ -292,7 +422,11 @@ impl Mlp {
                 activation,
             });
         }
-        Ok(Mlp { layers, loss })
+        Ok(Mlp {
+            layers,
+            loss,
+            leaky_slope,
+        })
     }
 
     /// The layer sizes `[inputs, hidden…, outputs]`.
@@ -325,9 +459,11 @@ impl Mlp {
     }
 
     /// Checks that the model can be computed: at least one layer, no empty layer, sizes that
-    /// chain, biases that match, softmax only on the output layer, an output activation the loss
-    /// accepts, and finite parameters.
+    /// chain, biases that match, softmax only on the output layer and GELU, SiLU and leaky ReLU
+    /// only on hidden ones, an output activation the loss accepts, finite parameters and a leaky
+    /// slope in `[0, 1)`.
     pub fn validate(&self) -> Result<()> {
+        check_leaky_slope(self.leaky_slope)?;
         if self.layers.is_empty() {
             return Err(Error::Model(
                 "the model has no layers (give at least two sizes: inputs and outputs)".into(),
@@ -359,6 +495,13 @@ impl Mlp {
                     "layer {i} uses softmax, which is only supported on the output layer"
                 )));
             }
+            if layer.activation.is_hidden_only() && i == last {
+                return Err(Error::Model(format!(
+                    "the output layer uses {}, which is only supported on hidden layers \
+                     (--output takes identity, sigmoid, relu, tanh or softmax)",
+                    layer.activation.name()
+                )));
+            }
             if !all_finite(layer.weight.view()) || !all_finite(layer.bias.view()) {
                 return Err(Error::Model(format!(
                     "layer {i} has a NaN or infinite weight or bias"
@@ -377,6 +520,19 @@ impl Mlp {
             )));
         }
         Ok(())
+    }
+}
+
+/// Refuses a leaky ReLU slope outside `[0, 1)`: a negative one would make `a > 0 ⇔ z > 0`, from
+/// which backward takes leaky ReLU′, false, and one ≥ 1 is no longer a leaky ReLU.
+fn check_leaky_slope(slope: f32) -> Result<()> {
+    if (0.0..1.0).contains(&slope) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "--leaky-slope",
+            format!("{slope} (must be in [0, 1))"),
+        ))
     }
 }
 

@@ -145,6 +145,7 @@ fn tanh_net() -> Mlp {
             },
         ],
         loss: Loss::Mse,
+        leaky_slope: wgpu_mlp::DEFAULT_LEAKY_SLOPE,
     }
 }
 

@@ -9,7 +9,7 @@ use common::{assert_close, assert_close2, one_hot, random_matrix, targets01};
 use wgpu_mlp::dropout::Dropout;
 use wgpu_mlp::fast;
 use wgpu_mlp::ndarray::Array2;
-use wgpu_mlp::{Activation, Gradients, Loss, Mlp};
+use wgpu_mlp::{Activation, Gradients, Init, Loss, Mlp};
 
 /// `|fast − reference| ≤ atol + rtol·|reference|`: both are f32 and only the order of the sums
 /// differs.
@@ -18,8 +18,7 @@ const RTOL: f32 = 1e-3;
 
 /// The (output activation, loss) pairs a model may use.
 fn output_and_loss_pairs() -> Vec<(Activation, Loss)> {
-    let mut pairs: Vec<(Activation, Loss)> =
-        Activation::ALL.iter().map(|&a| (a, Loss::Mse)).collect();
+    let mut pairs: Vec<(Activation, Loss)> = output_activations().map(|a| (a, Loss::Mse)).collect();
     pairs.push((Activation::Softmax, Loss::CrossEntropy));
     pairs.push((Activation::Sigmoid, Loss::BinaryCrossEntropy));
     pairs
@@ -31,6 +30,11 @@ fn hidden_activations() -> Vec<Activation> {
         .into_iter()
         .filter(|&a| a != Activation::Softmax)
         .collect()
+}
+
+/// The activations an output layer may have.
+fn output_activations() -> impl Iterator<Item = Activation> {
+    Activation::ALL.into_iter().filter(|a| !a.is_hidden_only())
 }
 
 fn targets_for(loss: Loss, rows: usize, cols: usize, seed: u64) -> Array2<f32> {
@@ -102,6 +106,21 @@ fn every_activation_and_loss_matches_the_reference() {
             }
         }
     }
+}
+
+#[test]
+fn a_leaky_slope_of_its_own_matches_the_reference() {
+    let mlp = Mlp::with_init_and_leaky_slope(
+        &[6, 11, 4],
+        Activation::LeakyRelu,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        Init::Auto,
+        0.2,
+        8,
+    )
+    .unwrap();
+    compare(&mlp, 13, 90, "leaky-relu, slope 0.2");
 }
 
 #[test]

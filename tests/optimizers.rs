@@ -97,6 +97,7 @@ fn saturated_softmax() -> (Mlp, Vec<Batch>) {
             activation: Activation::Softmax,
         }],
         loss: Loss::CrossEntropy,
+        leaky_slope: wgpu_mlp::DEFAULT_LEAKY_SLOPE,
     };
     let batch = (array![[1.0f32, 0.0]], array![[0.0f32, 1.0]]);
     (mlp, vec![batch; STEPS])
@@ -327,6 +328,7 @@ fn a_few_steps_with_varying_gradients_match_an_f64_version_of_every_optimizer() 
             activation: Activation::Identity,
         }],
         loss: Loss::Mse,
+        leaky_slope: wgpu_mlp::DEFAULT_LEAKY_SLOPE,
     };
     // A different batch each step: the gradient changes with the data and with the parameters.
     let batches: Vec<Batch> = (0..4)

@@ -34,6 +34,7 @@ fn softmax_layer() -> Mlp {
             activation: Activation::Softmax,
         }],
         loss: Loss::CrossEntropy,
+        leaky_slope: wgpu_mlp::DEFAULT_LEAKY_SLOPE,
     }
 }
 

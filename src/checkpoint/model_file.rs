@@ -9,7 +9,7 @@ use safetensors::tensor::SafeTensors;
 use super::{CheckpointInfo, FORMAT, f32_bytes, model_error, read_tensor, serialize, tensor_names};
 use crate::error::{Error, Result};
 use crate::files::write_atomically;
-use crate::model::{Activation, Dense, Loss, Mlp};
+use crate::model::{Activation, DEFAULT_LEAKY_SLOPE, Dense, Loss, Mlp};
 
 /// The file's bytes: tensors and metadata.
 pub fn to_bytes(mlp: &Mlp, info: &CheckpointInfo) -> Result<Vec<u8>> {
@@ -36,6 +36,14 @@ pub fn to_bytes(mlp: &Mlp, info: &CheckpointInfo) -> Result<Vec<u8>> {
     metadata.insert("sizes".into(), sizes.join(","));
     metadata.insert("activations".into(), activations.join(","));
     metadata.insert("loss".into(), mlp.loss.name().into());
+    // Only a model with a leaky ReLU layer has a slope to record; others read the default.
+    if mlp
+        .layers
+        .iter()
+        .any(|l| l.activation == Activation::LeakyRelu)
+    {
+        metadata.insert("leaky_slope".into(), mlp.leaky_slope.to_string());
+    }
     metadata.insert("epochs".into(), info.epochs.to_string());
     serialize(&buffers, metadata, "the model")
 }
@@ -124,6 +132,12 @@ pub fn from_bytes_with(
             ));
         }
     };
+    let leaky_slope = metadata
+        .remove("leaky_slope")
+        .map(|text| text.trim().parse::<f32>())
+        .transpose()
+        .map_err(|e| model_error(path, format!("leaky_slope: {e}")))?
+        .unwrap_or(DEFAULT_LEAKY_SLOPE);
     let mut layers = Vec::with_capacity(activations.len());
     for (l, activation) in activations.into_iter().enumerate() {
         let (inputs, outputs) = (sizes[l], sizes[l + 1]);
@@ -138,7 +152,11 @@ pub fn from_bytes_with(
         });
     }
     refuse_extra_tensors(&tensors, layers.len(), path)?;
-    let mlp = Mlp { layers, loss };
+    let mlp = Mlp {
+        layers,
+        loss,
+        leaky_slope,
+    };
     mlp.validate().map_err(|e| match e {
         Error::Model(why) => model_error(path, why),
         other => model_error(path, other.to_string()),

@@ -209,7 +209,7 @@ impl Workspace {
             if l < last {
                 let mask = dropped(l + 1).then(|| &self.masks[l + 1][..z.len()]);
                 let derivative = training.map(|_| &mut self.derivatives[l][..z.len()]);
-                activate_hidden(layer.activation, z, derivative, mask);
+                activate_hidden(layer.activation, mlp.leaky_slope, z, derivative, mask);
             }
         }
     }
@@ -282,21 +282,27 @@ fn affine(z: &mut [f32], input: &[f32], layer: &Dense, rows: usize) {
     );
 }
 
-/// `a = g(z)` in place over a hidden layer's `z`; in training also `derivative = g′(z) ⊙ m` and
+/// `a = g(z)` in place over a hidden layer's `z` (with leaky ReLU's `leaky_slope`); in training
+/// also `derivative = g′ ⊙ m`, g′ from `z` or `a` as [`Activation::derivative`] takes it, and
 /// then `a ← a ⊙ m` with the dropout factors `mask`, if any.
 fn activate_hidden(
     activation: Activation,
+    leaky_slope: f32,
     z: &mut [f32],
     derivative: Option<&mut [f32]>,
     mask: Option<&[f32]>,
 ) {
     clear_upper_registers();
+    let run = |activation| fused_activation(activation, leaky_slope, z, derivative, mask);
     // One arm per activation, so that each loop is compiled for a known activation.
     match activation {
-        Activation::Relu => fused_activation(Activation::Relu, z, derivative, mask),
-        Activation::Sigmoid => fused_activation(Activation::Sigmoid, z, derivative, mask),
-        Activation::Tanh => fused_activation(Activation::Tanh, z, derivative, mask),
-        other => fused_activation(other, z, derivative, mask),
+        Activation::Relu => run(Activation::Relu),
+        Activation::Sigmoid => run(Activation::Sigmoid),
+        Activation::Tanh => run(Activation::Tanh),
+        Activation::Gelu => run(Activation::Gelu),
+        Activation::Silu => run(Activation::Silu),
+        Activation::LeakyRelu => run(Activation::LeakyRelu),
+        other => run(other),
     }
 }
 
@@ -304,20 +310,29 @@ fn activate_hidden(
 #[inline(always)]
 fn fused_activation(
     activation: Activation,
+    leaky_slope: f32,
     z: &mut [f32],
     derivative: Option<&mut [f32]>,
     mask: Option<&[f32]>,
 ) {
+    let from_z = activation.keeps_preactivation();
+    let derivative_of =
+        |z: f32, a: f32| activation.derivative(if from_z { z } else { a }, leaky_slope);
     match (derivative, mask) {
-        (None, _) => z.iter_mut().for_each(|v| *v = activation.apply(*v)),
-        (Some(derivative), None) => z.iter_mut().zip(derivative).for_each(|(v, d)| {
-            *v = activation.apply(*v);
-            *d = activation.derivative_from_output(*v);
-        }),
+        (None, _) => z
+            .iter_mut()
+            .for_each(|v| *v = activation.apply(*v, leaky_slope)),
+        (Some(derivative), None) => {
+            for (v, d) in z.iter_mut().zip(derivative) {
+                let a = activation.apply(*v, leaky_slope);
+                *d = derivative_of(*v, a);
+                *v = a;
+            }
+        }
         (Some(derivative), Some(mask)) => {
             for ((v, d), &m) in z.iter_mut().zip(derivative).zip(mask) {
-                let a = activation.apply(*v);
-                *d = activation.derivative_from_output(a) * m;
+                let a = activation.apply(*v, leaky_slope);
+                *d = derivative_of(*v, a) * m;
                 *v = a * m;
             }
         }

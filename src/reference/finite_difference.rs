@@ -6,7 +6,7 @@ use ndarray::ArrayView2;
 use super::{Layer64, Masks, Network, check_masks, widen};
 use crate::dropout::DropoutMasks;
 use crate::error::{Error, Result};
-use crate::model::{Activation, Mlp, check_batch};
+use crate::model::{Mlp, check_batch};
 
 /// One parameter's gradient by central finite differences beside the analytic one, both f64.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,8 +17,8 @@ pub struct GradientCheck {
     pub finite_difference: f64,
     /// The backward pass's value.
     pub analytic: f64,
-    /// Some ReLU input changes sign between `p − h` and `p + h`: the loss has a kink there and the
-    /// finite difference does not estimate the derivative.
+    /// Some ReLU or leaky ReLU input changes sign between `p − h` and `p + h`: the loss has a kink
+    /// there and the finite difference does not estimate the derivative.
     pub crosses_relu_kink: bool,
 }
 
@@ -58,13 +58,13 @@ pub fn finite_difference_check_with_dropout(
     }
     let (x, y) = (x.mapv(f64::from), y.mapv(f64::from));
     let mut layers = widen(mlp);
-    let (_, analytic) = Network::of_f64(&layers, mlp.loss).loss_and_gradients(
+    let (_, analytic) = Network::of_f64(&layers, mlp.loss, mlp.leaky_slope).loss_and_gradients(
         x.view(),
         y.view(),
         Some(&masks),
         None,
     );
-    let has_relu = mlp.layers.iter().any(|l| l.activation == Activation::Relu);
+    let has_relu = mlp.layers.iter().any(|l| l.activation.has_kink());
     let mut checks = Vec::new();
     for (l, (dweight, dbias)) in analytic.iter().enumerate() {
         let (rows, cols) = dweight.dim();
@@ -85,7 +85,7 @@ pub fn finite_difference_check_with_dropout(
             let mut at = |value: f64| {
                 *parameter_mut(&mut layers, l, i) = value;
                 let mut signs = Vec::new();
-                let network = Network::of_f64(&layers, mlp.loss);
+                let network = Network::of_f64(&layers, mlp.loss, mlp.leaky_slope);
                 let signs_out = has_relu.then_some(&mut signs);
                 let loss = network.loss(x.view(), y.view(), Some(&masks), signs_out);
                 (loss, signs)

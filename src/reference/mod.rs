@@ -8,7 +8,7 @@
 //! z_l = a_{l−1} · W_lᵀ + b_l          a_l = g_l(z_l)
 //! δ_{L−1} = ∂L/∂z_{L−1}               (fused per loss: see `output_delta_in_place`)
 //! dW_l = δ_lᵀ · a_{l−1}               db_l = Σ_rows δ_l
-//! δ_{l−1} = (δ_l · W_l) ⊙ g′_{l−1}(a_{l−1})
+//! δ_{l−1} = (δ_l · W_l) ⊙ g′_{l−1}                (g′ from a_{l−1}, or from z_{l−1} for GELU, SiLU)
 //! W_l ← W_l − lr·dW_l                 b_l ← b_l − lr·db_l
 //! ```
 //! With dropout ([`crate::dropout`]) a training step multiplies `x` and each hidden `a_l` by its
@@ -154,20 +154,21 @@ fn log_sum_exp<F: Real>(row: ArrayView1<'_, F>) -> F {
     max + row.fold(F::zero(), |s, &v| s + (v - max).exp()).ln()
 }
 
-/// `a = g(z)` in place, z: `(batch, out)`. Softmax is row-wise, `a_j = e^{z_j − lse(z)}`, as the
-/// GPU computes it.
-fn activate_in_place<F: Real>(mut z: ArrayViewMut2<'_, F>, activation: Activation) {
+/// `a = g(z)` in place, z: `(batch, out)`, with leaky ReLU's `leaky_slope`. Softmax is row-wise,
+/// `a_j = e^{z_j − lse(z)}`, as the GPU computes it.
+fn activate_in_place<F: Real>(mut z: ArrayViewMut2<'_, F>, activation: Activation, leaky_slope: F) {
     if activation == Activation::Softmax {
         for mut row in z.rows_mut() {
             let lse = log_sum_exp(row.view());
             row.mapv_inplace(|v| (v - lse).exp());
         }
     } else {
-        z.mapv_inplace(|v| activation.apply(v));
+        z.mapv_inplace(|v| activation.apply(v, leaky_slope));
     }
 }
 
-/// The output layer: replaces its logits `z: (batch, out)` by its activations `a = g(z)` and
+/// The output layer (never leaky ReLU, GELU or SiLU: [`Activation::is_hidden_only`], so no slope
+/// and no `z` for g′ are needed): replaces its logits `z: (batch, out)` by its activations `a = g(z)` and
 /// returns the mean loss against `y: (batch, out)` (the fast CPU engine reuses it, as the output
 /// layer is narrow):
 /// - `CrossEntropy` (softmax output): `mean_rows(lse(z)·Σ_j y_j − Σ_j y_j z_j)`;
@@ -194,11 +195,11 @@ pub(crate) fn activate_output_with_loss<F: Real>(
             let total = Zip::from(&z).and(y).fold(F::zero(), |sum, &z, &y| {
                 sum + z.max(F::zero()) - z * y + (-z.abs()).exp().ln_1p()
             });
-            activate_in_place(z.view_mut(), activation);
+            activate_in_place(z.view_mut(), activation, F::zero());
             total / count(z.len())
         }
         Loss::Mse => {
-            activate_in_place(z.view_mut(), activation);
+            activate_in_place(z.view_mut(), activation, F::zero());
             let total = Zip::from(&z)
                 .and(y)
                 .fold(F::zero(), |sum, &a, &y| sum + (a - y) * (a - y));
@@ -247,7 +248,7 @@ pub(crate) fn output_delta_in_place<F: Real>(
         }
         Loss::Mse => Zip::from(&mut a).and(y).for_each(|d, &y| {
             let a = *d;
-            *d = two * (a - y) / elements * activation.derivative_from_output(a);
+            *d = two * (a - y) / elements * activation.derivative(a, F::zero());
         }),
     }
 }
@@ -265,19 +266,21 @@ fn layer_gradients<F: Real>(
     (delta.t().dot(&input), delta.sum_axis(Axis(0)))
 }
 
-/// `δ_prev = (δ · W) ⊙ g′(a_prev)`, written over `a_prev`'s buffer (it is not needed after this).
-/// δ: `(batch, out)`, W: `(out, in)`, a_prev: `(batch, in)`.
+/// `δ_prev = (δ · W) ⊙ g′`, g′ from what the previous layer kept (`a_prev`, or `z_prev` for GELU
+/// and SiLU: [`Activation::derivative`]), written over that buffer (it is not needed after this).
+/// δ: `(batch, out)`, W: `(out, in)`, kept: `(batch, in)`.
 fn backpropagate<F: Real>(
     delta: ArrayView2<'_, F>,
     weight: ArrayView2<'_, F>,
-    mut a_prev: Array2<F>,
+    mut kept: Array2<F>,
     activation_prev: Activation,
+    leaky_slope: F,
 ) -> Array2<F> {
     let propagated = delta.dot(&weight);
-    Zip::from(&mut a_prev)
+    Zip::from(&mut kept)
         .and(&propagated)
-        .for_each(|d, &p| *d = p * activation_prev.derivative_from_output(*d));
-    a_prev
+        .for_each(|d, &p| *d = p * activation_prev.derivative(*d, leaky_slope));
+    kept
 }
 
 // ---- the passes -------------------------------------------------------------------------------
@@ -287,6 +290,8 @@ fn backpropagate<F: Real>(
 struct Network<'a, F> {
     layers: Vec<LayerView<'a, F>>,
     loss: Loss,
+    /// [`Mlp::leaky_slope`].
+    leaky_slope: F,
 }
 
 impl<'a> Network<'a, f32> {
@@ -305,6 +310,7 @@ impl<'a> Network<'a, f32> {
         Ok(Network {
             layers,
             loss: mlp.loss,
+            leaky_slope: mlp.leaky_slope,
         })
     }
 }
@@ -327,8 +333,9 @@ fn widen(mlp: &Mlp) -> Vec<Layer64> {
 }
 
 impl<'a> Network<'a, f64> {
-    /// Views of f64 parameters made by [`widen`] from a validated model.
-    fn of_f64(layers: &'a [Layer64], loss: Loss) -> Self {
+    /// Views of f64 parameters made by [`widen`] from a validated model with `loss` and
+    /// `leaky_slope`.
+    fn of_f64(layers: &'a [Layer64], loss: Loss, leaky_slope: f32) -> Self {
         let layers = layers
             .iter()
             .map(|(weight, bias, activation)| LayerView {
@@ -337,7 +344,11 @@ impl<'a> Network<'a, f64> {
                 activation: *activation,
             })
             .collect();
-        Network { layers, loss }
+        Network {
+            layers,
+            loss,
+            leaky_slope: f64::from(leaky_slope),
+        }
     }
 }
 
@@ -348,8 +359,8 @@ impl<'a, F: Real> Network<'a, F> {
     }
 
     /// The output layer's logits `z: (batch, out)` for `x: (batch, in)`, keeping one hidden
-    /// activation alive at a time, with dropout `masks` if given. Appends `z > 0` for every ReLU
-    /// input to `relu_signs` if given.
+    /// activation alive at a time, with dropout `masks` if given. Appends `z > 0` for every input
+    /// of a ReLU or leaky ReLU ([`Activation::has_kink`]) to `relu_signs` if given.
     fn logits(
         &self,
         x: ArrayView2<'_, F>,
@@ -358,7 +369,7 @@ impl<'a, F: Real> Network<'a, F> {
     ) -> Array2<F> {
         let mut record = |z: &Array2<F>, activation: Activation| {
             if let Some(signs) = relu_signs.as_mut()
-                && activation == Activation::Relu
+                && activation.has_kink()
             {
                 signs.extend(z.iter().map(|&v| v > F::zero()));
             }
@@ -370,7 +381,7 @@ impl<'a, F: Real> Network<'a, F> {
         for (l, layer) in self.layers[..last].iter().enumerate() {
             let mut z = affine(hidden.as_ref().map_or(x, |a| a.view()), layer);
             record(&z, layer.activation);
-            activate_in_place(z.view_mut(), layer.activation);
+            activate_in_place(z.view_mut(), layer.activation, self.leaky_slope);
             if let Some(mask) = masks.and_then(|m| m.hidden(l)) {
                 apply_mask(&mut z, mask);
             }
@@ -384,12 +395,12 @@ impl<'a, F: Real> Network<'a, F> {
     /// The output activations `(batch, out)`.
     fn forward(&self, x: ArrayView2<'_, F>) -> Array2<F> {
         let mut a = self.logits(x, None, None);
-        activate_in_place(a.view_mut(), self.output().activation);
+        activate_in_place(a.view_mut(), self.output().activation, self.leaky_slope);
         a
     }
 
-    /// The mean loss, with dropout `masks` if given. Appends `z > 0` for every ReLU input to
-    /// `relu_signs` if given.
+    /// The mean loss, with dropout `masks` if given. Appends `z > 0` for every ReLU or leaky ReLU
+    /// input to `relu_signs` if given.
     fn loss(
         &self,
         x: ArrayView2<'_, F>,
@@ -413,19 +424,21 @@ impl<'a, F: Real> Network<'a, F> {
         let last = self.layers.len() - 1;
         let dropped_x = masks.and_then(|m| m.input.as_ref()).map(|m| &x * m);
         let x = dropped_x.as_ref().map_or(x, |d| d.view());
-        // Forward, keeping a_0 … a_{L−2} as the next layer reads them (dropped), and the
-        // undropped activations of layers with dropout, from which backward takes g′.
+        // Forward, keeping a_0 … a_{L−2} as the next layer reads them (dropped), and what
+        // backward takes g′ from where that differs: z of GELU and SiLU layers, the undropped
+        // activations of the other layers with dropout.
         let mut hidden: Vec<Array2<F>> = Vec::with_capacity(last);
-        let mut undropped: Vec<Option<Array2<F>>> = Vec::with_capacity(last);
+        let mut derivative_sources: Vec<Option<Array2<F>>> = Vec::with_capacity(last);
         for (l, layer) in self.layers[..last].iter().enumerate() {
             let input = if l == 0 { x } else { hidden[l - 1].view() };
             let mut z = affine(input, layer);
             if let Some(trace) = trace.as_mut() {
                 trace.preactivations.push(z.clone());
             }
-            activate_in_place(z.view_mut(), layer.activation);
+            let kept_z = layer.activation.keeps_preactivation().then(|| z.clone());
+            activate_in_place(z.view_mut(), layer.activation, self.leaky_slope);
             let mask = masks.and_then(|m| m.hidden(l));
-            undropped.push(mask.map(|_| z.clone()));
+            derivative_sources.push(kept_z.or_else(|| mask.map(|_| z.clone())));
             if let Some(mask) = mask {
                 apply_mask(&mut z, mask);
             }
@@ -458,8 +471,14 @@ impl<'a, F: Real> Network<'a, F> {
             if let Some(a_prev) = hidden.pop() {
                 let (weight, activation_prev) =
                     (self.layers[l].weight, self.layers[l - 1].activation);
-                let a_prev = undropped.pop().flatten().unwrap_or(a_prev);
-                delta = backpropagate(delta.view(), weight, a_prev, activation_prev);
+                let kept = derivative_sources.pop().flatten().unwrap_or(a_prev);
+                delta = backpropagate(
+                    delta.view(),
+                    weight,
+                    kept,
+                    activation_prev,
+                    self.leaky_slope,
+                );
                 if let Some(mask) = masks.and_then(|m| m.hidden(l - 1)) {
                     apply_mask(&mut delta, mask);
                 }
@@ -644,7 +663,7 @@ pub fn loss_f64(mlp: &Mlp, x: ArrayView2<'_, f32>, y: ArrayView2<'_, f32>) -> Re
     mlp.validate()?;
     check_batch(mlp.inputs(), mlp.outputs(), x, Some(y))?;
     let layers = widen(mlp);
-    let network = Network::of_f64(&layers, mlp.loss);
+    let network = Network::of_f64(&layers, mlp.loss, mlp.leaky_slope);
     Ok(network.loss(
         x.mapv(f64::from).view(),
         y.mapv(f64::from).view(),
@@ -662,7 +681,7 @@ pub fn loss_and_gradients_f64(
     mlp.validate()?;
     check_batch(mlp.inputs(), mlp.outputs(), x, Some(y))?;
     let layers = widen(mlp);
-    let network = Network::of_f64(&layers, mlp.loss);
+    let network = Network::of_f64(&layers, mlp.loss, mlp.leaky_slope);
     let (x, y) = (x.mapv(f64::from), y.mapv(f64::from));
     Ok(network.loss_and_gradients(x.view(), y.view(), None, None))
 }

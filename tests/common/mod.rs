@@ -244,6 +244,7 @@ pub mod worked_example {
                 layer([[0.40, 0.45], [0.50, 0.55]], 0.60),
             ],
             loss: Loss::Mse,
+            leaky_slope: wgpu_mlp::DEFAULT_LEAKY_SLOPE,
         };
         (mlp, array![[0.05f32, 0.10]], array![[0.01f32, 0.99]])
     }

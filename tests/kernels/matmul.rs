@@ -2,7 +2,7 @@
 //! split over k against ndarray.
 
 use crate::common::{self, assert_close, gpu, random_matrix};
-use crate::expected::{activate, derivative_from_output};
+use crate::expected::{LEAKY_SLOPE, activate, derivative_from_kept};
 use crate::{SIZES, run_and_read, upload_to};
 use wgpu_mlp::gpu::kernels::matmul::{
     Epilogue, Matmul, MatmulOperands, MatmulShape, MatmulSplit, MatmulTile,
@@ -54,7 +54,8 @@ pub fn run_product(
         random_matrix(k, n, seed + 1)
     };
     let bias = Array1::from_iter((0..n).map(|i| (i as f32 * 0.37).sin()));
-    // Outputs of an activation in (0, 1), where every derivative is away from its kinks.
+    // What a layer keeps for backward (its outputs, or z for GELU and SiLU) in (0, 1), where
+    // every derivative is away from its kinks.
     let activations = random_matrix(m, n, seed + 2).mapv(|v| v * 0.5 + 0.5);
 
     let op_a = if variant.transpose_a {
@@ -72,7 +73,7 @@ pub fn run_product(
         EpilogueCase::None => product,
         EpilogueCase::BiasActivation(act) => (product + &bias).mapv(|z| activate(act, z)),
         EpilogueCase::TimesDerivative(act) => {
-            product * activations.mapv(|a| derivative_from_output(act, a))
+            product * activations.mapv(|kept| derivative_from_kept(act, kept))
         }
     };
 
@@ -87,10 +88,12 @@ pub fn run_product(
         EpilogueCase::BiasActivation(activation) => Epilogue::BiasActivation {
             bias: &bias_buffer,
             activation,
+            leaky_slope: LEAKY_SLOPE,
         },
         EpilogueCase::TimesDerivative(activation) => Epilogue::TimesDerivative {
             activations: &activations_buffer,
             activation,
+            leaky_slope: LEAKY_SLOPE,
         },
     };
     let operands = MatmulOperands {
@@ -255,12 +258,11 @@ fn matmul_fused_epilogues_match_ndarray() {
         if !runs(&gpu(), Matmul::NN.with_strategy(strategy)) {
             continue;
         }
-        for act in [
-            Activation::Identity,
-            Activation::Sigmoid,
-            Activation::Relu,
-            Activation::Tanh,
-        ] {
+        // Softmax, being row-wise, is never fused.
+        for act in Activation::ALL
+            .into_iter()
+            .filter(|&a| a != Activation::Softmax)
+        {
             // A forward product with bias and activation, a backward one with ⊙g′.
             let cases = [
                 (
@@ -436,6 +438,7 @@ fn a_reshaped_matmul_keeps_the_epilogue_it_was_bound_with() {
         let epilogue = Epilogue::BiasActivation {
             bias: &bias_buffer,
             activation: Activation::Tanh,
+            leaky_slope: 0.0,
         };
         let mut dispatch = variant
             .bind(

@@ -134,6 +134,7 @@ fn matmul_refuses_operands_smaller_than_the_shape() {
     let times_derivative = Epilogue::TimesDerivative {
         activations: &five,
         activation: Activation::Sigmoid,
+        leaky_slope: 0.0,
     };
     let error = refusal(operands(&big, &big), times_derivative);
     assert!(
@@ -144,6 +145,7 @@ fn matmul_refuses_operands_smaller_than_the_shape() {
     let softmax = Epilogue::BiasActivation {
         bias: &big,
         activation: Activation::Softmax,
+        leaky_slope: 0.0,
     };
     let error = refusal(operands(&big, &big), softmax);
     assert!(error.contains("cannot be fused"), "{error}");

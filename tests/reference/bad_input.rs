@@ -77,6 +77,7 @@ fn bad_input_is_an_error_naming_what_did_not_fit() {
     let no_layers = Mlp {
         layers: vec![],
         loss: Loss::Mse,
+        leaky_slope: wgpu_mlp::DEFAULT_LEAKY_SLOPE,
     };
     assert!(message(no_layers.forward(x.view()).unwrap_err()).contains("no layers"));
     assert!(

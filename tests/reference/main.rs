@@ -46,12 +46,52 @@ const OUTPUTS: [(Activation, Loss, Targets); 8] = [
     (Activation::Sigmoid, Loss::BinaryCrossEntropy, Targets::Soft),
 ];
 
-const HIDDEN: [Activation; 4] = [
+const HIDDEN: [Activation; 7] = [
     Activation::Identity,
     Activation::Sigmoid,
     Activation::Relu,
     Activation::Tanh,
+    Activation::Gelu,
+    Activation::Silu,
+    Activation::LeakyRelu,
 ];
+
+/// The models' leaky ReLU slope: `nn.LeakyReLU`'s default, as `Mlp::new` gives, in f32 as the
+/// model holds it.
+const LEAKY_SLOPE: f64 = 0.01f32 as f64;
+
+/// erf(x) = (2/√π)·e^{−x²}·Σ_n (2x²)ⁿ·x/(1·3·…·(2n+1)) (Abramowitz & Stegun 7.1.6), a series of
+/// positive terms that loses nothing to cancellation; beyond |x| = 6, erf is ±1 to f64 precision.
+fn series_erf(x: f64) -> f64 {
+    if x.abs() > 6.0 {
+        return x.signum();
+    }
+    let (mut term, mut sum, mut n) = (x, 0.0f64, 0.0);
+    while term.abs() > 1e-17 * sum.abs() {
+        sum += term;
+        n += 1.0;
+        term *= 2.0 * x * x / (2.0 * n + 1.0);
+    }
+    2.0 / std::f64::consts::PI.sqrt() * (-x * x).exp() * sum
+}
+
+#[test]
+fn the_series_erf_matches_tabulated_values() {
+    // Abramowitz & Stegun table 7.1.
+    for (x, erf) in [
+        (0.0, 0.0),
+        (0.5, 0.520_499_877_8),
+        (1.0, 0.842_700_792_9),
+        (2.0, 0.995_322_265_0),
+    ] {
+        assert!(
+            (series_erf(x) - erf).abs() < 1e-10,
+            "erf({x}) = {}",
+            series_erf(x)
+        );
+        assert!((series_erf(-x) + erf).abs() < 1e-10);
+    }
+}
 
 /// The loss in f64 as a textbook writes it (softmax `e^z/Σe^z`, `−Σ y log a`,
 /// `−(y log a + (1−y) log(1−a))`; fine for the moderate logits of these tests), and the smallest
@@ -61,7 +101,7 @@ fn textbook_loss(mlp: &Mlp, x: ArrayView2<f32>, y: ArrayView2<f32>) -> (f64, f64
     let mut closest_kink = f64::INFINITY;
     for layer in &mlp.layers {
         let mut z = a.dot(&layer.weight.mapv(f64::from).t()) + layer.bias.mapv(f64::from);
-        if layer.activation == Activation::Relu {
+        if matches!(layer.activation, Activation::Relu | Activation::LeakyRelu) {
             closest_kink = z.iter().fold(closest_kink, |m, v| m.min(v.abs()));
         }
         if layer.activation == Activation::Softmax {
@@ -86,10 +126,20 @@ fn textbook_loss(mlp: &Mlp, x: ArrayView2<f32>, y: ArrayView2<f32>) -> (f64, f64
 
 /// g(z) for the element-wise activations as a textbook writes them, independently of
 /// [`Activation::apply`]: σ(z) = 1/(1 + e^−z), tanh z = (e^z − e^−z)/(e^z + e^−z) (fine for
-/// |z| < 700), ReLU z = z for z > 0 else 0.
+/// |z| < 700), ReLU z = z for z > 0 else 0, GELU z·½(1 + erf(z/√2)) (PyTorch's exact form),
+/// SiLU z·σ(z), leaky ReLU z for z > 0 else 0.01·z.
 fn textbook_activation(activation: Activation, z: f64) -> f64 {
     match activation {
         Activation::Identity => z,
+        Activation::Gelu => z * 0.5 * (1.0 + series_erf(z / 2f64.sqrt())),
+        Activation::Silu => z / (1.0 + (-z).exp()),
+        Activation::LeakyRelu => {
+            if z > 0.0 {
+                z
+            } else {
+                LEAKY_SLOPE * z
+            }
+        }
         Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
         Activation::Tanh => (z.exp() - (-z).exp()) / (z.exp() + (-z).exp()),
         Activation::Relu => {
@@ -105,10 +155,23 @@ fn textbook_activation(activation: Activation, z: f64) -> f64 {
 
 /// g′(z) written in terms of z, from the derivatives of [`textbook_activation`]'s formulas:
 /// σ′(z) = e^−z/(1 + e^−z)², tanh′(z) = 4/(e^z + e^−z)², ReLU′(z) = 1 for z > 0 else 0 (PyTorch's
-/// choice at 0).
+/// choice at 0), GELU′(z) = Φ(z) + z·e^{−z²/2}/√(2π), SiLU′(z) = (1 + e^−z + z·e^−z)/(1 + e^−z)²,
+/// leaky ReLU′(z) = 1 for z > 0 else 0.01.
 fn textbook_derivative(activation: Activation, z: f64) -> f64 {
     match activation {
         Activation::Identity => 1.0,
+        Activation::Gelu => {
+            0.5 * (1.0 + series_erf(z / 2f64.sqrt()))
+                + z * (-z * z / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt()
+        }
+        Activation::Silu => (1.0 + (-z).exp() + z * (-z).exp()) / (1.0 + (-z).exp()).powi(2),
+        Activation::LeakyRelu => {
+            if z > 0.0 {
+                1.0
+            } else {
+                LEAKY_SLOPE
+            }
+        }
         Activation::Sigmoid => (-z).exp() / (1.0 + (-z).exp()).powi(2),
         Activation::Tanh => 4.0 / (z.exp() + (-z).exp()).powi(2),
         Activation::Relu => {
@@ -129,20 +192,22 @@ fn activations_and_their_derivatives_match_formulas_written_out_here() {
         for &z in &zs {
             let what = format!("{activation:?} at {z}");
             let want = textbook_activation(activation, z);
-            let a = activation.apply(z);
+            let a = activation.apply(z, LEAKY_SLOPE);
             assert!(
                 (a - want).abs() <= 1e-14 * (1.0 + want.abs()),
                 "{what}: g {a} vs {want}"
             );
             let slope = textbook_derivative(activation, z);
-            let derivative = activation.derivative_from_output(a);
+            // g′ from what the layer keeps: z for GELU and SiLU, a for the others.
+            let keeps_z = activation.keeps_preactivation();
+            let derivative = activation.derivative(if keeps_z { z } else { a }, LEAKY_SLOPE);
             assert!(
                 (derivative - slope).abs() <= 1e-12,
                 "{what}: g′ {derivative} vs {slope}"
             );
             // The closed-form derivative against a central difference of the formula, away from
-            // ReLU's kink.
-            if activation != Activation::Relu || z.abs() > 1e-3 {
+            // the kink of ReLU and leaky ReLU.
+            if !activation.has_kink() || z.abs() > 1e-3 {
                 let h = 1e-5;
                 let central = (textbook_activation(activation, z + h)
                     - textbook_activation(activation, z - h))
@@ -153,9 +218,10 @@ fn activations_and_their_derivatives_match_formulas_written_out_here() {
                 );
             }
             // In f32 as the model runs it.
-            let a32 = activation.apply(z as f32);
+            let a32 = activation.apply(z as f32, LEAKY_SLOPE as f32);
             assert!((f64::from(a32) - want).abs() <= 1e-6, "{what}: f32 g {a32}");
-            let d32 = activation.derivative_from_output(a32);
+            let kept32 = if keeps_z { z as f32 } else { a32 };
+            let d32 = activation.derivative(kept32, LEAKY_SLOPE as f32);
             assert!(
                 (f64::from(d32) - slope).abs() <= 1e-6,
                 "{what}: f32 g′ {d32}"
@@ -164,9 +230,12 @@ fn activations_and_their_derivatives_match_formulas_written_out_here() {
     }
     // ReLU′ at exactly 0 is 0, as in PyTorch.
     assert_eq!(
-        Activation::Relu.derivative_from_output(Activation::Relu.apply(0.0f64)),
+        Activation::Relu.derivative(Activation::Relu.apply(0.0f64, 0.0), 0.0),
         0.0
     );
+    // Leaky ReLU′ at exactly 0 is the slope, as in PyTorch.
+    let leaky = Activation::LeakyRelu;
+    assert_eq!(leaky.derivative(leaky.apply(0.0f64, 0.2), 0.2), 0.2);
 }
 
 /// A seeded network with random biases (so that they matter in the forward pass) and a batch

@@ -114,6 +114,7 @@ fn linear(weight: Array2<f32>, activation: Activation, loss: Loss) -> Mlp {
             activation,
         }],
         loss,
+        leaky_slope: wgpu_mlp::DEFAULT_LEAKY_SLOPE,
     }
 }
 

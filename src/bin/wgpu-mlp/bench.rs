@@ -5,14 +5,15 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::json;
 
-use wgpu_mlp::Fusion;
 use wgpu_mlp::augment::Augmentation;
-use wgpu_mlp::bench::{CpuBenchOptions, GpuBenchOptions, Workload, bench_cpu, bench_gpu};
+use wgpu_mlp::bench::{
+    CpuBenchOptions, GpuBenchOptions, HiddenChoice, Workload, bench_cpu, bench_gpu,
+};
 use wgpu_mlp::gpu::kernels::MatmulStrategy;
 use wgpu_mlp::train::DataPlacement;
+use wgpu_mlp::{Activation, Fusion};
 
-use crate::common::profile_json;
-use crate::common::{out, parse_sizes};
+use crate::common::{hidden_activation, out, parse_sizes, profile_json};
 use crate::train::Sizes;
 
 #[derive(Args, Debug)]
@@ -71,6 +72,13 @@ pub struct BenchArgs {
     /// what it costs.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     dropout: f32,
+    /// The hidden layers' activation, to measure what it costs [default: the workload's,
+    /// sigmoid for W1 and ReLU for W2].
+    #[arg(long, value_parser = hidden_activation())]
+    hidden: Option<Activation>,
+    /// With --hidden leaky-relu: its negative slope, as `train --leaky-slope` [default: 0.01].
+    #[arg(long, value_name = "SLOPE", allow_negative_numbers = true)]
+    leaky_slope: Option<f32>,
     /// Print the result as one JSON line.
     #[arg(long)]
     json: bool,
@@ -100,6 +108,13 @@ fn parse_matmul(name: &str) -> Result<MatmulChoice, String> {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.leaky_slope.is_some() && args.hidden != Some(Activation::LeakyRelu) {
+        bail!("--leaky-slope is the slope of --hidden leaky-relu; add --hidden leaky-relu");
+    }
+    let hidden = HiddenChoice {
+        activation: args.hidden,
+        leaky_slope: args.leaky_slope,
+    };
     let fusion = if args.unfused {
         Fusion::Unfused
     } else {
@@ -126,6 +141,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             reference: args.cpu_reference,
             batch_size: args.batch,
             hidden_sizes: args.hidden_sizes.clone().map(|s| s.0),
+            hidden,
         };
         (bench_cpu(args.workload, args.samples, &options)?, None)
     } else {
@@ -139,6 +155,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             augmentation: args.augment,
             clip_norm: args.clip_norm,
             dropout: args.dropout,
+            hidden,
         };
         bench_gpu(args.workload, args.samples, &options)?
     };
@@ -149,13 +166,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "kernels": if on_cpu { "cpu" } else if args.unfused { "unfused" } else { "fused" },
             "matmul": report.matmul.map(|m| format!("{m:?}")),
             "augment": args.augment.map(|a| a.kinds()),
+            "hidden": args.hidden.map(Activation::name),
             "profile": profile.as_ref().map(profile_json),
         });
         out!("{line}")?;
         return Ok(());
     }
     out!(
-        "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s{}{}{}",
+        "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s{}{}{}{}",
         report.workload,
         report.adapter,
         report.samples_per_s,
@@ -174,6 +192,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .unwrap_or_default(),
         args.augment
             .map(|a| format!(" (--augment {})", a.kinds()))
+            .unwrap_or_default(),
+        args.hidden
+            .map(|a| format!(" (--hidden {})", a.name()))
             .unwrap_or_default()
     )?;
     if let Some(profile) = &profile {

@@ -1,8 +1,8 @@
 //! `shaders/activation.wgsl`: activations as kernels of their own, forward beside backward.
 //!
 //! Shapes: every buffer `(rows, cols)`. Forward reads `z` and writes `a = g(z)`; backward reads
-//! `a` and `da` and writes `dz = da ⊙ g′(a)`, with `g′` written in terms of the output `a`
-//! (softmax: the row-wise Jacobian-vector product `a ⊙ (da − Σ_j da_j a_j)`). Softmax subtracts
+//! `a` (`z` for GELU and SiLU, [`Activation::keeps_preactivation`]) and `da` and writes
+//! `dz = da ⊙ g′` (softmax: the row-wise Jacobian-vector product `a ⊙ (da − Σ_j da_j a_j)`). Softmax subtracts
 //! each row's maximum before `exp`, so any finite logits give finite probabilities.
 //!
 //! The element-wise kernels run one invocation per element; the softmax kernels one per row,
@@ -10,12 +10,12 @@
 //! CPU adapters favour). The training step uses the fused forms in `matmul.wgsl` and
 //! `loss.wgsl`; these are the building blocks and the unfused baseline.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::context::{Gpu, PipelineSpec};
 use crate::gpu::kernels::{
     Dispatch, MatrixParams, Shader, bindings, bound_sizes, check_operand, grid_1d_checked,
 };
-use crate::model::Activation;
+use crate::model::{Activation, DEFAULT_LEAKY_SLOPE};
 
 /// Which direction of which activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,8 +59,13 @@ impl ActivationKernel {
         }
     }
 
-    fn layout(self, gpu: &Gpu, rows: usize, cols: usize) -> Result<(MatrixParams, [u32; 3])> {
-        let params = MatrixParams::new(Self::WHAT, rows, cols, 0.0)?;
+    fn layout(
+        self,
+        gpu: &Gpu,
+        (rows, cols): (usize, usize),
+        leaky_slope: f32,
+    ) -> Result<(MatrixParams, [u32; 3])> {
+        let params = MatrixParams::new(Self::WHAT, rows, cols, leaky_slope)?;
         let invocations = if self.is_row_wise() {
             rows
         } else {
@@ -80,8 +85,9 @@ impl ActivationKernel {
     }
 
     /// Binds `(rows, cols)` buffers: forward `first = z → out = a`, backward
-    /// `first = a, second = da → out = dz`. Forward never reads `second`: pass any buffer but
-    /// `out`, which may not be bound as an input too.
+    /// `first = a (z for GELU and SiLU), second = da → out = dz`. Forward never reads `second`:
+    /// pass any buffer but `out`, which may not be bound as an input too. Leaky ReLU's slope is
+    /// [`DEFAULT_LEAKY_SLOPE`] ([`ActivationKernel::bind_with_slope`] chooses another).
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         self,
@@ -93,7 +99,22 @@ impl ActivationKernel {
         second: &wgpu::Buffer,
         out: &wgpu::Buffer,
     ) -> Result<Dispatch> {
-        let (params, groups) = self.layout(gpu, rows, cols)?;
+        let operands = [first, second, out];
+        self.bind_with_slope(gpu, label, (rows, cols), DEFAULT_LEAKY_SLOPE, operands)
+    }
+
+    /// [`ActivationKernel::bind`] of a `(rows, cols)` `shape` with leaky ReLU's `leaky_slope`;
+    /// `[first, second, out]` as there.
+    pub fn bind_with_slope(
+        self,
+        gpu: &Gpu,
+        label: &str,
+        shape: (usize, usize),
+        leaky_slope: f32,
+        [first, second, out]: [&wgpu::Buffer; 3],
+    ) -> Result<Dispatch> {
+        let (rows, cols) = shape;
+        let (params, groups) = self.layout(gpu, shape, leaky_slope)?;
         self.check_buffers(rows, cols, [first.size(), second.size(), out.size()])?;
         Dispatch::new(
             gpu,
@@ -105,7 +126,8 @@ impl ActivationKernel {
         )
     }
 
-    /// Points a dispatch of the same kernel at a new shape; the bound buffers must hold it.
+    /// Points a dispatch of the same kernel at a new shape; the bound buffers must hold it. The
+    /// leaky slope is the one it was bound with.
     pub fn reshape(
         self,
         gpu: &Gpu,
@@ -113,7 +135,16 @@ impl ActivationKernel {
         rows: usize,
         cols: usize,
     ) -> Result<()> {
-        let (params, groups) = self.layout(gpu, rows, cols)?;
+        let bound: MatrixParams = dispatch.params().ok_or_else(|| {
+            Error::invalid(
+                "ActivationKernel reshape",
+                format!(
+                    "dispatch {} was not bound by ActivationKernel::bind",
+                    dispatch.label()
+                ),
+            )
+        })?;
+        let (params, groups) = self.layout(gpu, (rows, cols), bound.alpha)?;
         self.check_buffers(rows, cols, bound_sizes(dispatch, "ActivationKernel")?)?;
         dispatch.update(gpu, &params, groups);
         Ok(())

@@ -18,6 +18,8 @@ pub(super) struct LayerParams {
     pub inputs: usize,
     pub outputs: usize,
     pub activation: Activation,
+    /// The model's [`Mlp::leaky_slope`](crate::Mlp::leaky_slope), which leaky ReLU's kernels read.
+    pub leaky_slope: f32,
     pub weight: wgpu::Buffer,
     pub bias: wgpu::Buffer,
     pub dweight: wgpu::Buffer,
@@ -28,15 +30,21 @@ pub(super) struct LayerParams {
 }
 
 impl LayerParams {
-    /// Buffers for layer `index` shaped like `layer`, zero-filled, with room for no optimizer
-    /// state (plain SGD keeps none).
-    pub fn allocate(gpu: &Gpu, index: usize, layer: &Dense) -> Result<LayerParams> {
+    /// Buffers for layer `index` shaped like `layer` of a model with `leaky_slope`, zero-filled,
+    /// with room for no optimizer state (plain SGD keeps none).
+    pub fn allocate(
+        gpu: &Gpu,
+        index: usize,
+        layer: &Dense,
+        leaky_slope: f32,
+    ) -> Result<LayerParams> {
         let (outputs, inputs) = layer.weight.dim();
         let name = |what: &str| format!("layer{index}.{what}");
         Ok(LayerParams {
             inputs,
             outputs,
             activation: layer.activation,
+            leaky_slope,
             weight: gpu.storage_buffer(&name("weight"), outputs * inputs)?,
             bias: gpu.storage_buffer(&name("bias"), outputs)?,
             dweight: gpu.storage_buffer(&name("dweight"), outputs * inputs)?,
@@ -95,6 +103,9 @@ pub(super) struct BatchBuffers {
     /// Per hidden layer with dropout, its activation before the mask `(capacity, outputs_l)`,
     /// from which backward takes g′ (see [`BatchBuffers::allocate_undropped`]).
     pub undropped: Vec<Option<wgpu::Buffer>>,
+    /// Per hidden layer whose g′ needs `z` (GELU, SiLU: [`Activation::keeps_preactivation`]),
+    /// its `z: (capacity, outputs_l)`; `None` for the others, which take g′ from `a`.
+    pub preactivations: Vec<Option<wgpu::Buffer>>,
 }
 
 impl BatchBuffers {
@@ -141,10 +152,31 @@ impl BatchBuffers {
             loss: gpu.storage_buffer("output.loss", 1)?,
             staging: gpu.staging_buffer("gpu_mlp.staging", (staging_values * 4) as u64)?,
             undropped: Self::allocate_undropped(gpu, layers, capacity, dropout)?,
+            preactivations: Self::allocate_preactivations(gpu, layers, capacity)?,
         })
     }
 
-    /// A buffer for each hidden layer that `dropout` drops from, `None` for the others.
+    /// A buffer for `z` of each hidden layer that keeps it for backward, `None` for the others.
+    fn allocate_preactivations(
+        gpu: &Gpu,
+        layers: &[LayerParams],
+        capacity: usize,
+    ) -> Result<Vec<Option<wgpu::Buffer>>> {
+        let hidden = &layers[..layers.len() - 1];
+        hidden
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                let size = capacity * layer.outputs;
+                (layer.activation.keeps_preactivation())
+                    .then(|| gpu.storage_buffer(&format!("layer{l}.preactivation"), size))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// A buffer for each hidden layer that `dropout` drops from and that takes g′ from `a`,
+    /// `None` for the others.
     pub fn allocate_undropped(
         gpu: &Gpu,
         layers: &[LayerParams],
@@ -155,7 +187,8 @@ impl BatchBuffers {
         (0..hidden.len())
             .map(|l| {
                 let size = capacity * hidden[l].outputs;
-                (dropout.hidden_rate(l) > 0.0)
+                let takes_derivative_from_a = !hidden[l].activation.keeps_preactivation();
+                (dropout.hidden_rate(l) > 0.0 && takes_derivative_from_a)
                     .then(|| gpu.storage_buffer(&format!("layer{l}.undropped"), size))
                     .transpose()
             })
@@ -169,6 +202,18 @@ impl BatchBuffers {
             .get(l)
             .and_then(Option::as_ref)
             .unwrap_or(&self.activations[l])
+    }
+
+    /// What backward takes hidden layer `l`'s g′ from ([`Activation::derivative`]): its `z`
+    /// where it keeps one, else its undropped activation.
+    pub fn derivative_source_of(&self, l: usize) -> &wgpu::Buffer {
+        self.preactivation_of(l)
+            .unwrap_or_else(|| self.undropped_of(l))
+    }
+
+    /// Hidden layer `l`'s `z`, if it keeps one.
+    pub fn preactivation_of(&self, l: usize) -> Option<&wgpu::Buffer> {
+        self.preactivations.get(l).and_then(Option::as_ref)
     }
 
     /// What layer `l` reads: the batch for the first layer, the previous layer's output after.

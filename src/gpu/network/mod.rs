@@ -125,7 +125,7 @@ impl GpuMlp {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, layer)| LayerParams::allocate(gpu, i, layer))
+            .map(|(i, layer)| LayerParams::allocate(gpu, i, layer, mlp.leaky_slope))
             .collect::<Result<Vec<_>>>()?;
         let counters = gpu.storage_buffer("gpu_mlp.counters", 2)?;
         let clip = gpu.storage_buffer("gpu_mlp.clip", 1 + layers.len())?;

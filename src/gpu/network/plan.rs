@@ -23,7 +23,8 @@ pub(super) struct LayerForward {
     pub matmul: Dispatch,
     /// [`Fusion::Unfused`] only: the bias-add…
     pub bias_add: Option<Dispatch>,
-    /// …then, for a hidden layer, the activation.
+    /// …then, for a hidden layer, the activation; fused too for a layer that keeps `z`
+    /// ([`Activation::keeps_preactivation`]).
     pub activation: Option<Dispatch>,
     /// Training only, for a hidden layer with dropout: the mask, keeping the undropped copy.
     pub dropout: Option<Dispatch>,
@@ -292,15 +293,32 @@ impl Binder<'_> {
             };
             let label = |what: &str| format!("layer{l}.{what}");
             let activation = hidden_activation(layer, l == last);
-            let (matmul_output, epilogue) = match fusion {
-                Fusion::Fused => (
+            let leaky_slope = layer.leaky_slope;
+            // A hidden layer that keeps z for backward (GELU, SiLU) has the matmul write z there
+            // and its activation run as a kernel of its own after, fused or not.
+            let preactivation = if l < last {
+                buffers.preactivation_of(l)
+            } else {
+                None
+            };
+            let (matmul_output, epilogue) = match (fusion, preactivation) {
+                (Fusion::Fused, None) => (
                     output,
                     Epilogue::BiasActivation {
                         bias: &layer.bias,
                         activation,
+                        leaky_slope,
                     },
                 ),
-                Fusion::Unfused => (&buffers.scratch[l], Epilogue::None),
+                (Fusion::Fused, Some(z)) => (
+                    z,
+                    Epilogue::BiasActivation {
+                        bias: &layer.bias,
+                        activation: Activation::Identity,
+                        leaky_slope,
+                    },
+                ),
+                (Fusion::Unfused, _) => (&buffers.scratch[l], Epilogue::None),
             };
             let operands = MatmulOperands {
                 a: buffers.input_of(l),
@@ -310,17 +328,28 @@ impl Binder<'_> {
             let matmul = products
                 .forward
                 .bind(gpu, &label("forward"), operands, epilogue)?;
+            let (rows, cols) = (products.forward.shape.m, products.forward.shape.n);
+            let bind_activation = |z: &wgpu::Buffer| {
+                // Forward reads no second operand.
+                let operands = [z, z, output];
+                ActivationKernel::Forward(activation).bind_with_slope(
+                    gpu,
+                    &label("activation"),
+                    (rows, cols),
+                    leaky_slope,
+                    operands,
+                )
+            };
             let (mut bias_add, mut activation_kernel) = (None, None);
             if fusion == Fusion::Unfused {
-                let (rows, cols) = (products.forward.shape.m, products.forward.shape.n);
                 // scratch + bias → z, then g(z) → a. The output layer has no activation here
                 // (it is in the output kernel), so its bias-add writes the logits directly; a
-                // hidden layer keeps z in its δ buffer, which nothing reads until backward
-                // overwrites it.
-                let z = if activation == Activation::Identity {
-                    output
-                } else {
-                    &buffers.deltas[l]
+                // hidden layer keeps z in its preactivation buffer if it has one, else in its δ
+                // buffer, which nothing reads until backward overwrites it.
+                let z = match preactivation {
+                    Some(z) => z,
+                    None if activation == Activation::Identity => output,
+                    None => &buffers.deltas[l],
                 };
                 bias_add = Some(Elementwise::BiasAdd.bind(
                     gpu,
@@ -332,16 +361,10 @@ impl Binder<'_> {
                     z,
                 )?);
                 if activation != Activation::Identity {
-                    activation_kernel = Some(ActivationKernel::Forward(activation).bind(
-                        gpu,
-                        &label("activation"),
-                        rows,
-                        cols,
-                        z,
-                        z, // forward reads no second operand
-                        output,
-                    )?);
+                    activation_kernel = Some(bind_activation(z)?);
                 }
+            } else if let Some(z) = preactivation {
+                activation_kernel = Some(bind_activation(z)?);
             }
             // Hidden layer l is dropout site l + 1; the output layer has none.
             let dropout = if l < last {
@@ -460,15 +483,20 @@ impl Binder<'_> {
     /// activation's backward kernel.
     fn delta_prev(&self, l: usize, product: Product) -> Result<(Dispatch, Option<Dispatch>)> {
         let (gpu, buffers) = (self.gpu, self.buffers);
-        // g′ of the activation as the activation function produced it, before any dropout.
-        let previous = buffers.undropped_of(l - 1);
-        let activation = self.layers[l - 1].activation;
+        // g′ from z, or from the activation as the activation function produced it, before any
+        // dropout.
+        let previous = buffers.derivative_source_of(l - 1);
+        let (activation, leaky_slope) = (
+            self.layers[l - 1].activation,
+            self.layers[l - 1].leaky_slope,
+        );
         let (matmul_output, epilogue) = match self.step.fusion {
             Fusion::Fused => (
                 &buffers.deltas[l - 1],
                 Epilogue::TimesDerivative {
                     activations: previous,
                     activation,
+                    leaky_slope,
                 },
             ),
             Fusion::Unfused => (&buffers.scratch[l - 1], Epilogue::None),
@@ -481,14 +509,12 @@ impl Binder<'_> {
         let matmul = product.bind(gpu, &format!("layer{}.delta", l - 1), operands, epilogue)?;
         let times_derivative = match self.step.fusion {
             Fusion::Fused => None,
-            Fusion::Unfused => Some(ActivationKernel::Backward(activation).bind(
+            Fusion::Unfused => Some(ActivationKernel::Backward(activation).bind_with_slope(
                 gpu,
                 &format!("layer{}.activation_backward", l - 1),
-                product.shape.m,
-                product.shape.n,
-                previous,
-                matmul_output,
-                &buffers.deltas[l - 1],
+                (product.shape.m, product.shape.n),
+                leaky_slope,
+                [previous, matmul_output, &buffers.deltas[l - 1]],
             )?),
         };
         Ok((matmul, times_derivative))

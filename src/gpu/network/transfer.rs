@@ -121,11 +121,14 @@ impl GpuMlp {
     /// Replaces the parameters with those of `mlp`, which must have the same architecture.
     pub fn set_parameters(&mut self, mlp: &Mlp) -> Result<()> {
         mlp.validate()?;
-        if mlp.sizes() != self.sizes() || mlp.loss != self.loss {
+        let leaky_slope = self.layers[0].leaky_slope;
+        if mlp.sizes() != self.sizes() || mlp.loss != self.loss || mlp.leaky_slope != leaky_slope {
             return Err(Error::Model(format!(
-                "cannot load a {:?} {} model into a {:?} {} network",
+                "cannot load a {:?} {} model (leaky slope {}) into a {:?} {} network (leaky \
+                 slope {leaky_slope})",
                 mlp.sizes(),
                 mlp.loss.name(),
+                mlp.leaky_slope,
                 self.sizes(),
                 self.loss.name()
             )));
@@ -306,6 +309,7 @@ impl GpuMlp {
         Ok(Mlp {
             layers,
             loss: self.loss,
+            leaky_slope: self.layers[0].leaky_slope,
         })
     }
 }

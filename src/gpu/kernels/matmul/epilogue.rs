@@ -16,14 +16,18 @@ pub enum Epilogue<'a> {
         bias: &'a wgpu::Buffer,
         /// `g`.
         activation: Activation,
+        /// Leaky ReLU's negative slope (read by no other activation).
+        leaky_slope: f32,
     },
-    /// `c = acc · g′(activations[row, col])`, `g′` written in terms of the activation's output:
-    /// the backward pass through the previous layer's activation.
+    /// `c = acc · g′(activations[row, col])`, `g′` written in terms of what the previous layer
+    /// keeps for backward ([`Activation::derivative`]): the backward pass through its activation.
     TimesDerivative {
-        /// The previous layer's outputs `g(z)`, `(m, n)`.
+        /// The previous layer's outputs `g(z)`, `(m, n)`, or its `z` for GELU and SiLU.
         activations: &'a wgpu::Buffer,
         /// `g`.
         activation: Activation,
+        /// Leaky ReLU's negative slope (read by no other activation).
+        leaky_slope: f32,
     },
 }
 
@@ -39,14 +43,18 @@ impl<'a> Epilogue<'a> {
 
     /// The epilogue as matmul.wgsl encodes it; softmax, being row-wise, cannot be fused.
     pub(super) fn code(&self) -> Result<EpilogueCode> {
-        let (op, activation) = match *self {
-            Epilogue::None => (EpilogueCode::NONE, Activation::Identity),
-            Epilogue::BiasActivation { activation, .. } => {
-                (EpilogueCode::BIAS_ACTIVATION, activation)
-            }
-            Epilogue::TimesDerivative { activation, .. } => {
-                (EpilogueCode::TIMES_DERIVATIVE, activation)
-            }
+        let (op, activation, leaky_slope) = match *self {
+            Epilogue::None => (EpilogueCode::NONE, Activation::Identity, 0.0),
+            Epilogue::BiasActivation {
+                activation,
+                leaky_slope,
+                ..
+            } => (EpilogueCode::BIAS_ACTIVATION, activation, leaky_slope),
+            Epilogue::TimesDerivative {
+                activation,
+                leaky_slope,
+                ..
+            } => (EpilogueCode::TIMES_DERIVATIVE, activation, leaky_slope),
         };
         if activation == Activation::Softmax {
             return Err(Error::invalid(
@@ -57,18 +65,21 @@ impl<'a> Epilogue<'a> {
         Ok(EpilogueCode {
             op,
             activation: activation.wgsl_code(),
+            leaky_slope,
         })
     }
 }
 
 /// An epilogue as the parameter block carries it: what a reshaped dispatch keeps from its
 /// binding, since the buffers it reads are bound once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct EpilogueCode {
     /// `MatmulParams::epilogue` in matmul.wgsl.
     pub op: u32,
     /// The activation's `wgsl_code`.
     pub activation: u32,
+    /// Leaky ReLU's negative slope.
+    pub leaky_slope: f32,
 }
 
 impl EpilogueCode {

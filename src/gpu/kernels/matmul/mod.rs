@@ -55,7 +55,8 @@ struct MatmulParams {
     k_parts: u32,
     /// 1 when the parts go to `partials` for `matmul_sum_parts` to add.
     split: u32,
-    _pad: u32,
+    /// Leaky ReLU's negative slope, for an epilogue with that activation.
+    leaky_slope: f32,
 }
 
 /// One variant of the matmul kernel.
@@ -243,7 +244,7 @@ impl Matmul {
                 k_chunk: split.map_or(k, |split| split.chunk),
                 k_parts: split.map_or(1, |split| split.parts),
                 split: split.is_some().into(),
-                _pad: 0,
+                leaky_slope: epilogue.leaky_slope,
             },
             groups,
         ))
@@ -322,6 +323,7 @@ impl Matmul {
         let code = EpilogueCode {
             op: bound.epilogue,
             activation: bound.activation,
+            leaky_slope: bound.leaky_slope,
         };
         let split = dispatch.has_follow_up().then(|| {
             let room = (sizes[5] / 4) as usize / (shape.m * shape.n).max(1);
