@@ -328,6 +328,7 @@ fn split_over_threads(
     }
     #[cfg(target_arch = "wasm32")]
     {
+        let _ = width;
         scratches.resize_with(1, DeformScratch::default);
         work(x, samples, &mut scratches[0]);
     }
