@@ -1,5 +1,6 @@
 //! The throughput benchmarks behind `wgpu-mlp bench`: two fixed workloads trained on random
-//! MNIST-shaped data, on the GPU (data resident, as in real training) or on the CPU reference.
+//! MNIST-shaped data, on the GPU (data resident, as in real training) or on the CPU (the fast
+//! engine or the reference).
 //!
 //! - W1: 784-128-10, sigmoid hidden and output, MSE, batch 64, plain SGD at 0.5;
 //! - W2: 784-1024-1024-10, ReLU hidden, softmax cross-entropy, batch 256, plain SGD at 0.05.
@@ -155,11 +156,10 @@ fn report(
     workload: Workload,
     mlp: &Mlp,
     adapter: String,
-    steps: usize,
+    samples: usize,
     seconds: f64,
     first_step_s: f64,
 ) -> BenchReport {
-    let samples = steps * workload.config().batch_size;
     let samples_per_s = samples as f64 / seconds.max(1e-9);
     BenchReport {
         workload: workload.name(),
@@ -257,7 +257,7 @@ pub fn bench_gpu(
             workload,
             &mlp,
             gpu.adapter_description(),
-            steps,
+            steps * workload.config().batch_size,
             seconds,
             first_step_s,
         )
@@ -290,31 +290,73 @@ pub async fn bench_gpu_async(gpu: &Gpu, workload: Workload, samples: usize) -> R
             workload,
             &mlp,
             gpu.adapter_description(),
-            steps,
+            steps * workload.config().batch_size,
             seconds,
             first_step_s,
         )
     })
 }
 
-/// The same on the CPU reference, with `hidden`'s activation.
-pub fn bench_cpu(workload: Workload, samples: usize, hidden: HiddenChoice) -> Result<BenchReport> {
-    let steps = steps_for(workload, samples)?;
-    let batch = workload.config().batch_size;
+/// What to run a CPU benchmark with: the engine, and the workload's shape changed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CpuBenchOptions {
+    /// The ndarray reference instead of the fast engine.
+    pub reference: bool,
+    /// Samples per step instead of the workload's.
+    pub batch_size: Option<usize>,
+    /// Hidden layer sizes instead of the workload's (784 inputs and 10 outputs stay).
+    pub hidden_sizes: Option<Vec<usize>>,
+    /// The hidden layers' activation.
+    pub hidden: HiddenChoice,
+}
+
+/// The same on the CPU: the fast engine, or the reference with `options.reference`.
+pub fn bench_cpu(
+    workload: Workload,
+    samples: usize,
+    options: &CpuBenchOptions,
+) -> Result<BenchReport> {
+    let mut config = workload.config();
+    config.batch_size = options.batch_size.unwrap_or(config.batch_size);
+    config.validate()?;
+    let mut mlp = workload.mlp_with(options.hidden)?;
+    if let Some(hidden) = &options.hidden_sizes {
+        let sizes: Vec<usize> = [784].iter().chain(hidden).chain(&[10]).copied().collect();
+        let last = mlp.layers.len() - 1;
+        let (hidden, output) = (mlp.layers[0].activation, mlp.layers[last].activation);
+        mlp = Mlp::with_init_and_leaky_slope(
+            &sizes,
+            hidden,
+            output,
+            mlp.loss,
+            Init::Auto,
+            mlp.leaky_slope,
+            1,
+        )?;
+    }
+    let batch = config.batch_size;
+    let steps = samples.div_ceil(batch).max(1);
+    let trainer = |data| match options.reference {
+        true => CpuTrainer::reference(&mlp, data, None, config.clone()),
+        false => CpuTrainer::new(&mlp, data, None, config.clone()),
+    };
     let start = Instant::now();
     let first = random_dataset(batch);
-    let mlp = workload.mlp_with(hidden)?;
-    CpuTrainer::new(&mlp, &first, None, workload.config())?.train_epoch(&mut |_| {})?;
+    trainer(&first)?.train_epoch(&mut |_| {})?;
     let first_step_s = start.elapsed().as_secs_f64();
     let data = random_dataset(steps * batch);
-    let mut trainer = CpuTrainer::new(&mlp, &data, None, workload.config())?;
+    let mut trainer = trainer(&data)?;
     let timed = Instant::now();
     trainer.train_epoch(&mut |_| {})?;
+    let engine = match options.reference {
+        true => crate::reference::NAME,
+        false => crate::fast::NAME,
+    };
     Ok(report(
         workload,
         &mlp,
-        "cpu (ndarray reference)".into(),
-        steps,
+        engine.into(),
+        steps * batch,
         timed.elapsed().as_secs_f64(),
         first_step_s,
     ))

@@ -167,12 +167,22 @@ pub fn dropout_mask(
     width: usize,
     p: f32,
 ) -> Array2<f32> {
+    let mut mask = Array2::zeros((rows, width));
+    let units = mask
+        .as_slice_mut()
+        .expect("a new array is in standard layout");
+    write_dropout_mask(key, step, site, p, units);
+    mask
+}
+
+/// Writes the factors of `site` at `step` into `units`, unit `u` (`row·width + column`) at
+/// `units[u]`: [`keep_scale`] where kept, else 0.
+pub fn write_dropout_mask(key: [u32; 2], step: u64, site: usize, p: f32, units: &mut [f32]) {
     let scale = keep_scale(p);
-    Array2::from_shape_fn((rows, width), |(r, c)| {
-        if is_kept(key, step, site, r * width + c, p) {
-            scale
-        } else {
-            0.0
-        }
-    })
+    for (unit, factor) in units.iter_mut().enumerate() {
+        *factor = match is_kept(key, step, site, unit, p) {
+            true => scale,
+            false => 0.0,
+        };
+    }
 }

@@ -52,6 +52,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod dropout;
 pub mod error;
+pub mod fast;
 pub mod files;
 pub mod gpu;
 pub mod gradcheck;

@@ -6,7 +6,7 @@
 //! parameter itself instead (`p ← p − lr·λ·p`, then Adam on `dp`), as `torch.optim.AdamW` does.
 //! [`clip_grad_norm`] is `torch.nn.utils.clip_grad_norm_`, applied before the update.
 
-use ndarray::{Array1, Array2, Zip};
+use ndarray::{Array1, Array2, ArrayViewD, ArrayViewMutD, Zip};
 
 use crate::error::{Error, Result};
 use crate::model::{Gradients, Mlp};
@@ -251,10 +251,11 @@ impl OptimizerState {
                 ),
             ];
             for (p, dp, m1, m2) in pairs {
-                let zip = Zip::from(p).and(&dp).and(m1).and(m2);
                 match optimizer {
-                    Optimizer::Sgd => zip.for_each(|p, &dp, _, _| *p -= lr * (dp + wd * *p)),
-                    Optimizer::Momentum { momentum } => zip.for_each(|p, &dp, v, _| {
+                    Optimizer::Sgd => {
+                        update(p, dp, m1, m2, |p, dp, _, _| *p -= lr * (dp + wd * *p))
+                    }
+                    Optimizer::Momentum { momentum } => update(p, dp, m1, m2, |p, dp, v, _| {
                         *v = momentum * *v + dp + wd * *p;
                         *p -= lr * *v;
                     }),
@@ -276,7 +277,7 @@ impl OptimizerState {
                         // In f64: in f32, 1 − 0.999ᵗ loses four digits to cancellation.
                         let correction = |beta: f32| (1.0 - (beta as f64).powi(t)) as f32;
                         let (c1, c2) = (correction(beta1), correction(beta2));
-                        zip.for_each(|p, &dp, m, v| {
+                        update(p, dp, m1, m2, |p, dp, m, v| {
                             let g = dp + l2 * *p;
                             *p *= decoupled;
                             *m = beta1 * *m + (1.0 - beta1) * g;
@@ -289,6 +290,86 @@ impl OptimizerState {
         }
         Ok(())
     }
+}
+
+/// Applies `rule(p, dp, m1, m2)` to every parameter with its gradient and moments: over plain
+/// slices where all four are in standard layout (as the trainers keep them), so that the loop
+/// vectorizes, else through ndarray's `Zip`; the same operations on each element either way.
+fn update(
+    mut p: ArrayViewMutD<'_, f32>,
+    dp: ArrayViewD<'_, f32>,
+    mut m1: ArrayViewMutD<'_, f32>,
+    mut m2: ArrayViewMutD<'_, f32>,
+    rule: impl Fn(&mut f32, f32, &mut f32, &mut f32),
+) {
+    let standard = [p.is_standard_layout(), dp.is_standard_layout()];
+    if let ([true, true], Some(p), Some(m1), Some(m2)) = (
+        standard,
+        p.as_slice_mut(),
+        m1.as_slice_mut(),
+        m2.as_slice_mut(),
+    ) {
+        let dp = dp.as_slice().unwrap_or(&[]);
+        #[cfg(target_arch = "x86_64")]
+        {
+            // The widest vectors the CPU has: each lane runs the same IEEE operations, so the
+            // results do not depend on the width.
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F.
+                return unsafe { update_slices_avx512(p, dp, m1, m2, &rule) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                return unsafe { update_slices_avx2(p, dp, m1, m2, &rule) };
+            }
+        }
+        return update_slices(p, dp, m1, m2, &rule);
+    }
+    Zip::from(p)
+        .and(&dp)
+        .and(m1)
+        .and(m2)
+        .for_each(|p, &dp, m1, m2| rule(p, dp, m1, m2));
+}
+
+/// [`update`]'s loop over slices.
+#[inline(always)]
+fn update_slices(
+    p: &mut [f32],
+    dp: &[f32],
+    m1: &mut [f32],
+    m2: &mut [f32],
+    rule: &impl Fn(&mut f32, f32, &mut f32, &mut f32),
+) {
+    for (((p, &dp), m1), m2) in p.iter_mut().zip(dp).zip(m1).zip(m2) {
+        rule(p, dp, m1, m2);
+    }
+}
+
+/// [`update_slices`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn update_slices_avx512(
+    p: &mut [f32],
+    dp: &[f32],
+    m1: &mut [f32],
+    m2: &mut [f32],
+    rule: &impl Fn(&mut f32, f32, &mut f32, &mut f32),
+) {
+    update_slices(p, dp, m1, m2, rule);
+}
+
+/// [`update_slices`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn update_slices_avx2(
+    p: &mut [f32],
+    dp: &[f32],
+    m1: &mut [f32],
+    m2: &mut [f32],
+    rule: &impl Fn(&mut f32, f32, &mut f32, &mut f32),
+) {
+    update_slices(p, dp, m1, m2, rule);
 }
 
 /// Scales `grads` in place so that their global L2 norm (every layer's weight and bias

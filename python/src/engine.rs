@@ -46,7 +46,7 @@ pub fn train(
 ) -> Result<Outcome> {
     let gpu = match &spec.device {
         Device::Gpu(choice) => Some(open_gpu(choice)?),
-        Device::Cpu => None,
+        Device::Cpu | Device::CpuReference => None,
     };
     let mut run = Run::with_gpu(spec, gpu.as_ref())?;
     let stop = StopFlag::default();

@@ -20,7 +20,9 @@
 
 mod deform;
 
-pub use deform::{AffineDraw, deform, elastic_field, gaussian_kernel};
+pub use deform::{
+    AffineDraw, DeformScratch, deform, deform_in_place, elastic_field, gaussian_kernel,
+};
 
 use crate::error::{Error, Result};
 

@@ -70,8 +70,12 @@ impl Features {
     pub fn write_row(&self, index: usize, out: &mut [f32]) {
         match self {
             Features::Bytes(x) => {
-                for (value, &byte) in out.iter_mut().zip(x.row(index)) {
-                    *value = f32::from(byte) / 255.0;
+                let row = x.row(index);
+                let scale = |(value, &byte): (&mut f32, &u8)| *value = f32::from(byte) / 255.0;
+                // Over a slice where the row is contiguous, so that the loop vectorizes.
+                match row.as_slice() {
+                    Some(bytes) => out.iter_mut().zip(bytes).for_each(scale),
+                    None => out.iter_mut().zip(row.iter()).for_each(scale),
                 }
             }
             Features::Floats(x) => {

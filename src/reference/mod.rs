@@ -21,7 +21,9 @@
 //! Every public entry validates the model and the batch and returns an error, never panics. The
 //! f32 path works on views of the model's weights and allocates only the per-layer results.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, LinalgScalar, ScalarOperand, Zip};
+use ndarray::{
+    Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, LinalgScalar, ScalarOperand, Zip,
+};
 use num_traits::Float;
 use std::ops::AddAssign;
 
@@ -32,12 +34,18 @@ use crate::optim::OptimizerConfig;
 
 mod finite_difference;
 
+/// How reports name the reference where they name an adapter.
+pub const NAME: &str = "cpu (ndarray reference)";
+
 pub use finite_difference::{
     GradientCheck, finite_difference_check, finite_difference_check_with_dropout,
 };
 
 /// The float types the reference runs in (f32 and f64).
-trait Real: Float + LinalgScalar + ScalarOperand + AddAssign + std::fmt::Debug {}
+pub(crate) trait Real:
+    Float + LinalgScalar + ScalarOperand + AddAssign + std::fmt::Debug
+{
+}
 impl<T: Float + LinalgScalar + ScalarOperand + AddAssign + std::fmt::Debug> Real for T {}
 
 /// One layer's gradients `(dW: (out, in), db: (out))`.
@@ -148,7 +156,7 @@ fn log_sum_exp<F: Real>(row: ArrayView1<'_, F>) -> F {
 
 /// `a = g(z)` in place, z: `(batch, out)`, with leaky ReLU's `leaky_slope`. Softmax is row-wise,
 /// `a_j = e^{z_j − lse(z)}`, as the GPU computes it.
-fn activate_in_place<F: Real>(z: &mut Array2<F>, activation: Activation, leaky_slope: F) {
+fn activate_in_place<F: Real>(mut z: ArrayViewMut2<'_, F>, activation: Activation, leaky_slope: F) {
     if activation == Activation::Softmax {
         for mut row in z.rows_mut() {
             let lse = log_sum_exp(row.view());
@@ -161,14 +169,15 @@ fn activate_in_place<F: Real>(z: &mut Array2<F>, activation: Activation, leaky_s
 
 /// The output layer (never leaky ReLU, GELU or SiLU: [`Activation::is_hidden_only`], so no slope
 /// and no `z` for g′ are needed): replaces its logits `z: (batch, out)` by its activations `a = g(z)` and
-/// returns the mean loss against `y: (batch, out)`:
+/// returns the mean loss against `y: (batch, out)` (the fast CPU engine reuses it, as the output
+/// layer is narrow):
 /// - `CrossEntropy` (softmax output): `mean_rows(lse(z)·Σ_j y_j − Σ_j y_j z_j)`;
 /// - `BinaryCrossEntropy` (sigmoid output): `mean(max(z, 0) − z·y + ln(1 + e^{−|z|}))`;
 /// - `Mse`: `mean((a − y)²)`.
-fn activate_output_with_loss<F: Real>(
+pub(crate) fn activate_output_with_loss<F: Real>(
     activation: Activation,
     loss: Loss,
-    z: &mut Array2<F>,
+    mut z: ArrayViewMut2<'_, F>,
     y: ArrayView2<'_, F>,
 ) -> F {
     match loss {
@@ -183,15 +192,15 @@ fn activate_output_with_loss<F: Real>(
             total / count(z.nrows())
         }
         Loss::BinaryCrossEntropy => {
-            let total = Zip::from(&*z).and(y).fold(F::zero(), |sum, &z, &y| {
+            let total = Zip::from(&z).and(y).fold(F::zero(), |sum, &z, &y| {
                 sum + z.max(F::zero()) - z * y + (-z.abs()).exp().ln_1p()
             });
-            activate_in_place(z, activation, F::zero());
+            activate_in_place(z.view_mut(), activation, F::zero());
             total / count(z.len())
         }
         Loss::Mse => {
-            activate_in_place(z, activation, F::zero());
-            let total = Zip::from(&*z)
+            activate_in_place(z.view_mut(), activation, F::zero());
+            let total = Zip::from(&z)
                 .and(y)
                 .fold(F::zero(), |sum, &a, &y| sum + (a - y) * (a - y));
             total / count(z.len())
@@ -205,10 +214,10 @@ fn activate_output_with_loss<F: Real>(
 /// - `BinaryCrossEntropy` (sigmoid): `δ = (a − y)/N`;
 /// - `Mse`: with `g = ∂L/∂a = 2(a − y)/N`, `δ = g ⊙ g′(a)`, or for a softmax output the
 ///   Jacobian-vector product `δ = a ⊙ (g − Σ_j g_j a_j)` row-wise.
-fn output_delta_in_place<F: Real>(
+pub(crate) fn output_delta_in_place<F: Real>(
     activation: Activation,
     loss: Loss,
-    a: &mut Array2<F>,
+    mut a: ArrayViewMut2<'_, F>,
     y: ArrayView2<'_, F>,
 ) {
     let rows: F = count(a.nrows());
@@ -223,7 +232,7 @@ fn output_delta_in_place<F: Real>(
                     .for_each(|d, &y| *d = (*d * y_sum - y) / rows);
             }
         }
-        Loss::BinaryCrossEntropy => Zip::from(a)
+        Loss::BinaryCrossEntropy => Zip::from(&mut a)
             .and(y)
             .for_each(|d, &y| *d = (*d - y) / elements),
         Loss::Mse if activation == Activation::Softmax => {
@@ -237,7 +246,7 @@ fn output_delta_in_place<F: Real>(
                 });
             }
         }
-        Loss::Mse => Zip::from(a).and(y).for_each(|d, &y| {
+        Loss::Mse => Zip::from(&mut a).and(y).for_each(|d, &y| {
             let a = *d;
             *d = two * (a - y) / elements * activation.derivative(a, F::zero());
         }),
@@ -372,7 +381,7 @@ impl<'a, F: Real> Network<'a, F> {
         for (l, layer) in self.layers[..last].iter().enumerate() {
             let mut z = affine(hidden.as_ref().map_or(x, |a| a.view()), layer);
             record(&z, layer.activation);
-            activate_in_place(&mut z, layer.activation, self.leaky_slope);
+            activate_in_place(z.view_mut(), layer.activation, self.leaky_slope);
             if let Some(mask) = masks.and_then(|m| m.hidden(l)) {
                 apply_mask(&mut z, mask);
             }
@@ -386,7 +395,7 @@ impl<'a, F: Real> Network<'a, F> {
     /// The output activations `(batch, out)`.
     fn forward(&self, x: ArrayView2<'_, F>) -> Array2<F> {
         let mut a = self.logits(x, None, None);
-        activate_in_place(&mut a, self.output().activation, self.leaky_slope);
+        activate_in_place(a.view_mut(), self.output().activation, self.leaky_slope);
         a
     }
 
@@ -400,7 +409,7 @@ impl<'a, F: Real> Network<'a, F> {
         relu_signs: Option<&mut Vec<bool>>,
     ) -> F {
         let mut z = self.logits(x, masks, relu_signs);
-        activate_output_with_loss(self.output().activation, self.loss, &mut z, y)
+        activate_output_with_loss(self.output().activation, self.loss, z.view_mut(), y)
     }
 
     /// The mean loss and every layer's `(dW, db)`, with dropout `masks` if given; records every
@@ -427,7 +436,7 @@ impl<'a, F: Real> Network<'a, F> {
                 trace.preactivations.push(z.clone());
             }
             let kept_z = layer.activation.keeps_preactivation().then(|| z.clone());
-            activate_in_place(&mut z, layer.activation, self.leaky_slope);
+            activate_in_place(z.view_mut(), layer.activation, self.leaky_slope);
             let mask = masks.and_then(|m| m.hidden(l));
             derivative_sources.push(kept_z.or_else(|| mask.map(|_| z.clone())));
             if let Some(mask) = mask {
@@ -443,12 +452,12 @@ impl<'a, F: Real> Network<'a, F> {
         if let Some(trace) = trace.as_mut() {
             trace.preactivations.push(delta.clone());
         }
-        let value = activate_output_with_loss(output.activation, self.loss, &mut delta, y);
+        let value = activate_output_with_loss(output.activation, self.loss, delta.view_mut(), y);
         if let Some(trace) = trace.as_mut() {
             trace.activations.push(delta.clone());
             trace.loss = value;
         }
-        output_delta_in_place(output.activation, self.loss, &mut delta, y);
+        output_delta_in_place(output.activation, self.loss, delta.view_mut(), y);
 
         // Backward, from the output layer; W_l is read before any update.
         let mut gradients = Vec::with_capacity(self.layers.len());
@@ -512,8 +521,12 @@ impl Mlp {
         let network = Network::of(self)?;
         check_batch(self.inputs(), self.outputs(), x, Some(y))?;
         let mut outputs = network.logits(x, None, None);
-        let loss =
-            activate_output_with_loss(network.output().activation, self.loss, &mut outputs, y);
+        let loss = activate_output_with_loss(
+            network.output().activation,
+            self.loss,
+            outputs.view_mut(),
+            y,
+        );
         Ok((outputs, loss))
     }
 
@@ -629,8 +642,19 @@ impl Mlp {
 /// Cross-entropy's targets with label smoothing ε (`nn.CrossEntropyLoss(label_smoothing=ε)`):
 /// `(1 − ε)·y + ε/K` for `y: (batch, K)`. Training on these is training with smoothing.
 pub fn smooth_labels(y: ArrayView2<'_, f32>, epsilon: f32) -> Array2<f32> {
-    let uniform = epsilon / y.ncols() as f32;
-    y.mapv(|v| (1.0 - epsilon) * v + uniform)
+    let mut smoothed = y.as_standard_layout().into_owned();
+    let targets = smoothed
+        .as_slice_mut()
+        .expect("a new array is in standard layout");
+    smooth_labels_in_place(targets, y.ncols(), epsilon);
+    smoothed
+}
+
+/// [`smooth_labels`] over row-major targets of `classes` columns, in place.
+pub fn smooth_labels_in_place(y: &mut [f32], classes: usize, epsilon: f32) {
+    let uniform = epsilon / classes as f32;
+    y.iter_mut()
+        .for_each(|v| *v = (1.0 - epsilon) * *v + uniform);
 }
 
 /// The mean loss of `mlp` on `x: (batch, in)`, `y: (batch, out)` with all arithmetic in f64 (the

@@ -57,8 +57,10 @@ use crate::train::{
     Trainer,
 };
 
-/// How a run names the CPU reference where it names an adapter.
-pub const CPU_ADAPTER: &str = "cpu (ndarray reference)";
+/// How a run names the fast CPU trainer ([`Device::Cpu`]) where it names an adapter.
+pub const CPU_ADAPTER: &str = crate::fast::NAME;
+/// How a run names the CPU reference ([`Device::CpuReference`]) where it names an adapter.
+pub const CPU_REFERENCE_ADAPTER: &str = crate::reference::NAME;
 
 /// What a run calls during training ([`Run::train`]); each method has a default that does
 /// nothing.
@@ -143,7 +145,7 @@ impl Run {
     pub fn new(spec: TrainSpec) -> Result<Run> {
         let gpu = match &spec.device {
             Device::Gpu(choice) => Some(Gpu::new(choice.clone())?),
-            Device::Cpu => None,
+            Device::Cpu | Device::CpuReference => None,
         };
         Run::build(spec, gpu.as_ref())
     }
@@ -250,7 +252,7 @@ impl Run {
         &self.data
     }
 
-    /// Where it trains: the adapter's description, or [`CPU_ADAPTER`].
+    /// Where it trains: the adapter's description, [`CPU_ADAPTER`] or [`CPU_REFERENCE_ADAPTER`].
     pub fn adapter(&self) -> &str {
         &self.adapter
     }
@@ -607,7 +609,16 @@ impl Engine {
                 ));
             }
             let (train, test) = (data.train.clone(), data.test.clone());
-            let mut trainer = CpuTrainer::shared(&settings.mlp, train, test, config)?;
+            let (mut trainer, adapter) = match spec.device {
+                Device::CpuReference => (
+                    CpuTrainer::shared_reference(&settings.mlp, train, test, config)?,
+                    CPU_REFERENCE_ADAPTER,
+                ),
+                _ => (
+                    CpuTrainer::shared(&settings.mlp, train, test, config)?,
+                    CPU_ADAPTER,
+                ),
+            };
             if let Some(validation) = &data.validation {
                 trainer.set_shared_validation(validation.clone())?;
             }
@@ -615,7 +626,7 @@ impl Engine {
                 trainer.set_augmentation(augmentation)?;
             }
             trainer.set_shuffle(shuffle);
-            return Ok((Engine::Cpu(Box::new(trainer)), CPU_ADAPTER.to_string()));
+            return Ok((Engine::Cpu(Box::new(trainer)), adapter.to_string()));
         };
         let (train, test) = (data.train.clone(), data.test.clone());
         let mut trainer =

@@ -147,13 +147,16 @@ pub enum ScheduleName {
     Cosine,
 }
 
-/// Where a run trains: on an adapter, or on the CPU reference.
+/// Where a run trains: on an adapter, on the fast CPU trainer, or on the CPU reference.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Device {
     /// A GPU adapter, as [`AdapterChoice`] picks it.
     Gpu(AdapterChoice),
-    /// The CPU reference (`ndarray`): no adapter needed.
+    /// The fast CPU trainer ([`crate::fast`]): no adapter needed.
     Cpu,
+    /// The CPU reference (`ndarray`), the executable spec: slower, the same rounding on every
+    /// machine.
+    CpuReference,
 }
 
 impl Default for Device {
@@ -166,11 +169,16 @@ impl Default for Device {
 impl FromStr for Device {
     type Err = Error;
 
-    /// `cpu` (the CPU reference), or what [`AdapterChoice`] parses: `auto`, `software`, a
+    /// `cpu` (the fast CPU trainer), `cpu-reference` (the CPU reference), or what
+    /// [`AdapterChoice`] parses: `auto`, `software`, a
     /// backend (`vulkan`, `metal`, `dx12`, `gl`), `NAME@BACKEND` or part of an adapter's name.
     fn from_str(text: &str) -> Result<Device> {
-        if text.trim().eq_ignore_ascii_case("cpu") {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("cpu") {
             return Ok(Device::Cpu);
+        }
+        if text.eq_ignore_ascii_case("cpu-reference") {
+            return Ok(Device::CpuReference);
         }
         text.parse().map(Device::Gpu)
     }

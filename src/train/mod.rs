@@ -1,5 +1,6 @@
 //! Mini-batch training and evaluation over a [`Dataset`]: on the GPU ([`GpuTrainer`]) with the
-//! whole data set resident there, or on the CPU reference ([`CpuTrainer`]) for comparison.
+//! whole data set resident there, or on the CPU ([`CpuTrainer`]: the fast engine, or the ndarray
+//! reference for comparison).
 //!
 //! Both follow the same schedule: each epoch visits the training set in an order shuffled by a
 //! seeded [`Rng`], in batches of `batch_size` (the last one smaller), and evaluation reports the

@@ -6,13 +6,15 @@ use clap::Args;
 use serde_json::json;
 
 use wgpu_mlp::augment::Augmentation;
-use wgpu_mlp::bench::{GpuBenchOptions, HiddenChoice, Workload, bench_cpu, bench_gpu};
+use wgpu_mlp::bench::{
+    CpuBenchOptions, GpuBenchOptions, HiddenChoice, Workload, bench_cpu, bench_gpu,
+};
 use wgpu_mlp::gpu::kernels::MatmulStrategy;
 use wgpu_mlp::train::DataPlacement;
 use wgpu_mlp::{Activation, Fusion};
 
-use crate::common::hidden_activation;
-use crate::common::out;
+use crate::common::{hidden_activation, out, parse_sizes};
+use crate::train::Sizes;
 use wgpu_mlp::run::profile_json;
 
 #[derive(Args, Debug)]
@@ -24,9 +26,18 @@ pub struct BenchArgs {
     /// adapter's name.
     #[arg(long, default_value = "auto")]
     adapter: String,
-    /// Benchmark the CPU reference instead of the GPU.
+    /// Benchmark the CPU instead of the GPU.
     #[arg(long)]
     cpu: bool,
+    /// Benchmark the CPU's ndarray reference instead of the GPU.
+    #[arg(long, conflicts_with = "cpu")]
+    cpu_reference: bool,
+    /// With --cpu: samples per step instead of the workload's.
+    #[arg(long, value_name = "N")]
+    batch: Option<usize>,
+    /// With --cpu: hidden layer sizes instead of the workload's (784 inputs and 10 outputs stay).
+    #[arg(long, value_name = "SIZES", value_parser = |text: &str| parse_sizes(text).map(Sizes))]
+    hidden_sizes: Option<Sizes>,
     /// Samples in the timed region (after the first step and a warm-up).
     #[arg(long, default_value_t = 12_800)]
     samples: usize,
@@ -110,7 +121,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         Fusion::Fused
     };
-    let (report, profile) = if args.cpu {
+    let on_cpu = args.cpu || args.cpu_reference;
+    if !on_cpu && (args.batch.is_some() || args.hidden_sizes.is_some()) {
+        bail!("--batch and --hidden-sizes change the CPU benchmark; use them with --cpu");
+    }
+    let (report, profile) = if on_cpu {
         if args.profile.is_some()
             || args.unfused
             || args.matmul.0.is_some()
@@ -123,7 +138,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
                  the GPU kernels; they cannot be used with --cpu"
             );
         }
-        (bench_cpu(args.workload, args.samples, hidden)?, None)
+        let options = CpuBenchOptions {
+            reference: args.cpu_reference,
+            batch_size: args.batch,
+            hidden_sizes: args.hidden_sizes.clone().map(|s| s.0),
+            hidden,
+        };
+        (bench_cpu(args.workload, args.samples, &options)?, None)
     } else {
         let options = GpuBenchOptions {
             adapter: args.adapter.parse()?,
@@ -143,7 +164,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let line = json!({
             "workload": report.workload, "adapter": report.adapter, "samples_per_s": report.samples_per_s,
             "gflops": report.gflops, "first_step_s": report.first_step_s, "samples": report.samples, "seconds": report.seconds,
-            "kernels": if args.cpu { "cpu" } else if args.unfused { "unfused" } else { "fused" },
+            "kernels": if on_cpu { "cpu" } else if args.unfused { "unfused" } else { "fused" },
             "matmul": report.matmul.map(|m| format!("{m:?}")),
             "augment": args.augment.map(|a| a.kinds()),
             "hidden": args.hidden.map(Activation::name),

@@ -185,7 +185,7 @@ pub fn parse_sizes(text: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
-/// How the CLI names the CPU reference where it names an adapter.
+/// How the CLI names the fast CPU engine where it names an adapter.
 pub const CPU_ADAPTER: &str = wgpu_mlp::run::CPU_ADAPTER;
 
 /// Prints `confusion[[truth, predicted]]` as a table with a header row of predicted classes.

@@ -31,7 +31,7 @@ pub struct EvalArgs {
     /// adapter's name.
     #[arg(long, default_value = "auto")]
     adapter: String,
-    /// Evaluate with the CPU reference instead of the GPU.
+    /// Evaluate on the CPU instead of the GPU.
     #[arg(long)]
     cpu: bool,
     /// Print the result as one JSON line (and nothing else on stdout).

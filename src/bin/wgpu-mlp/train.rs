@@ -131,9 +131,13 @@ pub struct TrainArgs {
     /// adapter's name.
     #[arg(long, default_value = "auto")]
     pub adapter: String,
-    /// Train with the CPU reference instead of the GPU.
+    /// Train on the CPU instead of the GPU.
     #[arg(long)]
     pub cpu: bool,
+    /// Train on the CPU with the ndarray reference (the executable spec, slower) instead of the
+    /// GPU.
+    #[arg(long, conflicts_with = "cpu")]
+    pub cpu_reference: bool,
     /// Save the model here (safetensors) after every epoch (with --save-best, after every best
     /// one), and its optimizer state beside it (NAME.optimizer.safetensors) for --resume.
     #[arg(long, value_name = "FILE")]
@@ -189,9 +193,10 @@ fn spec(args: &TrainArgs) -> Result<TrainSpec> {
         tol: None,
         seed: args.seed,
         shuffle: None,
-        device: match args.cpu {
-            true => Device::Cpu,
-            false => Device::Gpu(args.adapter.parse()?),
+        device: match (args.cpu, args.cpu_reference) {
+            (_, true) => Device::CpuReference,
+            (true, false) => Device::Cpu,
+            (false, false) => Device::Gpu(args.adapter.parse()?),
         },
         placement: Default::default(),
         profile: args.profile,
@@ -200,7 +205,7 @@ fn spec(args: &TrainArgs) -> Result<TrainSpec> {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    if args.cpu && args.profile.is_some() {
+    if (args.cpu || args.cpu_reference) && args.profile.is_some() {
         bail!("--profile times GPU kernels with timestamp queries; it cannot be used with --cpu");
     }
     check_outputs(&args)?;
