@@ -34,7 +34,7 @@ mod pipelines;
 pub use adapter::available_adapters;
 pub use adapter::{AdapterChoice, describe_adapter, ways_to_choose};
 pub use options::{FeatureMask, GpuOptions, LimitsPreset};
-pub(crate) use pipelines::{Access, PipelineSpec};
+pub(crate) use pipelines::{Access, PipelineSpec, bound_count};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -2,6 +2,7 @@
 //! within the limits and features the device was opened with, chosen once when it is opened.
 
 use crate::error::{Error, Result};
+use crate::gpu::context::{Access, bound_count};
 use crate::gpu::kernels::matmul::{MatmulShape, MatmulTile};
 
 /// How matrix products are computed on this adapter.
@@ -192,6 +193,12 @@ impl KernelConfig {
                 why,
             }),
         }
+    }
+
+    /// Whether the device's layouts hold the storage buffers of `storage` (the wider form of a
+    /// kernel that has a narrower one for devices that allow fewer).
+    pub(crate) fn binds(&self, storage: &[Access]) -> bool {
+        bound_count(storage) <= self.limits.max_storage_buffers_per_shader_stage
     }
 
     /// Whether the device can run `strategy`'s matmul with at least one tile: the shuffled
