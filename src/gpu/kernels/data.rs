@@ -14,7 +14,7 @@ use crate::gpu::kernels::{Dispatch, Shader};
 use Access::{Read, ReadWrite, Unused};
 
 /// Bindings after the uniform: features, targets, order, counters, x, y.
-const STORAGE: &[Access] = &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
+pub(crate) const STORAGE: &[Access] = &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
 
 /// `gather_features`' (features, order, counters, x) and `gather_targets`' (targets, order,
 /// counters, y): `gather` in two passes, for a device that binds four storage buffers.

@@ -15,7 +15,7 @@ use crate::model::{Activation, Loss};
 use Access::{Read, ReadWrite, Unused};
 
 /// Bindings after the uniform: z, y, a, delta, row_loss.
-const STORAGE: &[Access] = &[Read, Read, ReadWrite, ReadWrite, ReadWrite];
+pub(crate) const STORAGE: &[Access] = &[Read, Read, ReadWrite, ReadWrite, ReadWrite];
 
 /// `output_forward`'s: z, a.
 const FORWARD_STORAGE: &[Access] = &[Read, Unused, ReadWrite, Unused, Unused];

@@ -18,7 +18,7 @@ use crate::optim::{Optimizer, OptimizerConfig};
 use Access::{Read, ReadWrite, Unused};
 
 /// Bindings after the uniform: weight, dweight, bias, dbias, moments, counters.
-const STORAGE: &[Access] = &[ReadWrite, Read, ReadWrite, Read, ReadWrite, ReadWrite];
+pub(crate) const STORAGE: &[Access] = &[ReadWrite, Read, ReadWrite, Read, ReadWrite, ReadWrite];
 
 /// `update_tensor`'s: one tensor (at weight and dweight), moments, counters.
 const TENSOR_STORAGE: &[Access] = &[ReadWrite, Read, Unused, Unused, ReadWrite, ReadWrite];
