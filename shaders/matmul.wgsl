@@ -66,8 +66,9 @@ struct MatmulParams {
     transpose_a: u32,
     transpose_b: u32,
     // Split over k (matmul_tiled only; MatmulSplit on the host): workgroup z sums depths
-    // [z · k_chunk, (z + 1) · k_chunk) into part z of `partials`, and matmul_sum_parts adds the
-    // k_parts parts and applies the epilogue. Not split: k_chunk = k, k_parts = 1, split = 0.
+    // [z · k_chunk, (z + 1) · k_chunk) into part z of the parts (bound at `c`), and
+    // matmul_sum_parts adds the k_parts parts and applies the epilogue. Not split: k_chunk = k,
+    // k_parts = 1, split = 0.
     k_chunk: u32,
     k_parts: u32,
     split: u32,

@@ -17,7 +17,7 @@
 //! clip       (with a clip norm) Σ g² per layer, then the scale   optim, no read-back
 //! dropout    (training, where asked for) x and a_l ⊙ mask after the forward epilogue, δ_{l−1} ⊙
 //!            mask after the backward one, g′ from a copy of a_l kept before the mask   dropout
-//! update     W_l, b_l ← W_l − lr·dW_l, b_l − lr·db_l  optim, one dispatch per layer
+//! update     W_l, b_l ← W_l − lr·dW_l, b_l − lr·db_l  optim, a dispatch per layer or per tensor
 //! ```
 //! Updates are recorded after the whole backward pass, so every δ sees the old weights.
 //!

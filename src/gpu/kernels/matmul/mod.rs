@@ -54,7 +54,7 @@ struct MatmulParams {
     transpose_b: u32,
     k_chunk: u32,
     k_parts: u32,
-    /// 1 when the parts go to `partials` for `matmul_sum_parts` to add.
+    /// 1 when the parts go where C would (bound at `c`) for `matmul_sum_parts` to add.
     split: u32,
     /// Leaky ReLU's negative slope, for an epilogue with that activation.
     leaky_slope: f32,
