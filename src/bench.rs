@@ -22,7 +22,7 @@ use crate::gpu::kernels::MatmulStrategy;
 use crate::gpu::network::Fusion;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::gpu::profile::Profile;
-use crate::model::{Activation, Loss, Mlp};
+use crate::model::{Activation, DEFAULT_LEAKY_SLOPE, Init, Loss, Mlp};
 use crate::optim::OptimizerConfig;
 use crate::rng::Rng;
 use crate::train::{CpuTrainer, DataPlacement, GpuTrainer, TrainConfig, Trainer};
@@ -46,6 +46,24 @@ impl Workload {
             Workload::W1 => "W1",
             Workload::W2 => "W2",
         }
+    }
+
+    /// The network, seeded, with `hidden`'s activation if it chooses one.
+    pub fn mlp_with(self, hidden: HiddenChoice) -> Result<Mlp> {
+        let workload = self.mlp()?;
+        let Some(activation) = hidden.activation else {
+            return Ok(workload);
+        };
+        let last = workload.layers.len() - 1;
+        Mlp::with_init_and_leaky_slope(
+            &workload.sizes(),
+            activation,
+            workload.layers[last].activation,
+            workload.loss,
+            Init::Auto,
+            hidden.leaky_slope.unwrap_or(DEFAULT_LEAKY_SLOPE),
+            1,
+        )
     }
 
     /// The network, seeded.
@@ -92,6 +110,16 @@ pub fn flops_per_sample(mlp: &Mlp) -> f64 {
         .enumerate()
         .map(|(l, layer)| 2.0 * layer.weight.len() as f64 * if l == 0 { 2.0 } else { 3.0 })
         .sum()
+}
+
+/// The hidden layers' activation a benchmark trains with, to measure what one costs against
+/// another.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HiddenChoice {
+    /// `None`: the workload's (sigmoid for W1, ReLU for W2).
+    pub activation: Option<Activation>,
+    /// Leaky ReLU's negative slope; `None`: [`DEFAULT_LEAKY_SLOPE`].
+    pub leaky_slope: Option<f32>,
 }
 
 /// What a benchmark measured.
@@ -176,6 +204,8 @@ pub struct GpuBenchOptions {
     pub clip_norm: Option<f32>,
     /// Dropout on every hidden layer at this probability (0: none), to measure what it costs.
     pub dropout: f32,
+    /// The hidden activation, to measure what it costs.
+    pub hidden: HiddenChoice,
 }
 
 /// Trains `workload` on the GPU `options` select: the first step from nothing, a warm-up, then at
@@ -196,7 +226,7 @@ pub fn bench_gpu(
             config.matmul = matmul;
         }
     })?;
-    let mlp = workload.mlp()?;
+    let mlp = workload.mlp_with(options.hidden)?;
     let (data, mut config) = (Arc::new(data), workload.config());
     config.regularization.clip_norm = options.clip_norm;
     let hidden_layers = mlp.layers.len() - 1;
@@ -267,13 +297,13 @@ pub async fn bench_gpu_async(gpu: &Gpu, workload: Workload, samples: usize) -> R
     })
 }
 
-/// The same on the CPU reference.
-pub fn bench_cpu(workload: Workload, samples: usize) -> Result<BenchReport> {
+/// The same on the CPU reference, with `hidden`'s activation.
+pub fn bench_cpu(workload: Workload, samples: usize, hidden: HiddenChoice) -> Result<BenchReport> {
     let steps = steps_for(workload, samples)?;
     let batch = workload.config().batch_size;
     let start = Instant::now();
     let first = random_dataset(batch);
-    let mlp = workload.mlp()?;
+    let mlp = workload.mlp_with(hidden)?;
     CpuTrainer::new(&mlp, &first, None, workload.config())?.train_epoch(&mut |_| {})?;
     let first_step_s = start.elapsed().as_secs_f64();
     let data = random_dataset(steps * batch);

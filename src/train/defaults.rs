@@ -9,7 +9,7 @@
 
 use crate::data::files::Task;
 use crate::error::Result;
-use crate::model::{Activation, Init, Loss, Mlp};
+use crate::model::{Activation, DEFAULT_LEAKY_SLOPE, Init, Loss, Mlp};
 use crate::optim::{Optimizer, OptimizerConfig};
 
 use super::{Regularization, TrainConfig};
@@ -36,6 +36,8 @@ pub struct Defaults {
     pub loss: Loss,
     /// How the initial weights are drawn ([`Init::Auto`]: He for ReLU layers, Xavier otherwise).
     pub init: Init,
+    /// Leaky ReLU's negative slope, for a `hidden` leaky ReLU ([`DEFAULT_LEAKY_SLOPE`]).
+    pub leaky_slope: f32,
     /// The update rule, learning rate and weight decay.
     pub optimizer: OptimizerConfig,
     /// Samples per step.
@@ -68,6 +70,7 @@ impl Defaults {
             output,
             loss,
             init: Init::Auto,
+            leaky_slope: DEFAULT_LEAKY_SLOPE,
             optimizer: OptimizerConfig {
                 optimizer: Optimizer::ADAM,
                 learning_rate: 1e-3,
@@ -93,6 +96,7 @@ impl Defaults {
             output,
             loss: Loss::Mse,
             init: Init::Auto,
+            leaky_slope: DEFAULT_LEAKY_SLOPE,
             optimizer: OptimizerConfig {
                 optimizer: Optimizer::Sgd,
                 learning_rate: 0.5,
@@ -134,9 +138,18 @@ impl Defaults {
         self.epochs.max(for_steps)
     }
 
-    /// A new seeded model of layer sizes `sizes` with these activations, loss and initialisation.
+    /// A new seeded model of layer sizes `sizes` with these activations, loss, initialisation
+    /// and leaky slope.
     pub fn mlp(&self, sizes: &[usize], seed: u64) -> Result<Mlp> {
-        Mlp::with_init(sizes, self.hidden, self.output, self.loss, self.init, seed)
+        Mlp::with_init_and_leaky_slope(
+            sizes,
+            self.hidden,
+            self.output,
+            self.loss,
+            self.init,
+            self.leaky_slope,
+            seed,
+        )
     }
 
     /// The training configuration of these defaults with `seed`.

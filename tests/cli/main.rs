@@ -1,6 +1,7 @@
 //! The `wgpu-mlp` binary end to end: training on the synthetic set and on real MNIST, model
 //! files that evaluate to the same accuracy, downloads from a local server, and bad input.
 
+mod activations;
 mod augment;
 #[path = "../common/mod.rs"]
 mod common;

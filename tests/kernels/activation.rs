@@ -174,3 +174,28 @@ fn leaky_relu_reads_the_slope_it_is_bound_with_and_keeps_it_when_reshaped() {
         assert_close(&what, &got, want, ELEMENTWISE_ATOL, ELEMENTWISE_RTOL);
     }
 }
+
+#[test]
+fn gelu_on_the_gpu_is_within_1e_6_of_the_exact_erf_form() {
+    // WGSL has no erf: the shader's approximation must keep GELU and GELU′ within 1e-6 of
+    // z·Φ(z) and Φ(z) + z·φ(z) with libm's erf, over a dense grid through the region where
+    // erf bends.
+    let z = Array2::from_shape_fn((1, 4001), |(_, i)| (i as f32 - 2000.0) * 0.004);
+    let ones = Array2::from_elem(z.dim(), 1.0f32);
+    let forward = run_activation(ActivationKernel::Forward(Activation::Gelu), &z, &z);
+    let backward = run_activation(ActivationKernel::Backward(Activation::Gelu), &z, &ones);
+    for (i, &v) in z.iter().enumerate() {
+        let exact = activate(Activation::Gelu, v);
+        let slope = derivative_from_kept(Activation::Gelu, v);
+        assert!(
+            (forward[i] - exact).abs() <= 1e-6,
+            "GELU({v}) = {} vs {exact}",
+            forward[i]
+        );
+        assert!(
+            (backward[i] - slope).abs() <= 1e-6,
+            "GELU′({v}) = {} vs {slope}",
+            backward[i]
+        );
+    }
+}

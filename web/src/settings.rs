@@ -15,10 +15,11 @@ use wgpu_mlp::{Activation, Error, Init, Loss, Mlp};
 const DEFAULT_LAYERS: [usize; 3] = [784, 128, 10];
 
 /// The keys a settings object may have.
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
     "tutorial",
     "layers",
     "hidden",
+    "leaky_slope",
     "output",
     "loss",
     "init",
@@ -77,8 +78,20 @@ impl Settings {
             init: fields
                 .named("init", init_from_name)?
                 .unwrap_or(defaults.init),
+            leaky_slope: fields
+                .number("leaky_slope")?
+                .unwrap_or(defaults.leaky_slope),
             ..defaults
         };
+        if fields.0.contains_key("leaky_slope") && model.hidden != Activation::LeakyRelu {
+            return Err(invalid(
+                "leaky_slope",
+                format!(
+                    "is the slope of \"hidden\": \"leaky-relu\", but the hidden layers are {}",
+                    model.hidden.name()
+                ),
+            ));
+        }
         let mlp = model.mlp(&layers, seed)?;
         mlp.validate()?;
         fields.rest(mlp, seed, train_len, &defaults)
@@ -101,7 +114,7 @@ impl Settings {
         let given = Fields::of(object)?;
         check_architecture(&mlp, &given)?;
         merged.extend(given.0.clone());
-        for key in ["layers", "hidden", "output", "loss", "init"] {
+        for key in ["layers", "hidden", "leaky_slope", "output", "loss", "init"] {
             merged.remove(key);
         }
         let fields = Fields(merged);
@@ -133,6 +146,7 @@ impl Settings {
         serde_json::json!({
             "layers": self.mlp.sizes(),
             "hidden": self.mlp.layers[..last].first().map(|l| l.activation.name()),
+            "leaky_slope": shortest(self.mlp.leaky_slope),
             "output": self.mlp.layers[last].activation.name(),
             "loss": self.mlp.loss.name(),
             "optimizer": self.optimizer.optimizer.name(),
@@ -232,6 +246,14 @@ fn check_architecture(mlp: &Mlp, given: &Fields) -> Result<(), Error> {
         {
             return contradiction(format!("{key} {asked} contradicts the model's {actual}"));
         }
+    }
+    if let Some(asked) = given.number("leaky_slope")?
+        && asked != mlp.leaky_slope
+    {
+        return contradiction(format!(
+            "leaky_slope {asked} contradicts the model's {}",
+            mlp.leaky_slope
+        ));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 // scripts/build-web.sh) does the work on the GPU; this file reads the form and the query
 // parameters, fetches data, draws curves and bars, and keeps the automation contract:
 //
-//   ?dataset=synthetic|mnist|fashion-mnist &layers=784,128,10 &hidden= &output= &loss=
+//   ?dataset=synthetic|mnist|fashion-mnist &layers=784,128,10 &hidden= &leaky_slope= &output= &loss=
 //   &optimizer= &lr= &batch= &epochs= &seed= (&train= &test= for the synthetic set) &autostart=1
 //   ?gradcheck=1   ?checks=1   ?bench=W1|W2 (&steps=N)
 //
@@ -138,7 +138,7 @@ function showAdapter(info) {
 // ---------------------------------------------------------------------------------------------
 // Settings: the query parameters fill the form, the form makes the settings
 
-const FIELDS = ['dataset', 'train', 'test', 'layers', 'hidden', 'output', 'loss', 'optimizer', 'lr', 'batch', 'epochs', 'seed'];
+const FIELDS = ['dataset', 'train', 'test', 'layers', 'hidden', 'leaky_slope', 'output', 'loss', 'optimizer', 'lr', 'batch', 'epochs', 'seed'];
 
 function paramsIntoForm() {
   const form = $('settings');
@@ -164,12 +164,20 @@ const TUTORIAL = { hidden: 'sigmoid', output: '', loss: 'mse', optimizer: 'sgd',
 function fillForm(values) {
   const form = $('settings');
   for (const [name, value] of Object.entries(values)) form.elements[name].value = value;
+  showActivationFields();
 }
 
 function showDatasetFields() {
   const dataset = $('dataset').value;
   document.querySelectorAll('.synthetic-only').forEach((el) => { el.hidden = dataset !== 'synthetic'; });
   document.querySelectorAll('.files-only').forEach((el) => { el.hidden = dataset !== 'files'; });
+  showActivationFields();
+}
+
+// The slope field only where the hidden layers are leaky ReLU.
+function showActivationFields() {
+  const leaky = $('settings').elements.hidden.value === 'leaky-relu';
+  document.querySelectorAll('.leaky-only').forEach((el) => { el.hidden = !leaky; });
 }
 
 function integer(name, value) {
@@ -196,6 +204,11 @@ function readSettings() {
     augment: f.augment.checked ? 'affine,elastic' : null,
   };
   if (f.output.value) settings.output = f.output.value;
+  if (f.hidden.value === 'leaky-relu') {
+    const slope = Number(f.leaky_slope.value);
+    if (f.leaky_slope.value.trim() === '' || !Number.isFinite(slope)) throw new Error(`leaky_slope: ${JSON.stringify(f.leaky_slope.value)} is not a number`);
+    settings.leaky_slope = slope;
+  }
   return settings;
 }
 
@@ -647,6 +660,7 @@ function wire() {
   $('settings').addEventListener('submit', (event) => { event.preventDefault(); train(); });
   $('tutorial-button').addEventListener('click', () => fillForm(TUTORIAL));
   $('dataset').addEventListener('change', showDatasetFields);
+  $('settings').elements.hidden.addEventListener('change', showActivationFields);
   $('stop-button').addEventListener('click', () => { stopAsked = true; $('stop-button').disabled = true; });
   $('save').addEventListener('click', save);
   $('load').addEventListener('change', (event) => {

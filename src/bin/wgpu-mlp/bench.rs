@@ -5,14 +5,14 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::json;
 
-use wgpu_mlp::Fusion;
 use wgpu_mlp::augment::Augmentation;
-use wgpu_mlp::bench::{GpuBenchOptions, Workload, bench_cpu, bench_gpu};
+use wgpu_mlp::bench::{GpuBenchOptions, HiddenChoice, Workload, bench_cpu, bench_gpu};
 use wgpu_mlp::gpu::kernels::MatmulStrategy;
 use wgpu_mlp::train::DataPlacement;
+use wgpu_mlp::{Activation, Fusion};
 
 use crate::common::out;
-use crate::common::profile_json;
+use crate::common::{hidden_activation, profile_json};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -61,6 +61,13 @@ pub struct BenchArgs {
     /// what it costs.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     dropout: f32,
+    /// The hidden layers' activation, to measure what it costs [default: the workload's,
+    /// sigmoid for W1 and ReLU for W2].
+    #[arg(long, value_parser = hidden_activation())]
+    hidden: Option<Activation>,
+    /// With --hidden leaky-relu: its negative slope, as `train --leaky-slope` [default: 0.01].
+    #[arg(long, value_name = "SLOPE", allow_negative_numbers = true)]
+    leaky_slope: Option<f32>,
     /// Print the result as one JSON line.
     #[arg(long)]
     json: bool,
@@ -90,6 +97,13 @@ fn parse_matmul(name: &str) -> Result<MatmulChoice, String> {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.leaky_slope.is_some() && args.hidden != Some(Activation::LeakyRelu) {
+        bail!("--leaky-slope is the slope of --hidden leaky-relu; add --hidden leaky-relu");
+    }
+    let hidden = HiddenChoice {
+        activation: args.hidden,
+        leaky_slope: args.leaky_slope,
+    };
     let fusion = if args.unfused {
         Fusion::Unfused
     } else {
@@ -108,7 +122,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                  the GPU kernels; they cannot be used with --cpu"
             );
         }
-        (bench_cpu(args.workload, args.samples)?, None)
+        (bench_cpu(args.workload, args.samples, hidden)?, None)
     } else {
         let options = GpuBenchOptions {
             adapter: args.adapter.parse()?,
@@ -120,6 +134,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             augmentation: args.augment,
             clip_norm: args.clip_norm,
             dropout: args.dropout,
+            hidden,
         };
         bench_gpu(args.workload, args.samples, &options)?
     };
@@ -130,13 +145,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "kernels": if args.cpu { "cpu" } else if args.unfused { "unfused" } else { "fused" },
             "matmul": report.matmul.map(|m| format!("{m:?}")),
             "augment": args.augment.map(|a| a.kinds()),
+            "hidden": args.hidden.map(Activation::name),
             "profile": profile.as_ref().map(profile_json),
         });
         out!("{line}")?;
         return Ok(());
     }
     out!(
-        "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s{}{}{}",
+        "{} on {}: {:.0} samples/s, {:.2} GFLOP/s over {} samples in {:.2} s; first step {:.2} s{}{}{}{}",
         report.workload,
         report.adapter,
         report.samples_per_s,
@@ -155,6 +171,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .unwrap_or_default(),
         args.augment
             .map(|a| format!(" (--augment {})", a.kinds()))
+            .unwrap_or_default(),
+        args.hidden
+            .map(|a| format!(" (--hidden {})", a.name()))
             .unwrap_or_default()
     )?;
     if let Some(profile) = &profile {

@@ -25,11 +25,29 @@ use wgpu_mlp::{Activation, AdapterChoice, Gpu, Loss, Mlp, Optimizer};
 pub const DEFAULT_SEED: u64 = wgpu_mlp::train::DEFAULT_SEED;
 
 /// The activations a hidden layer may have: softmax only ends a network.
-const HIDDEN_ACTIVATIONS: [&str; 4] = ["identity", "sigmoid", "relu", "tanh"];
+const HIDDEN_ACTIVATIONS: [&str; 7] = [
+    "identity",
+    "sigmoid",
+    "relu",
+    "tanh",
+    "gelu",
+    "silu",
+    "leaky-relu",
+];
 
 /// `--hidden`: one of [`HIDDEN_ACTIVATIONS`], listed as such in `--help`.
 pub fn hidden_activation() -> impl TypedValueParser<Value = Activation> {
     PossibleValuesParser::new(HIDDEN_ACTIVATIONS).try_map(|name| Activation::from_name(&name))
+}
+
+/// `--output`: an activation that may end a network (gelu, silu and leaky-relu are for hidden
+/// layers: [`Activation::is_hidden_only`]), listed as such in `--help`.
+pub fn output_activation_option() -> impl TypedValueParser<Value = Activation> {
+    let names = Activation::ALL
+        .into_iter()
+        .filter(|a| !a.is_hidden_only())
+        .map(Activation::name);
+    PossibleValuesParser::new(names).try_map(|name| Activation::from_name(&name))
 }
 
 /// A saved model, and what it is when the file does not say (a PyTorch `state_dict`).
@@ -47,7 +65,7 @@ pub struct ModelArgs {
         long = "output-activation",
         id = "output_activation",
         value_name = "ACTIVATION",
-        value_enum
+        value_parser = output_activation_option()
     )]
     pub output: Option<Activation>,
     /// For such a file: the loss.

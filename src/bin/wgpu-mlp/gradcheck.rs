@@ -9,7 +9,7 @@ use wgpu_mlp::gradcheck::{self, Element, Tensor, Tolerance};
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::reference;
 use wgpu_mlp::rng::Rng;
-use wgpu_mlp::{Activation, GpuMlp, Loss, Mlp, Regularization};
+use wgpu_mlp::{Activation, DEFAULT_LEAKY_SLOPE, GpuMlp, Init, Loss, Mlp, Regularization};
 
 use crate::common::out;
 use crate::common::{hidden_activation, open_gpu, output_activation, parse_sizes};
@@ -23,6 +23,9 @@ pub struct GradcheckArgs {
     /// Activation of the hidden layers.
     #[arg(long, value_parser = hidden_activation(), default_value = "sigmoid")]
     hidden: Activation,
+    /// Negative slope of --hidden leaky-relu, as `train --leaky-slope`.
+    #[arg(long, value_name = "SLOPE", allow_negative_numbers = true)]
+    leaky_slope: Option<f32>,
     /// Loss (the output layer follows it: softmax for cross-entropy, sigmoid otherwise).
     #[arg(long, value_enum, default_value = "mse")]
     loss: Loss,
@@ -65,7 +68,18 @@ fn random_batch(mlp: &Mlp, rows: usize, seed: u64) -> (Array2<f32>, Array2<f32>)
 pub fn run(args: GradcheckArgs) -> Result<()> {
     let loss = args.loss;
     let output = output_activation(None, Some(loss));
-    let mlp = Mlp::new(&args.layers.0, args.hidden, output, loss, args.seed)?;
+    if args.leaky_slope.is_some() && args.hidden != Activation::LeakyRelu {
+        bail!("--leaky-slope is the slope of --hidden leaky-relu; add --hidden leaky-relu");
+    }
+    let mlp = Mlp::with_init_and_leaky_slope(
+        &args.layers.0,
+        args.hidden,
+        output,
+        loss,
+        Init::Auto,
+        args.leaky_slope.unwrap_or(DEFAULT_LEAKY_SLOPE),
+        args.seed,
+    )?;
     mlp.validate()?;
     if args.batch == 0 {
         bail!("--batch 0: the check needs at least one row");

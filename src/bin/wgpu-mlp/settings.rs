@@ -12,7 +12,7 @@ use wgpu_mlp::data::files::Task;
 use wgpu_mlp::dropout::{Dropout, parse_rates};
 use wgpu_mlp::optim::OptimizerConfig;
 use wgpu_mlp::train::{DEFAULT_HIDDEN_SIZES, Defaults, LrSchedule, Regularization, ScheduleKind};
-use wgpu_mlp::{Loss, Mlp};
+use wgpu_mlp::{Activation, Loss, Mlp};
 
 use crate::common::{DEFAULT_SEED, Recorded};
 use crate::train::{ScheduleName, TrainArgs};
@@ -144,8 +144,15 @@ fn new_model(args: &TrainArgs, shape: DataShape) -> Result<Settings> {
         output: defaults.output_for(args.output, loss),
         loss,
         init: args.init.unwrap_or(defaults.init),
+        leaky_slope: args.leaky_slope.unwrap_or(defaults.leaky_slope),
         ..defaults
     };
+    if args.leaky_slope.is_some() && model.hidden != Activation::LeakyRelu {
+        bail!(
+            "--leaky-slope is the slope of --hidden leaky-relu, but the hidden layers are {}",
+            model.hidden.name()
+        );
+    }
     let optimizer = args.optimizer.unwrap_or(defaults.optimizer.optimizer);
     let batch = args.batch.unwrap_or(defaults.batch_size);
     let hidden_layers = layers.len() - 2;
@@ -333,8 +340,8 @@ fn resumed_dropout(args: &TrainArgs, saved: &Recorded, mlp: &Mlp, path: &Path) -
     Ok(dropout)
 }
 
-/// Refuses `--layers`, `--hidden`, `--output` or `--loss` that describe another model than the
-/// one being resumed.
+/// Refuses `--layers`, `--hidden`, `--output`, `--loss` or `--leaky-slope` that describe another
+/// model than the one being resumed.
 fn check_architecture(args: &TrainArgs, mlp: &Mlp, path: &Path) -> Result<()> {
     let file = path.display();
     if args.hidden_sizes.is_some() {
@@ -378,6 +385,17 @@ fn check_architecture(args: &TrainArgs, mlp: &Mlp, path: &Path) -> Result<()> {
             asked.name(),
             mlp.loss.name()
         );
+    }
+    if let Some(asked) = args.leaky_slope {
+        if hidden != Some(Activation::LeakyRelu) {
+            bail!("--leaky-slope is the slope of leaky-relu hidden layers, which {file} has not");
+        }
+        if asked != mlp.leaky_slope {
+            bail!(
+                "--leaky-slope {asked} contradicts {file}, whose leaky ReLU slope is {}",
+                mlp.leaky_slope
+            );
+        }
     }
     Ok(())
 }

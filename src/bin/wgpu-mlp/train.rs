@@ -26,8 +26,8 @@ use wgpu_mlp::{Activation, Init, Loss, Mlp};
 use crate::augment::{self, AugmentArgs, Deformations};
 use crate::common::{
     CPU_ADAPTER, Console, DEFAULT_SEED, Recorded, hidden_activation, interrupt_flag,
-    is_interruption, open_gpu, parse_sizes, print_confusion, profile_json, progress_bar,
-    stated_architecture,
+    is_interruption, open_gpu, output_activation_option, parse_sizes, print_confusion,
+    profile_json, progress_bar, stated_architecture,
 };
 use crate::dataset::{DataArgs, RecordedData, RunData};
 use crate::scores::{scores_json, scores_text};
@@ -65,18 +65,24 @@ pub struct TrainArgs {
     /// Hidden layer sizes; the input and output widths come from the data [default: 128].
     #[arg(long, value_name = "SIZES", value_parser = |text: &str| parse_sizes(text).map(Sizes))]
     pub hidden_sizes: Option<Sizes>,
-    /// Activation of the hidden layers [default: relu; sigmoid with --tutorial].
+    /// Activation of the hidden layers (gelu: exact, erf-based, as torch.nn.GELU(); silu:
+    /// z·σ(z); leaky-relu: see --leaky-slope) [default: relu; sigmoid with --tutorial].
     #[arg(long, value_parser = hidden_activation())]
     pub hidden: Option<Activation>,
+    /// Negative slope of --hidden leaky-relu, in [0, 1), as
+    /// torch.nn.LeakyReLU(negative_slope) [default: 0.01, or the --resume'd model's].
+    #[arg(long, value_name = "SLOPE", allow_negative_numbers = true)]
+    pub leaky_slope: Option<f32>,
     /// Activation of the output layer [default: identity for regression; for classes the one
     /// --loss requires (softmax for cross-entropy), sigmoid for mse].
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = output_activation_option())]
     pub output: Option<Activation>,
     /// Loss [default: cross-entropy for classes (mse with --tutorial or an --output other than
     /// softmax), mse for regression].
     #[arg(long, value_enum)]
     pub loss: Option<Loss>,
-    /// Weight initialisation (auto: He for ReLU layers, Xavier otherwise) [default: auto].
+    /// Weight initialisation (auto: He for the ReLU family, i.e. relu, leaky-relu, gelu and silu
+    /// layers, Xavier otherwise) [default: auto].
     #[arg(long, value_enum)]
     pub init: Option<Init>,
     /// Optimizer (momentum: μ = 0.9; adam: β = 0.9, 0.999, ε = 1e-8; adamw: the same with

@@ -15,6 +15,8 @@
 //!            db_l = Σ_rows δ_l                         reduce (column sums)
 //!            δ_{l−1} = (δ_l · W_l) ⊙ g′(a_{l−1})       matmul NN, ⊙g′ fused
 //! clip       (with a clip norm) Σ g² per layer, then the scale   optim, no read-back
+//! GELU/SiLU  (hidden layers whose g′ needs z) the forward matmul writes z to a buffer of its own
+//!            and an activation kernel gives a_l; backward's ⊙g′ reads that z
 //! dropout    (training, where asked for) x and a_l ⊙ mask after the forward epilogue, δ_{l−1} ⊙
 //!            mask after the backward one, g′ from a copy of a_l kept before the mask   dropout
 //! update     W_l, b_l ← W_l − lr·dW_l, b_l − lr·db_l  optim, a dispatch per layer or per tensor
