@@ -88,6 +88,21 @@ for setting in "vulkan webgpu" "gl adapter" "gl webgpu"; do
     done
 done
 
+# And as the weakest devices the kernels are written for: 4 storage buffers per stage (wgpu's
+# downlevel limits), and WebGPU's compatibility mode (also 128 invocations per workgroup), on
+# lavapipe with subgroups (so the shuffled kernel too) and on GL without; every matmul kernel
+# the device runs, forced in turn.
+for setting in "vulkan downlevel" "vulkan compat" "gl downlevel" "gl compat"; do
+    read -r backend limits <<<"$setting"
+    matmuls=(register tiled)
+    if [ "$backend" = vulkan ]; then matmuls+=(shuffled); fi
+    for matmul in "${matmuls[@]}"; do
+        echo "== tests on $backend under $limits limits, $matmul matmul"
+        WGPU_BACKEND="$backend" WGPU_MLP_LIMITS="$limits" WGPU_MLP_MATMUL="$matmul" \
+            cargo test --release --locked "${limited_targets[@]}"
+    done
+done
+
 # The page (web/) in headless Chromium through WebGPU: installs chromium, the wasm32 target,
 # wasm-bindgen-cli and playwright-core when missing, builds the page and runs tests/browser.
 echo "== the page in headless Chromium"

@@ -58,6 +58,23 @@ fn local_sample(sample: u32) -> u32 {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat_index(gid, groups);
+    gather_features_of(i);
+    gather_targets_of(i);
+}
+
+// gather in two passes of four storage buffers each, for a device that allows no more.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn gather_features(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    gather_features_of(flat_index(gid, groups));
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn gather_targets(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    gather_targets_of(flat_index(gid, groups));
+}
+
+// Elements 4i … 4i+3 of x.
+fn gather_features_of(i: u32) {
     let cursor = counters[1];
     let x_len = params.rows * params.inputs;
     let first = 4u * i;
@@ -79,6 +96,11 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             }
         }
     }
+}
+
+// Element i of y.
+fn gather_targets_of(i: u32) {
+    let cursor = counters[1];
     if i < params.rows * params.outputs {
         let column = i % params.outputs;
         let local = local_sample(order[cursor + i / params.outputs]);

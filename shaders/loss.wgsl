@@ -37,19 +37,25 @@ struct OutputParams {
 @group(0) @binding(4) var<storage, read_write> delta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> row_loss: array<f32>;
 
+// The log-sum-exp of one row of z.
+fn log_sum_exp(base: u32) -> f32 {
+    let cols = params.cols;
+    var row_max = z[base];
+    for (var j = 1u; j < cols; j++) {
+        row_max = max(row_max, z[base + j]);
+    }
+    var total = 0.0;
+    for (var j = 0u; j < cols; j++) {
+        total += exp(z[base + j] - row_max);
+    }
+    return row_max + log(total);
+}
+
 // Writes a = g(z) for one row and returns the row's log-sum-exp (0 unless softmax).
 fn activate_row(base: u32) -> f32 {
     let cols = params.cols;
     if ACTIVATION == ACT_SOFTMAX {
-        var row_max = z[base];
-        for (var j = 1u; j < cols; j++) {
-            row_max = max(row_max, z[base + j]);
-        }
-        var total = 0.0;
-        for (var j = 0u; j < cols; j++) {
-            total += exp(z[base + j] - row_max);
-        }
-        let lse = row_max + log(total);
+        let lse = log_sum_exp(base);
         for (var j = 0u; j < cols; j++) {
             a[base + j] = exp(z[base + j] - lse);
         }
@@ -79,19 +85,11 @@ fn output_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     activate_row(row * params.cols);
 }
 
-// Training: activations, the row's share of the mean loss, and δ.
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn output_loss(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let row = flat_index(gid, groups);
-    if row >= params.rows {
-        return;
-    }
+// The row's share of the mean loss, from z (and its log-sum-exp `lse`) or from a.
+fn loss_of_row(base: u32, lse: f32) -> f32 {
     let cols = params.cols;
-    let base = row * cols;
-    let lse = activate_row(base);
     let rows_f = f32(params.rows);
     let elements_f = rows_f * f32(cols);
-
     var loss = 0.0;
     if LOSS == LOSS_CROSS_ENTROPY {
         var y_sum = 0.0;
@@ -101,27 +99,44 @@ fn output_loss(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
             y_sum += truth;
             yz += truth * z[base + j];
         }
-        loss = (lse * y_sum - yz) / rows_f;
+        return (lse * y_sum - yz) / rows_f;
+    } else if LOSS == LOSS_BINARY_CROSS_ENTROPY {
+        for (var j = 0u; j < cols; j++) {
+            let logit = z[base + j];
+            loss += max(logit, 0.0) - logit * y[base + j] + log(1.0 + exp(-abs(logit)));
+        }
+    } else {
+        for (var j = 0u; j < cols; j++) {
+            let diff = a[base + j] - y[base + j];
+            loss += diff * diff;
+        }
+    }
+    return loss / elements_f;
+}
+
+// δ = ∂L/∂z of one row, from a (already written) and y.
+fn write_delta(base: u32) {
+    let cols = params.cols;
+    let rows_f = f32(params.rows);
+    let elements_f = rows_f * f32(cols);
+    if LOSS == LOSS_CROSS_ENTROPY {
+        var y_sum = 0.0;
+        for (var j = 0u; j < cols; j++) {
+            y_sum += smoothed_target(base + j, cols);
+        }
         for (var j = 0u; j < cols; j++) {
             delta[base + j] = (a[base + j] * y_sum - smoothed_target(base + j, cols)) / rows_f;
         }
     } else if LOSS == LOSS_BINARY_CROSS_ENTROPY {
         for (var j = 0u; j < cols; j++) {
-            let logit = z[base + j];
-            let truth = y[base + j];
-            loss += max(logit, 0.0) - logit * truth + log(1.0 + exp(-abs(logit)));
-            delta[base + j] = (a[base + j] - truth) / elements_f;
+            delta[base + j] = (a[base + j] - y[base + j]) / elements_f;
         }
-        loss /= elements_f;
     } else {
         // Mse: g = ∂L/∂a, then back through the activation.
         var ga = 0.0; // Σ g·a, for softmax
         for (var j = 0u; j < cols; j++) {
-            let diff = a[base + j] - y[base + j];
-            loss += diff * diff;
-            ga += 2.0 * diff / elements_f * a[base + j];
+            ga += 2.0 * (a[base + j] - y[base + j]) / elements_f * a[base + j];
         }
-        loss /= elements_f;
         for (var j = 0u; j < cols; j++) {
             let out = a[base + j];
             let g = 2.0 * (out - y[base + j]) / elements_f;
@@ -132,5 +147,44 @@ fn output_loss(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
             }
         }
     }
-    row_loss[row] = loss;
+}
+
+// Training: activations, the row's share of the mean loss, and δ.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn output_loss(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let row = flat_index(gid, groups);
+    if row >= params.rows {
+        return;
+    }
+    let base = row * params.cols;
+    let lse = activate_row(base);
+    row_loss[row] = loss_of_row(base, lse);
+    write_delta(base);
+}
+
+// output_loss in two passes of four storage buffers each, for a device that allows no more:
+// activations and δ, then (reading the activations back) the losses.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn output_delta(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let row = flat_index(gid, groups);
+    if row >= params.rows {
+        return;
+    }
+    let base = row * params.cols;
+    activate_row(base);
+    write_delta(base);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn output_row_loss(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let row = flat_index(gid, groups);
+    if row >= params.rows {
+        return;
+    }
+    let base = row * params.cols;
+    var lse = 0.0;
+    if ACTIVATION == ACT_SOFTMAX && LOSS == LOSS_CROSS_ENTROPY {
+        lse = log_sum_exp(base);
+    }
+    row_loss[row] = loss_of_row(base, lse);
 }

@@ -66,8 +66,9 @@ struct MatmulParams {
     transpose_a: u32,
     transpose_b: u32,
     // Split over k (matmul_tiled only; MatmulSplit on the host): workgroup z sums depths
-    // [z · k_chunk, (z + 1) · k_chunk) into part z of `partials`, and matmul_sum_parts adds the
-    // k_parts parts and applies the epilogue. Not split: k_chunk = k, k_parts = 1, split = 0.
+    // [z · k_chunk, (z + 1) · k_chunk) into part z of the parts (bound at `c`), and
+    // matmul_sum_parts adds the k_parts parts and applies the epilogue. Not split: k_chunk = k,
+    // k_parts = 1, split = 0.
     k_chunk: u32,
     k_parts: u32,
     split: u32,
@@ -75,13 +76,16 @@ struct MatmulParams {
     leaky_slope: f32,
 }
 
+// Four storage buffers, the fewest a device may allow per stage (WebGPU's compatibility mode,
+// wgpu's downlevel limits): the epilogue reads one operand, the bias or the kept activations, so
+// the two share a binding; a split product writes its parts where C would go, and
+// matmul_sum_parts reads them back through `a` (Matmul::bind binds each pass accordingly).
 @group(0) @binding(0) var<uniform> params: MatmulParams;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;  // matmul_sum_parts: [k_parts][m][n]
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> aux: array<f32>;
-@group(0) @binding(5) var<storage, read_write> c: array<f32>;
-@group(0) @binding(6) var<storage, read_write> partials: array<f32>; // [k_parts][m][n]
+// The bias [n] (EPILOGUE_BIAS_ACTIVATION) or aux [m][n] (EPILOGUE_TIMES_DERIVATIVE).
+@group(0) @binding(3) var<storage, read> epilogue_operand: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>; // split: [k_parts][m][n]
 
 // op(A)[row, i], for row < m and i < k.
 fn load_a(row: u32, i: u32) -> f32 {
@@ -97,9 +101,10 @@ fn store_c(row: u32, col: u32, value: f32) {
     let index = row * params.n + col;
     var result = value;
     if params.epilogue == EPILOGUE_BIAS_ACTIVATION {
-        result = activate(params.activation, value + bias[col], params.leaky_slope);
+        result = activate(params.activation, value + epilogue_operand[col], params.leaky_slope);
     } else if params.epilogue == EPILOGUE_TIMES_DERIVATIVE {
-        result = value * activation_derivative(params.activation, aux[index], params.leaky_slope);
+        let kept = epilogue_operand[index];
+        result = value * activation_derivative(params.activation, kept, params.leaky_slope);
     }
     c[index] = result;
 }
@@ -293,10 +298,10 @@ fn outer_fma(a: vec4<f32>, b: vec4<f32>, acc: mat4x4<f32>) -> mat4x4<f32> {
     );
 }
 
-// C[row, col], or with a split product the raw sum into its part of `partials`.
+// C[row, col], or with a split product the raw sum into its part (bound at `c`).
 fn store_result(part: u32, row: u32, col: u32, value: f32) {
     if params.split != 0u {
-        partials[(part * params.m + row) * params.n + col] = value;
+        c[(part * params.m + row) * params.n + col] = value;
     } else {
         store_c(row, col, value);
     }
@@ -403,8 +408,8 @@ fn matmul_tiled(
 //
 // A product with few output tiles and a long k (an output layer's 10 columns over 1024 inputs)
 // would leave most of a GPU idle; matmul_tiled then sums parts of k in separate workgroups, and
-// this kernel adds the parts in a fixed order (so the result is deterministic) and applies the
-// epilogue. One invocation per element of C.
+// this kernel adds the parts (bound at `a`) in a fixed order (so the result is deterministic)
+// and applies the epilogue. One invocation per element of C.
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn matmul_sum_parts(
@@ -418,7 +423,7 @@ fn matmul_sum_parts(
     }
     var sum = 0.0;
     for (var part = 0u; part < params.k_parts; part++) {
-        sum += partials[part * size + index];
+        sum += a[part * size + index];
     }
     store_c(index / params.n, index % params.n, sum);
 }

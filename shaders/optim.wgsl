@@ -3,15 +3,30 @@
 //
 // Invocation i < weight_len updates weight[i]; the next bias_len invocations update the bias, so
 // a layer's whole update is one dispatch. The optimizer state (velocity, or Adam's two moments)
-// is laid out the same way: weight entries first, then bias entries. Semantics are PyTorch's
-// (`torch.optim.SGD` with momentum, dampening 0; `torch.optim.Adam`), with L2 weight decay added
-// to the gradient: g = dp + weight_decay·p; `torch.optim.AdamW` instead shrinks p by
-// (1 − lr·weight_decay) before Adam's update from g = dp.
+// is one buffer, `moments`: the first moment's weight entries, then its bias entries, then the
+// second moment's likewise from `second_moment`. Semantics are PyTorch's (`torch.optim.SGD` with
+// momentum, dampening 0; `torch.optim.Adam`), with L2 weight decay added to the gradient:
+// g = dp + weight_decay·p; `torch.optim.AdamW` instead shrinks p by (1 − lr·weight_decay) before
+// Adam's update from g = dp. The rule is the pipeline constant RULE (codes as `Rule` in
+// src/gpu/kernels/optim.rs), so each pipeline holds one rule's code only.
+//
+// A device that binds four storage buffers per stage gets `update_tensor`: one tensor (the weight
+// or the bias, bound where the weight goes) per dispatch, two dispatches per layer, with
+// `moment_base` the tensor's first slot in `moments`.
 //
 // Gradient clipping (`torch.nn.utils.clip_grad_norm_`) runs between the backward pass and the
 // updates without a read-back: `square_sum` once per layer writes Σ dW² + Σ db² to
-// clip[1 + layer], `clip_scale` turns their total into min(1, max_norm/(‖g‖ + 1e-6)) in clip[0],
-// and every update multiplies dp by clip[0] when max_norm > 0.
+// counters[3 + layer], `clip_scale` turns their total into min(1, max_norm/(‖g‖ + 1e-6)) in
+// counters[2], and every update multiplies dp by that scale when max_norm > 0. The counters
+// buffer is u32 words, so the clipping slots hold f32 bits: one buffer for the step count and
+// the scale keeps `update_tensor` at four storage buffers.
+
+const RULE_SGD: u32 = 0u;
+const RULE_MOMENTUM: u32 = 1u;
+const RULE_ADAM: u32 = 2u;
+const RULE_ADAMW: u32 = 3u;
+
+override RULE: u32 = RULE_SGD;
 
 struct OptimParams {
     weight_len: u32,
@@ -31,6 +46,13 @@ struct OptimParams {
     max_norm: f32,
     // `square_sum`: the layer whose slot it writes; `clip_scale`: the number of layers.
     layer: u32,
+    // `update_tensor`: the tensor's first slot in each moment (0 for a weight, weight_len for
+    // its layer's bias).
+    moment_base: u32,
+    // Where the second moment starts in `moments`: the layer's weight_len + bias_len.
+    second_moment: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: OptimParams;
@@ -38,27 +60,10 @@ struct OptimParams {
 @group(0) @binding(2) var<storage, read> dweight: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> dbias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> moment1: array<f32>;
-@group(0) @binding(6) var<storage, read_write> moment2: array<f32>;
-// counters[0]: steps taken, this one included (Adam's t); counters[1]: the data cursor.
-@group(0) @binding(7) var<storage, read_write> counters: array<u32>;
-// clip[0]: the gradients' scale this step; clip[1 + l]: layer l's sum of squared gradients.
-@group(0) @binding(8) var<storage, read_write> clip: array<f32>;
-
-fn load_parameter(i: u32) -> f32 {
-    if i < params.weight_len {
-        return weight[i];
-    }
-    return bias[i - params.weight_len];
-}
-
-fn store_parameter(i: u32, value: f32) {
-    if i < params.weight_len {
-        weight[i] = value;
-    } else {
-        bias[i - params.weight_len] = value;
-    }
-}
+@group(0) @binding(5) var<storage, read_write> moments: array<f32>;
+// [0]: steps taken, this one included (Adam's t); [1]: the data cursor; [2]: the gradients'
+// scale this step (f32 bits); [3 + l]: layer l's sum of squared gradients (f32 bits).
+@group(0) @binding(6) var<storage, read_write> counters: array<u32>;
 
 // dp as the backward pass left it.
 fn raw_gradient(i: u32) -> f32 {
@@ -68,42 +73,12 @@ fn raw_gradient(i: u32) -> f32 {
     return dbias[i - params.weight_len];
 }
 
-// dp, scaled by the clipping factor when clipping is on.
-fn clipped_gradient(i: u32) -> f32 {
-    let g = raw_gradient(i);
+// The clipping factor when clipping is on, else 1.
+fn gradient_scale() -> f32 {
     if params.max_norm > 0.0 {
-        return g * clip[0];
+        return bitcast<f32>(counters[2]);
     }
-    return g;
-}
-
-// g = dp + weight_decay·p.
-fn gradient(i: u32, p: f32) -> f32 {
-    return clipped_gradient(i) + params.weight_decay * p;
-}
-
-// Plain SGD: p ← p − lr·g.
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = flat_index(gid, groups);
-    if i >= params.weight_len + params.bias_len {
-        return;
-    }
-    let p = load_parameter(i);
-    store_parameter(i, p - params.learning_rate * gradient(i, p));
-}
-
-// SGD with momentum: v ← μ·v + g; p ← p − lr·v.
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = flat_index(gid, groups);
-    if i >= params.weight_len + params.bias_len {
-        return;
-    }
-    let p = load_parameter(i);
-    let v = params.beta1 * moment1[i] + gradient(i, p);
-    moment1[i] = v;
-    store_parameter(i, p - params.learning_rate * v);
+    return 1.0;
 }
 
 // 1 − βᵗ = −expm1(t·ln β) without the cancellation of 1 − pow(β, t) in f32, which costs Adam's
@@ -116,45 +91,64 @@ fn one_minus_power(log_beta: f32, t: f32) -> f32 {
     return 1.0 - exp(x);
 }
 
-// Adam's step from gradient g for parameter i (already decayed to p): m ← β₁m + (1−β₁)g;
-// v ← β₂v + (1−β₂)g²; p ← p − lr·m̂/(√v̂ + ε), with the bias corrections m̂ = m/(1−β₁ᵗ),
-// v̂ = v/(1−β₂ᵗ) for the step number t kept on the GPU.
-fn adam_step(i: u32, p: f32, g: f32) {
+// The new value of parameter p, whose gradient is dp and whose moments are at `slot`, by RULE:
+//   SGD       p ← p − lr·g
+//   momentum  v ← μ·v + g; p ← p − lr·v
+//   Adam      m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − lr·m̂/(√v̂ + ε), with the bias
+//             corrections m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ) for the step number t kept on the GPU
+//   AdamW     p ← p·(1 − lr·λ), then Adam's step from g = dp
+// with g = dp·scale + weight_decay·p (clipped, L2-decayed) except for AdamW.
+fn updated(slot: u32, p_in: f32, dp: f32) -> f32 {
+    let clipped = dp * gradient_scale();
+    if RULE == RULE_SGD {
+        return p_in - params.learning_rate * (clipped + params.weight_decay * p_in);
+    }
+    if RULE == RULE_MOMENTUM {
+        let v = params.beta1 * moments[slot] + clipped + params.weight_decay * p_in;
+        moments[slot] = v;
+        return p_in - params.learning_rate * v;
+    }
+    var p = p_in;
+    var g = clipped + params.weight_decay * p;
+    if RULE == RULE_ADAMW {
+        p = p_in * (1.0 - params.learning_rate * params.weight_decay);
+        g = clipped;
+    }
     let t = f32(counters[0]);
-    let m = params.beta1 * moment1[i] + (1.0 - params.beta1) * g;
-    let v = params.beta2 * moment2[i] + (1.0 - params.beta2) * g * g;
-    moment1[i] = m;
-    moment2[i] = v;
+    let second = params.second_moment + slot;
+    let m = params.beta1 * moments[slot] + (1.0 - params.beta1) * g;
+    let v = params.beta2 * moments[second] + (1.0 - params.beta2) * g * g;
+    moments[slot] = m;
+    moments[second] = v;
     let m_hat = m / one_minus_power(params.log_beta1, t);
     let v_hat = v / one_minus_power(params.log_beta2, t);
-    store_parameter(i, p - params.learning_rate * m_hat / (sqrt(v_hat) + params.epsilon));
+    return p - params.learning_rate * m_hat / (sqrt(v_hat) + params.epsilon);
 }
 
-// Adam with L2 decay in the gradient.
+// A layer's weight and bias, one invocation per parameter.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat_index(gid, groups);
-    if i >= params.weight_len + params.bias_len {
-        return;
+    if i < params.weight_len {
+        weight[i] = updated(i, weight[i], dweight[i]);
+    } else if i < params.weight_len + params.bias_len {
+        let j = i - params.weight_len;
+        bias[j] = updated(i, bias[j], dbias[j]);
     }
-    let p = load_parameter(i);
-    adam_step(i, p, gradient(i, p));
 }
 
-// AdamW: p ← p·(1 − lr·λ), then Adam's step from the gradient alone.
+// One tensor of weight_len parameters, bound at `weight` and `dweight`.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+fn update_tensor(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat_index(gid, groups);
-    if i >= params.weight_len + params.bias_len {
-        return;
+    if i < params.weight_len {
+        weight[i] = updated(params.moment_base + i, weight[i], dweight[i]);
     }
-    let p = load_parameter(i) * (1.0 - params.learning_rate * params.weight_decay);
-    adam_step(i, p, clipped_gradient(i));
 }
 
 var<workgroup> squares: array<f32, WORKGROUP_SIZE>;
 
-// clip[1 + layer] = Σ dW² + Σ db² of one layer. One workgroup: invocation t sums elements t,
+// counters[3 + layer] = Σ dW² + Σ db² of one layer. One workgroup: invocation t sums elements t,
 // t + W, … in blocks (so rounding grows slowly), then the W partials meet in a tree, in a fixed
 // order, so the norm is deterministic.
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -180,18 +174,18 @@ fn square_sum(@builtin(local_invocation_index) local: u32) {
         workgroupBarrier();
     }
     if local == 0u {
-        clip[1u + params.layer] = squares[0];
+        counters[3u + params.layer] = bitcast<u32>(squares[0]);
     }
 }
 
-// clip[0] = min(1, max_norm/(‖g‖ + 1e-6)) with ‖g‖² the sum of the params.layer layers' slots.
+// counters[2] = min(1, max_norm/(‖g‖ + 1e-6)) with ‖g‖² the sum of the params.layer layers' slots.
 @compute @workgroup_size(1)
 fn clip_scale() {
     var total = 0.0;
     for (var l = 0u; l < params.layer; l++) {
-        total += clip[1u + l];
+        total += bitcast<f32>(counters[3u + l]);
     }
-    clip[0] = min(1.0, params.max_norm / (sqrt(total) + 1e-6));
+    counters[2] = bitcast<u32>(min(1.0, params.max_norm / (sqrt(total) + 1e-6)));
 }
 
 // Once per step, before the updates: count the step and move the data cursor past its batch.

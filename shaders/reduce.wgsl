@@ -49,9 +49,10 @@ fn column_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 // 256×1024 bias gradient is 1,024 invocations walking 256 rows each): a workgroup takes
 // SPLIT_COLS columns, and its SPLIT_ROWS rows of invocations each sum every SPLIT_ROWS-th row of
 // them; the SPLIT_ROWS partial sums then meet in a fixed order, so the result stays
-// deterministic.
+// deterministic. SPLIT_ROWS is 8, or 4 where a workgroup holds 128 invocations (WebGPU's
+// compatibility mode); KernelConfig::split_column_sums mirrors the rule.
 const SPLIT_COLS: u32 = 32u;
-const SPLIT_ROWS: u32 = 8u;
+const SPLIT_ROWS: u32 = max(1u, min(8u, WORKGROUP_SIZE / SPLIT_COLS));
 
 var<workgroup> column_partial: array<array<f32, SPLIT_COLS>, SPLIT_ROWS>;
 

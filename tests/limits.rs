@@ -14,7 +14,7 @@ use wgpu_mlp::data::synthetic;
 use wgpu_mlp::gpu::kernels::matmul::{Epilogue, Matmul, MatmulOperands, MatmulShape, MatmulTile};
 use wgpu_mlp::gpu::kernels::{Dispatch, MatmulStrategy};
 use wgpu_mlp::optim::OptimizerConfig;
-use wgpu_mlp::train::{GpuTrainer, TrainConfig, Trainer};
+use wgpu_mlp::train::{CpuTrainer, GpuTrainer, TrainConfig, Trainer};
 use wgpu_mlp::{Activation, Error, FeatureMask, Gpu, GpuMlp, GpuOptions, LimitsPreset, Loss, Mlp};
 
 const ONE_MIB: u64 = 1 << 20;
@@ -262,21 +262,125 @@ fn a_kernel_the_device_cannot_run_is_refused_naming_the_feature_or_the_limit() {
     product_matches_ndarray(&gpu, Matmul::NN.with_strategy(MatmulStrategy::Tiled)).unwrap();
 }
 
+/// The strategies a device opened with `limits` can run, each forced in turn.
+fn strategies_under(limits: LimitsPreset) -> Vec<MatmulStrategy> {
+    let gpu = gpu_as(limits, FeatureMask::All, None).unwrap();
+    [
+        MatmulStrategy::Tiled,
+        MatmulStrategy::RegisterBlocked,
+        MatmulStrategy::Shuffled,
+    ]
+    .into_iter()
+    .filter(|&strategy| gpu.config().check_strategy(strategy).is_ok())
+    .collect()
+}
+
+/// One epoch of Adam with gradient clipping through the GPU trainer (the gather, the output
+/// kernel, the clipping and the update all run), and its model and loss.
+fn adam_epoch(gpu: &Gpu, mlp: &Mlp) -> (Mlp, f32) {
+    let (train, test) = synthetic::generate(100, 20, 5);
+    let mut trainer = GpuTrainer::new(gpu, mlp, &train, Some(&test), clipped_adam()).unwrap();
+    let report = trainer.train_epoch(&mut |_| {}).unwrap();
+    (trainer.to_mlp().unwrap(), report.train_loss)
+}
+
+fn clipped_adam() -> TrainConfig {
+    TrainConfig {
+        optimizer: OptimizerConfig {
+            optimizer: wgpu_mlp::optim::Optimizer::ADAM,
+            learning_rate: 0.01,
+            weight_decay: 1e-3,
+        },
+        batch_size: 16,
+        seed: 3,
+        regularization: wgpu_mlp::train::Regularization {
+            clip_norm: Some(0.5),
+            ..Default::default()
+        },
+    }
+}
+
 #[test]
-fn under_downlevel_limits_kernels_binding_more_storage_buffers_than_allowed_are_refused() {
-    // Downlevel devices bind 4 storage buffers per stage; the matmul binds 6 (a, b, the
-    // epilogue's operand twice, c and the parts of a split product).
-    let gpu = gpu_as(LimitsPreset::Downlevel, FeatureMask::All, None).unwrap();
-    assert_eq!(gpu.limits().max_storage_buffers_per_shader_stage, 4);
-    assert!(gpu.limits().max_compute_workgroup_storage_size <= 16_352);
-    let error = product_matches_ndarray(&gpu, Matmul::NN)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains("needs 6 storage buffers per shader stage")
-            && error.contains("allows 4 (max_storage_buffers_per_shader_stage)"),
-        "{error}"
-    );
+fn under_downlevel_and_compat_limits_every_strategy_trains_as_the_cpu_reference_does() {
+    let mlp = Mlp::new(
+        &[784, 12, 10],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        2,
+    )
+    .unwrap();
+    // The independent reference: the CPU trainer, on the same batches.
+    let (train, test) = synthetic::generate(100, 20, 5);
+    let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), clipped_adam()).unwrap();
+    let cpu_loss = on_cpu.train_epoch(&mut |_| {}).unwrap().train_loss;
+    let cpu_model = on_cpu.to_mlp().unwrap();
+    for limits in [LimitsPreset::Downlevel, LimitsPreset::Compat] {
+        let strategies = strategies_under(limits);
+        assert!(
+            strategies.contains(&MatmulStrategy::Tiled)
+                && strategies.contains(&MatmulStrategy::RegisterBlocked),
+            "{limits:?}: {strategies:?}"
+        );
+        for strategy in strategies {
+            let what = format!("{limits:?} {strategy:?}");
+            let gpu = gpu_as(limits, FeatureMask::All, Some(strategy)).unwrap();
+            let bound = gpu.limits();
+            assert_eq!(bound.max_storage_buffers_per_shader_stage, 4, "{what}");
+            if limits == LimitsPreset::Compat {
+                assert!(gpu.config().workgroup_size <= 128, "{what}");
+                assert!(
+                    gpu.config()
+                        .shared_tiles
+                        .iter()
+                        .all(|t| t.wg_x * t.wg_y <= 128),
+                    "{what}"
+                );
+            }
+            let (model, loss) = adam_epoch(&gpu, &mlp);
+            assert_close(&format!("{what}: loss"), &[loss], &[cpu_loss], 1e-4, 1e-3);
+            for (l, (got, want)) in model.layers.iter().zip(&cpu_model.layers).enumerate() {
+                assert_close(
+                    &format!("{what}: layer {l} weight"),
+                    got.weight.as_slice().unwrap(),
+                    want.weight.as_slice().unwrap(),
+                    1e-4,
+                    1e-3,
+                );
+                assert_close(
+                    &format!("{what}: layer {l} bias"),
+                    got.bias.as_slice().unwrap(),
+                    want.bias.as_slice().unwrap(),
+                    1e-4,
+                    1e-3,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_kernel_binding_more_storage_buffers_than_the_device_allows_is_refused_by_name() {
+    // Every kernel binds at most four storage buffers per pipeline; a device that allows three
+    // cannot run the matmul.
+    let refused = |error: Error| {
+        assert!(matches!(error, Error::Unsupported { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("needs 4 storage buffers per shader stage")
+                && message.contains("allows 3 (max_storage_buffers_per_shader_stage)"),
+            "{message}"
+        );
+    };
+    let opened = Gpu::with_limits(common::adapter_choice(), |limits| {
+        limits.max_storage_buffers_per_shader_stage = 3
+    });
+    // A matmul forced by WGPU_MLP_MATMUL is refused as the device opens; else each product is.
+    let gpu = match opened {
+        Ok(gpu) => gpu,
+        Err(error) => return refused(error),
+    };
+    refused(product_matches_ndarray(&gpu, Matmul::NN).unwrap_err());
     let mlp = Mlp::new(
         &[4, 8, 3],
         Activation::Relu,
@@ -285,9 +389,5 @@ fn under_downlevel_limits_kernels_binding_more_storage_buffers_than_allowed_are_
         1,
     )
     .unwrap();
-    let error = GpuMlp::new(&gpu, &mlp).unwrap_err().to_string();
-    assert!(
-        error.contains("(max_storage_buffers_per_shader_stage)"),
-        "{error}"
-    );
+    refused(GpuMlp::new(&gpu, &mlp).unwrap_err());
 }

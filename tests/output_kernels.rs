@@ -6,7 +6,7 @@ mod common;
 use common::{assert_close, gpu, one_hot, random_matrix, targets01};
 use wgpu_mlp::gpu::kernels::Dispatch;
 use wgpu_mlp::gpu::kernels::loss::{OutputLayer, OutputMode};
-use wgpu_mlp::gpu::kernels::optim::{Advance, Update, UpdateBuffers};
+use wgpu_mlp::gpu::kernels::optim::{Advance, Update, UpdateBuffers, counters_len};
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
 use wgpu_mlp::{Activation, Dense, DenseGradients, Gradients, Loss, Mlp};
@@ -203,19 +203,17 @@ fn check_update(config: OptimizerConfig, rows: usize, cols: usize, steps: usize)
         upload("dw", grads.layers[0].dweight.as_slice().unwrap()),
         upload("db", grads.layers[0].dbias.as_slice().unwrap()),
     );
-    let m1 = gpu.storage_buffer("m1", rows * cols + rows).unwrap();
-    let m2 = gpu.storage_buffer("m2", rows * cols + rows).unwrap();
-    let counters = gpu.storage_buffer("counters", 2).unwrap();
-    let clip = gpu.storage_buffer("clip", 2).unwrap();
+    let moments = gpu
+        .storage_buffer("moments", 2 * (rows * cols + rows))
+        .unwrap();
+    let counters = gpu.storage_buffer("counters", counters_len(1)).unwrap();
     let buffers = UpdateBuffers {
         weight: &w,
         dweight: &dw,
         bias: &b,
         dbias: &db,
-        moment1: &m1,
-        moment2: &m2,
+        moments: &moments,
         counters: &counters,
-        clip: &clip,
     };
     let update = Update {
         config,

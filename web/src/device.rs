@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use wasm_bindgen::prelude::*;
-use wgpu_mlp::AdapterChoice;
+use wgpu_mlp::{AdapterChoice, GpuOptions, LimitsPreset};
 
 use crate::js;
 
@@ -14,10 +14,16 @@ pub struct Gpu {
 
 #[wasm_bindgen]
 impl Gpu {
-    /// Opens the browser's adapter and device with the adapter's own limits; rejects with an
-    /// `Error` saying this browser has no WebGPU, and how to enable it, where it has none.
+    /// Opens the browser's adapter and device with the adapter's own limits, or those the page's
+    /// address asks for (`?limits=compat|downlevel|webgpu`, to run the page as such a device
+    /// would); rejects with an `Error` saying this browser has no WebGPU, and how to enable it,
+    /// where it has none, or naming the parameter where its value is none of those.
     pub async fn request() -> Result<Gpu, JsError> {
-        let gpu = wgpu_mlp::Gpu::new_async(AdapterChoice::Auto)
+        let options = GpuOptions {
+            limits: limits_from_address()?,
+            ..GpuOptions::default()
+        };
+        let gpu = wgpu_mlp::Gpu::with_options_async(AdapterChoice::Auto, options)
             .await
             .map_err(js::error)?;
         Ok(Gpu { gpu })
@@ -26,6 +32,29 @@ impl Gpu {
     /// The adapter's name, backend, vendor, architecture, type, key limits and features.
     pub fn info(&self) -> Result<JsValue, JsError> {
         js::object(&info(&self.gpu))
+    }
+}
+
+/// The `limits` parameter of the page's address (`location.search`): the adapter's own limits
+/// where there is none.
+fn limits_from_address() -> Result<LimitsPreset, JsError> {
+    let search = js_sys::Reflect::get(&js_sys::global(), &"location".into())
+        .and_then(|location| js_sys::Reflect::get(&location, &"search".into()))
+        .ok()
+        .and_then(|search| search.as_string())
+        .unwrap_or_default();
+    let value = search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("limits="));
+    match value {
+        None | Some("" | "adapter") => Ok(LimitsPreset::Adapter),
+        Some("webgpu") => Ok(LimitsPreset::WebGpu),
+        Some("compat") => Ok(LimitsPreset::Compat),
+        Some("downlevel") => Ok(LimitsPreset::Downlevel),
+        Some(other) => Err(JsError::new(&format!(
+            "the address's limits={other}: expected adapter, webgpu, compat or downlevel"
+        ))),
     }
 }
 
@@ -49,6 +78,7 @@ fn info(gpu: &wgpu_mlp::Gpu) -> serde_json::Value {
         "isCpu": adapter.device_type == wgpu_mlp::wgpu::DeviceType::Cpu,
         "description": gpu.adapter_description(),
         "matmul": format!("{:?}", gpu.config().matmul),
+        "limitsPreset": format!("{:?}", gpu.options().limits),
         "limits": {
             "maxStorageBufferBindingSize": limits.max_storage_buffer_binding_size,
             "maxBufferSize": limits.max_buffer_size,

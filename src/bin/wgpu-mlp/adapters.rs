@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use wgpu_mlp::gpu::context::{available_adapters, describe_adapter, ways_to_choose};
 use wgpu_mlp::gpu::kernels::MatmulStrategy;
-use wgpu_mlp::{AdapterChoice, Gpu};
+use wgpu_mlp::{AdapterChoice, Gpu, GpuOptions, LimitsPreset};
 
 use crate::common::out;
 
@@ -49,6 +49,46 @@ pub fn run() -> Result<()> {
         }
     )?;
     print_kernels(&gpu)?;
+    print_presets(&gpu)?;
+    Ok(())
+}
+
+/// What each `WGPU_MLP_LIMITS` preset gets on the adapter `auto` picks (`gpu`, whose features
+/// and forced matmul it keeps): its matmul, workgroup size, and the kernels it runs in their
+/// four-storage-buffer forms.
+fn print_presets(gpu: &Gpu) -> Result<()> {
+    let presets = [
+        ("adapter", LimitsPreset::Adapter),
+        ("webgpu", LimitsPreset::WebGpu),
+        ("compat", LimitsPreset::Compat),
+        ("downlevel", LimitsPreset::Downlevel),
+    ];
+    out!("    kernels under each WGPU_MLP_LIMITS:")?;
+    for (name, limits) in presets {
+        let options = GpuOptions {
+            limits,
+            ..*gpu.options()
+        };
+        let line = match Gpu::with_options(AdapterChoice::Auto, options) {
+            Ok(preset) => {
+                let config = preset.config();
+                let narrow = config.narrow_kernels();
+                format!(
+                    "{:?} matmul ({} tiles), {} invocations per 1-D workgroup, {}",
+                    config.matmul,
+                    config.tiles(config.matmul).len(),
+                    config.workgroup_size,
+                    if narrow.is_empty() {
+                        "every kernel in one pass".to_string()
+                    } else {
+                        narrow.join(", ")
+                    }
+                )
+            }
+            Err(error) => error.to_string(),
+        };
+        out!("      {name}: {line}")?;
+    }
     Ok(())
 }
 

@@ -33,8 +33,8 @@ mod pipelines;
 #[cfg(not(target_arch = "wasm32"))]
 pub use adapter::available_adapters;
 pub use adapter::{AdapterChoice, describe_adapter, ways_to_choose};
-pub use options::{FeatureMask, GpuOptions, LimitsPreset};
-pub(crate) use pipelines::{Access, PipelineSpec};
+pub use options::{FeatureMask, GpuOptions, LimitsPreset, compat_limits};
+pub(crate) use pipelines::{Access, PipelineSpec, bound_count};
 
 use std::collections::HashMap;
 use std::fmt;

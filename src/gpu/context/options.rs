@@ -17,6 +17,30 @@ pub enum LimitsPreset {
     /// wgpu's `Limits::downlevel_defaults()` (WebGPU's with 4 storage buffers per stage and
     /// 16,352 bytes of workgroup storage), each capped at the adapter's.
     Downlevel,
+    /// WebGPU's compatibility mode (`featureLevel: "compatibility"`, for D3D11 and GLES 3.1
+    /// devices) as the WebGPU specification lists its defaults ([`compat_limits`]), each capped
+    /// at the adapter's.
+    Compat,
+}
+
+/// WebGPU's guaranteed limits as compatibility mode lowers them: 4 storage buffers per stage,
+/// 128 invocations per workgroup (128 × 128 × 64), 16 KiB uniform bindings, 4,096-texel
+/// textures (1,024 in 3D), 15 inter-stage variables and 4 colour attachments.
+pub fn compat_limits() -> wgpu::Limits {
+    wgpu::Limits {
+        max_texture_dimension_1d: 4096,
+        max_texture_dimension_2d: 4096,
+        max_texture_dimension_3d: 1024,
+        max_storage_buffers_per_shader_stage: 4,
+        max_uniform_buffer_binding_size: 16 << 10,
+        max_inter_stage_shader_variables: 15,
+        max_color_attachments: 4,
+        max_compute_invocations_per_workgroup: 128,
+        max_compute_workgroup_size_x: 128,
+        max_compute_workgroup_size_y: 128,
+        max_compute_workgroup_size_z: 64,
+        ..wgpu::Limits::defaults()
+    }
 }
 
 /// Which of the optional features the kernels can use (subgroups) are requested.
@@ -59,6 +83,7 @@ impl LimitsPreset {
             LimitsPreset::Downlevel => {
                 wgpu::Limits::downlevel_defaults().or_worse_values_from(adapter)
             }
+            LimitsPreset::Compat => compat_limits().or_worse_values_from(adapter),
         }
     }
 }
@@ -102,7 +127,8 @@ fn choice<T: Copy>(name: &str, value: &str, accepted: &[(&str, T)]) -> Result<Op
 }
 
 impl GpuOptions {
-    /// The options the environment sets: `WGPU_MLP_LIMITS` (adapter, webgpu or downlevel),
+    /// The options the environment sets: `WGPU_MLP_LIMITS` (adapter, webgpu, compat or
+    /// downlevel),
     /// `WGPU_MLP_FEATURES` (all or none) and `WGPU_MLP_MATMUL` (auto, tiled, register or
     /// shuffled); unset means the adapter's limits, all features and the adapter's kernel. Any
     /// other value is an error naming the variable and the values it takes.
@@ -112,6 +138,7 @@ impl GpuOptions {
             &[
                 ("adapter", LimitsPreset::Adapter),
                 ("webgpu", LimitsPreset::WebGpu),
+                ("compat", LimitsPreset::Compat),
                 ("downlevel", LimitsPreset::Downlevel),
             ],
         )?;
@@ -148,7 +175,11 @@ mod tests {
             min_storage_buffer_offset_alignment: 512,
             ..wgpu::Limits::default()
         };
-        for preset in [LimitsPreset::WebGpu, LimitsPreset::Downlevel] {
+        for preset in [
+            LimitsPreset::WebGpu,
+            LimitsPreset::Compat,
+            LimitsPreset::Downlevel,
+        ] {
             let limits = preset.limits(&adapter);
             assert_eq!(limits.max_compute_workgroup_storage_size, 8192);
             assert_eq!(limits.min_storage_buffer_offset_alignment, 512);
@@ -166,6 +197,19 @@ mod tests {
                 .max_storage_buffers_per_shader_stage,
             4
         );
+        // Compatibility mode: WebGPU's, with four storage buffers and 128 invocations.
+        let compat = LimitsPreset::Compat.limits(&adapter);
+        assert_eq!(compat.max_storage_buffers_per_shader_stage, 4);
+        assert_eq!(compat.max_compute_invocations_per_workgroup, 128);
+        assert_eq!(
+            [
+                compat.max_compute_workgroup_size_x,
+                compat.max_compute_workgroup_size_y,
+                compat.max_compute_workgroup_size_z
+            ],
+            [128, 128, 64]
+        );
+        assert_eq!(compat.max_uniform_buffer_binding_size, 16_384);
         assert_eq!(LimitsPreset::Adapter.limits(&adapter), adapter);
         let adapter_features = wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F16;
         assert_eq!(

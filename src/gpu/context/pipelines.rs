@@ -16,6 +16,14 @@ pub(crate) enum Access {
     Read,
     /// `var<storage, read_write>`.
     ReadWrite,
+    /// Declared in the module but not used by this entry point: left out of its layout, since a
+    /// device counts the storage buffers of the layout against its per-stage limit.
+    Unused,
+}
+
+/// The storage buffers a binding list puts in a layout.
+pub(crate) fn bound_count(storage: &[Access]) -> u32 {
+    storage.iter().filter(|a| **a != Access::Unused).count() as u32
 }
 
 /// A compute pipeline to build: a shader's entry point, its override constants and the access of
@@ -105,6 +113,9 @@ impl Gpu {
             count: None,
         }];
         for (i, access) in storage.iter().enumerate() {
+            if *access == Access::Unused {
+                continue;
+            }
             entries.push(wgpu::BindGroupLayoutEntry {
                 binding: i as u32 + 1,
                 visibility: compute,
@@ -120,7 +131,11 @@ impl Gpu {
         }
         let name: String = storage
             .iter()
-            .map(|a| if *a == Access::Read { 'r' } else { 'w' })
+            .map(|a| match a {
+                Access::Read => 'r',
+                Access::ReadWrite => 'w',
+                Access::Unused => '_',
+            })
             .collect();
         let pair = self.checked("creating a bind group layout", |device| {
             let bind_group_layout =
@@ -188,7 +203,7 @@ impl Gpu {
         let needs = KernelNeeds {
             workgroup_size: [1, 1, 1],
             workgroup_storage: 0,
-            storage_buffers: spec.storage.len() as u32,
+            storage_buffers: bound_count(spec.storage),
         };
         self.inner
             .config

@@ -2,6 +2,7 @@
 //! within the limits and features the device was opened with, chosen once when it is opened.
 
 use crate::error::{Error, Result};
+use crate::gpu::context::{Access, bound_count};
 use crate::gpu::kernels::matmul::{MatmulShape, MatmulTile};
 
 /// How matrix products are computed on this adapter.
@@ -61,12 +62,17 @@ pub struct KernelNeeds {
     pub storage_buffers: u32,
 }
 
-/// What `column_sum_split` in reduce.wgsl asks: 32×8 invocations sharing 32×8 floats.
-const SPLIT_COLUMN_SUMS: KernelNeeds = KernelNeeds {
-    workgroup_size: [32, 8, 1],
-    workgroup_storage: 32 * 8 * 4,
-    storage_buffers: 1,
-};
+/// What `column_sum_split` in reduce.wgsl asks of a device whose one-dimensional workgroups hold
+/// `workgroup_size` invocations: 32 columns by `SPLIT_ROWS` = min(8, workgroup_size / 32) rows
+/// of invocations sharing a float each.
+fn split_column_sums_needs(workgroup_size: u32) -> KernelNeeds {
+    let rows = (workgroup_size / 32).min(8);
+    KernelNeeds {
+        workgroup_size: [32, rows, 1],
+        workgroup_storage: 32 * rows * 4,
+        storage_buffers: 1,
+    }
+}
 
 /// Why `limits` cannot run a kernel with `needs`, naming the wgpu limit; `None` if it can.
 fn unmet(limits: &wgpu::Limits, needs: KernelNeeds) -> Option<String> {
@@ -172,8 +178,10 @@ impl KernelConfig {
         KernelConfig {
             matmul,
             workgroup_size,
+            // At least two rows of 32 invocations, or the split gains nothing.
             split_column_sums: matmul == MatmulStrategy::Tiled
-                && unmet(limits, SPLIT_COLUMN_SUMS).is_none(),
+                && workgroup_size >= 64
+                && unmet(limits, split_column_sums_needs(workgroup_size)).is_none(),
             bounds_checks: std::env::var_os("WGPU_MLP_BOUNDS_CHECKS").is_some_and(|v| v == "1"),
             max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
             subgroups,
@@ -192,6 +200,28 @@ impl KernelConfig {
                 why,
             }),
         }
+    }
+
+    /// Whether the device's layouts hold the storage buffers of `storage` (the wider form of a
+    /// kernel that has a narrower one for devices that allow fewer).
+    pub(crate) fn binds(&self, storage: &[Access]) -> bool {
+        bound_count(storage) <= self.limits.max_storage_buffers_per_shader_stage
+    }
+
+    /// The kernels this device runs in their narrow forms, because its layouts hold fewer
+    /// storage buffers than their one-pass forms bind: none on most devices; on those that bind
+    /// four, the output loss and the gather in two passes and the update one tensor at a time.
+    pub fn narrow_kernels(&self) -> Vec<&'static str> {
+        use crate::gpu::kernels::{data, loss, optim};
+        [
+            (loss::STORAGE, "output loss in two passes"),
+            (data::STORAGE, "gather in two passes"),
+            (optim::STORAGE, "update per tensor"),
+        ]
+        .into_iter()
+        .filter(|(storage, _)| !self.binds(storage))
+        .map(|(_, form)| form)
+        .collect()
     }
 
     /// Whether the device can run `strategy`'s matmul with at least one tile: the shuffled

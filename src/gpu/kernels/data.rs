@@ -11,15 +11,18 @@ use crate::error::{Error, Result};
 use crate::gpu::context::{Access, Gpu, PipelineSpec};
 use crate::gpu::kernels::{Dispatch, Shader};
 
+use Access::{Read, ReadWrite, Unused};
+
 /// Bindings after the uniform: features, targets, order, counters, x, y.
-const STORAGE: &[Access] = &[
-    Access::Read,
-    Access::Read,
-    Access::Read,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::ReadWrite,
-];
+pub(crate) const STORAGE: &[Access] = &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
+
+/// `gather_features`' (features, order, counters, x) and `gather_targets`' (targets, order,
+/// counters, y): `gather` in two passes, for a device that binds four storage buffers.
+const FEATURES_STORAGE: &[Access] = &[Read, Unused, Read, ReadWrite, ReadWrite, Unused];
+const TARGETS_STORAGE: &[Access] = &[Unused, Read, Read, ReadWrite, Unused, ReadWrite];
+
+/// `advance_cursor`'s: counters.
+const CURSOR_STORAGE: &[Access] = &[Unused, Unused, Unused, ReadWrite, Unused, Unused];
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -120,18 +123,14 @@ impl Gather {
         groups: [u32; 3],
     ) -> Result<Dispatch> {
         let flag = |on: bool| f64::from(u8::from(on));
-        let constants = match entry_point {
-            "gather" => vec![
+        let spec = |entry_point, storage| PipelineSpec {
+            shader: Shader::Data,
+            entry_point,
+            constants: vec![
                 ("FLOAT_FEATURES", flag(shape.float_features)),
                 ("VALUE_TARGETS", flag(shape.value_targets)),
             ],
-            _ => vec![],
-        };
-        let spec = PipelineSpec {
-            shader: Shader::Data,
-            entry_point,
-            constants,
-            storage: STORAGE,
+            storage,
         };
         let GatherBuffers {
             features,
@@ -141,12 +140,24 @@ impl Gather {
             x,
             y,
         } = *buffers;
-        Dispatch::new(
+        let buffers = [features, targets, order, counters, x, y];
+        if entry_point == "advance_cursor" {
+            let spec = PipelineSpec {
+                constants: vec![],
+                ..spec(entry_point, CURSOR_STORAGE)
+            };
+            return Dispatch::new(gpu, label, &spec, params, &buffers, groups);
+        }
+        if gpu.config().binds(STORAGE) {
+            let spec = spec(entry_point, STORAGE);
+            return Dispatch::new(gpu, label, &spec, params, &buffers, groups);
+        }
+        let features_pass = spec("gather_features", FEATURES_STORAGE);
+        let targets_pass = spec("gather_targets", TARGETS_STORAGE);
+        Dispatch::new(gpu, label, &features_pass, params, &buffers, groups)?.then(
             gpu,
-            label,
-            &spec,
-            params,
-            &[features, targets, order, counters, x, y],
+            &targets_pass,
+            &buffers,
             groups,
         )
     }
@@ -208,6 +219,7 @@ impl Gather {
             &params,
             if single_invocation { [1, 1, 1] } else { groups },
         );
+        dispatch.update_follow_up(groups);
         Ok(())
     }
 }

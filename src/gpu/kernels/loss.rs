@@ -12,14 +12,17 @@ use crate::gpu::context::{Access, Gpu, PipelineSpec};
 use crate::gpu::kernels::{Dispatch, Shader};
 use crate::model::{Activation, Loss};
 
+use Access::{Read, ReadWrite, Unused};
+
 /// Bindings after the uniform: z, y, a, delta, row_loss.
-const STORAGE: &[Access] = &[
-    Access::Read,
-    Access::Read,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::ReadWrite,
-];
+pub(crate) const STORAGE: &[Access] = &[Read, Read, ReadWrite, ReadWrite, ReadWrite];
+
+/// `output_forward`'s: z, a.
+const FORWARD_STORAGE: &[Access] = &[Read, Unused, ReadWrite, Unused, Unused];
+
+/// `output_delta`'s: z, y, a, delta; `output_row_loss`'s: z, y, a (read back), row_loss.
+const DELTA_STORAGE: &[Access] = &[Read, Read, ReadWrite, ReadWrite, Unused];
+const ROW_LOSS_STORAGE: &[Access] = &[Read, Read, ReadWrite, Unused, ReadWrite];
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -52,7 +55,8 @@ pub struct OutputLayer {
 }
 
 impl OutputLayer {
-    fn spec(&self) -> PipelineSpec {
+    /// The pipeline of `entry_point` with `storage`, under this layer's constants.
+    fn spec(&self, entry_point: &'static str, storage: &'static [Access]) -> PipelineSpec {
         let mut constants = vec![
             ("LOSS", self.loss.wgsl_code() as f64),
             ("ACTIVATION", self.activation.wgsl_code() as f64),
@@ -63,12 +67,24 @@ impl OutputLayer {
         }
         PipelineSpec {
             shader: Shader::Loss,
-            entry_point: match self.mode {
-                OutputMode::Forward => "output_forward",
-                OutputMode::Loss => "output_loss",
-            },
+            entry_point,
             constants,
-            storage: STORAGE,
+            storage,
+        }
+    }
+
+    /// The pipelines this layer runs on `gpu`: `output_loss` in one pass where the device
+    /// binds its five storage buffers, else in two (`output_delta`, `output_row_loss`).
+    fn specs(&self, gpu: &Gpu) -> Vec<PipelineSpec> {
+        match self.mode {
+            OutputMode::Forward => vec![self.spec("output_forward", FORWARD_STORAGE)],
+            OutputMode::Loss if gpu.config().binds(STORAGE) => {
+                vec![self.spec("output_loss", STORAGE)]
+            }
+            OutputMode::Loss => vec![
+                self.spec("output_delta", DELTA_STORAGE),
+                self.spec("output_row_loss", ROW_LOSS_STORAGE),
+            ],
         }
     }
 
@@ -105,20 +121,20 @@ impl OutputLayer {
         row_loss: &wgpu::Buffer,
     ) -> Result<Dispatch> {
         let (params, groups) = Self::layout(gpu, rows, cols)?;
-        Dispatch::new(
-            gpu,
-            label,
-            &self.spec(),
-            &params,
-            &[z, y, a, delta, row_loss],
-            groups,
-        )
+        let buffers = [z, y, a, delta, row_loss];
+        let specs = self.specs(gpu);
+        let dispatch = Dispatch::new(gpu, label, &specs[0], &params, &buffers, groups)?;
+        match specs.get(1) {
+            Some(second) => dispatch.then(gpu, second, &buffers, groups),
+            None => Ok(dispatch),
+        }
     }
 
     /// Points the dispatch at a new number of rows.
     pub fn reshape(gpu: &Gpu, dispatch: &mut Dispatch, rows: usize, cols: usize) -> Result<()> {
         let (params, groups) = Self::layout(gpu, rows, cols)?;
         dispatch.update(gpu, &params, groups);
+        dispatch.update_follow_up(groups);
         Ok(())
     }
 }

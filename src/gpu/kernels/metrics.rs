@@ -11,14 +11,18 @@ use crate::error::{Error, Result};
 use crate::gpu::context::{Access, Gpu, PipelineSpec};
 use crate::gpu::kernels::{Dispatch, Shader};
 
-/// Bindings after the uniform: a, y, batch_loss, counts, loss_total.
-const STORAGE: &[Access] = &[
-    Access::Read,
-    Access::Read,
-    Access::Read,
-    Access::ReadWrite,
-    Access::ReadWrite,
-];
+use Access::{Read, ReadWrite, Unused};
+
+/// Bindings after the uniform: a, y, batch_loss, counts, loss_total; each entry point's layout
+/// holds only those it uses, so that none needs more than three storage buffers.
+fn storage(entry_point: &str) -> &'static [Access] {
+    match entry_point {
+        "accuracy" => &[Read, Read, Unused, ReadWrite, Unused],
+        "squared_error" => &[Read, Read, Unused, Unused, ReadWrite],
+        "accumulate_loss" => &[Unused, Unused, Read, Unused, ReadWrite],
+        _ => &[Unused, Unused, Read, ReadWrite, Unused], // watch_loss
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -80,7 +84,7 @@ impl Metrics {
             shader: Shader::Metrics,
             entry_point,
             constants: vec![],
-            storage: STORAGE,
+            storage: storage(entry_point),
         }
     }
 

@@ -133,13 +133,13 @@ pub struct Dispatch {
     /// The parameter block as last written, for kernels whose reshape keeps part of it.
     params_written: Vec<u8>,
     workgroups: [u32; 3],
-    /// Sizes in bytes of the storage buffers, in binding order, for kernels that check shapes
-    /// against them.
+    /// Sizes in bytes of the storage buffers, in binding order (then the follow-up's), for
+    /// kernels that check shapes against them.
     buffer_sizes: Vec<u64>,
     /// The pipeline's override constants, for kernels whose grid depends on them.
     constants: Vec<(&'static str, f64)>,
-    /// A second kernel run right after this one with the same bindings: the sum of a matmul's
-    /// parts when it is split over k.
+    /// A second kernel run right after this one with the same parameters: the sum of a
+    /// matmul's parts when it is split over k.
     follow_up: Option<FollowUp>,
 }
 
@@ -147,12 +147,15 @@ pub struct Dispatch {
 #[derive(Debug)]
 struct FollowUp {
     pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    /// Its own parameter block, if it does not share the first kernel's.
+    params: Option<wgpu::Buffer>,
     workgroups: [u32; 3],
 }
 
 impl Dispatch {
-    /// Binds `params` (binding 0) and `buffers` (bindings 1…, matching `spec.storage`) to the
-    /// pipeline `spec` describes.
+    /// Binds `params` (binding 0) and `buffers` (bindings 1…, matching `spec.storage`; those at
+    /// [`Access::Unused`] bindings are left out) to the pipeline `spec` describes.
     pub(crate) fn new<P: bytemuck::Pod>(
         gpu: &Gpu,
         label: &str,
@@ -161,6 +164,31 @@ impl Dispatch {
         buffers: &[&wgpu::Buffer],
         workgroups: [u32; 3],
     ) -> Result<Dispatch> {
+        let pipeline = gpu.pipeline(spec)?;
+        let params_buffer = gpu.uniform_buffer(&format!("{label}.params"), params)?;
+        let bind_group = Self::bind_group(gpu, label, spec, &params_buffer, buffers)?;
+        Ok(Dispatch {
+            label: label.to_string(),
+            pipeline,
+            bind_group,
+            params: params_buffer,
+            params_written: bytemuck::bytes_of(params).to_vec(),
+            workgroups,
+            buffer_sizes: buffers.iter().map(|b| b.size()).collect(),
+            constants: spec.constants.clone(),
+            follow_up: None,
+        })
+    }
+
+    /// The bind group of `params_buffer` (binding 0) and `buffers` for the pipeline `spec`
+    /// describes.
+    fn bind_group(
+        gpu: &Gpu,
+        label: &str,
+        spec: &PipelineSpec,
+        params_buffer: &wgpu::Buffer,
+        buffers: &[&wgpu::Buffer],
+    ) -> Result<wgpu::BindGroup> {
         if buffers.len() != spec.storage.len() {
             return Err(Error::invalid(
                 label,
@@ -179,7 +207,8 @@ impl Dispatch {
             {
                 let written =
                     *first_access == Access::ReadWrite || *second_access == Access::ReadWrite;
-                if first == second && written {
+                let bound = *first_access != Access::Unused && *second_access != Access::Unused;
+                if first == second && written && bound {
                     return Err(Error::invalid(
                         label,
                         format!(
@@ -191,9 +220,7 @@ impl Dispatch {
                 }
             }
         }
-        let pipeline = gpu.pipeline(spec)?;
         let (bind_group_layout, _) = gpu.layouts(spec.storage)?;
-        let params_buffer = gpu.uniform_buffer(&format!("{label}.params"), params)?;
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: params_buffer.as_entire_binding(),
@@ -202,41 +229,59 @@ impl Dispatch {
             buffers
                 .iter()
                 .enumerate()
+                .filter(|(i, _)| spec.storage[*i] != Access::Unused)
                 .map(|(i, buffer)| wgpu::BindGroupEntry {
                     binding: i as u32 + 1,
                     resource: buffer.as_entire_binding(),
                 }),
         );
-        let bind_group = gpu.checked(&format!("binding {label}"), |device| {
+        gpu.checked(&format!("binding {label}"), |device| {
             device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(label),
                 layout: &bind_group_layout,
                 entries: &entries,
             })
-        })?;
-        Ok(Dispatch {
-            label: label.to_string(),
-            pipeline,
-            bind_group,
-            params: params_buffer,
-            params_written: bytemuck::bytes_of(params).to_vec(),
-            workgroups,
-            buffer_sizes: buffers.iter().map(|b| b.size()).collect(),
-            constants: spec.constants.clone(),
-            follow_up: None,
         })
     }
 
-    /// Adds a kernel that runs right after this one with the same bindings; `spec` must bind
-    /// the same storage buffers.
+    /// Adds a kernel that runs right after this one with the same parameter block and
+    /// `buffers` (matching `spec.storage`).
     pub(crate) fn then(
         mut self,
         gpu: &Gpu,
         spec: &PipelineSpec,
+        buffers: &[&wgpu::Buffer],
         workgroups: [u32; 3],
     ) -> Result<Dispatch> {
+        let label = format!("{}.then", self.label);
+        let bind_group = Self::bind_group(gpu, &label, spec, &self.params, buffers)?;
+        self.buffer_sizes.extend(buffers.iter().map(|b| b.size()));
         self.follow_up = Some(FollowUp {
             pipeline: gpu.pipeline(spec)?,
+            bind_group,
+            params: None,
+            workgroups,
+        });
+        Ok(self)
+    }
+
+    /// [`Dispatch::then`] with a parameter block of its own.
+    pub(crate) fn then_with<P: bytemuck::Pod>(
+        mut self,
+        gpu: &Gpu,
+        spec: &PipelineSpec,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch> {
+        let label = format!("{}.then", self.label);
+        let params_buffer = gpu.uniform_buffer(&format!("{label}.params"), params)?;
+        let bind_group = Self::bind_group(gpu, &label, spec, &params_buffer, buffers)?;
+        self.buffer_sizes.extend(buffers.iter().map(|b| b.size()));
+        self.follow_up = Some(FollowUp {
+            pipeline: gpu.pipeline(spec)?,
+            bind_group,
+            params: Some(params_buffer),
             workgroups,
         });
         Ok(self)
@@ -261,6 +306,23 @@ impl Dispatch {
         bytemuck::try_pod_read_unaligned(&self.params_written).ok()
     }
 
+    /// Rewrites the parameter block and workgroup counts of the kernel added by
+    /// [`Dispatch::then_with`].
+    pub(crate) fn update_follow_up_params<P: bytemuck::Pod>(
+        &mut self,
+        gpu: &Gpu,
+        params: &P,
+        workgroups: [u32; 3],
+    ) {
+        if let Some(follow_up) = &mut self.follow_up {
+            if let Some(buffer) = &follow_up.params {
+                gpu.queue()
+                    .write_buffer(buffer, 0, bytemuck::bytes_of(params));
+            }
+            follow_up.workgroups = workgroups;
+        }
+    }
+
     /// Rewrites the workgroup counts of the kernel added by [`Dispatch::then`].
     pub(crate) fn update_follow_up(&mut self, workgroups: [u32; 3]) {
         if let Some(follow_up) = &mut self.follow_up {
@@ -282,6 +344,7 @@ impl Dispatch {
         if let Some(follow_up) = &self.follow_up {
             // wgpu puts a barrier between the two: the second reads what the first wrote.
             pass.set_pipeline(&follow_up.pipeline);
+            pass.set_bind_group(0, &follow_up.bind_group, &[]);
             let [x, y, z] = follow_up.workgroups;
             pass.dispatch_workgroups(x, y, z);
         }

@@ -1,11 +1,12 @@
 //! `shaders/optim.wgsl`: one update dispatch per layer (SGD, momentum, Adam or AdamW, with weight
-//! decay), the per-step counter the updates and the data gather read, and gradient-norm clipping
-//! ([`ClipNorm`]) between the backward pass and the updates.
+//! decay), or one per tensor on a device that binds four storage buffers per stage, the per-step
+//! counter the updates and the data gather read, and gradient-norm clipping ([`ClipNorm`])
+//! between the backward pass and the updates.
 //!
-//! Shapes: `weight, dweight: (out, in)`, `bias, dbias: (out)`, `moment1, moment2:
-//! (out·in + out)` (weight entries, then bias entries; one element when the rule keeps none),
-//! `counters: (2)` = `[steps taken, data cursor]`, `clip: (1 + layers)` = `[scale, Σ g² per
-//! layer…]`.
+//! Shapes: `weight, dweight: (out, in)`, `bias, dbias: (out)`, `moments: (states·(out·in +
+//! out))` (each moment's weight entries, then its bias entries; one element when the rule keeps
+//! none), `counters: (3 + layers)` = `[steps taken, data cursor, scale, Σ g² per layer…]` (the
+//! last as f32 bits; [`counters_len`]).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -14,17 +15,25 @@ use crate::gpu::context::{Access, Gpu, PipelineSpec};
 use crate::gpu::kernels::{Dispatch, Shader};
 use crate::optim::{Optimizer, OptimizerConfig};
 
-/// Bindings after the uniform: weight, dweight, bias, dbias, moment1, moment2, counters, clip.
-const STORAGE: &[Access] = &[
-    Access::ReadWrite,
-    Access::Read,
-    Access::ReadWrite,
-    Access::Read,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::ReadWrite,
-    Access::ReadWrite,
-];
+use Access::{Read, ReadWrite, Unused};
+
+/// Bindings after the uniform: weight, dweight, bias, dbias, moments, counters.
+pub(crate) const STORAGE: &[Access] = &[ReadWrite, Read, ReadWrite, Read, ReadWrite, ReadWrite];
+
+/// `update_tensor`'s: one tensor (at weight and dweight), moments, counters.
+const TENSOR_STORAGE: &[Access] = &[ReadWrite, Read, Unused, Unused, ReadWrite, ReadWrite];
+
+/// `square_sum`'s: the gradients and counters.
+const SQUARES_STORAGE: &[Access] = &[Unused, Read, Unused, Read, Unused, ReadWrite];
+
+/// `advance`'s and `clip_scale`'s: counters.
+const COUNTERS_STORAGE: &[Access] = &[Unused, Unused, Unused, Unused, Unused, ReadWrite];
+
+/// Words of the counters buffer of a network of `layers` layers: steps taken, the data cursor,
+/// the clipping scale and each layer's sum of squared gradients.
+pub fn counters_len(layers: usize) -> usize {
+    3 + layers
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -41,6 +50,9 @@ struct OptimParams {
     log_beta2: f32,
     max_norm: f32,
     layer: u32,
+    moment_base: u32,
+    second_moment: u32,
+    _pad: [u32; 2],
 }
 
 /// A layer's parameters, gradients and optimizer state, as the update binds them.
@@ -54,28 +66,38 @@ pub struct UpdateBuffers<'a> {
     pub bias: &'a wgpu::Buffer,
     /// `(out)`.
     pub dbias: &'a wgpu::Buffer,
-    /// Velocity or Adam's first moment, `(out·in + out)`.
-    pub moment1: &'a wgpu::Buffer,
-    /// Adam's second moment, `(out·in + out)`.
-    pub moment2: &'a wgpu::Buffer,
-    /// `[steps taken, data cursor]`.
+    /// Velocity, or Adam's first moment then its second, `(out·in + out)` each.
+    pub moments: &'a wgpu::Buffer,
+    /// `[steps taken, data cursor, gradient scale, Σ g² of each layer…]`, `(3 + layers)`.
     pub counters: &'a wgpu::Buffer,
-    /// `[gradient scale, Σ g² of each layer…]`, `(1 + layers)`.
-    pub clip: &'a wgpu::Buffer,
 }
 
 impl UpdateBuffers<'_> {
-    fn list(&self) -> [&wgpu::Buffer; 8] {
+    fn list(&self) -> [&wgpu::Buffer; 6] {
         [
             self.weight,
             self.dweight,
             self.bias,
             self.dbias,
-            self.moment1,
-            self.moment2,
+            self.moments,
             self.counters,
-            self.clip,
         ]
+    }
+
+    /// The bias in the weight's place, for the second of a layer's per-tensor dispatches.
+    fn bias_as_tensor(&self) -> [&wgpu::Buffer; 6] {
+        let [_, _, bias, dbias, moments, counters] = self.list();
+        [bias, dbias, bias, dbias, moments, counters]
+    }
+}
+
+/// The pipeline of optim.wgsl's `entry_point` with `storage`.
+fn spec(entry_point: &'static str, storage: &'static [Access]) -> PipelineSpec {
+    PipelineSpec {
+        shader: Shader::Optim,
+        entry_point,
+        constants: vec![],
+        storage,
     }
 }
 
@@ -89,12 +111,38 @@ pub struct Update {
 }
 
 impl Update {
+    /// The rule's code in optim.wgsl (`RULE_*`).
+    fn rule(&self) -> f64 {
+        match self.config.optimizer {
+            Optimizer::Sgd => 0.0,
+            Optimizer::Momentum { .. } => 1.0,
+            Optimizer::Adam { .. } => 2.0,
+            Optimizer::AdamW { .. } => 3.0,
+        }
+    }
+
+    /// The update's pipeline: `update` where the device binds its six storage buffers, else
+    /// `update_tensor`.
+    fn spec(&self, gpu: &Gpu) -> PipelineSpec {
+        let (entry_point, storage) = match gpu.config().binds(STORAGE) {
+            true => ("update", STORAGE),
+            false => ("update_tensor", TENSOR_STORAGE),
+        };
+        PipelineSpec {
+            constants: vec![("RULE", self.rule())],
+            ..spec(entry_point, storage)
+        }
+    }
+
+    /// The parameter blocks and grids of a layer's update: one for the whole layer, or with
+    /// `per_tensor` one for its weight and one for its bias.
     fn layout(
         &self,
         gpu: &Gpu,
         weight_len: usize,
         bias_len: usize,
-    ) -> Result<(OptimParams, [u32; 3])> {
+        per_tensor: bool,
+    ) -> Result<Vec<(OptimParams, [u32; 3])>> {
         self.config.validate()?;
         let total = weight_len + bias_len;
         if u32::try_from(total).is_err() {
@@ -130,9 +178,26 @@ impl Update {
             log_beta2: (beta2 as f64).ln() as f32,
             max_norm: self.clip_norm.unwrap_or(0.0),
             layer: 0,
+            moment_base: 0,
+            second_moment: total as u32,
+            _pad: [0; 2],
         };
         let config = gpu.config();
-        Ok((params, config.grid_1d(total, config.workgroup_size)))
+        let grid = |len| config.grid_1d(len, config.workgroup_size);
+        if !per_tensor {
+            return Ok(vec![(params, grid(total))]);
+        }
+        let bias = OptimParams {
+            weight_len: bias_len as u32,
+            bias_len: 0,
+            moment_base: weight_len as u32,
+            ..params
+        };
+        let weight = OptimParams {
+            bias_len: 0,
+            ..params
+        };
+        Ok(vec![(weight, grid(weight_len)), (bias, grid(bias_len))])
     }
 
     /// Binds one layer of `weight_len` weights and `bias_len` biases.
@@ -144,14 +209,17 @@ impl Update {
         weight_len: usize,
         bias_len: usize,
     ) -> Result<Dispatch> {
-        let (params, groups) = self.layout(gpu, weight_len, bias_len)?;
-        let spec = PipelineSpec {
-            shader: Shader::Optim,
-            entry_point: self.config.optimizer.name(),
-            constants: vec![],
-            storage: STORAGE,
-        };
-        Dispatch::new(gpu, label, &spec, &params, &buffers.list(), groups)
+        let spec = self.spec(gpu);
+        let per_tensor = spec.entry_point == "update_tensor";
+        let passes = self.layout(gpu, weight_len, bias_len, per_tensor)?;
+        let (params, groups) = passes[0];
+        let dispatch = Dispatch::new(gpu, label, &spec, &params, &buffers.list(), groups)?;
+        match passes.get(1) {
+            Some((bias, groups)) => {
+                dispatch.then_with(gpu, &spec, bias, &buffers.bias_as_tensor(), *groups)
+            }
+            None => Ok(dispatch),
+        }
     }
 
     /// Rewrites a bound update for new hyper-parameters of the same rule (a new learning rate).
@@ -162,8 +230,13 @@ impl Update {
         weight_len: usize,
         bias_len: usize,
     ) -> Result<()> {
-        let (params, groups) = self.layout(gpu, weight_len, bias_len)?;
+        let per_tensor = dispatch.has_follow_up();
+        let passes = self.layout(gpu, weight_len, bias_len, per_tensor)?;
+        let (params, groups) = passes[0];
         dispatch.update(gpu, &params, groups);
+        if let Some((bias, groups)) = passes.get(1) {
+            dispatch.update_follow_up_params(gpu, bias, *groups);
+        }
         Ok(())
     }
 }
@@ -184,12 +257,7 @@ impl Advance {
             rows: rows as u32,
             ..Default::default()
         };
-        let spec = PipelineSpec {
-            shader: Shader::Optim,
-            entry_point: "advance",
-            constants: vec![],
-            storage: STORAGE,
-        };
+        let spec = spec("advance", COUNTERS_STORAGE);
         Dispatch::new(gpu, label, &spec, &params, &buffers.list(), [1, 1, 1])
     }
 
@@ -207,7 +275,7 @@ impl Advance {
 }
 
 /// `torch.nn.utils.clip_grad_norm_` on the GPU: one `square_sum` dispatch per layer, then one
-/// `clip_scale` that leaves the scale in `clip[0]` for the updates, with nothing read back.
+/// `clip_scale` that leaves the scale in `counters[2]` for the updates, with nothing read back.
 #[derive(Clone, Copy, Debug)]
 pub struct ClipNorm {
     /// The largest global L2 norm the gradients may keep.
@@ -215,17 +283,8 @@ pub struct ClipNorm {
 }
 
 impl ClipNorm {
-    fn spec(entry_point: &'static str) -> PipelineSpec {
-        PipelineSpec {
-            shader: Shader::Optim,
-            entry_point,
-            constants: vec![],
-            storage: STORAGE,
-        }
-    }
-
     /// Binds the sum of squares of layer `layer`'s gradients (`weight_len` weights and
-    /// `bias_len` biases) into `clip[1 + layer]`.
+    /// `bias_len` biases) into `counters[3 + layer]`.
     pub fn bind_square_sum(
         &self,
         gpu: &Gpu,
@@ -242,11 +301,11 @@ impl ClipNorm {
             layer: layer as u32,
             ..Default::default()
         };
-        let spec = Self::spec("square_sum");
+        let spec = spec("square_sum", SQUARES_STORAGE);
         Dispatch::new(gpu, label, &spec, &params, &buffers.list(), [1, 1, 1])
     }
 
-    /// Binds the scale of `layers` layers' gradients into `clip[0]`.
+    /// Binds the scale of `layers` layers' gradients into `counters[2]`.
     pub fn bind_scale(
         &self,
         gpu: &Gpu,
@@ -259,7 +318,7 @@ impl ClipNorm {
             layer: layers as u32,
             ..Default::default()
         };
-        let spec = Self::spec("clip_scale");
+        let spec = spec("clip_scale", COUNTERS_STORAGE);
         Dispatch::new(gpu, label, &spec, &params, &buffers.list(), [1, 1, 1])
     }
 }

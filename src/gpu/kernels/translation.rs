@@ -60,7 +60,7 @@ fn matmul_entry_point(strategy: MatmulStrategy) -> &'static str {
 }
 
 /// The configurations `KernelConfig::for_adapter` gives over a grid of adapters: CPU and GPU,
-/// with and without subgroups, with the limits of wgpu's three presets and invocation limits
+/// with and without subgroups, with the limits of wgpu's three presets and WebGPU's compatibility mode, and invocation limits
 /// around every power of two up to 1024. The grid is wider than the header needs today so
 /// that a header that grows with the limits is still covered: modules are deduplicated by source.
 fn kernel_configs() -> Vec<KernelConfig> {
@@ -68,6 +68,7 @@ fn kernel_configs() -> Vec<KernelConfig> {
     let presets = [
         wgpu::Limits::downlevel_webgl2_defaults(),
         wgpu::Limits::downlevel_defaults(),
+        crate::gpu::context::compat_limits(),
         wgpu::Limits::default(),
     ];
     let invocations = (0..=10).flat_map(|p| [(1u32 << p) - 1, 1 << p, (1 << p) + 1]);
@@ -183,12 +184,18 @@ fn constant_sets(shader: Shader, entry_point: &str) -> Vec<Vec<(&'static str, f6
                 .collect(),
             None => vec![vec![]],
         },
-        (Shader::Data, "gather") => [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
-            .into_iter()
-            .map(|(features, targets)| {
-                vec![("FLOAT_FEATURES", features), ("VALUE_TARGETS", targets)]
-            })
-            .collect(),
+        // The optimizer's rules, `Update::rule`'s codes.
+        (Shader::Optim, "update" | "update_tensor") => {
+            (0..4).map(|rule| vec![("RULE", f64::from(rule))]).collect()
+        }
+        (Shader::Data, "gather" | "gather_features" | "gather_targets") => {
+            [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
+                .into_iter()
+                .map(|(features, targets)| {
+                    vec![("FLOAT_FEATURES", features), ("VALUE_TARGETS", targets)]
+                })
+                .collect()
+        }
         // Affine, elastic and both, on MNIST's 28×28.
         (Shader::Augment, "deform") => [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)]
             .into_iter()

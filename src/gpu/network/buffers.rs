@@ -24,9 +24,9 @@ pub(super) struct LayerParams {
     pub bias: wgpu::Buffer,
     pub dweight: wgpu::Buffer,
     pub dbias: wgpu::Buffer,
-    /// Optimizer state, `(out·in + out)` each, or one element when the rule keeps none.
-    pub moment1: wgpu::Buffer,
-    pub moment2: wgpu::Buffer,
+    /// Optimizer state: each moment the rule keeps, `(out·in + out)` each, one after the other;
+    /// one element when it keeps none.
+    pub moments: wgpu::Buffer,
 }
 
 impl LayerParams {
@@ -49,8 +49,7 @@ impl LayerParams {
             bias: gpu.storage_buffer(&name("bias"), outputs)?,
             dweight: gpu.storage_buffer(&name("dweight"), outputs * inputs)?,
             dbias: gpu.storage_buffer(&name("dbias"), outputs)?,
-            moment1: gpu.storage_buffer(&name("moment1"), 1)?,
-            moment2: gpu.storage_buffer(&name("moment2"), 1)?,
+            moments: gpu.storage_buffer(&name("moments"), 1)?,
         })
     }
 
@@ -60,20 +59,14 @@ impl LayerParams {
 
     /// What the optimizer's kernels bind for this layer, with the network's step counters and
     /// clipping slots.
-    pub fn update_buffers<'a>(
-        &'a self,
-        counters: &'a wgpu::Buffer,
-        clip: &'a wgpu::Buffer,
-    ) -> UpdateBuffers<'a> {
+    pub fn update_buffers<'a>(&'a self, counters: &'a wgpu::Buffer) -> UpdateBuffers<'a> {
         UpdateBuffers {
             weight: &self.weight,
             dweight: &self.dweight,
             bias: &self.bias,
             dbias: &self.dbias,
-            moment1: &self.moment1,
-            moment2: &self.moment2,
+            moments: &self.moments,
             counters,
-            clip,
         }
     }
 }

@@ -19,7 +19,7 @@
 //!            and an activation kernel gives a_l; backward's ⊙g′ reads that z
 //! dropout    (training, where asked for) x and a_l ⊙ mask after the forward epilogue, δ_{l−1} ⊙
 //!            mask after the backward one, g′ from a copy of a_l kept before the mask   dropout
-//! update     W_l, b_l ← W_l − lr·dW_l, b_l − lr·db_l  optim, one dispatch per layer
+//! update     W_l, b_l ← W_l − lr·dW_l, b_l − lr·db_l  optim, a dispatch per layer or per tensor
 //! ```
 //! Updates are recorded after the whole backward pass, so every δ sees the old weights.
 //!
@@ -35,7 +35,7 @@ mod transfer;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
-use crate::gpu::kernels::optim::Update;
+use crate::gpu::kernels::optim::{Update, counters_len};
 use crate::model::{Loss, Mlp};
 use crate::optim::OptimizerConfig;
 use crate::rng::philox_key;
@@ -89,10 +89,9 @@ pub struct GpuMlp {
     dropout_key: [u32; 2],
     /// Whether the plan's matmuls carry the epilogues.
     fusion: Fusion,
-    /// `[steps taken, data cursor]`, advanced on the GPU once per step.
+    /// `[steps taken, data cursor, gradient scale, Σ g² per layer…]`: the first two advanced on
+    /// the GPU once per step, the others written by the clipping kernels.
     counters: wgpu::Buffer,
-    /// `[gradient scale, Σ g² per layer…]`, written by the clipping kernels each step.
-    clip: wgpu::Buffer,
     in_flight: std::collections::VecDeque<InFlight>,
     /// Staging for [`GpuMlp::last_loss`], one value.
     loss_staging: wgpu::Buffer,
@@ -129,8 +128,7 @@ impl GpuMlp {
             .enumerate()
             .map(|(i, layer)| LayerParams::allocate(gpu, i, layer, mlp.leaky_slope))
             .collect::<Result<Vec<_>>>()?;
-        let counters = gpu.storage_buffer("gpu_mlp.counters", 2)?;
-        let clip = gpu.storage_buffer("gpu_mlp.clip", 1 + layers.len())?;
+        let counters = gpu.storage_buffer("gpu_mlp.counters", counters_len(layers.len()))?;
         let fusion = Fusion::Fused;
         let regularization = Regularization::default();
         let buffers =
@@ -146,7 +144,6 @@ impl GpuMlp {
         };
         let state = StepState {
             counters: &counters,
-            clip: &clip,
         };
         let plan = Plan::bind(gpu, &layers, &buffers, state, step)?;
         let loss_staging = gpu.staging_buffer("gpu_mlp.loss_staging", 4)?;
@@ -162,7 +159,6 @@ impl GpuMlp {
             dropout_key,
             fusion,
             counters,
-            clip,
             in_flight: Default::default(),
             loss_staging,
         };
@@ -226,26 +222,15 @@ impl GpuMlp {
             self.wait_idle()?;
             let states = optimizer.optimizer.state_per_parameter();
             for (i, layer) in self.layers.iter().enumerate() {
-                let bytes = ((layer.weight_len() + layer.outputs) * 4) as u64;
+                let bytes = (states * (layer.weight_len() + layer.outputs) * 4) as u64;
                 if states > 0 {
                     self.gpu
                         .check_storage_size(&format!("layer {i} optimizer state"), bytes)?;
                 }
             }
             for (i, layer) in self.layers.iter_mut().enumerate() {
-                let len = if states > 0 {
-                    layer.weight_len() + layer.outputs
-                } else {
-                    1
-                };
-                layer.moment1 = self.gpu.storage_buffer(
-                    &format!("layer{i}.moment1"),
-                    if states >= 1 { len } else { 1 },
-                )?;
-                layer.moment2 = self.gpu.storage_buffer(
-                    &format!("layer{i}.moment2"),
-                    if states >= 2 { len } else { 1 },
-                )?;
+                let len = (states * (layer.weight_len() + layer.outputs)).max(1);
+                layer.moments = self.gpu.storage_buffer(&format!("layer{i}.moments"), len)?;
             }
             self.gpu
                 .queue()
@@ -394,7 +379,6 @@ impl GpuMlp {
     fn step_state(&self) -> StepState<'_> {
         StepState {
             counters: &self.counters,
-            clip: &self.clip,
         }
     }
 

@@ -69,10 +69,8 @@ pub(super) struct StepSpec {
 /// The network-wide buffers the update kernels bind besides each layer's.
 #[derive(Clone, Copy)]
 pub(super) struct StepState<'a> {
-    /// `[steps taken, data cursor]`.
+    /// `[steps taken, data cursor, gradient scale, Σ g² per layer…]`.
     pub counters: &'a wgpu::Buffer,
-    /// `[gradient scale, Σ g² per layer…]`.
-    pub clip: &'a wgpu::Buffer,
 }
 
 /// Every dispatch of a step, bound once.
@@ -129,7 +127,7 @@ impl Plan {
             state,
             step,
         };
-        let first_layer = layers[0].update_buffers(state.counters, state.clip);
+        let first_layer = layers[0].update_buffers(state.counters);
         let input_rate = binder.step.regularization.dropout.input;
         Ok(Plan {
             input_dropout: binder.dropout((0, input_rate), "input.dropout", &buffers.x, None)?,
@@ -163,7 +161,7 @@ impl Plan {
                 update.bind(
                     gpu,
                     &label,
-                    &layer.update_buffers(state.counters, state.clip),
+                    &layer.update_buffers(state.counters),
                     layer.weight_len(),
                     layer.outputs,
                 )
@@ -190,14 +188,14 @@ impl Plan {
                 clip.bind_square_sum(
                     gpu,
                     &format!("layer{l}.gradient_square_sum"),
-                    &layer.update_buffers(state.counters, state.clip),
+                    &layer.update_buffers(state.counters),
                     l,
                     layer.weight_len(),
                     layer.outputs,
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        let buffers = layers[0].update_buffers(state.counters, state.clip);
+        let buffers = layers[0].update_buffers(state.counters);
         dispatches.push(clip.bind_scale(gpu, "gpu_mlp.clip_scale", &buffers, layers.len())?);
         Ok(dispatches)
     }

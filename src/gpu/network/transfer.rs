@@ -185,9 +185,10 @@ impl GpuMlp {
         let states = self.optimizer.optimizer.state_per_parameter();
         let mut sources: Vec<(&wgpu::Buffer, usize)> = vec![(&self.counters, 1)];
         for layer in &self.layers {
-            let len = layer.weight_len() + layer.outputs;
-            sources.push((&layer.moment1, if states >= 1 { len } else { 0 }));
-            sources.push((&layer.moment2, if states >= 2 { len } else { 0 }));
+            sources.push((
+                &layer.moments,
+                states * (layer.weight_len() + layer.outputs),
+            ));
         }
         self.in_flight.clear();
         // A one-off read of up to twice the model: its own staging buffer, not the step's.
@@ -200,13 +201,16 @@ impl GpuMlp {
             .gpu
             .read_back_async("the optimizer state", encoder, &staging, &sources)
             .await?;
-        let split = |words: &[u32], layer: &LayerParams| -> Result<(Array2<f32>, Array1<f32>)> {
-            if words.is_empty() {
+        // Moment `k` of a layer: its weight entries, then its bias entries; zero if the rule
+        // keeps fewer moments.
+        let moment = |words: &[u32], layer: &LayerParams, k: usize| {
+            let len = layer.weight_len() + layer.outputs;
+            let Some(words) = words.get(k * len..(k + 1) * len) else {
                 return Ok((
                     Array2::zeros((layer.outputs, layer.inputs)),
                     Array1::zeros(layer.outputs),
                 ));
-            }
+            };
             let floats: Vec<f32> = words.iter().map(|w| f32::from_bits(*w)).collect();
             let (weight, bias) = floats.split_at(layer.weight_len());
             let weight = Array2::from_shape_vec((layer.outputs, layer.inputs), weight.to_vec())
@@ -216,8 +220,8 @@ impl GpuMlp {
         let mut moment1 = Vec::new();
         let mut moment2 = Vec::new();
         for (l, layer) in self.layers.iter().enumerate() {
-            moment1.push(split(&values[1 + 2 * l], layer)?);
-            moment2.push(split(&values[2 + 2 * l], layer)?);
+            moment1.push(moment(&values[1 + l], layer, 0)?);
+            moment2.push(moment(&values[1 + l], layer, 1)?);
         }
         Ok(OptimizerState {
             steps: u64::from(values[0][0]),
@@ -245,12 +249,10 @@ impl GpuMlp {
         let states = self.optimizer.optimizer.state_per_parameter();
         let queue = self.gpu.queue();
         for (i, layer) in self.layers.iter().enumerate() {
-            for (k, (moments, buffer)) in [
-                (&state.moment1[i], &layer.moment1),
-                (&state.moment2[i], &layer.moment2),
-            ]
-            .into_iter()
-            .enumerate()
+            let mut values: Vec<f32> = Vec::new();
+            for (k, moments) in [&state.moment1[i], &state.moment2[i]]
+                .into_iter()
+                .enumerate()
             {
                 let (weight, bias) = moments;
                 if weight.dim() != (layer.outputs, layer.inputs) || bias.len() != layer.outputs {
@@ -261,10 +263,12 @@ impl GpuMlp {
                     ));
                 }
                 if k < states {
-                    let mut values: Vec<f32> = weight.iter().copied().collect();
+                    values.extend(weight.iter());
                     values.extend(bias.iter());
-                    queue.write_buffer(buffer, 0, bytemuck::cast_slice(&values));
                 }
+            }
+            if !values.is_empty() {
+                queue.write_buffer(&layer.moments, 0, bytemuck::cast_slice(&values));
             }
         }
         queue.write_buffer(&self.counters, 0, bytemuck::bytes_of(&steps));

@@ -22,19 +22,20 @@ use crate::gpu::context::{Access, Gpu, PipelineSpec};
 use crate::gpu::kernels::{Dispatch, MatmulStrategy, Shader, bound_sizes, grid_1d_checked};
 use epilogue::EpilogueCode;
 
-/// Bindings after the uniform: a, b, bias, aux, c, and the parts of a product split over k. The
-/// bias and aux slots both hold the epilogue's buffer, or `a` when it reads none.
-pub(crate) const STORAGE: &[Access] = &[
+/// Bindings after the uniform: a, b, the epilogue's operand (the bias or the kept activations,
+/// or `a` when it reads none) and c, or for a product split over k its parts: four, the fewest
+/// a device may allow per stage.
+pub(crate) const STORAGE: &[Access] =
+    &[Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+
+/// Bindings of `matmul_sum_parts`: the parts (at `a`), the epilogue's operand and C.
+const SUM_STORAGE: &[Access] = &[
     Access::Read,
+    Access::Unused,
     Access::Read,
-    Access::Read,
-    Access::Read,
-    Access::ReadWrite,
     Access::ReadWrite,
 ];
 
-/// The shader's `MatmulParams`: the shape, the layout as strides, and the epilogue. Layout and
-/// epilogue are run-time values so that one pipeline per tile serves every product.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 struct MatmulParams {
@@ -53,7 +54,7 @@ struct MatmulParams {
     transpose_b: u32,
     k_chunk: u32,
     k_parts: u32,
-    /// 1 when the parts go to `partials` for `matmul_sum_parts` to add.
+    /// 1 when the parts go where C would (bound at `c`) for `matmul_sum_parts` to add.
     split: u32,
     /// Leaky ReLU's negative slope, for an epilogue with that activation.
     leaky_slope: f32,
@@ -144,7 +145,7 @@ impl Matmul {
             shader: Shader::Matmul,
             entry_point: "matmul_sum_parts",
             constants: vec![],
-            storage: STORAGE,
+            storage: SUM_STORAGE,
         }
     }
 
@@ -265,23 +266,27 @@ impl Matmul {
         let code = epilogue.code()?;
         let (tile, split) = self.plan(gpu, shape);
         let (params, groups) = self.layout(gpu, shape, tile, split, code)?;
-        // Unsplit, the kernel never touches the parts; the binding still needs a buffer.
-        let parts_len = split.map_or(1, |split| split.parts as usize * shape.m * shape.n);
+        // The kernel reads the epilogue's operand only for an epilogue that has one; the
+        // binding still needs a buffer.
+        let operand = epilogue.buffer().unwrap_or(a);
+        let Some(split) = split else {
+            self.check_buffers(shape, None, code, [a, b, operand, c].map(|x| x.size()), 0)?;
+            let buffers = [a, b, operand, c];
+            return Dispatch::new(gpu, label, &self.spec(gpu, tile), &params, &buffers, groups);
+        };
+        let parts_len = split.parts as usize * shape.m * shape.n;
         let parts = gpu.storage_buffer(&format!("{label}.parts"), parts_len)?;
-        // The kernel reads the epilogue slots only for the epilogue that fills them.
-        let read_by_epilogue = epilogue.buffer().unwrap_or(a);
-        let buffers = [a, b, read_by_epilogue, read_by_epilogue, c, &parts];
-        self.check_buffers(shape, split, code, buffers.map(|buffer| buffer.size()))?;
-        let dispatch = Dispatch::new(gpu, label, &self.spec(gpu, tile), &params, &buffers, groups)?;
-        match split {
-            Some(_) => dispatch.then(gpu, &Self::sum_spec(), Self::sum_groups(gpu, shape)?),
-            None => Ok(dispatch),
-        }
+        let sizes = [a, b, operand, c].map(|x| x.size());
+        self.check_buffers(shape, Some(split), code, sizes, parts.size())?;
+        let spec = self.spec(gpu, tile);
+        Dispatch::new(gpu, label, &spec, &params, &[a, b, operand, &parts], groups)?.then(
+            gpu,
+            &Self::sum_spec(),
+            &[&parts, b, operand, c],
+            Self::sum_groups(gpu, shape)?,
+        )
     }
 
-    /// The pipelines [`Matmul::bind`] will use for `shape`, to create them ahead
-    /// ([`Gpu::prepare_pipelines`]); a tile the kernel cannot run gives none, and `bind` the
-    /// error.
     pub(crate) fn pipeline_specs(&self, gpu: &Gpu, shape: MatmulShape) -> Vec<PipelineSpec> {
         let (tile, split) = self.plan(gpu, shape);
         if self.check_runnable(gpu, tile).is_err() {
@@ -310,7 +315,12 @@ impl Matmul {
     pub fn reshape(&self, gpu: &Gpu, dispatch: &mut Dispatch, shape: MatmulShape) -> Result<()> {
         let strategy = self.strategy(gpu);
         let tile = MatmulTile::of_dispatch(strategy, dispatch)?;
-        let sizes = bound_sizes(dispatch, "Matmul")?;
+        // [a, b, operand, c], or split [a, b, operand, parts] then the sum's [parts, b, operand, c].
+        let (sizes, parts) = match *dispatch.buffer_sizes() {
+            [a, b, operand, c] => ([a, b, operand, c], 0),
+            [a, b, operand, parts, _, _, _, c] => ([a, b, operand, c], parts),
+            _ => bound_sizes::<4>(dispatch, "Matmul").map(|sizes| (sizes, 0))?,
+        };
         let bound: MatmulParams = dispatch.params().ok_or_else(|| {
             Error::invalid(
                 "Matmul reshape",
@@ -326,12 +336,12 @@ impl Matmul {
             leaky_slope: bound.leaky_slope,
         };
         let split = dispatch.has_follow_up().then(|| {
-            let room = (sizes[5] / 4) as usize / (shape.m * shape.n).max(1);
+            let room = (parts / 4) as usize / (shape.m * shape.n).max(1);
             let wanted = MatmulSplit::for_shape(strategy, tile, shape).map_or(1, |s| s.parts);
             MatmulSplit::with_parts(shape.k, (wanted as usize).min(room))
         });
         let (params, groups) = self.layout(gpu, shape, tile, split, code)?;
-        self.check_buffers(shape, split, code, sizes)?;
+        self.check_buffers(shape, split, code, sizes, parts)?;
         dispatch.update(gpu, &params, groups);
         if split.is_some() {
             dispatch.update_follow_up(Self::sum_groups(gpu, shape)?);
@@ -346,7 +356,8 @@ impl Matmul {
         shape: MatmulShape,
         split: Option<MatmulSplit>,
         epilogue: EpilogueCode,
-        [a, b, read_by_epilogue, _, c, parts]: [u64; 6],
+        [a, b, operand, c]: [u64; 4],
+        parts: u64,
     ) -> Result<()> {
         let MatmulShape { m, n, k } = shape;
         let bytes = |values: usize| values as u64 * 4;
@@ -362,9 +373,8 @@ impl Matmul {
                 bytes(split.parts as usize * m * n),
             ));
         }
-        // The aux slot holds the same buffer as the bias slot (see `STORAGE`).
         if let Some((what, len)) = epilogue.operand_len(shape) {
-            needs.push((what, read_by_epilogue, bytes(len)));
+            needs.push((what, operand, bytes(len)));
         }
         for (what, size, needed) in needs {
             if size < needed {
