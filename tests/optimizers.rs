@@ -375,3 +375,52 @@ fn a_few_steps_with_varying_gradients_match_an_f64_version_of_every_optimizer() 
         }
     }
 }
+
+#[test]
+fn moments_that_decay_below_the_smallest_normal_float_are_stored_as_zero() {
+    // Under a zero gradient a moment only decays: m ← β·m (momentum 0.9 or Adam's β₁ = 0.9),
+    // so mₖ = 0.9ᵏ·m₀ until it would leave the normal range, and 0 from then on. Adam's
+    // v = 0.999ᵏ·v₀ stays normal for the 22 steps here (0.999²² ≈ 0.978 of 2·MIN_POSITIVE).
+    let tiny = f32::MIN_POSITIVE;
+    let mlp = Mlp::new(
+        &[1, 1],
+        Activation::Identity,
+        Activation::Identity,
+        Loss::Mse,
+        0,
+    )
+    .unwrap();
+    let grads = wgpu_mlp::fast::zero_gradients(&mlp);
+    for optimizer in [Optimizer::MOMENTUM, Optimizer::ADAM] {
+        let config = OptimizerConfig {
+            optimizer,
+            learning_rate: 1e-3,
+            weight_decay: 0.0,
+        };
+        let mut state = OptimizerState::new(&mlp);
+        state.moment1[0].0.fill(10.0 * tiny);
+        state.moment2[0].0.fill(2.0 * tiny);
+        let mut model = mlp.clone();
+        // 10·0.9ᵏ·MIN_POSITIVE is normal for k ≤ 21 (0.9²¹ ≈ 0.109) and subnormal from k = 22.
+        for step in 1..=22 {
+            state.apply(&config, &mut model, &grads).unwrap();
+            let m = state.moment1[0].0[[0, 0]];
+            let expected = 10.0 * 0.9f64.powi(step) * f64::from(tiny);
+            if expected >= f64::from(tiny) {
+                assert!(
+                    (f64::from(m) / expected - 1.0).abs() < 1e-5,
+                    "{optimizer:?} step {step}: {m}"
+                );
+            } else {
+                assert_eq!(
+                    m, 0.0,
+                    "{optimizer:?} step {step}: a subnormal moment was kept"
+                );
+            }
+        }
+        if matches!(optimizer, Optimizer::Adam { .. }) {
+            let v = f64::from(state.moment2[0].0[[0, 0]]);
+            assert!((v / (2.0 * 0.999f64.powi(22) * f64::from(tiny)) - 1.0).abs() < 1e-5);
+        }
+    }
+}

@@ -212,9 +212,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let console = Console::new(args.json);
     let stop = interrupt_flag()?;
     let spec = spec(&args)?;
-    let gpu = match args.cpu {
-        true => None,
-        false => Some(open_gpu(&args.adapter)?),
+    let gpu = match spec.device {
+        Device::Gpu(_) => Some(open_gpu(&args.adapter)?),
+        Device::Cpu | Device::CpuReference => None,
     };
     let mut run = Run::with_gpu(spec, gpu.as_ref())?;
     for note in run.take_notes() {
