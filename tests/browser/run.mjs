@@ -153,6 +153,26 @@ test(`the page trains the synthetic set (?autostart=1) past ${SYNTHETIC_FLOOR * 
   synthetic = { page, summary };
 });
 
+// A weak device's limits forced by the address: the page still trains, on the kernel forms
+// that fit 4 storage buffers per stage (and 128 invocations per workgroup under compat).
+for (const preset of ['compat', 'downlevel']) {
+  test(`the page trains the synthetic set under ?limits=${preset}`, { timeout: 240_000 }, async () => {
+    const page = await open(browser, { ...SYNTHETIC, autostart: 1, limits: preset });
+    try {
+      assert.equal(await settle(page, ['done', 'error'], 230_000), 'done');
+      const limits = await text(page, '#adapter .limits');
+      assert.match(limits, /\b4 storage buffers per stage/);
+      if (preset === 'compat') assert.match(limits, /\b128 invocations per workgroup/);
+      const summary = JSON.parse(await text(page, '#summary'));
+      const accuracy = last(summary.test_accuracy);
+      console.log(`# ?limits=${preset}: ${limits}; test accuracy ${accuracy}`);
+      assert.ok(accuracy >= SYNTHETIC_FLOOR, `test accuracy ${accuracy} < ${SYNTHETIC_FLOOR}`);
+    } finally {
+      await page.context().close();
+    }
+  });
+}
+
 test('a model saved in the page gives the same outputs natively (wgpu-mlp eval and predict)', { timeout: 180_000 }, async (t) => {
   assert.ok(synthetic, 'the synthetic training test did not finish');
   const { page, summary } = synthetic;

@@ -90,7 +90,7 @@ pub fn open_gpu(adapter: &str) -> Result<Gpu> {
     let gpu = Gpu::new(choice)?;
     if gpu.adapter_info().device_type == wgpu_mlp::wgpu::DeviceType::Cpu {
         eprintln!(
-            "note: {} is a software adapter running on the CPU; the CPU reference (--cpu) may be faster here",
+            "note: {} is a software adapter running on the CPU; the CPU trainer (--cpu) may be faster here",
             gpu.adapter_description()
         );
     }
