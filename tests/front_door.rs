@@ -1,7 +1,7 @@
 //! The library's front door ([`wgpu_mlp::Run`]) end to end: a scheduled run resumed mid-way
 //! equals the uninterrupted one, a resumed run holds out the fraction its file records, a run
 //! that diverges names the first step whose loss was not finite, in-memory arrays train and
-//! predict in their own units, and the summary's JSON has every key the CLI's `--json` has.
+//! predict in their own units, a model kept after its run saves the files the run saves, and the summary's JSON has every key the CLI's `--json` has.
 
 mod common;
 
@@ -11,8 +11,8 @@ use std::path::Path;
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::run::{DataOptions, ScheduleName};
 use wgpu_mlp::{
-    Activation, CheckpointInfo, Data, Device, Error, Loss, Mlp, Optimizer, Resume, Run, TrainSpec,
-    checkpoint,
+    Activation, CheckpointInfo, Data, Device, Error, Loss, Mlp, Optimizer, OptimizerConfig, Resume,
+    Run, TrainSpec, checkpoint,
 };
 
 /// 784-8-10 on 128 synthetic training and 32 test samples, batches of 32, on the CPU reference
@@ -220,6 +220,55 @@ fn a_model_saved_with_a_default_info_is_read_with_the_documented_defaults() {
     let x = common::random_matrix(5, 3, 1);
     let predicted = wgpu_mlp::run::predict(&loaded, &preparation, x.clone().into()).unwrap();
     assert_eq!(predicted, mlp.forward(x.view()).unwrap());
+}
+
+/// A model kept after its run (as Python's estimators keep theirs) saves to the same two files
+/// the run's own save writes; a state without a recorded optimizer is refused, naming the file.
+#[test]
+fn a_model_kept_after_its_run_saves_the_files_the_run_saves() {
+    let dir = common::scratch_dir("front_door", "save_model");
+    let (by_run, kept) = (dir.join("run.safetensors"), dir.join("kept.safetensors"));
+    let spec = TrainSpec {
+        optimizer: Some(Optimizer::MOMENTUM),
+        ..small(2)
+    };
+    let mut run = Run::new(spec).unwrap();
+    run.train_epoch().unwrap();
+    run.train_epoch().unwrap();
+    run.save(&by_run).unwrap();
+    let (mlp, info, state) = (
+        run.mlp().unwrap(),
+        run.checkpoint_info(),
+        run.optimizer_state().unwrap(),
+    );
+    drop(run);
+    wgpu_mlp::run::save_model(&kept, &mlp, &info, Some(&state)).unwrap();
+    // The same tensors and metadata (the bytes may differ: metadata is a map without order).
+    let (run_model, run_info) = checkpoint::load(&by_run).unwrap();
+    let (kept_model, kept_info) = checkpoint::load(&kept).unwrap();
+    assert_eq!((&kept_model, &kept_info), (&run_model, &run_info));
+    let config = OptimizerConfig {
+        optimizer: Optimizer::MOMENTUM,
+        learning_rate: 0.01,
+        weight_decay: 0.0,
+    };
+    let state_of = |model: &Path| {
+        let path = checkpoint::optimizer_path(model);
+        checkpoint::load_optimizer(&path, &run_model, &config, 2)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{} holds no state for epoch 2", path.display()))
+    };
+    assert_eq!(state_of(&kept), state_of(&by_run));
+    assert_eq!(state_of(&kept), state);
+    let bare = dir.join("bare.safetensors");
+    let refused = wgpu_mlp::run::save_model(&bare, &mlp, &CheckpointInfo::default(), Some(&state))
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("bare.safetensors")
+            && refused.to_string().contains("optimizer"),
+        "{refused}"
+    );
+    assert!(!bare.exists() && !checkpoint::optimizer_path(&bare).exists());
 }
 
 /// A run can move to another thread (Python trains with the GIL released).

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use wgpu_mlp::checkpoint::{self, CheckpointInfo};
 use wgpu_mlp::ndarray::Array2;
-use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
+use wgpu_mlp::optim::OptimizerState;
 use wgpu_mlp::run::{Preparation, Recorded};
 use wgpu_mlp::train::StopFlag;
 use wgpu_mlp::{
@@ -115,25 +115,4 @@ pub fn read_model(bytes: &[u8], path: &Path) -> Result<(Mlp, CheckpointInfo)> {
 pub fn predict(mlp: &Mlp, info: &CheckpointInfo, x: Features) -> Result<Array2<f32>> {
     let preparation = Preparation::of(&Recorded::of(info, Path::new("the model")), mlp)?;
     wgpu_mlp::run::predict(mlp, &preparation, x)
-}
-
-/// Saves `mlp` to `path` as [`Run::save`] does: `state`, if any, beside it first (for the
-/// optimizer `info` records), then the model.
-pub fn save(
-    path: &Path,
-    mlp: &Mlp,
-    info: &CheckpointInfo,
-    state: Option<&OptimizerState>,
-) -> Result<()> {
-    if let Some(state) = state {
-        let recorded = Recorded::of(info, path);
-        let optimizer = OptimizerConfig {
-            optimizer: recorded.optimizer()?.unwrap_or(Optimizer::ADAM),
-            learning_rate: recorded.value("lr")?.unwrap_or(0.0),
-            weight_decay: recorded.value("weight_decay")?.unwrap_or(0.0),
-        };
-        let state_path = checkpoint::optimizer_path(path);
-        checkpoint::save_optimizer(&state_path, state, &optimizer, info.epochs)?;
-    }
-    checkpoint::save(path, mlp, info)
 }

@@ -361,7 +361,7 @@ fn save(
 ) -> PyResult<()> {
     let (mlp, info) = read(model)?;
     let state = optimizer_state.map(state_from_py);
-    py.detach(|| engine::save(&path, &mlp, &info, state.as_ref()))
+    py.detach(|| wgpu_mlp::run::save_model(&path, &mlp, &info, state.as_ref()))
         .map_err(to_py)
 }
 

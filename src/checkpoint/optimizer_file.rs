@@ -11,7 +11,7 @@ use super::{FORMAT, f32_bytes, model_error, read_tensor, serialize, tensor_names
 use crate::error::{Error, Result};
 use crate::files::write_atomically;
 use crate::model::Mlp;
-use crate::optim::{OptimizerConfig, OptimizerState};
+use crate::optim::{Optimizer, OptimizerConfig, OptimizerState};
 
 /// Where the optimizer state of the model file `model` is kept: beside it, as
 /// `<stem>.optimizer.safetensors`, so that the model file itself stays a plain `state_dict`.
@@ -19,12 +19,13 @@ pub fn optimizer_path(model: &Path) -> PathBuf {
     model.with_extension("optimizer.safetensors")
 }
 
-/// Saves an optimizer state for a model trained `epochs` epochs with `optimizer` (atomically, as
-/// [`save`](super::save)). Moments are named after their parameters: `{2l}.weight.moment1`, ….
+/// Saves an optimizer state for a model trained `epochs` epochs with the rule `optimizer`
+/// (atomically, as [`save`](super::save)). Moments are named after their parameters:
+/// `{2l}.weight.moment1`, ….
 pub fn save_optimizer(
     path: &Path,
     state: &OptimizerState,
-    optimizer: &OptimizerConfig,
+    optimizer: Optimizer,
     epochs: usize,
 ) -> Result<()> {
     let mut buffers = Vec::new();
@@ -57,10 +58,7 @@ pub fn save_optimizer(
     }
     let metadata = HashMap::from([
         ("format".to_string(), format!("{FORMAT}-optimizer")),
-        (
-            "optimizer".to_string(),
-            optimizer.optimizer.name().to_string(),
-        ),
+        ("optimizer".to_string(), optimizer.name().to_string()),
         ("steps".to_string(), state.steps.to_string()),
         ("epochs".to_string(), epochs.to_string()),
     ]);

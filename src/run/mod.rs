@@ -423,13 +423,8 @@ impl Run {
     /// beside it ([`checkpoint::optimizer_path`]), for a later [`Resume::File`].
     #[cfg(not(target_arch = "wasm32"))]
     pub fn save(&mut self, path: &Path) -> Result<()> {
-        let info = self.checkpoint_info();
-        // The optimizer state first: a crash between the two files leaves a model whose saved
-        // state is stale, which a resume detects and ignores, never a model without weights.
         let state = self.optimizer_state()?;
-        let state_path = checkpoint::optimizer_path(path);
-        checkpoint::save_optimizer(&state_path, &state, &self.settings.optimizer, info.epochs)?;
-        checkpoint::save(path, &self.mlp()?, &info)
+        save_model(path, &self.mlp()?, &self.checkpoint_info(), Some(&state))
     }
 
     /// The optimizer's state (moments and step count), for a warm start in memory.
@@ -487,6 +482,31 @@ impl Run {
             profile: self.profile(),
         }
     }
+}
+
+/// Saves `mlp` with `info` to `path`, and `state` beside it ([`checkpoint::optimizer_path`])
+/// under the optimizer `info` records: the two files [`Run::save`] writes and a [`Resume::File`]
+/// reads, for a model kept after its run ended. The state is written first, so that a crash
+/// between the two files leaves a stale state, which a resume detects and ignores, never a model
+/// without weights.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save_model(
+    path: &Path,
+    mlp: &Mlp,
+    info: &CheckpointInfo,
+    state: Option<&OptimizerState>,
+) -> Result<()> {
+    if let Some(state) = state {
+        let optimizer = Recorded::of(info, path).optimizer()?.ok_or_else(|| {
+            Error::Model(format!(
+                "{}: an optimizer state is saved only for a model whose metadata records its optimizer",
+                path.display()
+            ))
+        })?;
+        let state_path = checkpoint::optimizer_path(path);
+        checkpoint::save_optimizer(&state_path, state, optimizer, info.epochs)?;
+    }
+    checkpoint::save(path, mlp, info)
 }
 
 /// The outputs of `mlp` for raw features `x`, scaled as `preparation` says (the training
