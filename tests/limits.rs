@@ -13,7 +13,7 @@ use common::{assert_close, one_hot, random_matrix};
 use wgpu_mlp::data::synthetic;
 use wgpu_mlp::gpu::kernels::matmul::{Epilogue, Matmul, MatmulOperands, MatmulShape, MatmulTile};
 use wgpu_mlp::gpu::kernels::{Dispatch, MatmulStrategy};
-use wgpu_mlp::optim::OptimizerConfig;
+use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
 use wgpu_mlp::train::{CpuTrainer, GpuTrainer, TrainConfig, Trainer};
 use wgpu_mlp::{Activation, Error, FeatureMask, Gpu, GpuMlp, GpuOptions, LimitsPreset, Loss, Mlp};
 
@@ -390,4 +390,101 @@ fn a_kernel_binding_more_storage_buffers_than_the_device_allows_is_refused_by_na
     )
     .unwrap();
     refused(GpuMlp::new(&gpu, &mlp).unwrap_err());
+}
+
+/// A 16 KiB binding: layer 0 of [`moment_sized`] has 90·40 + 90 = 3,690 parameters, so one of
+/// its Adam moments (14,760 bytes) fits and both together (29,520 bytes) do not.
+const MOMENT_BINDING: u64 = 16 << 10;
+
+fn moment_sized() -> Mlp {
+    Mlp::new(
+        &[40, 90, 3],
+        Activation::Relu,
+        Activation::Identity,
+        Loss::Mse,
+        4,
+    )
+    .unwrap()
+}
+
+#[test]
+fn adam_trains_a_layer_whose_moment_fills_a_binding_unless_the_device_binds_four_buffers() {
+    let mlp = moment_sized();
+    let (x, y) = (random_matrix(8, 40, 6), random_matrix(8, 3, 7));
+    let adam = OptimizerConfig {
+        optimizer: Optimizer::ADAM,
+        learning_rate: 0.01,
+        weight_decay: 0.0,
+    };
+    // The reference: three steps of the CPU's Adam on the reference's gradients.
+    let mut want = mlp.clone();
+    let mut want_state = OptimizerState::new(&want);
+    for _ in 0..3 {
+        let (_, grads) = want.loss_and_gradients(x.view(), y.view()).unwrap();
+        want_state.apply(&adam, &mut want, &grads).unwrap();
+    }
+    for limits in [
+        LimitsPreset::Adapter,
+        LimitsPreset::WebGpu,
+        LimitsPreset::Downlevel,
+        LimitsPreset::Compat,
+    ] {
+        let options = GpuOptions {
+            limits,
+            ..Default::default()
+        };
+        let gpu = Gpu::with_options_and_limits(common::adapter_choice(), options, |limits| {
+            limits.max_storage_buffer_binding_size = MOMENT_BINDING
+        })
+        .unwrap();
+        let mut net = GpuMlp::with_batch_capacity(&gpu, &mlp, 8).unwrap();
+        let applied = net.set_optimizer(adam);
+        if matches!(limits, LimitsPreset::Downlevel | LimitsPreset::Compat) {
+            // Four storage buffers per stage: both moments share one binding, which is too small.
+            let error = applied.unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    Error::DeviceLimit {
+                        needed: 29_520,
+                        limit: MOMENT_BINDING,
+                        limit_name: "max_storage_buffer_binding_size",
+                        ..
+                    }
+                ),
+                "{limits:?}: {error:?}"
+            );
+            let message = error.to_string();
+            assert!(
+                message.contains("layer 0 optimizer state (2 moments in one binding"),
+                "{limits:?}: {message}"
+            );
+            continue;
+        }
+        applied.unwrap();
+        for _ in 0..3 {
+            net.train_step(x.view(), y.view(), adam.learning_rate)
+                .unwrap();
+        }
+        let (got, got_state) = (net.to_mlp().unwrap(), net.optimizer_state().unwrap());
+        assert_eq!(got_state.steps, 3, "{limits:?}");
+        for (l, (layer, reference)) in got.layers.iter().zip(&want.layers).enumerate() {
+            let what = format!("{limits:?} layer {l}");
+            let (m, want_m) = (&got_state.moment1[l].0, &want_state.moment1[l].0);
+            let (v, want_v) = (&got_state.moment2[l].0, &want_state.moment2[l].0);
+            for (what, got, want) in [
+                (format!("{what} weight"), &layer.weight, &reference.weight),
+                (format!("{what} first moment"), m, want_m),
+                (format!("{what} second moment"), v, want_v),
+            ] {
+                assert_close(
+                    &what,
+                    got.as_slice().unwrap(),
+                    want.as_slice().unwrap(),
+                    1e-5,
+                    1e-4,
+                );
+            }
+        }
+    }
 }
