@@ -488,3 +488,53 @@ fn adam_trains_a_layer_whose_moment_fills_a_binding_unless_the_device_binds_four
         }
     }
 }
+
+#[test]
+fn an_optimizer_state_moves_between_separate_and_shared_moments_unchanged() {
+    // Adapter limits keep each Adam moment in its own buffer, downlevel both in one: the state
+    // one device saves loads on the other and reads back the same, and training goes on alike.
+    let mlp = moment_sized();
+    let (x, y) = (random_matrix(8, 40, 8), random_matrix(8, 3, 9));
+    let adam = OptimizerConfig {
+        optimizer: Optimizer::ADAMW,
+        learning_rate: 0.01,
+        weight_decay: 0.1,
+    };
+    let net_on = |limits, from: &Mlp| {
+        let options = GpuOptions {
+            limits,
+            ..Default::default()
+        };
+        let gpu = Gpu::with_options(common::adapter_choice(), options).unwrap();
+        let mut net = GpuMlp::with_batch_capacity(&gpu, from, 8).unwrap();
+        net.set_optimizer(adam).unwrap();
+        net
+    };
+    let (separate, shared) = (LimitsPreset::Adapter, LimitsPreset::Downlevel);
+    for (from, to) in [(separate, shared), (shared, separate)] {
+        let mut first = net_on(from, &mlp);
+        for _ in 0..2 {
+            first.train_step(x.view(), y.view(), 0.01).unwrap();
+        }
+        let state = first.optimizer_state().unwrap();
+        let mut second = net_on(to, &first.to_mlp().unwrap());
+        second.set_optimizer_state(&state).unwrap();
+        let loaded = second.optimizer_state().unwrap();
+        assert_eq!(loaded.steps, 2, "{from:?} → {to:?}");
+        assert_eq!(loaded.moment1, state.moment1, "{from:?} → {to:?}");
+        assert_eq!(loaded.moment2, state.moment2, "{from:?} → {to:?}");
+        assert!(state.moment2[0].0.iter().any(|&v| v > 0.0), "{from:?}");
+        first.train_step(x.view(), y.view(), 0.01).unwrap();
+        second.train_step(x.view(), y.view(), 0.01).unwrap();
+        let (a, b) = (first.to_mlp().unwrap(), second.to_mlp().unwrap());
+        for (l, (a, b)) in a.layers.iter().zip(&b.layers).enumerate() {
+            assert_close(
+                &format!("{from:?} → {to:?}: layer {l} weight"),
+                a.weight.as_slice().unwrap(),
+                b.weight.as_slice().unwrap(),
+                1e-6,
+                1e-5,
+            );
+        }
+    }
+}
