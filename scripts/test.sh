@@ -89,7 +89,7 @@ for setting in "vulkan webgpu" "gl adapter" "gl webgpu"; do
 done
 
 # And as the weakest devices the kernels are written for: 4 storage buffers per stage (wgpu's
-# downlevel limits), and WebGPU's compatibility mode (also 128 invocations per workgroup), on
+# downlevel limits), and WebGPU's compatibility mode (128 invocations per workgroup), on
 # lavapipe with subgroups (so the shuffled kernel too) and on GL without; every matmul kernel
 # the device runs, forced in turn.
 for setting in "vulkan downlevel" "vulkan compat" "gl downlevel" "gl compat"; do

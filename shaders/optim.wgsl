@@ -3,8 +3,8 @@
 //
 // Invocation i < weight_len updates weight[i]; the next bias_len invocations update the bias, so
 // a layer's whole update is one dispatch. The optimizer state (velocity, or Adam's two moments)
-// is one buffer, `moments`: the first moment's weight entries, then its bias entries, then the
-// second moment's likewise from `second_moment`. Semantics are PyTorch's (`torch.optim.SGD` with
+// is laid out the same way, weight entries first, then bias entries: the first moment in
+// `moments` and the second in `second_moments`. Semantics are PyTorch's (`torch.optim.SGD` with
 // momentum, dampening 0; `torch.optim.Adam`), with L2 weight decay added to the gradient:
 // g = dp + weight_decay·p; `torch.optim.AdamW` instead shrinks p by (1 − lr·weight_decay) before
 // Adam's update from g = dp. The rule is the pipeline constant RULE (codes as `Rule` in
@@ -12,7 +12,9 @@
 //
 // A device that binds four storage buffers per stage gets `update_tensor`: one tensor (the weight
 // or the bias, bound where the weight goes) per dispatch, two dispatches per layer, with
-// `moment_base` the tensor's first slot in `moments`.
+// `moment_base` the tensor's first slot. Both moments then share `moments` (the second from slot
+// `second_moment`), which halves the largest layer Adam trains under a binding-size limit: the
+// price of staying within four bindings.
 //
 // Gradient clipping (`torch.nn.utils.clip_grad_norm_`) runs between the backward pass and the
 // updates without a read-back: `square_sum` once per layer writes Σ dW² + Σ db² to
@@ -49,7 +51,8 @@ struct OptimParams {
     // `update_tensor`: the tensor's first slot in each moment (0 for a weight, weight_len for
     // its layer's bias).
     moment_base: u32,
-    // Where the second moment starts in `moments`: the layer's weight_len + bias_len.
+    // `update_tensor`: where the second moment starts in `moments` (the layer's weight_len +
+    // bias_len).
     second_moment: u32,
     _pad0: u32,
     _pad1: u32,
@@ -60,10 +63,13 @@ struct OptimParams {
 @group(0) @binding(2) var<storage, read> dweight: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> dbias: array<f32>;
+// The first moment; under `update_tensor` both, one after the other.
 @group(0) @binding(5) var<storage, read_write> moments: array<f32>;
+// The second moment, under `update`.
+@group(0) @binding(6) var<storage, read_write> second_moments: array<f32>;
 // [0]: steps taken, this one included (Adam's t); [1]: the data cursor; [2]: the gradients'
 // scale this step (f32 bits); [3 + l]: layer l's sum of squared gradients (f32 bits).
-@group(0) @binding(6) var<storage, read_write> counters: array<u32>;
+@group(0) @binding(7) var<storage, read_write> counters: array<u32>;
 
 // dp as the backward pass left it.
 fn raw_gradient(i: u32) -> f32 {
@@ -91,22 +97,43 @@ fn one_minus_power(log_beta: f32, t: f32) -> f32 {
     return 1.0 - exp(x);
 }
 
-// The new value of parameter p, whose gradient is dp and whose moments are at `slot`, by RULE:
+// A parameter's optimizer state: velocity or Adam's first moment m, and Adam's second moment v.
+struct State {
+    m: f32,
+    v: f32,
+}
+
+// A parameter and its state after one step.
+struct Stepped {
+    p: f32,
+    state: State,
+}
+
+// Whether RULE keeps a first moment (velocity or Adam's m).
+fn keeps_first() -> bool {
+    return RULE != RULE_SGD;
+}
+
+// Whether RULE keeps a second moment (Adam's v).
+fn keeps_second() -> bool {
+    return RULE == RULE_ADAM || RULE == RULE_ADAMW;
+}
+
+// Parameter p with gradient dp and state `state` after one step of RULE:
 //   SGD       p ← p − lr·g
 //   momentum  v ← μ·v + g; p ← p − lr·v
 //   Adam      m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − lr·m̂/(√v̂ + ε), with the bias
 //             corrections m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ) for the step number t kept on the GPU
 //   AdamW     p ← p·(1 − lr·λ), then Adam's step from g = dp
 // with g = dp·scale + weight_decay·p (clipped, L2-decayed) except for AdamW.
-fn updated(slot: u32, p_in: f32, dp: f32) -> f32 {
+fn stepped(p_in: f32, dp: f32, state: State) -> Stepped {
     let clipped = dp * gradient_scale();
     if RULE == RULE_SGD {
-        return p_in - params.learning_rate * (clipped + params.weight_decay * p_in);
+        return Stepped(p_in - params.learning_rate * (clipped + params.weight_decay * p_in), state);
     }
     if RULE == RULE_MOMENTUM {
-        let v = params.beta1 * moments[slot] + clipped + params.weight_decay * p_in;
-        moments[slot] = v;
-        return p_in - params.learning_rate * v;
+        let v = params.beta1 * state.m + clipped + params.weight_decay * p_in;
+        return Stepped(p_in - params.learning_rate * v, State(v, state.v));
     }
     var p = p_in;
     var g = clipped + params.weight_decay * p;
@@ -115,34 +142,77 @@ fn updated(slot: u32, p_in: f32, dp: f32) -> f32 {
         g = clipped;
     }
     let t = f32(counters[0]);
-    let second = params.second_moment + slot;
-    let m = params.beta1 * moments[slot] + (1.0 - params.beta1) * g;
-    let v = params.beta2 * moments[second] + (1.0 - params.beta2) * g * g;
-    moments[slot] = m;
-    moments[second] = v;
+    let m = params.beta1 * state.m + (1.0 - params.beta1) * g;
+    let v = params.beta2 * state.v + (1.0 - params.beta2) * g * g;
     let m_hat = m / one_minus_power(params.log_beta1, t);
     let v_hat = v / one_minus_power(params.log_beta2, t);
-    return p - params.learning_rate * m_hat / (sqrt(v_hat) + params.epsilon);
+    return Stepped(p - params.learning_rate * m_hat / (sqrt(v_hat) + params.epsilon), State(m, v));
 }
 
-// A layer's weight and bias, one invocation per parameter.
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = flat_index(gid, groups);
+// Parameter i of a layer, the weight's then the bias's.
+fn parameter(i: u32) -> f32 {
     if i < params.weight_len {
-        weight[i] = updated(i, weight[i], dweight[i]);
-    } else if i < params.weight_len + params.bias_len {
-        let j = i - params.weight_len;
-        bias[j] = updated(i, bias[j], dbias[j]);
+        return weight[i];
+    }
+    return bias[i - params.weight_len];
+}
+
+fn set_parameter(i: u32, value: f32) {
+    if i < params.weight_len {
+        weight[i] = value;
+    } else {
+        bias[i - params.weight_len] = value;
     }
 }
 
-// One tensor of weight_len parameters, bound at `weight` and `dweight`.
+// A layer's weight and bias, one invocation per parameter, each moment in its own buffer.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(gid, groups);
+    if i >= params.weight_len + params.bias_len {
+        return;
+    }
+    var state = State(0.0, 0.0);
+    if keeps_first() {
+        state.m = moments[i];
+    }
+    if keeps_second() {
+        state.v = second_moments[i];
+    }
+    let next = stepped(parameter(i), raw_gradient(i), state);
+    set_parameter(i, next.p);
+    if keeps_first() {
+        moments[i] = next.state.m;
+    }
+    if keeps_second() {
+        second_moments[i] = next.state.v;
+    }
+}
+
+// One tensor of weight_len parameters, bound at `weight` and `dweight`, both moments in
+// `moments`.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn update_tensor(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat_index(gid, groups);
-    if i < params.weight_len {
-        weight[i] = updated(params.moment_base + i, weight[i], dweight[i]);
+    if i >= params.weight_len {
+        return;
+    }
+    let first = params.moment_base + i;
+    let second = params.second_moment + first;
+    var state = State(0.0, 0.0);
+    if keeps_first() {
+        state.m = moments[first];
+    }
+    if keeps_second() {
+        state.v = moments[second];
+    }
+    let next = stepped(weight[i], dweight[i], state);
+    weight[i] = next.p;
+    if keeps_first() {
+        moments[first] = next.state.m;
+    }
+    if keeps_second() {
+        moments[second] = next.state.v;
     }
 }
 

@@ -13,7 +13,7 @@ use common::{assert_close, one_hot, random_matrix};
 use wgpu_mlp::data::synthetic;
 use wgpu_mlp::gpu::kernels::matmul::{Epilogue, Matmul, MatmulOperands, MatmulShape, MatmulTile};
 use wgpu_mlp::gpu::kernels::{Dispatch, MatmulStrategy};
-use wgpu_mlp::optim::OptimizerConfig;
+use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
 use wgpu_mlp::train::{CpuTrainer, GpuTrainer, TrainConfig, Trainer};
 use wgpu_mlp::{Activation, Error, FeatureMask, Gpu, GpuMlp, GpuOptions, LimitsPreset, Loss, Mlp};
 
@@ -315,7 +315,13 @@ fn under_downlevel_and_compat_limits_every_strategy_trains_as_the_cpu_reference_
     let mut on_cpu = CpuTrainer::new(&mlp, &train, Some(&test), clipped_adam()).unwrap();
     let cpu_loss = on_cpu.train_epoch(&mut |_| {}).unwrap().train_loss;
     let cpu_model = on_cpu.to_mlp().unwrap();
-    for limits in [LimitsPreset::Downlevel, LimitsPreset::Compat] {
+    // Compatibility mode also on a GLES 3.1 device that allows 4 storage buffers (wgpu's GL
+    // backend reports the fragment stage's): both narrow limits at once.
+    for (limits, storage_cap) in [
+        (LimitsPreset::Downlevel, None),
+        (LimitsPreset::Compat, None),
+        (LimitsPreset::Compat, Some(4)),
+    ] {
         let strategies = strategies_under(limits);
         assert!(
             strategies.contains(&MatmulStrategy::Tiled)
@@ -323,10 +329,28 @@ fn under_downlevel_and_compat_limits_every_strategy_trains_as_the_cpu_reference_
             "{limits:?}: {strategies:?}"
         );
         for strategy in strategies {
-            let what = format!("{limits:?} {strategy:?}");
-            let gpu = gpu_as(limits, FeatureMask::All, Some(strategy)).unwrap();
+            let what = format!("{limits:?} (storage buffers {storage_cap:?}) {strategy:?}");
+            let options = GpuOptions {
+                limits,
+                features: FeatureMask::All,
+                matmul: Some(strategy),
+            };
+            let gpu = Gpu::with_options_and_limits(common::adapter_choice(), options, |bound| {
+                if let Some(cap) = storage_cap {
+                    bound.max_storage_buffers_per_shader_stage = cap;
+                }
+            })
+            .unwrap();
+            // Compatibility mode lowers the invocations and keeps compute's 8 storage buffers.
+            let storage = storage_cap.unwrap_or(match limits {
+                LimitsPreset::Compat => 8,
+                _ => 4,
+            });
             let bound = gpu.limits();
-            assert_eq!(bound.max_storage_buffers_per_shader_stage, 4, "{what}");
+            assert_eq!(
+                bound.max_storage_buffers_per_shader_stage, storage,
+                "{what}"
+            );
             if limits == LimitsPreset::Compat {
                 assert!(gpu.config().workgroup_size <= 128, "{what}");
                 assert!(
@@ -390,4 +414,151 @@ fn a_kernel_binding_more_storage_buffers_than_the_device_allows_is_refused_by_na
     )
     .unwrap();
     refused(GpuMlp::new(&gpu, &mlp).unwrap_err());
+}
+
+/// A 16 KiB binding: layer 0 of [`moment_sized`] has 90·40 + 90 = 3,690 parameters, so one of
+/// its Adam moments (14,760 bytes) fits and both together (29,520 bytes) do not.
+const MOMENT_BINDING: u64 = 16 << 10;
+
+fn moment_sized() -> Mlp {
+    Mlp::new(
+        &[40, 90, 3],
+        Activation::Relu,
+        Activation::Identity,
+        Loss::Mse,
+        4,
+    )
+    .unwrap()
+}
+
+#[test]
+fn adam_trains_a_layer_whose_moment_fills_a_binding_unless_the_device_binds_four_buffers() {
+    let mlp = moment_sized();
+    let (x, y) = (random_matrix(8, 40, 6), random_matrix(8, 3, 7));
+    let adam = OptimizerConfig {
+        optimizer: Optimizer::ADAM,
+        learning_rate: 0.01,
+        weight_decay: 0.0,
+    };
+    // The reference: three steps of the CPU's Adam on the reference's gradients.
+    let mut want = mlp.clone();
+    let mut want_state = OptimizerState::new(&want);
+    for _ in 0..3 {
+        let (_, grads) = want.loss_and_gradients(x.view(), y.view()).unwrap();
+        want_state.apply(&adam, &mut want, &grads).unwrap();
+    }
+    for limits in [
+        LimitsPreset::Adapter,
+        LimitsPreset::WebGpu,
+        LimitsPreset::Downlevel,
+        LimitsPreset::Compat,
+    ] {
+        let options = GpuOptions {
+            limits,
+            ..Default::default()
+        };
+        let gpu = Gpu::with_options_and_limits(common::adapter_choice(), options, |limits| {
+            limits.max_storage_buffer_binding_size = MOMENT_BINDING
+        })
+        .unwrap();
+        let mut net = GpuMlp::with_batch_capacity(&gpu, &mlp, 8).unwrap();
+        let applied = net.set_optimizer(adam);
+        if limits == LimitsPreset::Downlevel {
+            // Four storage buffers per stage: both moments share one binding, which is too small.
+            let error = applied.unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    Error::DeviceLimit {
+                        needed: 29_520,
+                        limit: MOMENT_BINDING,
+                        limit_name: "max_storage_buffer_binding_size",
+                        ..
+                    }
+                ),
+                "{limits:?}: {error:?}"
+            );
+            let message = error.to_string();
+            assert!(
+                message.contains("layer 0 optimizer state (2 moments in one binding"),
+                "{limits:?}: {message}"
+            );
+            continue;
+        }
+        applied.unwrap();
+        for _ in 0..3 {
+            net.train_step(x.view(), y.view(), adam.learning_rate)
+                .unwrap();
+        }
+        let (got, got_state) = (net.to_mlp().unwrap(), net.optimizer_state().unwrap());
+        assert_eq!(got_state.steps, 3, "{limits:?}");
+        for (l, (layer, reference)) in got.layers.iter().zip(&want.layers).enumerate() {
+            let what = format!("{limits:?} layer {l}");
+            let (m, want_m) = (&got_state.moment1[l].0, &want_state.moment1[l].0);
+            let (v, want_v) = (&got_state.moment2[l].0, &want_state.moment2[l].0);
+            for (what, got, want) in [
+                (format!("{what} weight"), &layer.weight, &reference.weight),
+                (format!("{what} first moment"), m, want_m),
+                (format!("{what} second moment"), v, want_v),
+            ] {
+                assert_close(
+                    &what,
+                    got.as_slice().unwrap(),
+                    want.as_slice().unwrap(),
+                    1e-5,
+                    1e-4,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_optimizer_state_moves_between_separate_and_shared_moments_unchanged() {
+    // Adapter limits keep each Adam moment in its own buffer, downlevel both in one: the state
+    // one device saves loads on the other and reads back the same, and training goes on alike.
+    let mlp = moment_sized();
+    let (x, y) = (random_matrix(8, 40, 8), random_matrix(8, 3, 9));
+    let adam = OptimizerConfig {
+        optimizer: Optimizer::ADAMW,
+        learning_rate: 0.01,
+        weight_decay: 0.1,
+    };
+    let net_on = |limits, from: &Mlp| {
+        let options = GpuOptions {
+            limits,
+            ..Default::default()
+        };
+        let gpu = Gpu::with_options(common::adapter_choice(), options).unwrap();
+        let mut net = GpuMlp::with_batch_capacity(&gpu, from, 8).unwrap();
+        net.set_optimizer(adam).unwrap();
+        net
+    };
+    let (separate, shared) = (LimitsPreset::Adapter, LimitsPreset::Downlevel);
+    for (from, to) in [(separate, shared), (shared, separate)] {
+        let mut first = net_on(from, &mlp);
+        for _ in 0..2 {
+            first.train_step(x.view(), y.view(), 0.01).unwrap();
+        }
+        let state = first.optimizer_state().unwrap();
+        let mut second = net_on(to, &first.to_mlp().unwrap());
+        second.set_optimizer_state(&state).unwrap();
+        let loaded = second.optimizer_state().unwrap();
+        assert_eq!(loaded.steps, 2, "{from:?} → {to:?}");
+        assert_eq!(loaded.moment1, state.moment1, "{from:?} → {to:?}");
+        assert_eq!(loaded.moment2, state.moment2, "{from:?} → {to:?}");
+        assert!(state.moment2[0].0.iter().any(|&v| v > 0.0), "{from:?}");
+        first.train_step(x.view(), y.view(), 0.01).unwrap();
+        second.train_step(x.view(), y.view(), 0.01).unwrap();
+        let (a, b) = (first.to_mlp().unwrap(), second.to_mlp().unwrap());
+        for (l, (a, b)) in a.layers.iter().zip(&b.layers).enumerate() {
+            assert_close(
+                &format!("{from:?} → {to:?}: layer {l} weight"),
+                a.weight.as_slice().unwrap(),
+                b.weight.as_slice().unwrap(),
+                1e-6,
+                1e-5,
+            );
+        }
+    }
 }

@@ -6,7 +6,7 @@ mod common;
 use common::{assert_close, gpu, one_hot, random_matrix, targets01};
 use wgpu_mlp::gpu::kernels::Dispatch;
 use wgpu_mlp::gpu::kernels::loss::{OutputLayer, OutputMode};
-use wgpu_mlp::gpu::kernels::optim::{Advance, Update, UpdateBuffers, counters_len};
+use wgpu_mlp::gpu::kernels::optim::{Advance, MomentLayout, Update, UpdateBuffers, counters_len};
 use wgpu_mlp::ndarray::Array2;
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig, OptimizerState};
 use wgpu_mlp::{Activation, Dense, DenseGradients, Gradients, Loss, Mlp};
@@ -203,9 +203,10 @@ fn check_update(config: OptimizerConfig, rows: usize, cols: usize, steps: usize)
         upload("dw", grads.layers[0].dweight.as_slice().unwrap()),
         upload("db", grads.layers[0].dbias.as_slice().unwrap()),
     );
-    let moments = gpu
-        .storage_buffer("moments", 2 * (rows * cols + rows))
-        .unwrap();
+    // Room for Adam's two moments wherever the device's update keeps them.
+    let [first, second] = MomentLayout::of(&gpu).lengths(2, rows * cols + rows);
+    let moments = gpu.storage_buffer("moments", first).unwrap();
+    let second_moments = gpu.storage_buffer("second_moments", second).unwrap();
     let counters = gpu.storage_buffer("counters", counters_len(1)).unwrap();
     let buffers = UpdateBuffers {
         weight: &w,
@@ -213,6 +214,7 @@ fn check_update(config: OptimizerConfig, rows: usize, cols: usize, steps: usize)
         bias: &b,
         dbias: &db,
         moments: &moments,
+        second_moments: &second_moments,
         counters: &counters,
     };
     let update = Update {

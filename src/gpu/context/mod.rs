@@ -137,7 +137,17 @@ impl Gpu {
         choice: AdapterChoice,
         adjust: impl FnOnce(&mut wgpu::Limits),
     ) -> Result<Gpu> {
-        let options = GpuOptions::from_env()?;
+        Self::with_options_and_limits(choice, GpuOptions::from_env()?, adjust)
+    }
+
+    /// [`Gpu::with_options`] with the preset's limits then changed by `adjust`: e.g. a small
+    /// binding size under each preset, whatever the environment asks for.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_options_and_limits(
+        choice: AdapterChoice,
+        options: GpuOptions,
+        adjust: impl FnOnce(&mut wgpu::Limits),
+    ) -> Result<Gpu> {
         pollster::block_on(Self::open(choice, options, adjust, |_| {}))
     }
 

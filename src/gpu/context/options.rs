@@ -23,22 +23,23 @@ pub enum LimitsPreset {
     Compat,
 }
 
-/// WebGPU's guaranteed limits as compatibility mode lowers them: 4 storage buffers per stage,
-/// 128 invocations per workgroup (128 × 128 × 64), 16 KiB uniform bindings, 4,096-texel
-/// textures (1,024 in 3D), 15 inter-stage variables and 4 colour attachments.
+/// WebGPU's guaranteed limits as compatibility mode lowers them: 128 invocations per workgroup
+/// (128 × 128 × 64), 16 KiB uniform bindings, 4,096-texel 1-D and 2-D textures, 15 inter-stage
+/// variables and 4 colour attachments. Compute keeps 8 storage buffers per stage: compatibility
+/// mode lowers only the vertex stage's (to 0) and the fragment stage's (to 4), which wgpu's one
+/// per-stage limit cannot express.
 pub fn compat_limits() -> wgpu::Limits {
+    // The "Compatibility Mode Default" column of https://www.w3.org/TR/webgpu/#limits
+    // (gpuweb/gpuweb spec/index.bs at da251f9; proposals/compatibility-mode.md §10 and §19).
     wgpu::Limits {
         max_texture_dimension_1d: 4096,
         max_texture_dimension_2d: 4096,
-        max_texture_dimension_3d: 1024,
-        max_storage_buffers_per_shader_stage: 4,
         max_uniform_buffer_binding_size: 16 << 10,
         max_inter_stage_shader_variables: 15,
         max_color_attachments: 4,
         max_compute_invocations_per_workgroup: 128,
         max_compute_workgroup_size_x: 128,
         max_compute_workgroup_size_y: 128,
-        max_compute_workgroup_size_z: 64,
         ..wgpu::Limits::defaults()
     }
 }
@@ -197,9 +198,10 @@ mod tests {
                 .max_storage_buffers_per_shader_stage,
             4
         );
-        // Compatibility mode: WebGPU's, with four storage buffers and 128 invocations.
+        // Compatibility mode: WebGPU's, with 128 invocations and compute's 8 storage buffers.
         let compat = LimitsPreset::Compat.limits(&adapter);
-        assert_eq!(compat.max_storage_buffers_per_shader_stage, 4);
+        assert_eq!(compat.max_storage_buffers_per_shader_stage, 8);
+        assert_eq!(compat.max_texture_dimension_3d, 2048);
         assert_eq!(compat.max_compute_invocations_per_workgroup, 128);
         assert_eq!(
             [

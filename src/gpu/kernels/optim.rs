@@ -3,10 +3,10 @@
 //! counter the updates and the data gather read, and gradient-norm clipping ([`ClipNorm`])
 //! between the backward pass and the updates.
 //!
-//! Shapes: `weight, dweight: (out, in)`, `bias, dbias: (out)`, `moments: (states·(out·in +
-//! out))` (each moment's weight entries, then its bias entries; one element when the rule keeps
-//! none), `counters: (3 + layers)` = `[steps taken, data cursor, scale, Σ g² per layer…]` (the
-//! last as f32 bits; [`counters_len`]).
+//! Shapes: `weight, dweight: (out, in)`, `bias, dbias: (out)`; the moments as
+//! [`MomentLayout`] places them, each `(out·in + out)` (its weight entries, then its bias
+//! entries; a buffer holding none is one element); `counters: (3 + layers)` = `[steps taken,
+//! data cursor, scale, Σ g² per layer…]` (the last as f32 bits; [`counters_len`]).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -17,17 +17,54 @@ use crate::optim::{Optimizer, OptimizerConfig};
 
 use Access::{Read, ReadWrite, Unused};
 
-/// Bindings after the uniform: weight, dweight, bias, dbias, moments, counters.
-pub(crate) const STORAGE: &[Access] = &[ReadWrite, Read, ReadWrite, Read, ReadWrite, ReadWrite];
+/// Bindings after the uniform: weight, dweight, bias, dbias, moments, second_moments, counters.
+pub(crate) const STORAGE: &[Access] = &[
+    ReadWrite, Read, ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite,
+];
 
-/// `update_tensor`'s: one tensor (at weight and dweight), moments, counters.
-const TENSOR_STORAGE: &[Access] = &[ReadWrite, Read, Unused, Unused, ReadWrite, ReadWrite];
+/// `update_tensor`'s: one tensor (at weight and dweight), both moments in `moments`, counters.
+const TENSOR_STORAGE: &[Access] = &[
+    ReadWrite, Read, Unused, Unused, ReadWrite, Unused, ReadWrite,
+];
 
 /// `square_sum`'s: the gradients and counters.
-const SQUARES_STORAGE: &[Access] = &[Unused, Read, Unused, Read, Unused, ReadWrite];
+const SQUARES_STORAGE: &[Access] = &[Unused, Read, Unused, Read, Unused, Unused, ReadWrite];
 
 /// `advance`'s and `clip_scale`'s: counters.
-const COUNTERS_STORAGE: &[Access] = &[Unused, Unused, Unused, Unused, Unused, ReadWrite];
+const COUNTERS_STORAGE: &[Access] = &[Unused, Unused, Unused, Unused, Unused, Unused, ReadWrite];
+
+/// Where a layer's optimizer moments live: each in its own buffer where the device binds the
+/// fused update's seven storage buffers, so a moment may be as large as a binding; both in one
+/// buffer where it binds four and updates a tensor at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MomentLayout {
+    /// The first moment in `moments`, the second in `second_moments`.
+    Separate,
+    /// The first moment then the second in `moments`.
+    Shared,
+}
+
+impl MomentLayout {
+    /// The layout of `gpu`'s update.
+    pub fn of(gpu: &Gpu) -> MomentLayout {
+        match gpu.config().binds(STORAGE) {
+            true => MomentLayout::Separate,
+            false => MomentLayout::Shared,
+        }
+    }
+
+    /// The lengths of the `moments` and `second_moments` buffers of a layer of `len` parameters
+    /// whose rule keeps `states` moments (0 where a buffer holds none).
+    pub fn lengths(self, states: usize, len: usize) -> [usize; 2] {
+        match self {
+            MomentLayout::Separate => [
+                if states >= 1 { len } else { 0 },
+                if states >= 2 { len } else { 0 },
+            ],
+            MomentLayout::Shared => [states * len, 0],
+        }
+    }
+}
 
 /// Words of the counters buffer of a network of `layers` layers: steps taken, the data cursor,
 /// the clipping scale and each layer's sum of squared gradients.
@@ -66,28 +103,32 @@ pub struct UpdateBuffers<'a> {
     pub bias: &'a wgpu::Buffer,
     /// `(out)`.
     pub dbias: &'a wgpu::Buffer,
-    /// Velocity, or Adam's first moment then its second, `(out·in + out)` each.
+    /// Velocity or Adam's first moment, `(out·in + out)`; in [`MomentLayout::Shared`] the
+    /// second moment after it.
     pub moments: &'a wgpu::Buffer,
+    /// Adam's second moment in [`MomentLayout::Separate`], `(out·in + out)`.
+    pub second_moments: &'a wgpu::Buffer,
     /// `[steps taken, data cursor, gradient scale, Σ g² of each layer…]`, `(3 + layers)`.
     pub counters: &'a wgpu::Buffer,
 }
 
 impl UpdateBuffers<'_> {
-    fn list(&self) -> [&wgpu::Buffer; 6] {
+    fn list(&self) -> [&wgpu::Buffer; 7] {
         [
             self.weight,
             self.dweight,
             self.bias,
             self.dbias,
             self.moments,
+            self.second_moments,
             self.counters,
         ]
     }
 
     /// The bias in the weight's place, for the second of a layer's per-tensor dispatches.
-    fn bias_as_tensor(&self) -> [&wgpu::Buffer; 6] {
-        let [_, _, bias, dbias, moments, counters] = self.list();
-        [bias, dbias, bias, dbias, moments, counters]
+    fn bias_as_tensor(&self) -> [&wgpu::Buffer; 7] {
+        let [_, _, bias, dbias, moments, second_moments, counters] = self.list();
+        [bias, dbias, bias, dbias, moments, second_moments, counters]
     }
 }
 
@@ -121,12 +162,12 @@ impl Update {
         }
     }
 
-    /// The update's pipeline: `update` where the device binds its six storage buffers, else
+    /// The update's pipeline: `update` where the device binds its seven storage buffers, else
     /// `update_tensor`.
     fn spec(&self, gpu: &Gpu) -> PipelineSpec {
-        let (entry_point, storage) = match gpu.config().binds(STORAGE) {
-            true => ("update", STORAGE),
-            false => ("update_tensor", TENSOR_STORAGE),
+        let (entry_point, storage) = match MomentLayout::of(gpu) {
+            MomentLayout::Separate => ("update", STORAGE),
+            MomentLayout::Shared => ("update_tensor", TENSOR_STORAGE),
         };
         PipelineSpec {
             constants: vec![("RULE", self.rule())],

@@ -24,9 +24,11 @@ pub(super) struct LayerParams {
     pub bias: wgpu::Buffer,
     pub dweight: wgpu::Buffer,
     pub dbias: wgpu::Buffer,
-    /// Optimizer state: each moment the rule keeps, `(out·in + out)` each, one after the other;
-    /// one element when it keeps none.
+    /// Optimizer state: the moments the rule keeps, `(out·in + out)` each, placed as
+    /// [`MomentLayout`](crate::gpu::kernels::optim::MomentLayout) says; a buffer that holds none
+    /// is one element.
     pub moments: wgpu::Buffer,
+    pub second_moments: wgpu::Buffer,
 }
 
 impl LayerParams {
@@ -50,6 +52,7 @@ impl LayerParams {
             dweight: gpu.storage_buffer(&name("dweight"), outputs * inputs)?,
             dbias: gpu.storage_buffer(&name("dbias"), outputs)?,
             moments: gpu.storage_buffer(&name("moments"), 1)?,
+            second_moments: gpu.storage_buffer(&name("second_moments"), 1)?,
         })
     }
 
@@ -66,6 +69,7 @@ impl LayerParams {
             bias: &self.bias,
             dbias: &self.dbias,
             moments: &self.moments,
+            second_moments: &self.second_moments,
             counters,
         }
     }

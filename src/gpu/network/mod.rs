@@ -35,7 +35,7 @@ mod transfer;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
-use crate::gpu::kernels::optim::{Update, counters_len};
+use crate::gpu::kernels::optim::{MomentLayout, Update, counters_len};
 use crate::model::{Loss, Mlp};
 use crate::optim::OptimizerConfig;
 use crate::rng::philox_key;
@@ -221,16 +221,28 @@ impl GpuMlp {
         } else {
             self.wait_idle()?;
             let states = optimizer.optimizer.state_per_parameter();
+            let layout = MomentLayout::of(&self.gpu);
+            let what = |i: usize| match layout {
+                MomentLayout::Separate => format!("layer {i} optimizer moment"),
+                MomentLayout::Shared => format!(
+                    "layer {i} optimizer state ({states} moments in one binding, as the device \
+                     binds {} storage buffers per stage)",
+                    self.gpu.limits().max_storage_buffers_per_shader_stage
+                ),
+            };
             for (i, layer) in self.layers.iter().enumerate() {
-                let bytes = (states * (layer.weight_len() + layer.outputs) * 4) as u64;
-                if states > 0 {
-                    self.gpu
-                        .check_storage_size(&format!("layer {i} optimizer state"), bytes)?;
-                }
+                let [largest, _] = layout.lengths(states, layer.weight_len() + layer.outputs);
+                self.gpu
+                    .check_storage_size(&what(i), (largest * 4) as u64)?;
             }
             for (i, layer) in self.layers.iter_mut().enumerate() {
-                let len = (states * (layer.weight_len() + layer.outputs)).max(1);
-                layer.moments = self.gpu.storage_buffer(&format!("layer{i}.moments"), len)?;
+                let [first, second] = layout.lengths(states, layer.weight_len() + layer.outputs);
+                layer.moments = self
+                    .gpu
+                    .storage_buffer(&format!("layer{i}.moments"), first)?;
+                layer.second_moments = self
+                    .gpu
+                    .storage_buffer(&format!("layer{i}.second_moments"), second)?;
             }
             self.gpu
                 .queue()

@@ -4,6 +4,7 @@
 use ndarray::{Array1, Array2, ArrayView2};
 
 use crate::error::{Error, Result};
+use crate::gpu::kernels::optim::MomentLayout;
 use crate::gpu::network::GpuMlp;
 use crate::gpu::network::buffers::{LayerParams, contiguous};
 use crate::model::{Dense, DenseGradients, Gradients, Mlp};
@@ -183,12 +184,12 @@ impl GpuMlp {
     /// [`GpuMlp::optimizer_state`] as a future.
     pub async fn optimizer_state_async(&mut self) -> Result<OptimizerState> {
         let states = self.optimizer.optimizer.state_per_parameter();
+        let layout = MomentLayout::of(&self.gpu);
         let mut sources: Vec<(&wgpu::Buffer, usize)> = vec![(&self.counters, 1)];
         for layer in &self.layers {
-            sources.push((
-                &layer.moments,
-                states * (layer.weight_len() + layer.outputs),
-            ));
+            let [first, second] = layout.lengths(states, layer.weight_len() + layer.outputs);
+            sources.push((&layer.moments, first));
+            sources.push((&layer.second_moments, second));
         }
         self.in_flight.clear();
         // A one-off read of up to twice the model: its own staging buffer, not the step's.
@@ -201,8 +202,9 @@ impl GpuMlp {
             .gpu
             .read_back_async("the optimizer state", encoder, &staging, &sources)
             .await?;
-        // Moment `k` of a layer: its weight entries, then its bias entries; zero if the rule
-        // keeps fewer moments.
+        // Moment `k` of a layer: its weight entries, then its bias entries, in its two buffers'
+        // words one after the other (whichever layout placed them); zero if the rule keeps fewer
+        // moments.
         let moment = |words: &[u32], layer: &LayerParams, k: usize| {
             let len = layer.weight_len() + layer.outputs;
             let Some(words) = words.get(k * len..(k + 1) * len) else {
@@ -220,8 +222,9 @@ impl GpuMlp {
         let mut moment1 = Vec::new();
         let mut moment2 = Vec::new();
         for (l, layer) in self.layers.iter().enumerate() {
-            moment1.push(moment(&values[1 + l], layer, 0)?);
-            moment2.push(moment(&values[1 + l], layer, 1)?);
+            let words = [&values[1 + 2 * l][..], &values[2 + 2 * l]].concat();
+            moment1.push(moment(&words, layer, 0)?);
+            moment2.push(moment(&words, layer, 1)?);
         }
         Ok(OptimizerState {
             steps: u64::from(values[0][0]),
@@ -247,6 +250,7 @@ impl GpuMlp {
             )
         })?;
         let states = self.optimizer.optimizer.state_per_parameter();
+        let layout = MomentLayout::of(&self.gpu);
         let queue = self.gpu.queue();
         for (i, layer) in self.layers.iter().enumerate() {
             let mut values: Vec<f32> = Vec::new();
@@ -267,8 +271,12 @@ impl GpuMlp {
                     values.extend(bias.iter());
                 }
             }
-            if !values.is_empty() {
-                queue.write_buffer(&layer.moments, 0, bytemuck::cast_slice(&values));
+            let [first, _] = layout.lengths(states, layer.weight_len() + layer.outputs);
+            let (first, second) = values.split_at(first);
+            for (buffer, values) in [(&layer.moments, first), (&layer.second_moments, second)] {
+                if !values.is_empty() {
+                    queue.write_buffer(buffer, 0, bytemuck::cast_slice(values));
+                }
             }
         }
         queue.write_buffer(&self.counters, 0, bytemuck::bytes_of(&steps));
