@@ -91,7 +91,7 @@ done
 # And as the weakest devices the kernels are written for: 4 storage buffers per stage (wgpu's
 # downlevel limits), and WebGPU's compatibility mode (128 invocations per workgroup), on
 # lavapipe with subgroups (so the shuffled kernel too) and on GL without; every matmul kernel
-# the device runs, forced in turn.
+# the device runs, forced in turn; then the CLI's train, gradcheck and bench under each.
 for setting in "vulkan downlevel" "vulkan compat" "gl downlevel" "gl compat"; do
     read -r backend limits <<<"$setting"
     matmuls=(register tiled)
@@ -100,6 +100,14 @@ for setting in "vulkan downlevel" "vulkan compat" "gl downlevel" "gl compat"; do
         echo "== tests on $backend under $limits limits, $matmul matmul"
         WGPU_BACKEND="$backend" WGPU_MLP_LIMITS="$limits" WGPU_MLP_MATMUL="$matmul" \
             cargo test --release --locked "${limited_targets[@]}"
+        echo "== train, gradcheck and bench on $backend under $limits limits, $matmul matmul"
+        WGPU_BACKEND="$backend" WGPU_MLP_LIMITS="$limits" WGPU_MLP_MATMUL="$matmul" \
+            target/release/wgpu-mlp train --dataset synthetic --train-size 512 --test-size 128 \
+            --epochs 1 --optimizer adam --hidden-sizes 32 >/dev/null
+        WGPU_BACKEND="$backend" WGPU_MLP_LIMITS="$limits" WGPU_MLP_MATMUL="$matmul" \
+            target/release/wgpu-mlp gradcheck --layers 20,16,10 >/dev/null
+        WGPU_BACKEND="$backend" WGPU_MLP_LIMITS="$limits" \
+            target/release/wgpu-mlp bench --workload W1 --matmul "$matmul" --samples 640
     done
 done
 
