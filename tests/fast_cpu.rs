@@ -59,8 +59,16 @@ fn assert_gradients_close(what: &str, got: &Gradients, want: &Gradients) {
     }
 }
 
-/// Loss and gradients of the fast engine and of the reference on one batch.
+/// Loss and gradients of the fast engine and of the reference on one batch, with `mlp`'s biases
+/// drawn at random (a new model's are zero, which would hide a product that drops them).
 fn compare(mlp: &Mlp, rows: usize, seed: u64, what: &str) {
+    let mut mlp = mlp.clone();
+    for (l, layer) in mlp.layers.iter_mut().enumerate() {
+        layer.bias = random_matrix(1, layer.bias.len(), seed + 100 + l as u64)
+            .row(0)
+            .to_owned();
+    }
+    let mlp = &mlp;
     let x = random_matrix(rows, mlp.inputs(), seed);
     let y = targets_for(mlp.loss, rows, mlp.outputs(), seed + 1);
     let (want_loss, want) = mlp.loss_and_gradients(x.view(), y.view()).unwrap();
@@ -139,7 +147,9 @@ fn depths_one_to_four_match_the_reference() {
 }
 
 /// Widths and batches across faer's register and cache blocks (multiples of 16 and 48 and one
-/// either side), and one product above the size at which products are split over the cores.
+/// either side), and products above the size (2²⁴ multiply-adds) at which the output's columns
+/// are split over the cores: forward, dW and δ products, split into blocks of unequal and odd
+/// widths.
 #[test]
 fn sizes_across_the_blocking_match_the_reference() {
     for (sizes, rows) in [
@@ -147,6 +157,8 @@ fn sizes_across_the_blocking_match_the_reference() {
         (vec![64, 65, 129, 10], 49),
         (vec![97, 255, 257, 11], 63),
         (vec![784, 300, 10], 130),
+        (vec![785, 40, 10], 600),
+        (vec![300, 257, 263, 10], 260),
     ] {
         let mlp = Mlp::new(
             &sizes,
