@@ -249,7 +249,7 @@ use common::{assert_all_close, flat_parameters};
 use wgpu_mlp::Dataset;
 use wgpu_mlp::augment::{Affine, Augmentation, Elastic};
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-use wgpu_mlp::train::{CpuTrainer, Regularization, Split, TrainConfig, Trainer};
+use wgpu_mlp::train::{CpuTrainer, Regularization, Scores, Split, TrainConfig, Trainer};
 
 /// `len` random 8×8 images of 3 classes.
 fn images(len: usize, seed: u64) -> Dataset {
@@ -312,6 +312,38 @@ fn trainers_agree(
     );
     assert_eq!(fe.samples, re.samples, "{what}: evaluated samples");
     f
+}
+
+#[test]
+fn evaluation_in_large_batches_scores_every_sample_as_the_reference_does() {
+    // The fast trainer evaluates 1,024 samples at a time whatever its batch of 8: 2,100 test
+    // samples are two full evaluation batches and a short one of 52.
+    let (train, test) = (images(16, 5), images(2100, 6));
+    let mlp = Mlp::new(
+        &[64, 24, 3],
+        Activation::Tanh,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        7,
+    )
+    .unwrap();
+    let config = config(Optimizer::ADAM, 0.01, 8);
+    let mut fast = CpuTrainer::new(&mlp, &train, Some(&test), config.clone()).unwrap();
+    let mut reference = CpuTrainer::reference(&mlp, &train, Some(&test), config).unwrap();
+    fast.train_epoch(&mut |_| {}).unwrap();
+    reference.train_epoch(&mut |_| {}).unwrap();
+    let (f, r) = (
+        fast.evaluate(Split::Test).unwrap(),
+        reference.evaluate(Split::Test).unwrap(),
+    );
+    assert_close("test loss", &[f.loss], &[r.loss], 1e-5, 1e-4);
+    let (Scores::Classification { confusion: f, .. }, Scores::Classification { confusion: r, .. }) =
+        (f.scores, r.scores)
+    else {
+        panic!("a classification set is scored as one");
+    };
+    assert_eq!(f.sum(), 2100, "samples counted");
+    assert_eq!(f, r, "confusion matrices");
 }
 
 #[test]

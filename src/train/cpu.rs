@@ -44,10 +44,17 @@ pub struct CpuTrainer<'a> {
     fast: Option<FastBuffers>,
 }
 
+/// Samples the fast engine evaluates at a time (or the training batch, if larger): large
+/// products run at the cores' full rate and split over them, where a small training batch's
+/// would not.
+const EVALUATION_ROWS: usize = 1024;
+
 /// What the fast engine reuses from step to step.
 struct FastBuffers {
     /// The batch, every layer's values and the dropout factors.
     workspace: Workspace,
+    /// The buffers of [`EVALUATION_ROWS`] samples, made at the first evaluation.
+    evaluation: Option<Workspace>,
     /// Each thread's buffers for deforming an image.
     deform: Vec<DeformScratch>,
 }
@@ -60,8 +67,7 @@ impl<'a> CpuTrainer<'a> {
         test: Option<&'a Dataset>,
         config: TrainConfig,
     ) -> Result<Self> {
-        let test = test.map(HostData::Borrowed);
-        CpuTrainer::build(mlp, HostData::Borrowed(train), test, config)?.on_fast_engine()
+        CpuTrainer::reference(mlp, train, test, config)?.on_fast_engine()
     }
 
     /// A trainer for `mlp` on `train`, evaluating on `test`, on the ndarray reference: the
@@ -104,6 +110,7 @@ impl<'a> CpuTrainer<'a> {
         let largest_batch = self.config.batch_size.min(self.train.get().len());
         self.fast = Some(FastBuffers {
             workspace: Workspace::new(&mlp, largest_batch)?,
+            evaluation: None,
             deform: Vec::new(),
         });
         self.grads = zero_gradients(&mlp);
@@ -465,13 +472,15 @@ impl Trainer for CpuTrainer<'_> {
             Split::Validation => &self.validation,
         };
         let set = set.as_ref().ok_or_else(|| no_such_set(split))?.get();
-        match &mut self.fast {
-            Some(fast) if fast.workspace.capacity() >= self.config.batch_size.min(set.len()) => {
-                Ok(evaluate_fast(&self.mlp, set, &mut fast.workspace))
-            }
-            Some(_) => evaluate_cpu(&self.mlp, set, self.config.batch_size),
-            None => evaluate_reference(&self.mlp, set, self.config.batch_size),
-        }
+        let Some(fast) = &mut self.fast else {
+            return evaluate_reference(&self.mlp, set, self.config.batch_size);
+        };
+        let rows = EVALUATION_ROWS.max(self.config.batch_size).min(set.len());
+        let workspace = match &mut fast.evaluation {
+            Some(workspace) if workspace.capacity() >= rows => workspace,
+            evaluation => evaluation.insert(Workspace::new(&self.mlp, rows)?),
+        };
+        Ok(evaluate_fast(&self.mlp, set, workspace))
     }
 
     fn set_learning_rate(&mut self, learning_rate: f32) -> Result<()> {
