@@ -370,6 +370,25 @@ fn every_optimizer_trains_as_the_reference_does() {
 }
 
 #[test]
+fn a_model_split_over_the_cores_trains_as_the_reference_does() {
+    // Batches of 512 through 2,048 hidden units: 512·64·2048 multiply-adds a product (above the
+    // 2²⁴ from which products are split over the cores, so each step runs on a pool worker) and
+    // 64·2048 = 2¹⁷ first-layer weights (from which Adam gives each core a share); 600 samples,
+    // a full batch and one of 88, for two epochs.
+    let (train, test) = (images(600, 7), images(30, 8));
+    let mlp = Mlp::new(
+        &[64, 2048, 3],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        6,
+    )
+    .unwrap();
+    let config = config(Optimizer::ADAM, 1e-3, 512);
+    trainers_agree(&mlp, (&train, &test), &config, None, 2, "split over the cores");
+}
+
+#[test]
 fn every_regularizer_and_deformation_trains_as_the_reference_does() {
     let (train, test) = (images(33, 3), images(10, 4));
     let mlp = Mlp::new(

@@ -66,7 +66,7 @@ fn split_columns(
 }
 
 /// One thread below [`PARALLEL_MULTIPLY_ADDS`] (and always on wasm32), every core above.
-fn threads(multiply_adds: usize) -> usize {
+pub(super) fn threads(multiply_adds: usize) -> usize {
     #[cfg(not(target_arch = "wasm32"))]
     if multiply_adds >= PARALLEL_MULTIPLY_ADDS {
         return rayon::current_num_threads();
