@@ -385,7 +385,14 @@ fn a_model_split_over_the_cores_trains_as_the_reference_does() {
     )
     .unwrap();
     let config = config(Optimizer::ADAM, 1e-3, 512);
-    trainers_agree(&mlp, (&train, &test), &config, None, 2, "split over the cores");
+    trainers_agree(
+        &mlp,
+        (&train, &test),
+        &config,
+        None,
+        2,
+        "split over the cores",
+    );
 }
 
 #[test]
