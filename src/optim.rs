@@ -309,7 +309,7 @@ fn update(
     dp: ArrayViewD<'_, f32>,
     mut m1: ArrayViewMutD<'_, f32>,
     mut m2: ArrayViewMutD<'_, f32>,
-    rule: impl Fn(&mut f32, f32, &mut f32, &mut f32),
+    rule: impl Fn(&mut f32, f32, &mut f32, &mut f32) + Sync,
 ) {
     let standard = [p.is_standard_layout(), dp.is_standard_layout()];
     if let ([true, true], Some(p), Some(m1), Some(m2)) = (
@@ -319,26 +319,69 @@ fn update(
         m2.as_slice_mut(),
     ) {
         let dp = dp.as_slice().unwrap_or(&[]);
-        #[cfg(target_arch = "x86_64")]
-        {
-            // The widest vectors the CPU has: each lane runs the same IEEE operations, so the
-            // results do not depend on the width.
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F.
-                return unsafe { update_slices_avx512(p, dp, m1, m2, &rule) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2.
-                return unsafe { update_slices_avx2(p, dp, m1, m2, &rule) };
-            }
-        }
-        return update_slices(p, dp, m1, m2, &rule);
+        return update_over_cores(p, dp, m1, m2, &rule);
     }
     Zip::from(p)
         .and(&dp)
         .and(m1)
         .and(m2)
         .for_each(|p, &dp, m1, m2| rule(p, dp, m1, m2));
+}
+
+/// Parameters of at least this many values are updated in one share per core: the update reads
+/// and writes seven values a parameter from memory, and every core adds bandwidth; below it,
+/// waking the other threads costs more than it saves.
+#[cfg(not(target_arch = "wasm32"))]
+const PARALLEL_UPDATE: usize = 1 << 17;
+
+/// [`update_widest`] over consecutive shares of the slices, one per core where they are long
+/// enough: each value's update is the same wherever it runs.
+fn update_over_cores(
+    p: &mut [f32],
+    dp: &[f32],
+    m1: &mut [f32],
+    m2: &mut [f32],
+    rule: &(impl Fn(&mut f32, f32, &mut f32, &mut f32) + Sync),
+) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if p.len() >= PARALLEL_UPDATE && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        // Shares of whole cache lines (16 values), so that no two cores write one line.
+        let share = p
+            .len()
+            .div_ceil(rayon::current_num_threads())
+            .next_multiple_of(16);
+        p.par_chunks_mut(share)
+            .zip(dp.par_chunks(share))
+            .zip(m1.par_chunks_mut(share))
+            .zip(m2.par_chunks_mut(share))
+            .for_each(|(((p, dp), m1), m2)| update_widest(p, dp, m1, m2, rule));
+        return;
+    }
+    update_widest(p, dp, m1, m2, rule);
+}
+
+/// [`update_slices`] compiled for the widest vectors the CPU has: each lane runs the same IEEE
+/// operations, so the results do not depend on the width.
+fn update_widest(
+    p: &mut [f32],
+    dp: &[f32],
+    m1: &mut [f32],
+    m2: &mut [f32],
+    rule: &impl Fn(&mut f32, f32, &mut f32, &mut f32),
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { update_slices_avx512(p, dp, m1, m2, rule) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { update_slices_avx2(p, dp, m1, m2, rule) };
+        }
+    }
+    update_slices(p, dp, m1, m2, rule);
 }
 
 /// [`update`]'s loop over slices.

@@ -59,8 +59,16 @@ fn assert_gradients_close(what: &str, got: &Gradients, want: &Gradients) {
     }
 }
 
-/// Loss and gradients of the fast engine and of the reference on one batch.
+/// Loss and gradients of the fast engine and of the reference on one batch, with `mlp`'s biases
+/// drawn at random (a new model's are zero, which would hide a product that drops them).
 fn compare(mlp: &Mlp, rows: usize, seed: u64, what: &str) {
+    let mut mlp = mlp.clone();
+    for (l, layer) in mlp.layers.iter_mut().enumerate() {
+        layer.bias = random_matrix(1, layer.bias.len(), seed + 100 + l as u64)
+            .row(0)
+            .to_owned();
+    }
+    let mlp = &mlp;
     let x = random_matrix(rows, mlp.inputs(), seed);
     let y = targets_for(mlp.loss, rows, mlp.outputs(), seed + 1);
     let (want_loss, want) = mlp.loss_and_gradients(x.view(), y.view()).unwrap();
@@ -139,7 +147,9 @@ fn depths_one_to_four_match_the_reference() {
 }
 
 /// Widths and batches across faer's register and cache blocks (multiples of 16 and 48 and one
-/// either side), and one product above the size at which products are split over the cores.
+/// either side), and products above the size (2²⁴ multiply-adds) at which the output's columns
+/// are split over the cores: forward, dW and δ products, split into blocks of unequal and odd
+/// widths.
 #[test]
 fn sizes_across_the_blocking_match_the_reference() {
     for (sizes, rows) in [
@@ -147,6 +157,8 @@ fn sizes_across_the_blocking_match_the_reference() {
         (vec![64, 65, 129, 10], 49),
         (vec![97, 255, 257, 11], 63),
         (vec![784, 300, 10], 130),
+        (vec![785, 40, 10], 600),
+        (vec![300, 257, 263, 10], 260),
     ] {
         let mlp = Mlp::new(
             &sizes,
@@ -237,7 +249,7 @@ use common::{assert_all_close, flat_parameters};
 use wgpu_mlp::Dataset;
 use wgpu_mlp::augment::{Affine, Augmentation, Elastic};
 use wgpu_mlp::optim::{Optimizer, OptimizerConfig};
-use wgpu_mlp::train::{CpuTrainer, Regularization, Split, TrainConfig, Trainer};
+use wgpu_mlp::train::{CpuTrainer, Regularization, Scores, Split, TrainConfig, Trainer};
 
 /// `len` random 8×8 images of 3 classes.
 fn images(len: usize, seed: u64) -> Dataset {
@@ -303,6 +315,38 @@ fn trainers_agree(
 }
 
 #[test]
+fn evaluation_in_large_batches_scores_every_sample_as_the_reference_does() {
+    // The fast trainer evaluates 1,024 samples at a time whatever its batch of 8: 2,100 test
+    // samples are two full evaluation batches and a short one of 52.
+    let (train, test) = (images(16, 5), images(2100, 6));
+    let mlp = Mlp::new(
+        &[64, 24, 3],
+        Activation::Tanh,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        7,
+    )
+    .unwrap();
+    let config = config(Optimizer::ADAM, 0.01, 8);
+    let mut fast = CpuTrainer::new(&mlp, &train, Some(&test), config.clone()).unwrap();
+    let mut reference = CpuTrainer::reference(&mlp, &train, Some(&test), config).unwrap();
+    fast.train_epoch(&mut |_| {}).unwrap();
+    reference.train_epoch(&mut |_| {}).unwrap();
+    let (f, r) = (
+        fast.evaluate(Split::Test).unwrap(),
+        reference.evaluate(Split::Test).unwrap(),
+    );
+    assert_close("test loss", &[f.loss], &[r.loss], 1e-5, 1e-4);
+    let (Scores::Classification { confusion: f, .. }, Scores::Classification { confusion: r, .. }) =
+        (f.scores, r.scores)
+    else {
+        panic!("a classification set is scored as one");
+    };
+    assert_eq!(f.sum(), 2100, "samples counted");
+    assert_eq!(f, r, "confusion matrices");
+}
+
+#[test]
 fn every_optimizer_trains_as_the_reference_does() {
     let (train, test) = (images(45, 1), images(20, 2));
     let mlp = Mlp::new(
@@ -323,6 +367,32 @@ fn every_optimizer_trains_as_the_reference_does() {
         let config = config(optimizer, learning_rate, 8);
         trainers_agree(&mlp, (&train, &test), &config, None, 3, optimizer.name());
     }
+}
+
+#[test]
+fn a_model_split_over_the_cores_trains_as_the_reference_does() {
+    // Batches of 512 through 2,048 hidden units: 512·64·2048 multiply-adds a product (above the
+    // 2²⁴ from which products are split over the cores, so each step runs on a pool worker) and
+    // 64·2048 = 2¹⁷ first-layer weights (from which Adam gives each core a share); 600 samples,
+    // a full batch and one of 88, for two epochs.
+    let (train, test) = (images(600, 7), images(30, 8));
+    let mlp = Mlp::new(
+        &[64, 2048, 3],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        6,
+    )
+    .unwrap();
+    let config = config(Optimizer::ADAM, 1e-3, 512);
+    trainers_agree(
+        &mlp,
+        (&train, &test),
+        &config,
+        None,
+        2,
+        "split over the cores",
+    );
 }
 
 #[test]

@@ -318,18 +318,23 @@ fn linear_mse_gradient(
     gradient
 }
 
-#[test]
-fn a_few_steps_with_varying_gradients_match_an_f64_version_of_every_optimizer() {
-    let (inputs, outputs, batch) = (3, 2, 5);
-    let mlp = Mlp {
+/// One identity layer under the mean squared error, with random parameters from `seed`.
+fn linear_model(inputs: usize, outputs: usize, seed: u64) -> Mlp {
+    Mlp {
         layers: vec![Dense {
-            weight: random_matrix(outputs, inputs, 1),
-            bias: random_matrix(1, outputs, 2).row(0).to_owned(),
+            weight: random_matrix(outputs, inputs, seed),
+            bias: random_matrix(1, outputs, seed + 1).row(0).to_owned(),
             activation: Activation::Identity,
         }],
         loss: Loss::Mse,
         leaky_slope: wgpu_mlp::DEFAULT_LEAKY_SLOPE,
-    };
+    }
+}
+
+#[test]
+fn a_few_steps_with_varying_gradients_match_an_f64_version_of_every_optimizer() {
+    let (inputs, outputs, batch) = (3, 2, 5);
+    let mlp = linear_model(inputs, outputs, 1);
     // A different batch each step: the gradient changes with the data and with the parameters.
     let batches: Vec<Batch> = (0..4)
         .map(|s| {
@@ -421,6 +426,49 @@ fn moments_that_decay_below_the_smallest_normal_float_are_stored_as_zero() {
         if matches!(optimizer, Optimizer::Adam { .. }) {
             let v = f64::from(state.moment2[0].0[[0, 0]]);
             assert!((v / (2.0 * 0.999f64.powi(22) * f64::from(tiny)) - 1.0).abs() < 1e-5);
+        }
+    }
+}
+
+#[test]
+fn an_update_split_over_the_cores_matches_an_f64_version_value_for_value() {
+    // 363 × 367 = 133,221 weights: above the 2¹⁷ values from which the CPU optimizer gives each
+    // core a share, and odd, so that the last share is short. Random gradients, given directly,
+    // over three steps: every weight must follow `step_f64`, the ones at the shares' seams too.
+    let (outputs, inputs) = (363, 367);
+    let mlp = linear_model(inputs, outputs, 3);
+    for optimizer in [Optimizer::Momentum { momentum: 0.9 }, Optimizer::ADAM] {
+        let config = OptimizerConfig {
+            optimizer,
+            learning_rate: 0.05,
+            weight_decay: 0.1,
+        };
+        let mut model = mlp.clone();
+        let mut state = OptimizerState::new(&model);
+        let mut p = flat(&model);
+        let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+        for t in 1..=3 {
+            let grads = wgpu_mlp::model::Gradients {
+                layers: vec![wgpu_mlp::model::DenseGradients {
+                    dweight: random_matrix(outputs, inputs, 10 + t),
+                    dbias: random_matrix(1, outputs, 20 + t).row(0).to_owned(),
+                }],
+            };
+            let gradient: Vec<f64> = grads.layers[0]
+                .dweight
+                .iter()
+                .chain(&grads.layers[0].dbias)
+                .map(|&g| f64::from(g))
+                .collect();
+            state.apply(&config, &mut model, &grads).unwrap();
+            step_f64(config, t as i32, &mut p, &gradient, &mut m, &mut v);
+            assert_all_close(
+                &format!("{optimizer:?} step {t}"),
+                &flat(&model),
+                &p,
+                2e-6,
+                1e-5,
+            );
         }
     }
 }

@@ -8,6 +8,11 @@ use faer::{Accum, MatMut, MatRef, Par};
 #[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_MULTIPLY_ADDS: usize = 1 << 24;
 
+/// The output's columns are split between threads at multiples of this many: whole 64-byte
+/// cache lines of a row-major output, and whole AVX-512 vectors.
+#[cfg(not(target_arch = "wasm32"))]
+const SPLIT_COLUMNS: usize = 16;
+
 /// `(rows, cols)` row-major `values` as a matrix.
 pub(super) fn matrix(values: &[f32], (rows, cols): (usize, usize)) -> MatRef<'_, f32> {
     MatRef::from_row_major_slice(&values[..rows * cols], rows, cols)
@@ -27,25 +32,48 @@ pub(super) fn product(
         true => Accum::Add,
         false => Accum::Replace,
     };
-    faer::linalg::matmul::matmul(
-        out,
-        accum,
-        lhs,
-        rhs,
-        1.0,
-        parallelism(rows * cols * lhs.ncols()),
-    );
+    split_columns(out, accum, lhs, rhs, threads(rows * cols * lhs.ncols()));
+}
+
+/// `out ← (out +) lhs · rhs` over `threads` threads, each taking a block of the output's columns
+/// and the same columns of `rhs` (the weight-shaped operand of every product the engine takes)
+/// as a single-threaded product: the threads share nothing they write and meet once, at the
+/// end, where faer's own split of one product meets at every block (measured in BENCHMARKS.md).
+fn split_columns(
+    out: MatMut<'_, f32>,
+    accum: Accum,
+    lhs: MatRef<'_, f32>,
+    rhs: MatRef<'_, f32>,
+    threads: usize,
+) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if threads > 1 && out.ncols() >= 2 * SPLIT_COLUMNS {
+        let first = threads / 2;
+        let at = (out.ncols() * first / threads)
+            .next_multiple_of(SPLIT_COLUMNS)
+            .min(out.ncols());
+        let (out_left, out_right) = out.split_at_col_mut(at);
+        let (rhs_left, rhs_right) = rhs.split_at_col(at);
+        rayon::join(
+            || split_columns(out_left, accum, lhs, rhs_left, first),
+            || split_columns(out_right, accum, lhs, rhs_right, threads - first),
+        );
+        return;
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = threads;
+    faer::linalg::matmul::matmul(out, accum, lhs, rhs, 1.0, Par::Seq);
 }
 
 /// One thread below [`PARALLEL_MULTIPLY_ADDS`] (and always on wasm32), every core above.
-fn parallelism(multiply_adds: usize) -> Par {
+pub(super) fn threads(multiply_adds: usize) -> usize {
     #[cfg(not(target_arch = "wasm32"))]
     if multiply_adds >= PARALLEL_MULTIPLY_ADDS {
-        return Par::rayon(0);
+        return rayon::current_num_threads();
     }
     #[cfg(target_arch = "wasm32")]
     let _ = multiply_adds;
-    Par::Seq
+    1
 }
 
 /// Clears the upper halves of the vector registers, which faer's AVX-512 kernels and glibc's

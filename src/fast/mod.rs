@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::model::{Activation, Dense, DenseGradients, Gradients, Mlp, check_batch};
 use crate::reference::{activate_output_with_loss, output_delta_in_place};
 use crate::rng::philox_key;
-use matmul::{clear_upper_registers, matrix, product};
+use matmul::{clear_upper_registers, matrix, product, threads};
 
 /// Every buffer one forward and backward pass needs, for batches of up to `capacity` rows of a
 /// model of layer widths `widths`.
@@ -73,6 +73,14 @@ impl Workspace {
     /// The most rows a batch may have.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Whether a batch of [`Workspace::capacity`] rows splits a product over the cores.
+    pub fn splits_over_cores(&self) -> bool {
+        let multiply_adds = |pair: &[usize]| self.capacity * pair[0] * pair[1];
+        self.widths
+            .windows(2)
+            .any(|pair| threads(multiply_adds(pair)) > 1)
     }
 
     /// The input and target rows of a batch of `rows` (at most [`Workspace::capacity`]), for the
