@@ -28,6 +28,7 @@ pub(super) struct LayerParams {
     /// [`MomentLayout`](crate::gpu::kernels::optim::MomentLayout) says; a buffer that holds none
     /// is one element.
     pub moments: wgpu::Buffer,
+    /// Adam's second moment where the layout keeps it apart; else one element.
     pub second_moments: wgpu::Buffer,
 }
 
