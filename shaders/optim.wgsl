@@ -123,7 +123,7 @@ fn keeps_second() -> bool {
 //   SGD       p ← p − lr·g
 //   momentum  v ← μ·v + g; p ← p − lr·v
 //   Adam      m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − lr·m̂/(√v̂ + ε), with the bias
-//             corrections m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ) for the step number t kept on the GPU
+//             corrections m̂ = m/c₁, v̂ = v/c₂, cₖ = 1−βₖᵗ for the step number t kept on the GPU
 //   AdamW     p ← p·(1 − lr·λ), then Adam's step from g = dp
 // with g = dp·scale + weight_decay·p (clipped, L2-decayed) except for AdamW.
 fn stepped(p_in: f32, dp: f32, state: State) -> Stepped {
@@ -144,9 +144,10 @@ fn stepped(p_in: f32, dp: f32, state: State) -> Stepped {
     let t = f32(counters[0]);
     let m = params.beta1 * state.m + (1.0 - params.beta1) * g;
     let v = params.beta2 * state.v + (1.0 - params.beta2) * g * g;
-    let m_hat = m / one_minus_power(params.log_beta1, t);
-    let v_hat = v / one_minus_power(params.log_beta2, t);
-    return Stepped(p - params.learning_rate * m_hat / (sqrt(v_hat) + params.epsilon), State(m, v));
+    // PyTorch's order, as the CPU computes it: lr/c₁ · m / (√v/√c₂ + ε).
+    let step_size = params.learning_rate / one_minus_power(params.log_beta1, t);
+    let inverse_root_c2 = 1.0 / sqrt(one_minus_power(params.log_beta2, t));
+    return Stepped(p - step_size * m / (sqrt(v) * inverse_root_c2 + params.epsilon), State(m, v));
 }
 
 // Parameter i of a layer, the weight's then the bias's.

@@ -274,15 +274,19 @@ impl OptimizerState {
                             Optimizer::AdamW { .. } => (0.0, 1.0 - lr * wd),
                             _ => (wd, 1.0),
                         };
-                        // In f64: in f32, 1 − 0.999ᵗ loses four digits to cancellation.
-                        let correction = |beta: f32| (1.0 - (beta as f64).powi(t)) as f32;
-                        let (c1, c2) = (correction(beta1), correction(beta2));
+                        // PyTorch's order, lr/c₁ · m / (√v/√c₂ + ε), with both corrections
+                        // folded into per-step factors: a value then takes one division and
+                        // one square root, the CPU's slowest operations. The factors are
+                        // computed in f64: in f32, 1 − 0.999ᵗ loses four digits to cancellation.
+                        let correction = |beta: f32| 1.0 - f64::from(beta).powi(t);
+                        let step_size = (f64::from(lr) / correction(beta1)) as f32;
+                        let inverse_root_c2 = correction(beta2).sqrt().recip() as f32;
                         update(p, dp, m1, m2, |p, dp, m, v| {
                             let g = dp + l2 * *p;
                             *p *= decoupled;
                             *m = flush_subnormal(beta1 * *m + (1.0 - beta1) * g);
                             *v = flush_subnormal(beta2 * *v + (1.0 - beta2) * g * g);
-                            *p -= lr * (*m / c1) / ((*v / c2).sqrt() + epsilon);
+                            *p -= step_size * *m / (v.sqrt() * inverse_root_c2 + epsilon);
                         });
                     }
                 }
