@@ -226,7 +226,8 @@ impl Workspace {
     /// ([`crate::optim::Optimizer::Sgd`] at `learning_rate`, L2 `weight_decay`) written straight
     /// into `mlp`'s parameters: `W_l ← (1 − lr·wd)·W_l − lr·δ_lᵀ·a_{l−1}` as the weight
     /// product's epilogue and `b_l ← b_l − lr·(Σ_rows δ_l + wd·b_l)`, the optimizer's update up
-    /// to f32 rounding, with no gradient written.
+    /// to f32 rounding, with no gradient written. `mlp` is the model of that forward pass, with
+    /// standard-layout parameters.
     pub fn sgd_step(&mut self, mlp: &mut Mlp, rows: usize, learning_rate: f32, weight_decay: f32) {
         for (delta, &width) in self.deltas.iter_mut().zip(&self.widths[1..]) {
             delta.resize(self.capacity * width, 0.0);
