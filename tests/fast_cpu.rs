@@ -59,16 +59,34 @@ fn assert_gradients_close(what: &str, got: &Gradients, want: &Gradients) {
     }
 }
 
-/// Loss and gradients of the fast engine and of the reference on one batch, with `mlp`'s biases
-/// drawn at random (a new model's are zero, which would hide a product that drops them).
-fn compare(mlp: &Mlp, rows: usize, seed: u64, what: &str) {
+/// A ReLU classifier of layer widths `sizes`, its weights drawn from `seed`.
+fn relu_softmax(sizes: &[usize], seed: u64) -> Mlp {
+    Mlp::new(
+        sizes,
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::CrossEntropy,
+        seed,
+    )
+    .unwrap()
+}
+
+/// `mlp` with its biases drawn at random (a new model's are zero, which would hide a product or
+/// an activation pass that drops them).
+fn with_random_biases(mlp: &Mlp, seed: u64) -> Mlp {
     let mut mlp = mlp.clone();
     for (l, layer) in mlp.layers.iter_mut().enumerate() {
         layer.bias = random_matrix(1, layer.bias.len(), seed + 100 + l as u64)
             .row(0)
             .to_owned();
     }
-    let mlp = &mlp;
+    mlp
+}
+
+/// Loss and gradients of the fast engine and of the reference on one batch, with `mlp`'s biases
+/// drawn at random.
+fn compare(mlp: &Mlp, rows: usize, seed: u64, what: &str) {
+    let mlp = &with_random_biases(mlp, seed);
     let x = random_matrix(rows, mlp.inputs(), seed);
     let y = targets_for(mlp.loss, rows, mlp.outputs(), seed + 1);
     let (want_loss, want) = mlp.loss_and_gradients(x.view(), y.view()).unwrap();
@@ -160,15 +178,10 @@ fn sizes_across_the_blocking_match_the_reference() {
         (vec![785, 40, 10], 600),
         (vec![300, 257, 263, 10], 260),
     ] {
-        let mlp = Mlp::new(
-            &sizes,
-            Activation::Relu,
-            Activation::Softmax,
-            Loss::CrossEntropy,
-            9,
-        )
-        .unwrap();
-        compare(&mlp, rows, 70, &format!("sizes {sizes:?}, batch {rows}"));
+        let mlp = relu_softmax(&sizes, 9);
+        // A seed at which no pre-activation lies within rounding of ReLU's kink: at 70, one of
+        // 784-300-10's is −2.7e-7, which two orders of the same sum round to either side.
+        compare(&mlp, rows, 71, &format!("sizes {sizes:?}, batch {rows}"));
     }
 }
 
@@ -346,17 +359,15 @@ fn evaluation_in_large_batches_scores_every_sample_as_the_reference_does() {
     assert_eq!(f, r, "confusion matrices");
 }
 
+/// 64-24-12-3 with ReLU, and 45 training and 20 test images for it.
+fn relu_classifier() -> (Mlp, Dataset, Dataset) {
+    let mlp = relu_softmax(&[64, 24, 12, 3], 4);
+    (mlp, images(45, 1), images(20, 2))
+}
+
 #[test]
 fn every_optimizer_trains_as_the_reference_does() {
-    let (train, test) = (images(45, 1), images(20, 2));
-    let mlp = Mlp::new(
-        &[64, 24, 12, 3],
-        Activation::Relu,
-        Activation::Softmax,
-        Loss::CrossEntropy,
-        4,
-    )
-    .unwrap();
+    let (mlp, train, test) = relu_classifier();
     for (optimizer, learning_rate) in [
         (Optimizer::Sgd, 0.1),
         (Optimizer::MOMENTUM, 0.05),
@@ -374,25 +385,29 @@ fn a_model_split_over_the_cores_trains_as_the_reference_does() {
     // Batches of 512 through 2,048 hidden units: 512·64·2048 multiply-adds a product (above the
     // 2²⁴ from which products are split over the cores, so each step runs on a pool worker) and
     // 64·2048 = 2¹⁷ first-layer weights (from which Adam gives each core a share); 600 samples,
-    // a full batch and one of 88, for two epochs.
+    // a full batch and one of 88, for two epochs. Plain SGD, with weight decay and dropout,
+    // writes its update from the split weight products.
     let (train, test) = (images(600, 7), images(30, 8));
-    let mlp = Mlp::new(
-        &[64, 2048, 3],
-        Activation::Relu,
-        Activation::Softmax,
-        Loss::CrossEntropy,
-        6,
-    )
-    .unwrap();
-    let config = config(Optimizer::ADAM, 1e-3, 512);
-    trainers_agree(
-        &mlp,
-        (&train, &test),
-        &config,
-        None,
-        2,
-        "split over the cores",
-    );
+    let mlp = relu_softmax(&[64, 2048, 3], 6);
+    let sgd = TrainConfig {
+        optimizer: OptimizerConfig {
+            optimizer: Optimizer::Sgd,
+            learning_rate: 0.05,
+            weight_decay: 0.05,
+        },
+        regularization: Regularization {
+            dropout: Dropout {
+                input: 0.1,
+                hidden: vec![0.5],
+            },
+            ..Default::default()
+        },
+        ..config(Optimizer::Sgd, 0.05, 512)
+    };
+    for config in [config(Optimizer::ADAM, 1e-3, 512), sgd] {
+        let what = format!("{} split over the cores", config.optimizer.optimizer.name());
+        trainers_agree(&mlp, (&train, &test), &config, None, 2, &what);
+    }
 }
 
 #[test]
@@ -494,4 +509,233 @@ fn regression(set: &Dataset) -> Dataset {
     let (x, _) = set.batch(&indices);
     let y = x.slice(wgpu_mlp::ndarray::s![.., 0..3]).to_owned();
     Dataset::regression(x, y).unwrap()
+}
+
+// ---- plain SGD, its update written by the backward pass -----------------------------------------
+
+use wgpu_mlp::ndarray::s;
+use wgpu_mlp::run::DataOptions;
+use wgpu_mlp::{Device, Error, Resume, Run, TrainSpec};
+
+/// One [`fast::Workspace::sgd_step`] against the reference's gradients and `torch.optim.SGD`'s
+/// documented update written anew, `p ← p − lr·(dp + wd·p)`: a batch of 1, an odd one, and one
+/// whose products are split over the cores (512·64·2048 multiply-adds, above 2²⁴).
+#[test]
+fn a_fused_sgd_step_is_the_reference_gradients_update() {
+    let learning_rate = 0.1;
+    for (sizes, rows) in [
+        (vec![7, 13, 9, 5], 1),
+        (vec![7, 13, 9, 5], 17),
+        (vec![64, 2048, 3], 512),
+    ] {
+        for weight_decay in [0.0, 0.05] {
+            let what = format!("sizes {sizes:?}, batch {rows}, weight decay {weight_decay}");
+            let mlp = relu_softmax(&sizes, 3);
+            let mlp = with_random_biases(&mlp, rows as u64);
+            let x = random_matrix(rows, mlp.inputs(), 20 + rows as u64);
+            let y = one_hot(rows, mlp.outputs(), 21);
+            let (want_loss, grads) = mlp.loss_and_gradients(x.view(), y.view()).unwrap();
+            let sgd = |p: f32, dp: f32| p - learning_rate * (dp + weight_decay * p);
+
+            let mut got = mlp.clone();
+            let mut workspace = fast::Workspace::new(&mlp, rows).unwrap();
+            let (xs, ys) = workspace.batch_mut(rows);
+            xs.copy_from_slice(x.as_slice().unwrap());
+            ys.copy_from_slice(y.as_slice().unwrap());
+            let loss = workspace.training_loss(&mlp, rows, false);
+            workspace.sgd_step(&mut got, rows, learning_rate, weight_decay);
+
+            assert_close(&format!("{what}: loss"), &[loss], &[want_loss], ATOL, RTOL);
+            for (l, (before, grad)) in mlp.layers.iter().zip(&grads.layers).enumerate() {
+                let weight = before.weight.iter().zip(&grad.dweight);
+                let want: Vec<f32> = weight.map(|(&p, &dp)| sgd(p, dp)).collect();
+                let got_weight: Vec<f32> = got.layers[l].weight.iter().copied().collect();
+                let what_weight = format!("{what}: layer {l} W");
+                assert_close(&what_weight, &got_weight, &want, ATOL, RTOL);
+                let bias = before.bias.iter().zip(&grad.dbias);
+                let want: Vec<f32> = bias.map(|(&p, &dp)| sgd(p, dp)).collect();
+                let got_bias = got.layers[l].bias.to_vec();
+                assert_close(
+                    &format!("{what}: layer {l} b"),
+                    &got_bias,
+                    &want,
+                    ATOL,
+                    RTOL,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn plain_sgd_updated_in_the_backward_pass_trains_as_the_reference_does() {
+    let (mlp, train, test) = relu_classifier();
+    let dropout = Regularization {
+        dropout: Dropout {
+            input: 0.2,
+            hidden: vec![0.5, 0.25],
+        },
+        ..Default::default()
+    };
+    // 45 samples in batches of 1, and of 7 (six full steps and an odd one of 3), for 3 epochs.
+    for batch_size in [1, 7] {
+        let mut ends = Vec::new();
+        for weight_decay in [0.0, 0.05] {
+            for regularization in [Regularization::default(), dropout.clone()] {
+                let what = format!(
+                    "batch {batch_size}, weight decay {weight_decay}, dropout {}",
+                    regularization.dropout.is_active()
+                );
+                let config = TrainConfig {
+                    optimizer: OptimizerConfig {
+                        optimizer: Optimizer::Sgd,
+                        learning_rate: 0.1,
+                        weight_decay,
+                    },
+                    batch_size,
+                    seed: 11,
+                    regularization,
+                };
+                ends.push(trainers_agree(
+                    &mlp,
+                    (&train, &test),
+                    &config,
+                    None,
+                    3,
+                    &what,
+                ));
+            }
+        }
+        for (i, a) in ends.iter().enumerate() {
+            for b in &ends[i + 1..] {
+                assert_ne!(
+                    a, b,
+                    "batch {batch_size}: weight decay or dropout changed nothing"
+                );
+            }
+        }
+    }
+}
+
+/// A plain SGD run on the fast engine, 100 synthetic samples in 7 steps an epoch (six batches
+/// of 16 and one of 4), with weight decay and dropout (whose masks are keyed by the step count).
+fn sgd_run(epochs: usize) -> TrainSpec {
+    TrainSpec {
+        data_options: DataOptions {
+            train_size: Some(100),
+            test_size: Some(20),
+            validation: Some(0.0),
+            ..DataOptions::default()
+        },
+        hidden_sizes: Some(vec![16]),
+        optimizer: Some(Optimizer::Sgd),
+        lr: Some(0.05),
+        weight_decay: Some(0.01),
+        dropout: Some(vec![0.3]),
+        batch: Some(16),
+        epochs: Some(epochs),
+        seed: Some(5),
+        device: Device::Cpu,
+        ..TrainSpec::default()
+    }
+}
+
+#[test]
+fn a_fused_sgd_run_counts_its_steps_and_resumes_bit_for_bit() {
+    let mut whole = Run::new(sgd_run(3)).unwrap();
+    while !whole.is_done() {
+        whole.train_epoch().unwrap();
+    }
+    assert_eq!(
+        whole.optimizer_state().unwrap().steps,
+        3 * 7,
+        "steps counted"
+    );
+
+    let dir = common::scratch_dir("fast_cpu", "sgd_resume");
+    let model = dir.join("model.safetensors");
+    let mut first = Run::new(sgd_run(1)).unwrap();
+    first.save_every_epoch(model.clone(), false);
+    first.train_epoch().unwrap();
+    assert_eq!(first.optimizer_state().unwrap().steps, 7, "steps counted");
+    let mut resumed = Run::new(TrainSpec {
+        resume: Some(Resume::File(model)),
+        hidden_sizes: None,
+        ..sgd_run(2)
+    })
+    .unwrap();
+    while !resumed.is_done() {
+        resumed.train_epoch().unwrap();
+    }
+    assert_eq!(resumed.optimizer_state().unwrap().steps, 3 * 7);
+    assert_eq!(
+        resumed.mlp().unwrap(),
+        whole.mlp().unwrap(),
+        "the resumed run's weights differ"
+    );
+}
+
+/// The step of the first epoch (1-based) at which `trainer`, in the samples' order, diverges.
+fn diverged_at(mut trainer: CpuTrainer<'_>) -> (usize, CpuTrainer<'_>) {
+    trainer.set_shuffle(false);
+    match trainer.train_epoch(&mut |_| {}) {
+        Err(Error::Diverged { epoch, step, .. }) => {
+            assert_eq!(epoch, 1);
+            (step, trainer)
+        }
+        other => panic!("expected a divergence, got {other:?}"),
+    }
+}
+
+/// A learning rate at which [`a_diverging_fused_sgd_run_keeps_the_weights_of_its_last_finite_step`]'s
+/// loss overflows mid-epoch.
+const DIVERGING_RATE: f32 = 30.0;
+
+#[test]
+fn a_diverging_fused_sgd_run_keeps_the_weights_of_its_last_finite_step() {
+    // A linear regression by SGD far past the stable rate: the weights grow geometrically until
+    // the loss overflows at some step k; the trainer stops there with the weights of step k − 1.
+    let (x, _) = images(64, 9).batch(&(0..64).collect::<Vec<_>>());
+    let y = x.slice(s![.., 0..3]).to_owned();
+    let first = |n: usize| {
+        let (x, y) = (x.slice(s![..n, ..]), y.slice(s![..n, ..]));
+        Dataset::regression(x.to_owned(), y.to_owned()).unwrap()
+    };
+    let mlp = Mlp::new(
+        &[64, 8, 3],
+        Activation::Identity,
+        Activation::Identity,
+        Loss::Mse,
+        2,
+    )
+    .unwrap();
+    let config = TrainConfig {
+        optimizer: OptimizerConfig::sgd(DIVERGING_RATE),
+        batch_size: 4,
+        seed: 11,
+        regularization: Regularization::default(),
+    };
+    let train = first(64);
+    let (step, mut fast) =
+        diverged_at(CpuTrainer::new(&mlp, &train, None, config.clone()).unwrap());
+    let reference = CpuTrainer::reference(&mlp, &train, None, config.clone()).unwrap();
+    assert_eq!(
+        diverged_at(reference).0,
+        step,
+        "the reference diverges elsewhere"
+    );
+    assert!(
+        step > 2 && step < 16,
+        "the loss must overflow mid-epoch, not at step {step}"
+    );
+    assert_eq!(fast.optimizer_state().unwrap().steps, step as u64 - 1);
+
+    // The same run on the samples of the steps before k only.
+    let finite = first(4 * (step - 1));
+    let mut before = CpuTrainer::new(&mlp, &finite, None, config).unwrap();
+    before.set_shuffle(false);
+    before.train_epoch(&mut |_| {}).unwrap();
+    let (got, want) = (fast.to_mlp().unwrap(), before.to_mlp().unwrap());
+    assert!(flat_parameters(&got).iter().all(|p| p.is_finite()));
+    assert_eq!(got, want, "the weights after the divergence");
 }

@@ -18,32 +18,36 @@ pub(super) fn matrix(values: &[f32], (rows, cols): (usize, usize)) -> MatRef<'_,
     MatRef::from_row_major_slice(&values[..rows * cols], rows, cols)
 }
 
-/// `out ← lhs · rhs`, or `out ← out + lhs · rhs` when `accumulate`; `out` is `(rows, cols)`
-/// row-major.
+/// `out ← alpha · lhs · rhs`, or `out ← out + alpha · lhs · rhs` when `accumulate`; `out` is
+/// `(rows, cols)` row-major.
 pub(super) fn product(
     out: &mut [f32],
     (rows, cols): (usize, usize),
     lhs: MatRef<'_, f32>,
     rhs: MatRef<'_, f32>,
     accumulate: bool,
+    alpha: f32,
 ) {
     let out = MatMut::from_row_major_slice_mut(&mut out[..rows * cols], rows, cols);
     let accum = match accumulate {
         true => Accum::Add,
         false => Accum::Replace,
     };
-    split_columns(out, accum, lhs, rhs, threads(rows * cols * lhs.ncols()));
+    let threads = threads(rows * cols * lhs.ncols());
+    split_columns(out, accum, lhs, rhs, alpha, threads);
 }
 
-/// `out ← (out +) lhs · rhs` over `threads` threads, each taking a block of the output's columns
-/// and the same columns of `rhs` (the weight-shaped operand of every product the engine takes)
-/// as a single-threaded product: the threads share nothing they write and meet once, at the
-/// end, where faer's own split of one product meets at every block (measured in BENCHMARKS.md).
+/// `out ← (out +) alpha · lhs · rhs` over `threads` threads, each taking a block of the output's
+/// columns and the same columns of `rhs` (the weight-shaped operand of every product the engine
+/// takes) as a single-threaded product: the threads share nothing they write and meet once, at
+/// the end, where faer's own split of one product meets at every block (measured in
+/// BENCHMARKS.md).
 fn split_columns(
     out: MatMut<'_, f32>,
     accum: Accum,
     lhs: MatRef<'_, f32>,
     rhs: MatRef<'_, f32>,
+    alpha: f32,
     threads: usize,
 ) {
     #[cfg(not(target_arch = "wasm32"))]
@@ -55,14 +59,14 @@ fn split_columns(
         let (out_left, out_right) = out.split_at_col_mut(at);
         let (rhs_left, rhs_right) = rhs.split_at_col(at);
         rayon::join(
-            || split_columns(out_left, accum, lhs, rhs_left, first),
-            || split_columns(out_right, accum, lhs, rhs_right, threads - first),
+            || split_columns(out_left, accum, lhs, rhs_left, alpha, first),
+            || split_columns(out_right, accum, lhs, rhs_right, alpha, threads - first),
         );
         return;
     }
     #[cfg(target_arch = "wasm32")]
     let _ = threads;
-    faer::linalg::matmul::matmul(out, accum, lhs, rhs, 1.0, Par::Seq);
+    faer::linalg::matmul::matmul(out, accum, lhs, rhs, alpha, Par::Seq);
 }
 
 /// One thread below [`PARALLEL_MULTIPLY_ADDS`] (and always on wasm32), every core above.

@@ -4,11 +4,14 @@
 //! with the reference's to f32 rounding (`tests/fast_cpu.rs`).
 //!
 //! What is fused, so that each value is written once per step:
-//! - the bias is the product's starting value: `z = b + a_{l−1}·Wᵀ` is one product;
+//! - a hidden layer's bias is added by the pass that applies its activation, which reads `z`
+//!   anyway; the output layer's is the product's starting value: `z = b + a_{l−1}·Wᵀ`;
 //! - the pass that applies a hidden activation also stores `g′(z) ⊙ m` (the derivative times the
 //!   dropout factor) and applies the factor, so that backward multiplies once:
 //!   `δ_{l−1} = (δ_l · W_l) ⊙ (g′ ⊙ m)`;
-//! - `δ_l` is written over `a_l`'s buffer once `dW_{l+1}` has read it.
+//! - `δ_l` is written over `a_l`'s buffer once `dW_{l+1}` has read it;
+//! - with plain SGD ([`Workspace::sgd_step`]) the update is the weight product's epilogue,
+//!   `W_l ← W_l − lr·δ_lᵀ·a_{l−1}` accumulated into the weights, and no gradient is written.
 //!
 //! The output layer is narrow (its width is the number of classes), so it reuses the
 //! reference's loss and `δ` code as is.
@@ -43,6 +46,11 @@ pub struct Workspace {
     values: Vec<Vec<f32>>,
     /// Per hidden layer `(rows, out_l)`: `g′(z_l) ⊙ m_l`, stored by the forward pass.
     derivatives: Vec<Vec<f32>>,
+    /// Per hidden layer `(rows, out_l)`: `δ_l` in [`Workspace::sgd_step`], whose update of
+    /// `W_{l+1}` still reads `a_l`; empty until the first such step.
+    deltas: Vec<Vec<f32>>,
+    /// `Σ_rows δ_l` of the layer [`Workspace::sgd_step`] is updating, as wide as the widest layer.
+    bias_sums: Vec<f32>,
     /// Dropout factors per site (the input, then each hidden layer), `(rows, width)`; empty until
     /// a step with dropout at that site.
     masks: Vec<Vec<f32>>,
@@ -63,6 +71,8 @@ impl Workspace {
             y: buffer(widths[widths.len() - 1]),
             values: widths[1..].iter().map(|&w| buffer(w)).collect(),
             derivatives: hidden.iter().map(|&w| buffer(w)).collect(),
+            deltas: vec![Vec::new(); hidden.len()],
+            bias_sums: vec![0.0; widths[1..].iter().copied().max().unwrap_or(0)],
             masks: vec![Vec::new(); widths.len() - 1],
             masked: vec![false; widths.len() - 1],
             widths,
@@ -180,6 +190,16 @@ impl Workspace {
         dropout: bool,
         grads: &mut Gradients,
     ) -> f32 {
+        let loss = self.training_loss(mlp, rows, dropout);
+        self.gradients(mlp, rows, grads);
+        loss
+    }
+
+    /// A training step's forward pass: the mean loss of `mlp` on the batch's first `rows` (with
+    /// the last drawn or set dropout factors where `dropout`), and the output layer's `δ`, from
+    /// which the next [`Workspace::gradients`] or [`Workspace::sgd_step`] on the same `mlp` and
+    /// `rows` goes backward. The caller checks the loss in between, before any weight changes.
+    pub fn training_loss(&mut self, mlp: &Mlp, rows: usize, dropout: bool) -> f32 {
         self.forward(mlp, rows, Some(dropout));
         let loss = self.output_loss(mlp, rows);
         let last = mlp.layers.len() - 1;
@@ -191,10 +211,66 @@ impl Workspace {
             rows_of(&mut self.values[last], rows, width),
             rows_view(&self.y, rows, width),
         );
+        loss
+    }
+
+    /// The backward pass of the last [`Workspace::training_loss`]: every layer's gradients
+    /// written into `grads` (shaped like `mlp`, standard layout).
+    pub fn gradients(&mut self, mlp: &Mlp, rows: usize, grads: &mut Gradients) {
         self.backward(mlp, rows, grads);
         // The caller's optimizer and gather are SSE loops too.
         clear_upper_registers();
-        loss
+    }
+
+    /// The backward pass of the last [`Workspace::training_loss`] with plain SGD's update
+    /// ([`crate::optim::Optimizer::Sgd`] at `learning_rate`, L2 `weight_decay`) written straight
+    /// into `mlp`'s parameters: `W_l ← (1 − lr·wd)·W_l − lr·δ_lᵀ·a_{l−1}` as the weight
+    /// product's epilogue and `b_l ← b_l − lr·(Σ_rows δ_l + wd·b_l)`, the optimizer's update up
+    /// to f32 rounding, with no gradient written. `mlp` is the model of that forward pass, with
+    /// standard-layout parameters.
+    pub fn sgd_step(&mut self, mlp: &mut Mlp, rows: usize, learning_rate: f32, weight_decay: f32) {
+        for (delta, &width) in self.deltas.iter_mut().zip(&self.widths[1..]) {
+            delta.resize(self.capacity * width, 0.0);
+        }
+        let last = mlp.layers.len() - 1;
+        for (l, layer) in mlp.layers.iter_mut().enumerate().rev() {
+            let (outputs, inputs) = layer.weight.dim();
+            let (below, here) = self.deltas.split_at_mut(l);
+            let delta = match l == last {
+                true => &self.values[last][..rows * outputs],
+                false => &here[0][..rows * outputs],
+            };
+            let input = match l {
+                0 => &self.x,
+                _ => &self.values[l - 1],
+            };
+            let bias_sums = &mut self.bias_sums[..outputs];
+            column_sums(delta, bias_sums);
+            let bias = standard_mut(layer.bias.as_slice_mut());
+            for (b, &db) in bias.iter_mut().zip(&*bias_sums) {
+                *b -= learning_rate * (db + weight_decay * *b);
+            }
+            if l > 0 {
+                // δ_{l−1} reads the old W_l, into a buffer of its own: the update reads a_{l−1}.
+                propagate(&mut below[l - 1], delta, layer, &self.derivatives[l - 1]);
+            }
+            let weight = standard_mut(layer.weight.as_slice_mut());
+            if weight_decay > 0.0 {
+                clear_upper_registers();
+                let shrink = 1.0 - learning_rate * weight_decay;
+                weight.iter_mut().for_each(|w| *w *= shrink);
+            }
+            product(
+                weight,
+                (outputs, inputs),
+                matrix(delta, (rows, outputs)).transpose(),
+                matrix(input, (rows, inputs)),
+                true,
+                -learning_rate,
+            );
+        }
+        // The caller's gather is an SSE loop too.
+        clear_upper_registers();
     }
 
     /// Every layer's `a_l` (the output layer's `z`). In training (`Some(dropout)`), also
@@ -213,11 +289,13 @@ impl Workspace {
                 _ => &before[l - 1],
             };
             let z = &mut after[0][..rows * layer.outputs()];
-            affine(z, input, layer, rows);
+            // A hidden layer's bias is added with its activation, the output layer's here.
+            affine(z, input, layer, rows, l == last);
             if l < last {
                 let mask = dropped(l + 1).then(|| &self.masks[l + 1][..z.len()]);
                 let derivative = training.map(|_| &mut self.derivatives[l][..z.len()]);
-                activate_hidden(layer.activation, mlp.leaky_slope, z, derivative, mask);
+                let (activation, bias) = (layer.activation, standard(layer.bias.as_slice()));
+                activate_hidden(activation, mlp.leaky_slope, bias, z, derivative, mask);
             }
         }
     }
@@ -252,56 +330,76 @@ impl Workspace {
                 matrix(delta, (rows, outputs)).transpose(),
                 matrix(input, (rows, inputs)),
                 false,
+                1.0,
             );
-            let dbias = standard_mut(dbias.as_slice_mut());
-            dbias.fill(0.0);
-            clear_upper_registers();
-            for row in delta.chunks_exact(outputs) {
-                dbias.iter_mut().zip(row).for_each(|(sum, &d)| *sum += d);
-            }
+            column_sums(delta, standard_mut(dbias.as_slice_mut()));
             if l > 0 {
-                // δ_{l−1} = (δ_l · W_l) ⊙ (g′ ⊙ m), over a_{l−1}, which dW_l has just read.
-                let below = &mut before[l - 1][..rows * inputs];
-                product(
-                    below,
-                    (rows, inputs),
-                    matrix(delta, (rows, outputs)),
-                    matrix(standard(layer.weight.as_slice()), (outputs, inputs)),
-                    false,
-                );
-                multiply(below, &self.derivatives[l - 1][..rows * inputs]);
+                // Over a_{l−1}, which dW_l has just read.
+                propagate(&mut before[l - 1], delta, layer, &self.derivatives[l - 1]);
             }
         }
     }
 }
 
-/// `z ← b + input · Wᵀ` for `rows` rows: the bias is the product's starting value.
-fn affine(z: &mut [f32], input: &[f32], layer: &Dense, rows: usize) {
+/// `sums ← Σ_rows delta`, the bias gradient, over `delta`'s rows of `sums.len()` values.
+fn column_sums(delta: &[f32], sums: &mut [f32]) {
+    sums.fill(0.0);
+    clear_upper_registers();
+    for row in delta.chunks_exact(sums.len()) {
+        sums.iter_mut().zip(row).for_each(|(sum, &d)| *sum += d);
+    }
+}
+
+/// `δ_{l−1} = (δ_l · W_l) ⊙ (g′ ⊙ m)` into `below`, for the rows of `delta`, with `layer` the
+/// l-th and `derivative` the buffer of the layer below's `g′ ⊙ m`.
+fn propagate(below: &mut [f32], delta: &[f32], layer: &Dense, derivative: &[f32]) {
     let (outputs, inputs) = layer.weight.dim();
-    let bias = standard(layer.bias.as_slice());
-    z.chunks_exact_mut(outputs)
-        .for_each(|row| row.copy_from_slice(bias));
+    let rows = delta.len() / outputs;
+    let below = &mut below[..rows * inputs];
+    product(
+        below,
+        (rows, inputs),
+        matrix(delta, (rows, outputs)),
+        matrix(standard(layer.weight.as_slice()), (outputs, inputs)),
+        false,
+        1.0,
+    );
+    multiply(below, &derivative[..rows * inputs]);
+}
+
+/// `z ← input · Wᵀ` for `rows` rows, or `z ← b + input · Wᵀ` with the bias as the product's
+/// starting value where `with_bias`.
+fn affine(z: &mut [f32], input: &[f32], layer: &Dense, rows: usize, with_bias: bool) {
+    let (outputs, inputs) = layer.weight.dim();
+    if with_bias {
+        let bias = standard(layer.bias.as_slice());
+        z.chunks_exact_mut(outputs)
+            .for_each(|row| row.copy_from_slice(bias));
+    }
     product(
         z,
         (rows, outputs),
         matrix(input, (rows, inputs)),
         matrix(standard(layer.weight.as_slice()), (outputs, inputs)).transpose(),
-        true,
+        with_bias,
+        1.0,
     );
 }
 
-/// `a = g(z)` in place over a hidden layer's `z` (with leaky ReLU's `leaky_slope`); in training
-/// also `derivative = g′ ⊙ m`, g′ from `z` or `a` as [`Activation::derivative`] takes it, and
-/// then `a ← a ⊙ m` with the dropout factors `mask`, if any.
+/// `a = g(z + b)` in place over a hidden layer's product `z` without its bias `bias` (with leaky
+/// ReLU's `leaky_slope`); in training also `derivative = g′ ⊙ m`, g′ from `z + b` or `a` as
+/// [`Activation::derivative`] takes it, and then `a ← a ⊙ m` with the dropout factors `mask`, if
+/// any.
 fn activate_hidden(
     activation: Activation,
     leaky_slope: f32,
+    bias: &[f32],
     z: &mut [f32],
     derivative: Option<&mut [f32]>,
     mask: Option<&[f32]>,
 ) {
     clear_upper_registers();
-    let run = |activation| fused_activation(activation, leaky_slope, z, derivative, mask);
+    let run = |activation| fused_activation(activation, leaky_slope, bias, z, derivative, mask);
     // One arm per activation, so that each loop is compiled for a known activation.
     match activation {
         Activation::Relu => run(Activation::Relu),
@@ -314,11 +412,13 @@ fn activate_hidden(
     }
 }
 
-/// [`activate_hidden`]'s loops, inlined where the activation is a constant.
+/// [`activate_hidden`]'s loops, inlined where the activation is a constant; each row of `z`
+/// takes the bias in the same pass.
 #[inline(always)]
 fn fused_activation(
     activation: Activation,
     leaky_slope: f32,
+    bias: &[f32],
     z: &mut [f32],
     derivative: Option<&mut [f32]>,
     mask: Option<&[f32]>,
@@ -326,22 +426,35 @@ fn fused_activation(
     let from_z = activation.keeps_preactivation();
     let derivative_of =
         |z: f32, a: f32| activation.derivative(if from_z { z } else { a }, leaky_slope);
+    let width = bias.len();
+    let z_rows = z.chunks_exact_mut(width);
     match (derivative, mask) {
-        (None, _) => z
-            .iter_mut()
-            .for_each(|v| *v = activation.apply(*v, leaky_slope)),
+        (None, _) => {
+            for row in z_rows {
+                for (v, &b) in row.iter_mut().zip(bias) {
+                    *v = activation.apply(*v + b, leaky_slope);
+                }
+            }
+        }
         (Some(derivative), None) => {
-            for (v, d) in z.iter_mut().zip(derivative) {
-                let a = activation.apply(*v, leaky_slope);
-                *d = derivative_of(*v, a);
-                *v = a;
+            for (row, d_row) in z_rows.zip(derivative.chunks_exact_mut(width)) {
+                for ((v, d), &b) in row.iter_mut().zip(d_row).zip(bias) {
+                    let z = *v + b;
+                    let a = activation.apply(z, leaky_slope);
+                    *d = derivative_of(z, a);
+                    *v = a;
+                }
             }
         }
         (Some(derivative), Some(mask)) => {
-            for ((v, d), &m) in z.iter_mut().zip(derivative).zip(mask) {
-                let a = activation.apply(*v, leaky_slope);
-                *d = derivative_of(*v, a) * m;
-                *v = a * m;
+            let rows = z_rows.zip(derivative.chunks_exact_mut(width));
+            for ((row, d_row), m_row) in rows.zip(mask.chunks_exact(width)) {
+                for (((v, d), &b), &m) in row.iter_mut().zip(d_row).zip(bias).zip(m_row) {
+                    let z = *v + b;
+                    let a = activation.apply(z, leaky_slope);
+                    *d = derivative_of(z, a) * m;
+                    *v = a * m;
+                }
             }
         }
     }
@@ -372,7 +485,7 @@ fn standard(values: Option<&[f32]>) -> &[f32] {
 
 /// [`standard`], writable.
 fn standard_mut(values: Option<&mut [f32]>) -> &mut [f32] {
-    values.expect("the fast engine's gradients are in standard layout")
+    values.expect("the fast engine's parameters and gradients are in standard layout")
 }
 
 /// `mlp` with every parameter in standard (row-major, contiguous) layout, as the engine reads it.

@@ -20,7 +20,7 @@ use crate::data::{Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::fast::{Workspace, standard_layout, zero_gradients};
 use crate::model::{Gradients, Mlp};
-use crate::optim::{OptimizerState, clip_grad_norm};
+use crate::optim::{Optimizer, OptimizerConfig, OptimizerState, clip_grad_norm};
 use crate::reference::{smooth_labels, smooth_labels_in_place};
 
 /// Trains an [`Mlp`] on the CPU.
@@ -194,7 +194,9 @@ impl<'a> CpuTrainer<'a> {
 
     /// One training step on the samples `batch` (indices into the training set), the 0-based
     /// `step` of `steps` in 1-based `epoch`: the loss and gradients, clipped as the config asks,
-    /// and the optimizer's update. Returns the batch's mean loss.
+    /// and the optimizer's update; on the fast engine, plain SGD without clipping writes its
+    /// update from the backward pass itself ([`Workspace::sgd_step`]). Returns the batch's mean
+    /// loss.
     fn training_step(
         &mut self,
         batch: &[u32],
@@ -207,8 +209,7 @@ impl<'a> CpuTrainer<'a> {
                 let key = (epoch, self.state.steps);
                 fast.prepare(self.train.get(), batch, &self.config, augmentation, key);
                 let dropout = self.config.regularization.dropout.is_active();
-                fast.workspace
-                    .loss_and_gradients(&self.mlp, rows, dropout, &mut self.grads)
+                fast.workspace.training_loss(&self.mlp, rows, dropout)
             }
             None => {
                 let (loss, grads) = self.reference_step(batch, epoch)?;
@@ -224,7 +225,22 @@ impl<'a> CpuTrainer<'a> {
                 &self.config.optimizer,
             ));
         }
-        if let Some(max_norm) = self.config.regularization.clip_norm {
+        let clip_norm = self.config.regularization.clip_norm;
+        if let Some(fast) = &mut self.fast {
+            let OptimizerConfig {
+                optimizer,
+                learning_rate,
+                weight_decay,
+            } = self.config.optimizer;
+            if optimizer == Optimizer::Sgd && clip_norm.is_none() {
+                let workspace = &mut fast.workspace;
+                workspace.sgd_step(&mut self.mlp, rows, learning_rate, weight_decay);
+                self.state.steps += 1;
+                return Ok(loss);
+            }
+            fast.workspace.gradients(&self.mlp, rows, &mut self.grads);
+        }
+        if let Some(max_norm) = clip_norm {
             clip_grad_norm(&mut self.grads, max_norm);
         }
         self.state
