@@ -177,6 +177,8 @@ fn sizes_across_the_blocking_match_the_reference() {
         (vec![784, 300, 10], 130),
         (vec![785, 40, 10], 600),
         (vec![300, 257, 263, 10], 260),
+        // 4.4 MB of weights between the hidden layers: products in five blocks of columns.
+        (vec![40, 1100, 1000, 10], 17),
     ] {
         let mlp = relu_softmax(&sizes, 9);
         // A seed at which no pre-activation lies within rounding of ReLU's kink: at 70, one of

@@ -13,6 +13,13 @@ const PARALLEL_MULTIPLY_ADDS: usize = 1 << 24;
 #[cfg(not(target_arch = "wasm32"))]
 const SPLIT_COLUMNS: usize = 16;
 
+/// A split product's blocks take at most this many bytes of the weight-shaped operand each, so
+/// that a block's share stays in half of a core's L2 cache (2 MiB on the Xeon measured, 1 – 2
+/// MiB on current x86 cores): a W2 layer's 4 MiB of weights goes in four blocks, which the
+/// threads take as they come free (measured in BENCHMARKS.md).
+#[cfg(not(target_arch = "wasm32"))]
+const BLOCK_BYTES: usize = 1 << 20;
+
 /// `(rows, cols)` row-major `values` as a matrix.
 pub(super) fn matrix(values: &[f32], (rows, cols): (usize, usize)) -> MatRef<'_, f32> {
     MatRef::from_row_major_slice(&values[..rows * cols], rows, cols)
@@ -33,39 +40,58 @@ pub(super) fn product(
         true => Accum::Add,
         false => Accum::Replace,
     };
-    let threads = threads(rows * cols * lhs.ncols());
-    split_columns(out, accum, lhs, rhs, alpha, threads);
+    split_columns(
+        out,
+        accum,
+        lhs,
+        rhs,
+        alpha,
+        blocks(rows * cols * lhs.ncols(), rhs),
+    );
 }
 
-/// `out ← (out +) alpha · lhs · rhs` over `threads` threads, each taking a block of the output's
-/// columns and the same columns of `rhs` (the weight-shaped operand of every product the engine
-/// takes) as a single-threaded product: the threads share nothing they write and meet once, at
-/// the end, where faer's own split of one product meets at every block (measured in
-/// BENCHMARKS.md).
+/// How many column blocks a product of `multiply_adds` with the split operand `rhs` takes: one below [`PARALLEL_MULTIPLY_ADDS`] (and always on wasm32), else one per core, or
+/// more where the cores' shares of `rhs` would outgrow [`BLOCK_BYTES`].
+fn blocks(multiply_adds: usize, rhs: MatRef<'_, f32>) -> usize {
+    let threads = threads(multiply_adds);
+    #[cfg(not(target_arch = "wasm32"))]
+    if threads > 1 {
+        let bytes = rhs.nrows() * rhs.ncols() * size_of::<f32>();
+        return threads.max(bytes.div_ceil(BLOCK_BYTES));
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = rhs;
+    threads
+}
+
+/// `out ← (out +) alpha · lhs · rhs` in `blocks` blocks of the output's columns, each with the
+/// same columns of `rhs` (the weights in the forward and δ products), run as single-threaded
+/// products by whichever core is free: the cores share nothing they write and meet once, at the
+/// end, where faer's own split of one product meets at every block (measured in BENCHMARKS.md).
 fn split_columns(
     out: MatMut<'_, f32>,
     accum: Accum,
     lhs: MatRef<'_, f32>,
     rhs: MatRef<'_, f32>,
     alpha: f32,
-    threads: usize,
+    blocks: usize,
 ) {
     #[cfg(not(target_arch = "wasm32"))]
-    if threads > 1 && out.ncols() >= 2 * SPLIT_COLUMNS {
-        let first = threads / 2;
-        let at = (out.ncols() * first / threads)
+    if blocks > 1 && out.ncols() >= 2 * SPLIT_COLUMNS {
+        let first = blocks / 2;
+        let at = (out.ncols() * first / blocks)
             .next_multiple_of(SPLIT_COLUMNS)
             .min(out.ncols());
         let (out_left, out_right) = out.split_at_col_mut(at);
         let (rhs_left, rhs_right) = rhs.split_at_col(at);
         rayon::join(
             || split_columns(out_left, accum, lhs, rhs_left, alpha, first),
-            || split_columns(out_right, accum, lhs, rhs_right, alpha, threads - first),
+            || split_columns(out_right, accum, lhs, rhs_right, alpha, blocks - first),
         );
         return;
     }
     #[cfg(target_arch = "wasm32")]
-    let _ = threads;
+    let _ = blocks;
     faer::linalg::matmul::matmul(out, accum, lhs, rhs, alpha, Par::Seq);
 }
 
