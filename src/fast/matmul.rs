@@ -6,7 +6,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 /// Products of at least this many multiply-adds are split over the cores; smaller ones run on
 /// one thread, where waking the others costs more than they save (measured in BENCHMARKS.md).
 #[cfg(not(target_arch = "wasm32"))]
-const PARALLEL_MULTIPLY_ADDS: usize = 1 << 24;
+const PARALLEL_MULTIPLY_ADDS: usize = 1 << 22;
 
 /// The output's columns are split between threads at multiples of this many: whole 64-byte
 /// cache lines of a row-major output, and whole AVX-512 vectors.
