@@ -13,8 +13,8 @@ const PARALLEL_MULTIPLY_ADDS: usize = 1 << 22;
 #[cfg(not(target_arch = "wasm32"))]
 const SPLIT_COLUMNS: usize = 16;
 
-/// A split product's blocks take at most this many bytes of the weight-shaped operand each, so
-/// that a block's share stays in half of a core's L2 cache (2 MiB on the Xeon measured, 1 – 2
+/// A split product's blocks take at most this many bytes of the split operand each (the weights,
+/// in the forward and δ products), so that a block's share stays in half of a core's L2 cache (2 MiB on the Xeon measured, 1 – 2
 /// MiB on current x86 cores): a W2 layer's 4 MiB of weights goes in four blocks, which the
 /// threads take as they come free (measured in BENCHMARKS.md).
 #[cfg(not(target_arch = "wasm32"))]
@@ -50,8 +50,9 @@ pub(super) fn product(
     );
 }
 
-/// How many column blocks a product of `multiply_adds` with the split operand `rhs` takes: one below [`PARALLEL_MULTIPLY_ADDS`] (and always on wasm32), else one per core, or
-/// more where the cores' shares of `rhs` would outgrow [`BLOCK_BYTES`].
+/// How many column blocks a product of `multiply_adds` with the split operand `rhs` takes: one
+/// below [`PARALLEL_MULTIPLY_ADDS`] (and always on wasm32), else one per core, or more where the
+/// cores' shares of `rhs` would outgrow [`BLOCK_BYTES`].
 fn blocks(multiply_adds: usize, rhs: MatRef<'_, f32>) -> usize {
     let threads = threads(multiply_adds);
     #[cfg(not(target_arch = "wasm32"))]
